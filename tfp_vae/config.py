@@ -1,0 +1,184 @@
+"""Typed configuration of a training run, validated once at the boundary.
+
+tensorflow/models `official/` style: flags -> `TrainConfig` -> `validate()` ->
+trainer. The library never reads flags; `trainers/` builds this object.
+"""
+
+import dataclasses
+import json
+import math
+from typing import Any, Optional
+
+from tfp_vae import errors
+
+MODELS = ('vae', 'mmd_vae')
+LIKELIHOODS = ('bernoulli', 'gaussian')
+ARCHITECTURES = ('conv',)
+KL_ESTIMATORS = ('analytic', 'sampled')
+
+# Settings that may differ between the run that wrote a checkpoint and the run
+# that resumes from it: where things live, how long to train, how fast to
+# learn (lowering the rate after a NaN and resuming is the documented fix) and
+# how often to draw.  Everything else defines what is being trained.
+RESUMABLE_FIELDS = frozenset({
+    'epochs', 'learning_rate', 'model_dir', 'export_dir', 'data_dir',
+    'download', 'plot_every', 'verbose',
+})
+
+
+@dataclasses.dataclass
+class TrainConfig:
+  """Everything that defines one training run.
+
+  Attributes:
+    model: 'vae' (ELBO) or 'mmd_vae' (reconstruction + MMD, InfoVAE family).
+    likelihood: 'bernoulli' (logits) or 'gaussian' (fixed `gaussian_scale`).
+    architecture: network family; 'conv' is the network of the source
+      document 000 (two strided convs / three transposed convs).
+    latent_dim: size of the code z.
+    dataset: 'mnist_5k' (embedded, offline) or any TFDS image dataset name.
+    data_dir: TFDS data directory (None: TFDS's default).
+    download: let TFDS download and prepare a dataset that is not prepared.
+    binarize: dynamic binarization of training pixels (Bernoulli only).
+    batch_size: global batch size (summed over all replicas).
+    epochs: total number of epochs the run should reach.
+    learning_rate: Adam learning rate.
+    seed: seed for weights, shuffling and the Monte-Carlo draws.
+    kl_estimator: 'analytic' (tfd.kl_divergence) or 'sampled'
+      (log q(z|x) - log p(z) at the sampled z, the source's estimate).
+    mmd_weight: weight of MMD(q(z), p(z)) in the MMD-VAE objective; None picks
+      the weight that reproduces the source's `MSE + MMD` balance (see
+      `resolved_mmd_weight`).
+    gaussian_scale: fixed standard deviation of the Gaussian likelihood.
+    model_dir: where checkpoints, config.json, metrics.json, plots and
+      TensorBoard logs go.
+    export_dir: if set, a SavedModel is written to export_dir/<version>/.
+    plot_every: also draw the plots every this many epochs (0: only at the end).
+    verbose: show a progress bar.
+  """
+  model: str = 'vae'
+  likelihood: str = 'bernoulli'
+  architecture: str = 'conv'
+  latent_dim: int = 2
+  dataset: str = 'mnist_5k'
+  data_dir: Optional[str] = None
+  download: bool = True
+  binarize: bool = False
+  batch_size: int = 100
+  epochs: int = 30
+  learning_rate: float = 1e-3
+  seed: int = 0
+  kl_estimator: str = 'analytic'
+  mmd_weight: Optional[float] = None
+  gaussian_scale: float = 0.1
+  model_dir: str = 'runs/vae'
+  export_dir: Optional[str] = None
+  plot_every: int = 10
+  verbose: bool = True
+
+  def validate(self) -> 'TrainConfig':
+    """Checks every field; returns self.
+
+    Raises:
+      ConfigError: naming the first invalid field and its value.
+    """
+    _one_of('model', self.model, MODELS)
+    _one_of('likelihood', self.likelihood, LIKELIHOODS)
+    _one_of('architecture', self.architecture, ARCHITECTURES)
+    _one_of('kl_estimator', self.kl_estimator, KL_ESTIMATORS)
+    _positive_int('latent_dim', self.latent_dim)
+    _positive_int('batch_size', self.batch_size)
+    _positive_int('epochs', self.epochs)
+    _non_negative_int('seed', self.seed)
+    _non_negative_int('plot_every', self.plot_every)
+    _positive_float('learning_rate', self.learning_rate)
+    _positive_float('gaussian_scale', self.gaussian_scale)
+    if self.mmd_weight is not None:
+      if not _is_number(self.mmd_weight) or not self.mmd_weight >= 0 or (
+          not math.isfinite(self.mmd_weight)):
+        raise errors.ConfigError('mmd_weight', self.mmd_weight,
+                                 'must be a finite number >= 0')
+    if not isinstance(self.dataset, str) or not self.dataset:
+      raise errors.ConfigError('dataset', self.dataset,
+                               'must be a dataset name')
+    if not isinstance(self.model_dir, str) or not self.model_dir:
+      raise errors.ConfigError('model_dir', self.model_dir,
+                               'must be a directory path')
+    if self.binarize and self.likelihood != 'bernoulli':
+      raise errors.ConfigError(
+          'binarize', self.binarize,
+          'needs --likelihood=bernoulli (binary pixels under a Gaussian '
+          'likelihood are not what the flag is for)')
+    return self
+
+  def resolved_mmd_weight(self, num_pixels: int) -> float:
+    """The MMD weight used in the objective.
+
+    The sources' MMD-VAE minimises `mean((x - x_hat)^2) + MMD`, the mean over
+    the D pixel values of a batch.  With a Gaussian likelihood of fixed scale s,
+    -log p(x|z) = sum((x - x_hat)^2) / (2 s^2) + const = D / (2 s^2) * mean(...)
+    + const per image, so weight D / (2 s^2) reproduces the sources' objective
+    up to a constant factor and offset.  For the Bernoulli likelihood the
+    default is D, the same balance with the cross-entropy sum in place of the
+    squared-error sum (equivalent to s^2 = 1/2).
+
+    Args:
+      num_pixels: D, the number of values in one image (H * W * C).
+
+    Returns:
+      `mmd_weight` if set, else the default above.
+    """
+    if self.mmd_weight is not None:
+      return float(self.mmd_weight)
+    if self.likelihood == 'gaussian':
+      return num_pixels / (2.0 * self.gaussian_scale**2)
+    return float(num_pixels)
+
+  def to_dict(self) -> dict[str, Any]:
+    return dataclasses.asdict(self)
+
+  def to_json(self) -> str:
+    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+
+  @classmethod
+  def from_dict(cls, values: dict[str, Any]) -> 'TrainConfig':
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+      raise errors.ConfigError('config', unknown, 'has unknown keys')
+    return cls(**values)
+
+  def differences(self, other: 'TrainConfig') -> list[tuple[str, Any, Any]]:
+    """Fields outside RESUMABLE_FIELDS whose values differ: (name, self, other)."""
+    out = []
+    for f in dataclasses.fields(self):
+      if f.name in RESUMABLE_FIELDS:
+        continue
+      a, b = getattr(self, f.name), getattr(other, f.name)
+      if a != b:
+        out.append((f.name, a, b))
+    return out
+
+
+def _is_number(v) -> bool:
+  return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _one_of(name, value, allowed):
+  if value not in allowed:
+    raise errors.ConfigError(name, value, f'must be one of {list(allowed)}')
+
+
+def _positive_int(name, value):
+  if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    raise errors.ConfigError(name, value, 'must be a positive integer')
+
+
+def _non_negative_int(name, value):
+  if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+    raise errors.ConfigError(name, value, 'must be a non-negative integer')
+
+
+def _positive_float(name, value):
+  if not _is_number(value) or not math.isfinite(value) or value <= 0:
+    raise errors.ConfigError(name, value, 'must be a positive finite number')

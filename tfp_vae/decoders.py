@@ -1,0 +1,54 @@
+"""Decoders: networks -> likelihoods p(x|z) over whole images.
+
+Each returns `tfd.Independent(..., reinterpreted_batch_ndims=3)`: batch shape
+[B], event shape [H, W, C], so `log_prob(images)` is one number per image.
+
+The sources' MMD-VAE minimises a mean squared error.  A Gaussian with fixed
+scale s gives -log p(x|z) = sum((x - mu)^2) / (2 s^2) + D log(s sqrt(2 pi)),
+so the squared error is this likelihood up to a factor and a constant; see
+`TrainConfig.resolved_mmd_weight` for how the MMD weight keeps the sources'
+balance.
+"""
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+tfd = tfp.distributions
+
+
+class BernoulliDecoder(keras.layers.Layer):
+  """p(x|z) = prod_pixels Bernoulli(sigmoid(logits(z))).
+
+  Parameterised by logits (numerically stable log_prob, as the source's
+  sigmoid_cross_entropy_with_logits).  Grey-level pixels in [0, 1] are
+  accepted as soft labels, which is what the sources train on.
+  """
+
+  def __init__(self, network: keras.Model, **kwargs):
+    super().__init__(**kwargs)
+    self.network = network
+
+  def call(self, codes: tf.Tensor) -> tfd.Independent:
+    return tfd.Independent(
+        tfd.Bernoulli(logits=self.network(codes), dtype=tf.float32),
+        reinterpreted_batch_ndims=3)
+
+
+class GaussianDecoder(keras.layers.Layer):
+  """p(x|z) = prod_pixels N(sigmoid(net(z)), scale^2) with a fixed scale.
+
+  The sigmoid keeps the mean in the pixel range [0, 1], as the source's
+  MMD-VAE decoder does with its sigmoid output layer.
+  """
+
+  def __init__(self, network: keras.Model, scale: float, **kwargs):
+    super().__init__(**kwargs)
+    self.network = network
+    self.scale = float(scale)
+
+  def call(self, codes: tf.Tensor) -> tfd.Independent:
+    loc = tf.sigmoid(self.network(codes))
+    return tfd.Independent(
+        tfd.Normal(loc=loc, scale=tf.fill(tf.shape(loc), self.scale)),
+        reinterpreted_batch_ndims=3)

@@ -1,0 +1,36 @@
+"""Errors raised at the package's boundaries.
+
+Every error a user can cause derives from `TfpVaeError` and carries a message
+that names what was wrong and shows the bad value, so that command-line
+programs can print it as one sentence and exit non-zero.
+"""
+
+
+class TfpVaeError(Exception):
+  """Base class of the errors a user can cause and fix."""
+
+
+class ConfigError(TfpVaeError, ValueError):
+  """A configuration value is invalid.
+
+  Attributes:
+    field: name of the offending setting (equal to its command-line flag).
+    value: the offending value.
+  """
+
+  def __init__(self, field: str, value, message: str):
+    self.field = field
+    self.value = value
+    super().__init__(f'{field} {message}, got {value!r}')
+
+
+class DataError(TfpVaeError):
+  """A dataset is unknown, missing, or cannot be prepared."""
+
+
+class CheckpointError(TfpVaeError):
+  """A checkpoint is unreadable or belongs to a different configuration."""
+
+
+class NonFiniteLossError(TfpVaeError):
+  """Training produced a NaN or infinite loss."""

@@ -1,0 +1,249 @@
+"""Keras models that combine encoder, decoder and prior into an objective.
+
+`LatentVariableModel` owns the one place where per-example terms are reduced
+to the scalar that is differentiated, and does it so that N replicas on a
+global batch make the same update as one replica on that batch:
+
+  loss_replica = sum_{i in replica} loss_i / global_batch
+                 + batch_terms(global batch) / num_replicas
+
+Gradients are summed over replicas by the optimizer, so the per-example part
+sums to the global mean and each batch term (the MMD) counts once.  Terms that
+couple examples (the MMD) are computed on the codes gathered from all
+replicas, so the estimator does not change with the number of replicas.
+The Monte-Carlo noise of a step is drawn for the global batch from a
+stateless seed (seed, step) and sliced per replica, for the same reason.
+"""
+
+from typing import Optional
+
+import keras
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_vae import config as config_lib
+from tfp_vae import decoders
+from tfp_vae import encoders
+from tfp_vae import losses
+from tfp_vae import networks
+from tfp_vae import priors
+
+tfd = tfp.distributions
+
+
+def _num_replicas() -> int:
+  return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _replica_id() -> tf.Tensor:
+  ctx = tf.distribute.get_replica_context()
+  if ctx is None:
+    return tf.constant(0)
+  return tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+
+
+def _gather(values: tf.Tensor) -> tf.Tensor:
+  """Concatenates `values` of all replicas along axis 0 (differentiable)."""
+  if _num_replicas() == 1:
+    return values
+  return tf.distribute.get_replica_context().all_gather(values, axis=0)
+
+
+def _global_slice_noise(seed: tf.Tensor, local_batch: tf.Tensor,
+                        dim: int) -> tf.Tensor:
+  """Standard-normal noise for this replica's slice of the global batch."""
+  replicas = _num_replicas()
+  noise = tf.random.stateless_normal([local_batch * replicas, dim], seed=seed)
+  start = _replica_id() * local_batch
+  return noise[start:start + local_batch]
+
+
+class LatentVariableModel(keras.Model):
+  """Base: x -> q(z|x) -> z -> p(x|z), with a prior p(z).
+
+  Subclasses implement `_terms`, returning per-example terms (must include
+  'loss') and batch terms (scalars over the global batch, already weighted),
+  and list the names of both in `TERMS` (the metrics shown while training).
+  """
+
+  TERMS = ('loss',)
+
+  def __init__(self, encoder: keras.layers.Layer,
+               decoder: keras.layers.Layer, prior: keras.layers.Layer,
+               latent_dim: int, seed: int = 0, **kwargs):
+    super().__init__(**kwargs)
+    self.encoder = encoder
+    self.decoder = decoder
+    self.prior = prior
+    self.latent_dim = latent_dim
+    self.seed = int(seed)
+    self._trackers = {name: keras.metrics.Mean(name=name)
+                      for name in self.TERMS}
+
+  # -- distributions -----------------------------------------------------
+
+  def encode(self, images: tf.Tensor) -> tfd.Distribution:
+    """q(z|x): batch shape [B], event shape [latent_dim]."""
+    return self.encoder(images)
+
+  def decode(self, codes: tf.Tensor) -> tfd.Distribution:
+    """p(x|z): batch shape [B], event shape [H, W, C]."""
+    return self.decoder(codes)
+
+  def prior_distribution(self) -> tfd.Distribution:
+    """p(z): batch shape [], event shape [latent_dim]."""
+    return self.prior.distribution()
+
+  def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
+    """Mean reconstruction E[p(x | z = E[q(z|x)])], [B, H, W, C]."""
+    return self.decode(self.encode(images).mean()).mean()
+
+  def sample_codes(self, posterior: tfd.Distribution,
+                   seed: tf.Tensor) -> tf.Tensor:
+    """One reparameterised z ~ q(z|x) per example, [B, latent_dim].
+
+    Gaussian posteriors are affine transforms of standard-normal noise (their
+    own bijector); the noise is drawn for the global batch and sliced, so the
+    draws do not depend on how the batch is split over replicas.
+    """
+    if isinstance(posterior, tfd.VectorDeterministic):
+      return posterior.loc
+    eps = _global_slice_noise(seed, tf.shape(posterior.mean())[0],
+                              self.latent_dim)
+    return posterior.bijector.forward(eps)
+
+  # -- objective ---------------------------------------------------------
+
+  def _terms(self, images: tf.Tensor, seed: tf.Tensor
+             ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
+    raise NotImplementedError
+
+  def objective(self, images: tf.Tensor, seed: tf.Tensor
+                ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
+    """The scalar to differentiate on this replica, and per-term means.
+
+    Returns:
+      loss: this replica's share of the global objective (see module doc).
+      logs: the replica-local mean of each per-example term and the value of
+        each batch term; 'loss' is the local value of the whole objective.
+    """
+    per_example, batch_terms = self._terms(images, seed)
+    local_batch = tf.cast(tf.shape(images)[0], tf.float32)
+    global_batch = local_batch * _num_replicas()
+    loss = tf.reduce_sum(per_example['loss']) / global_batch
+    logs = {k: tf.reduce_mean(v) for k, v in per_example.items()}
+    for name, value in batch_terms.items():
+      loss += value / _num_replicas()
+      logs['loss'] += value
+      logs[name] = value
+    return loss, logs
+
+  def _step_seed(self) -> tf.Tensor:
+    step = tf.cast(self.optimizer.iterations, tf.int64)
+    return tf.stack([tf.constant(self.seed, tf.int64), step])
+
+  def _track(self, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+    for name, value in logs.items():
+      self._trackers[name].update_state(value)
+    return {name: t.result() for name, t in self._trackers.items()}
+
+  @property
+  def metrics(self):
+    return list(self._trackers.values())
+
+  def train_step(self, data):
+    images = data[0] if isinstance(data, (tuple, list)) else data
+    with tf.GradientTape() as tape:
+      loss, logs = self.objective(images, self._step_seed())
+    variables = self.trainable_variables
+    grads = tape.gradient(loss, variables)
+    self.optimizer.apply_gradients(zip(grads, variables))
+    return self._track(logs)
+
+  def test_step(self, data):
+    images = data[0] if isinstance(data, (tuple, list)) else data
+    _, logs = self.objective(images, tf.constant([self.seed, -1], tf.int64))
+    return self._track(logs)
+
+
+class VAE(LatentVariableModel):
+  """Gaussian encoder, trained on the negative ELBO (distortion + rate)."""
+
+  TERMS = ('loss', 'distortion', 'rate')
+
+  def __init__(self, *args, kl_estimator: str = 'analytic', **kwargs):
+    super().__init__(*args, **kwargs)
+    self.kl_estimator = kl_estimator
+
+  def _terms(self, images, seed):
+    posterior = self.encode(images)
+    codes = self.sample_codes(posterior, seed)
+    terms = losses.elbo_terms(images, posterior, self.prior_distribution(),
+                              self.decode(codes), codes, self.kl_estimator)
+    return {'loss': terms['neg_elbo'], 'distortion': terms['distortion'],
+            'rate': terms['rate']}, {}
+
+
+class MMDVAE(LatentVariableModel):
+  """Deterministic encoder, trained on distortion + weight * MMD(q(z), p(z)).
+
+  The MMD compares the codes of the whole (global) batch with as many prior
+  samples, with the sources' Gaussian kernel.
+  """
+
+  TERMS = ('loss', 'distortion', 'mmd')
+
+  def __init__(self, *args, mmd_weight: float = 1.0, **kwargs):
+    super().__init__(*args, **kwargs)
+    self.mmd_weight = float(mmd_weight)
+
+  def _terms(self, images, seed):
+    codes = self.sample_codes(self.encode(images), seed)
+    distortion = losses.distortion(self.decode(codes), images)
+    all_codes = _gather(codes)
+    prior_samples = self.prior_distribution().sample(
+        tf.shape(all_codes)[0], seed=seed)
+    mmd = losses.mmd(all_codes, prior_samples)
+    return ({'loss': distortion, 'distortion': distortion},
+            {'mmd': self.mmd_weight * mmd})
+
+
+def build_model(config: config_lib.TrainConfig,
+                image_shape: tuple[int, int, int],
+                seed: Optional[int] = None) -> LatentVariableModel:
+  """Builds (and builds the weights of) the model `config` describes.
+
+  Args:
+    config: a validated TrainConfig.
+    image_shape: (H, W, C) of the data.
+    seed: weight-initialisation seed; defaults to config.seed.
+
+  Returns:
+    A built, uncompiled LatentVariableModel.
+  """
+  seed = config.seed if seed is None else seed
+  keras.utils.set_random_seed(seed)
+  latent = config.latent_dim
+  if config.model == 'vae':
+    encoder = encoders.GaussianEncoder(
+        networks.conv_encoder(image_shape, 2 * latent), latent, name='encoder')
+  else:
+    encoder = encoders.DeterministicEncoder(
+        networks.conv_encoder(image_shape, latent), latent, name='encoder')
+  net = networks.conv_decoder(latent, image_shape)
+  if config.likelihood == 'bernoulli':
+    decoder = decoders.BernoulliDecoder(net, name='decoder')
+  else:
+    decoder = decoders.GaussianDecoder(net, config.gaussian_scale,
+                                       name='decoder')
+  prior = priors.make_prior('normal', latent)
+  common = dict(latent_dim=latent, seed=config.seed, name=config.model)
+  if config.model == 'vae':
+    model = VAE(encoder, decoder, prior, kl_estimator=config.kl_estimator,
+                **common)
+  else:
+    pixels = image_shape[0] * image_shape[1] * image_shape[2]
+    model = MMDVAE(encoder, decoder, prior,
+                   mmd_weight=config.resolved_mmd_weight(pixels), **common)
+  model(tf.zeros((1,) + tuple(image_shape)))
+  return model

@@ -1,0 +1,134 @@
+"""Matplotlib figures of a trained model: the sources' plots and a few more.
+
+* samples: images decoded from z ~ p(z) (the sources' "generated" figure);
+* latent: the test set in latent space coloured by class (for latent_dim > 2,
+  the first two principal components of the code means, and the title says
+  so);
+* grid: decoded images over a grid of latent values (the sources' "morphing"
+  figure, latent_dim = 2 only), spaced at standard-normal quantiles;
+* reconstructions: test inputs (top rows) above their reconstructions.
+
+Every function returns the arrays it drew so TensorBoard can log the same.
+"""
+
+import os
+from typing import Optional
+
+import matplotlib
+matplotlib.use('Agg')  # no display on training machines
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+import tensorflow as tf
+
+
+def tile(images: np.ndarray, cols: int) -> np.ndarray:
+  """[N, H, W, C] -> one [rows * H, cols * W, C] mosaic (blank-padded)."""
+  n, h, w, c = images.shape
+  rows = -(-n // cols)
+  out = np.ones((rows * h, cols * w, c), dtype=np.float32)
+  for i in range(n):
+    r, k = divmod(i, cols)
+    out[r * h:(r + 1) * h, k * w:(k + 1) * w] = images[i]
+  return out
+
+
+def _show(mosaic: np.ndarray, title: str, path: str, size: float = 6.0):
+  fig, ax = plt.subplots(figsize=(size, size * mosaic.shape[0] /
+                                  mosaic.shape[1] + 0.4))
+  if mosaic.shape[-1] == 1:
+    ax.imshow(mosaic[..., 0], cmap='gray', vmin=0, vmax=1)
+  else:
+    ax.imshow(np.clip(mosaic, 0, 1))
+  ax.set_title(title)
+  ax.axis('off')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def _decode_mean(model, codes: np.ndarray) -> np.ndarray:
+  return model.decode(tf.constant(codes, tf.float32)).mean().numpy()
+
+
+def samples(model, path: str, n: int = 100, seed: int = 0) -> np.ndarray:
+  """Decoder means at n codes drawn from the prior. Returns [n, H, W, C]."""
+  codes = model.prior_distribution().sample(n, seed=(seed, 1)).numpy()
+  images = _decode_mean(model, codes)
+  _show(tile(images, int(np.ceil(np.sqrt(n)))),
+        f'{model.name}: decoded samples z ~ p(z)', path)
+  return images
+
+
+def project_2d(codes: np.ndarray) -> tuple[np.ndarray, str]:
+  """Codes -> 2-D points and an axis description (PCA for dim > 2)."""
+  if codes.shape[1] == 1:
+    return np.stack([codes[:, 0], np.zeros(len(codes))], 1), 'z1 (1-D code)'
+  if codes.shape[1] == 2:
+    return codes, 'z'
+  centred = codes - codes.mean(0)
+  _, s, vt = np.linalg.svd(centred, full_matrices=False)
+  explained = (s[:2]**2).sum() / max((s**2).sum(), 1e-12)
+  return centred @ vt[:2].T, (f'PCA projection of E[q(z|x)] '
+                              f'({explained:.0%} of variance)')
+
+
+def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str,
+                   path: str) -> None:
+  """Test codes (means) in 2-D, coloured by class."""
+  points, how = project_2d(codes)
+  fig, ax = plt.subplots(figsize=(6.5, 5.5))
+  sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap='tab10', s=6,
+                  vmin=-0.5, vmax=9.5 if labels.max() < 10 else None)
+  fig.colorbar(sc, ax=ax, ticks=range(int(labels.max()) + 1), label='class')
+  ax.set_title(f'{title}\n{how}')
+  ax.set_xlabel('dimension 1')
+  ax.set_ylabel('dimension 2')
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+
+
+def latent_grid(model, path: str, n: int = 15) -> Optional[np.ndarray]:
+  """Decoded images on an n x n grid of z (latent_dim == 2 only).
+
+  Grid values are standard-normal quantiles of 0.05 .. 0.95, so the grid
+  covers where the prior puts 90% of its mass in each coordinate.
+  """
+  if model.latent_dim != 2:
+    return None
+  q = tf.math.ndtri(tf.linspace(0.05, 0.95, n)).numpy()
+  # Rows top-down are decreasing z2, as on a plot's y axis.
+  z1, z2 = np.meshgrid(q, q[::-1])
+  codes = np.stack([z1.ravel(), z2.ravel()], 1)
+  images = _decode_mean(model, codes)
+  _show(tile(images, n), f'{model.name}: decoded grid over z in '
+        f'[{q[0]:.2f}, {q[-1]:.2f}]^2', path, size=7.0)
+  return images
+
+
+def reconstructions(model, images: np.ndarray, path: str) -> np.ndarray:
+  """Inputs and their mean reconstructions, in alternating rows of 10."""
+  recon = model(tf.constant(images)).numpy()
+  rows = []
+  for start in range(0, len(images), 10):
+    rows.append(images[start:start + 10])
+    rows.append(recon[start:start + 10])
+  _show(tile(np.concatenate(rows), 10),
+        f'{model.name}: inputs (odd rows) and reconstructions (even rows)',
+        path)
+  return recon
+
+
+def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
+             codes: np.ndarray, out_dir: str, seed: int = 0) -> list[str]:
+  """Writes every figure into out_dir; returns the paths written."""
+  os.makedirs(out_dir, exist_ok=True)
+  paths = {name: os.path.join(out_dir, f'{name}.png')
+           for name in ('samples', 'latent', 'grid', 'reconstructions')}
+  samples(model, paths['samples'], seed=seed)
+  latent_scatter(codes, test_labels,
+                 f'{model.name}: test set in latent space', paths['latent'])
+  if latent_grid(model, paths['grid']) is None:
+    del paths['grid']
+  reconstructions(model, test_images[:50], paths['reconstructions'])
+  return list(paths.values())

@@ -1,0 +1,1 @@
+"""absl command-line programs: parse flags -> config -> call tfp_vae."""

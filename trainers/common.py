@@ -1,0 +1,96 @@
+"""Flags shared by the trainers and the one way they report errors."""
+
+import os
+import sys
+
+# Quieten TensorFlow's C++ start-up chatter before it is imported.
+os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+
+from absl import flags  # pylint: disable=g-import-not-at-top
+from absl import logging
+
+from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
+from tfp_vae import errors
+
+FLAGS = flags.FLAGS
+
+# Exit codes: 1 for an error the user can fix (bad flag, missing data,
+# mismatched checkpoint, non-finite loss), as absl uses for flag errors.
+EXIT_USER_ERROR = 1
+
+
+def define_train_flags() -> None:
+  """Defines the flags of `trainers.train` (defaults from TrainConfig)."""
+  d = config_lib.TrainConfig()
+  flags.DEFINE_enum('model', d.model, config_lib.MODELS,
+                    'vae: ELBO; mmd_vae: reconstruction + MMD (InfoVAE).')
+  flags.DEFINE_enum('likelihood', d.likelihood, config_lib.LIKELIHOODS,
+                    'p(x|z): Bernoulli logits, or Gaussian with fixed scale '
+                    '--gaussian_scale.')
+  flags.DEFINE_enum('architecture', d.architecture, config_lib.ARCHITECTURES,
+                    'conv: the network of the source document 000.')
+  flags.DEFINE_integer('latent_dim', d.latent_dim, 'Size of the code z.')
+  flags.DEFINE_string('dataset', d.dataset,
+                      'mnist_5k (embedded, offline) or a TFDS image dataset '
+                      '(mnist, fashion_mnist, ...).')
+  flags.DEFINE_string('data_dir', d.data_dir, 'TFDS data directory.')
+  flags.DEFINE_bool('download', d.download,
+                    'Let TFDS download a dataset that is not prepared.')
+  flags.DEFINE_bool('binarize', d.binarize,
+                    'Dynamic binarization of training pixels (Bernoulli).')
+  flags.DEFINE_integer('batch_size', d.batch_size,
+                       'Global batch size (over all replicas).')
+  flags.DEFINE_integer('epochs', d.epochs, 'Total epochs to reach.')
+  flags.DEFINE_float('learning_rate', d.learning_rate, 'Adam learning rate.')
+  flags.DEFINE_integer('seed', d.seed, 'Seed for weights, data order, noise.')
+  flags.DEFINE_enum('kl_estimator', d.kl_estimator, config_lib.KL_ESTIMATORS,
+                    'VAE rate: analytic KL, or the sampled log q - log p of '
+                    'the source.')
+  flags.DEFINE_float('mmd_weight', d.mmd_weight,
+                     'MMD-VAE weight of MMD(q(z), p(z)); default: the '
+                     "sources' balance (number of pixels D; D / (2 s^2) for "
+                     'the Gaussian likelihood).')
+  flags.DEFINE_float('gaussian_scale', d.gaussian_scale,
+                     'Fixed pixel standard deviation of the Gaussian '
+                     'likelihood.')
+  flags.DEFINE_string('model_dir', d.model_dir,
+                      'Checkpoints, config.json, metrics.json, plots, '
+                      'TensorBoard logs.')
+  flags.DEFINE_string('export_dir', d.export_dir,
+                      'Write a SavedModel to EXPORT_DIR/<version>/.')
+  flags.DEFINE_integer('plot_every', d.plot_every,
+                       'Also plot every N epochs into plots/epoch_N/ '
+                       '(0: only at the end).')
+  flags.DEFINE_bool('verbose', d.verbose, 'Show a progress bar.')
+
+
+def train_config_from_flags() -> config_lib.TrainConfig:
+  """Builds the TrainConfig from parsed flags (not yet validated)."""
+  return config_lib.TrainConfig(
+      model=FLAGS.model, likelihood=FLAGS.likelihood,
+      architecture=FLAGS.architecture, latent_dim=FLAGS.latent_dim,
+      dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
+      download=FLAGS.download, binarize=FLAGS.binarize,
+      batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
+      learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
+      kl_estimator=FLAGS.kl_estimator, mmd_weight=FLAGS.mmd_weight,
+      gaussian_scale=FLAGS.gaussian_scale, model_dir=FLAGS.model_dir,
+      export_dir=FLAGS.export_dir, plot_every=FLAGS.plot_every,
+      verbose=FLAGS.verbose)
+
+
+def exit_on_user_error(fn, *args, **kwargs):
+  """Calls fn; a TfpVaeError becomes one line on stderr and exit code 1."""
+  try:
+    return fn(*args, **kwargs)
+  except errors.ConfigError as e:
+    _fail(f'invalid flag --{e}')
+  except errors.TfpVaeError as e:
+    _fail(str(e))
+
+
+def _fail(message: str):
+  logging.error(message)
+  # absl logs to stderr too; the plain line is what a user reads first.
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(EXIT_USER_ERROR)
