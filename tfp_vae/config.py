@@ -22,7 +22,7 @@ KL_ESTIMATORS = ('analytic', 'sampled')
 # how often to draw.  Everything else defines what is being trained.
 RESUMABLE_FIELDS = frozenset({
     'epochs', 'learning_rate', 'model_dir', 'export_dir', 'data_dir',
-    'download', 'plot_every', 'verbose',
+    'download', 'plot_every', 'verbose', 'steps_per_execution',
 })
 
 
@@ -54,6 +54,9 @@ class TrainConfig:
       TensorBoard logs go.
     export_dir: if set, a SavedModel is written to export_dir/<version>/.
     plot_every: also draw the plots every this many epochs (0: only at the end).
+    steps_per_execution: training steps run per call into the compiled
+      graph (Keras `steps_per_execution`): fewer Python round trips; the NaN
+      guard and progress bar see the loss every this many steps.
     verbose: show a progress bar.
   """
   model: str = 'vae'
@@ -74,6 +77,7 @@ class TrainConfig:
   model_dir: str = 'runs/vae'
   export_dir: Optional[str] = None
   plot_every: int = 10
+  steps_per_execution: int = 1
   verbose: bool = True
 
   def validate(self) -> 'TrainConfig':
@@ -89,6 +93,7 @@ class TrainConfig:
     _positive_int('latent_dim', self.latent_dim)
     _positive_int('batch_size', self.batch_size)
     _positive_int('epochs', self.epochs)
+    _positive_int('steps_per_execution', self.steps_per_execution)
     _non_negative_int('seed', self.seed)
     _non_negative_int('plot_every', self.plot_every)
     _positive_float('learning_rate', self.learning_rate)

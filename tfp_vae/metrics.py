@@ -36,7 +36,7 @@ def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
   def batch_terms(x, step):
     posterior = model.encode(x)
     codes = model.sample_codes(posterior,
-                               tf.stack([tf.constant(seed, tf.int64), step]))
+                               tf.stack([tf.constant(seed, tf.int32), step]))
     out = {'code_mean': posterior.mean(), 'code_sample': codes,
            'distortion': losses.distortion(model.decode(codes), x)}
     if isinstance(model, models_lib.VAE):
@@ -48,7 +48,7 @@ def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
   for i, start in enumerate(range(0, len(images), batch_size)):
     x = tf.constant(images[start:start + batch_size])
     parts.append({k: v.numpy() for k, v in
-                  batch_terms(x, tf.constant(i, tf.int64)).items()})
+                  batch_terms(x, tf.constant(i, tf.int32)).items()})
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 

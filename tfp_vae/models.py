@@ -139,8 +139,8 @@ class LatentVariableModel(keras.Model):
     return loss, logs
 
   def _step_seed(self) -> tf.Tensor:
-    step = tf.cast(self.optimizer.iterations, tf.int64)
-    return tf.stack([tf.constant(self.seed, tf.int64), step])
+    step = tf.cast(self.optimizer.iterations, tf.int32)
+    return tf.stack([tf.constant(self.seed, tf.int32), step])
 
   def _track(self, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     for name, value in logs.items():
@@ -162,7 +162,7 @@ class LatentVariableModel(keras.Model):
 
   def test_step(self, data):
     images = data[0] if isinstance(data, (tuple, list)) else data
-    _, logs = self.objective(images, tf.constant([self.seed, -1], tf.int64))
+    _, logs = self.objective(images, tf.constant([self.seed, -1], tf.int32))
     return self._track(logs)
 
 

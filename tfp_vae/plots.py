@@ -130,5 +130,8 @@ def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
                  f'{model.name}: test set in latent space', paths['latent'])
   if latent_grid(model, paths['grid']) is None:
     del paths['grid']
-  reconstructions(model, test_images[:50], paths['reconstructions'])
+  # Spread over the test set, which may be ordered by class.
+  picks = np.linspace(0, len(test_images) - 1, min(50, len(test_images)))
+  reconstructions(model, test_images[picks.astype(int)],
+                  paths['reconstructions'])
   return list(paths.values())

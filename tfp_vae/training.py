@@ -164,7 +164,10 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
   with strategy.scope():
     model = models_lib.build_model(config, data.image_shape)
     optimizer = keras.optimizers.Adam(config.learning_rate)
-    model.compile(optimizer=optimizer)
+    # XLA: measured ~2x slower for this network on CPU (CONVENTIONS.md) and
+    # untested with the tfd ops; Keras's "auto" would turn it on on GPUs.
+    model.compile(optimizer=optimizer, jit_compile=False,
+                  steps_per_execution=config.steps_per_execution)
     optimizer.build(model.trainable_variables)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,

@@ -62,6 +62,8 @@ def define_train_flags() -> None:
                        'Also plot every N epochs into plots/epoch_N/ '
                        '(0: only at the end).')
   flags.DEFINE_bool('verbose', d.verbose, 'Show a progress bar.')
+  flags.DEFINE_integer('steps_per_execution', d.steps_per_execution,
+                       'Training steps per call into the compiled graph.')
 
 
 def train_config_from_flags() -> config_lib.TrainConfig:
@@ -76,7 +78,7 @@ def train_config_from_flags() -> config_lib.TrainConfig:
       kl_estimator=FLAGS.kl_estimator, mmd_weight=FLAGS.mmd_weight,
       gaussian_scale=FLAGS.gaussian_scale, model_dir=FLAGS.model_dir,
       export_dir=FLAGS.export_dir, plot_every=FLAGS.plot_every,
-      verbose=FLAGS.verbose)
+      verbose=FLAGS.verbose, steps_per_execution=FLAGS.steps_per_execution)
 
 
 def exit_on_user_error(fn, *args, **kwargs):
