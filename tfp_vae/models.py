@@ -94,6 +94,10 @@ class LatentVariableModel(keras.Model):
     """p(z): batch shape [], event shape [latent_dim]."""
     return self.prior.distribution()
 
+  def build(self, input_shape):
+    # Sub-layers build on first use; one pass creates every weight.
+    self.call(tf.zeros([1, *input_shape[1:]]))
+
   def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
     """Mean reconstruction E[p(x | z = E[q(z|x)])], [B, H, W, C]."""
     return self.decode(self.encode(images).mean()).mean()

@@ -203,7 +203,8 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
     train_ds = data_lib.train_dataset(data.train_images, config.batch_size,
                                       config.seed + done, config.binarize)
     model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
-              callbacks=[monitor], verbose=_verbosity(config.verbose))
+              callbacks=[monitor], verbose=_verbosity(config.verbose),
+              shuffle=False)  # the dataset reshuffles itself
     writer.close()
     if monitor.failure is not None:
       last = manager.latest_checkpoint

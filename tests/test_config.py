@@ -1,0 +1,55 @@
+"""Config validation names the setting and shows the bad value."""
+
+import pytest
+
+from tfp_vae import config as config_lib
+from tfp_vae import errors
+
+
+@pytest.mark.parametrize('field,value,message', [
+    ('model', 'gan', "model must be one of ['vae', 'mmd_vae'], got 'gan'"),
+    ('latent_dim', -3, 'latent_dim must be a positive integer, got -3'),
+    ('latent_dim', 2.5, 'latent_dim must be a positive integer, got 2.5'),
+    ('batch_size', 0, 'batch_size must be a positive integer, got 0'),
+    ('epochs', 0, 'epochs must be a positive integer, got 0'),
+    ('learning_rate', -1.0, 'learning_rate must be a positive finite number'),
+    ('learning_rate', float('nan'), 'learning_rate must be a positive'),
+    ('mmd_weight', -1.0, 'mmd_weight must be a finite number >= 0'),
+    ('likelihood', 'poisson', 'likelihood must be one of'),
+    ('steps_per_execution', 0, 'steps_per_execution must be a positive'),
+])
+def test_invalid_values_are_named(field, value, message):
+  config = config_lib.TrainConfig(**{field: value})
+  with pytest.raises(errors.ConfigError) as e:
+    config.validate()
+  assert message in str(e.value)
+  assert e.value.field == field
+
+
+def test_binarize_needs_bernoulli():
+  with pytest.raises(errors.ConfigError, match='binarize'):
+    config_lib.TrainConfig(binarize=True, likelihood='gaussian').validate()
+
+
+def test_defaults_validate_and_round_trip():
+  c = config_lib.TrainConfig().validate()
+  assert config_lib.TrainConfig.from_dict(c.to_dict()) == c
+  with pytest.raises(errors.ConfigError, match='unknown keys'):
+    config_lib.TrainConfig.from_dict({**c.to_dict(), 'lattent_dim': 3})
+
+
+def test_differences_ignore_resumable_fields():
+  a = config_lib.TrainConfig()
+  b = config_lib.TrainConfig(epochs=99, learning_rate=1e-5, model_dir='x')
+  assert a.differences(b) == []
+  c = config_lib.TrainConfig(latent_dim=8, model='mmd_vae')
+  assert a.differences(c) == [('model', 'vae', 'mmd_vae'),
+                              ('latent_dim', 2, 8)]
+
+
+def test_resolved_mmd_weight_reproduces_the_sources_balance():
+  # Gaussian: D / (2 s^2) so that NLL + w * MMD = w * (mean SE + MMD) + c.
+  g = config_lib.TrainConfig(likelihood='gaussian', gaussian_scale=0.1)
+  assert g.resolved_mmd_weight(784) == pytest.approx(784 / 0.02)
+  assert config_lib.TrainConfig().resolved_mmd_weight(784) == 784.0
+  assert config_lib.TrainConfig(mmd_weight=3.0).resolved_mmd_weight(784) == 3

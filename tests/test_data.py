@@ -1,0 +1,84 @@
+"""The embedded split is as documented; TFDS loading through mock_data."""
+
+import gzip
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_datasets as tfds
+
+from tfp_vae import data
+from tfp_vae import errors
+
+
+def test_mnist_5k_split_is_last_100_per_class_in_file_order(mnist_5k):
+  d = mnist_5k
+  assert d.train_images.shape == (4000, 28, 28, 1)
+  assert d.test_images.shape == (1000, 28, 28, 1)
+  assert d.train_images.dtype == np.uint8 and d.image_shape == (28, 28, 1)
+  np.testing.assert_array_equal(np.bincount(d.train_labels), [400] * 10)
+  np.testing.assert_array_equal(np.bincount(d.test_labels), [100] * 10)
+  # Independent reading of the file: rows are pixels then the label.
+  with data.mnist_5k_path().open('rb') as f:
+    rows = np.loadtxt(gzip.open(f), delimiter=',', dtype=np.int64)
+  assert rows.shape == (5000, 785)
+  for c in range(10):
+    idx = np.flatnonzero(rows[:, -1] == c)
+    expected_test = rows[idx[-100:], :784].reshape(-1, 28, 28, 1)
+    expected_train = rows[idx[:-100], :784].reshape(-1, 28, 28, 1)
+    np.testing.assert_array_equal(d.test_images[d.test_labels == c],
+                                  expected_test)
+    np.testing.assert_array_equal(d.train_images[d.train_labels == c],
+                                  expected_train)
+  # No test image appears in the training set.
+  train_rows = {img.tobytes() for img in d.train_images}
+  assert not any(img.tobytes() in train_rows for img in d.test_images)
+
+
+def test_train_dataset_batches_scaled_and_binarized(mnist_5k):
+  ds = data.train_dataset(mnist_5k.train_images, 300, seed=0)
+  batches = list(ds)
+  assert len(batches) == 4000 // 300  # full batches only
+  x = batches[0].numpy()
+  assert x.shape == (300, 28, 28, 1) and x.dtype == np.float32
+  assert 0 <= x.min() and x.max() <= 1 and 0 < x.mean() < 0.5
+  b1 = next(iter(data.train_dataset(mnist_5k.train_images, 300, 0, True)))
+  assert set(np.unique(b1.numpy())) <= {0.0, 1.0}
+  # Reshuffled every epoch.
+  e1, e2 = [next(iter(ds)).numpy() for _ in range(2)]
+  assert not np.array_equal(e1, e2)
+
+
+def test_eval_images_binarized_once_with_seed(mnist_5k):
+  a = data.eval_images(mnist_5k.test_images[:10], True, seed=1)
+  b = data.eval_images(mnist_5k.test_images[:10], True, seed=1)
+  np.testing.assert_array_equal(a, b)
+  assert set(np.unique(a)) <= {0.0, 1.0}
+
+
+def test_tfds_dataset_loads_through_mock_data(tmp_path):
+  with tfds.testing.mock_data(num_examples=12):
+    d = data.load('fashion_mnist', data_dir=str(tmp_path))
+  assert d.train_images.shape == (12, 28, 28, 1)
+  assert d.test_images.shape == (12, 28, 28, 1)
+  assert d.train_images.dtype == np.uint8 and d.num_classes == 10
+  assert d.train_labels.shape == (12,)
+
+
+def test_tfds_colour_dataset_through_mock_data(tmp_path):
+  with tfds.testing.mock_data(num_examples=4):
+    d = data.load('cifar10', data_dir=str(tmp_path))
+  assert d.image_shape == (32, 32, 3)
+
+
+def test_unprepared_dataset_without_download_says_how_to_fix(tmp_path):
+  with pytest.raises(errors.DataError) as e:
+    data.load('mnist', data_dir=str(tmp_path), download=False)
+  message = str(e.value)
+  assert "'mnist' is not prepared in" in message and str(tmp_path) in message
+  assert 'network access' in message
+
+
+def test_unknown_dataset_is_named():
+  with pytest.raises(errors.DataError, match="unknown dataset 'not_a_set'"):
+    data.load('not_a_set')

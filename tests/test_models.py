@@ -1,0 +1,79 @@
+"""Models: objectives, reductions, eager vs graph, one training step."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_vae import config as config_lib
+from tfp_vae import losses
+from tfp_vae import models
+
+
+@pytest.fixture(scope='module')
+def images(mnist_5k):
+  return tf.constant(mnist_5k.train_images[:64].astype(np.float32) / 255)
+
+
+def _model(**kw):
+  config = config_lib.TrainConfig(**kw).validate()
+  return models.build_model(config, (28, 28, 1))
+
+
+@pytest.mark.parametrize('kw', [
+    dict(model='vae'), dict(model='vae', kl_estimator='sampled'),
+    dict(model='vae', likelihood='gaussian'), dict(model='mmd_vae'),
+    dict(model='mmd_vae', likelihood='gaussian', latent_dim=8)])
+def test_objective_is_finite_and_eager_equals_graph(images, kw):
+  model = _model(**kw)
+  seed = tf.constant([1, 2], tf.int32)
+  loss, logs = model.objective(images, seed)
+  g_loss, g_logs = tf.function(model.objective)(images, seed)
+  assert np.isfinite(loss.numpy())
+  np.testing.assert_allclose(loss, g_loss, rtol=1e-5)
+  for k in logs:
+    np.testing.assert_allclose(logs[k], g_logs[k], rtol=1e-5)
+  assert set(logs) == set(model.TERMS)
+
+
+def test_vae_objective_is_mean_negative_elbo(images):
+  model = _model(model='vae')
+  seed = tf.constant([5, 6], tf.int32)
+  loss, logs = model.objective(images, seed)
+  q = model.encode(images)
+  z = model.sample_codes(q, seed)
+  terms = losses.elbo_terms(images, q, model.prior_distribution(),
+                            model.decode(z), z)
+  np.testing.assert_allclose(loss, tf.reduce_mean(terms['neg_elbo']),
+                             rtol=1e-5)
+  np.testing.assert_allclose(logs['loss'], logs['distortion'] + logs['rate'],
+                             rtol=1e-5)
+
+
+def test_mmd_vae_objective_is_distortion_plus_weighted_mmd(images):
+  model = _model(model='mmd_vae')
+  assert model.mmd_weight == 784.0
+  seed = tf.constant([7, 8], tf.int32)
+  loss, logs = model.objective(images, seed)
+  codes = model.encode(images).mean()
+  prior = model.prior_distribution().sample(64, seed=seed)
+  expected_mmd = losses.mmd(codes, prior)
+  np.testing.assert_allclose(logs['mmd'], 784.0 * expected_mmd, rtol=1e-4)
+  np.testing.assert_allclose(
+      loss, logs['distortion'] + 784.0 * expected_mmd, rtol=1e-5)
+
+
+def test_same_seed_same_model(images):
+  a, b = _model(seed=3), _model(seed=3)
+  for va, vb in zip(a.weights, b.weights):
+    np.testing.assert_array_equal(va, vb)
+  assert not np.array_equal(a.weights[0], _model(seed=4).weights[0])
+
+
+@pytest.mark.parametrize('name', ['vae', 'mmd_vae'])
+def test_fit_reduces_the_loss(images, name):
+  model = _model(model=name)
+  model.compile(keras.optimizers.Adam(1e-3), jit_compile=False)
+  ds = tf.data.Dataset.from_tensor_slices(images).batch(32).repeat(8)
+  history = model.fit(ds, epochs=2, verbose=0).history
+  assert history['loss'][1] < history['loss'][0]
