@@ -28,8 +28,12 @@ def _metrics(model_dir):
 
 
 def _latest_checkpoint_number(model_dir):
+  """Epochs recorded in model_dir's latest checkpoint (0 if none)."""
   path = tf.train.latest_checkpoint(os.path.join(model_dir, 'checkpoints'))
-  return int(path.rsplit('-', 1)[1]) if path else 0
+  if path is None:
+    return 0
+  return int(tf.train.load_checkpoint(path).get_tensor(
+      'epoch/.ATTRIBUTES/VARIABLE_VALUE'))
 
 
 @pytest.mark.parametrize('model,latent', [('vae', 2), ('mmd_vae', 3)])

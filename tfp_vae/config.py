@@ -22,8 +22,10 @@ KL_ESTIMATORS = ('analytic', 'sampled')
 # how often to draw.  Everything else defines what is being trained.
 RESUMABLE_FIELDS = frozenset({
     'epochs', 'learning_rate', 'model_dir', 'export_dir', 'data_dir',
-    'download', 'plot_every', 'verbose', 'steps_per_execution',
+    'download', 'plot_every', 'verbose', 'steps_per_execution', 'strategy',
+    'cpu_replicas',
 })
+STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 
 
 @dataclasses.dataclass
@@ -58,6 +60,10 @@ class TrainConfig:
       graph (Keras `steps_per_execution`): fewer Python round trips; the NaN
       guard and progress bar see the loss every this many steps.
     verbose: show a progress bar.
+    strategy: 'auto', 'default', 'mirrored' or 'multi_worker' (see
+      `tfp_vae.distribute`).
+    cpu_replicas: split the CPU into this many logical devices so that
+      mirrored training runs without GPUs.
   """
   model: str = 'vae'
   likelihood: str = 'bernoulli'
@@ -78,6 +84,8 @@ class TrainConfig:
   export_dir: Optional[str] = None
   plot_every: int = 10
   steps_per_execution: int = 1
+  strategy: str = 'auto'
+  cpu_replicas: int = 1
   verbose: bool = True
 
   def validate(self) -> 'TrainConfig':
@@ -94,6 +102,8 @@ class TrainConfig:
     _positive_int('batch_size', self.batch_size)
     _positive_int('epochs', self.epochs)
     _positive_int('steps_per_execution', self.steps_per_execution)
+    _one_of('strategy', self.strategy, STRATEGIES)
+    _positive_int('cpu_replicas', self.cpu_replicas)
     _non_negative_int('seed', self.seed)
     _non_negative_int('plot_every', self.plot_every)
     _positive_float('learning_rate', self.learning_rate)

@@ -34,3 +34,15 @@ class CheckpointError(TfpVaeError):
 
 class NonFiniteLossError(TfpVaeError):
   """Training produced a NaN or infinite loss."""
+
+
+class RetryableError(TfpVaeError):
+  """The run stopped for a reason outside it; running it again resumes."""
+
+
+class Preempted(RetryableError):
+  """SIGTERM arrived; a checkpoint was saved before stopping."""
+
+
+class PeerLost(RetryableError):
+  """A worker of a multi-worker run stopped answering."""

@@ -149,7 +149,14 @@ class LatentVariableModel(keras.Model):
   def _track(self, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
     for name, value in logs.items():
       self._trackers[name].update_state(value)
-    return {name: t.result() for name, t in self._trackers.items()}
+    results = {name: t.result() for name, t in self._trackers.items()}
+    if isinstance(tf.distribute.get_strategy(),
+                  tf.distribute.MultiWorkerMirroredStrategy):
+      # Keras 3.15's fit reduces step outputs with strategy.reduce(MEAN,
+      # axis=0), which fails on scalars under this strategy; shape [1]
+      # reduces to the same value.
+      results = {name: tf.reshape(v, [1]) for name, v in results.items()}
+    return results
 
   @property
   def metrics(self):

@@ -10,13 +10,23 @@ change).
 
 A NaN or infinite training loss stops the run with `NonFiniteLossError`; the
 epoch in which it happened is not checkpointed, so the last good checkpoint
-stays the latest.
+stays the latest.  SIGTERM (how clusters preempt) stops at the next step,
+saves a checkpoint of the weights so far and raises `Preempted`.
+
+Distributed: every worker runs the same command.  All workers restore from
+the chief's `checkpoints/`; only the chief writes into model_dir (config.json,
+checkpoints, metrics.json, plots, TensorBoard) and export_dir.  Other workers
+save their (required, collective) checkpoints and exports under
+model_dir/.worker-<id>/, which they delete at the end.
 """
 
 import json
 import math
 import os
+import shutil
+import signal
 import sys
+import threading
 import time
 from typing import Any, Optional
 
@@ -27,6 +37,7 @@ import tensorflow as tf
 
 from tfp_vae import config as config_lib
 from tfp_vae import data as data_lib
+from tfp_vae import distribute
 from tfp_vae import errors
 from tfp_vae import export as export_lib
 from tfp_vae import metrics as metrics_lib
@@ -86,6 +97,7 @@ class _TrainingMonitor(keras.callbacks.Callback):
     self.plot_fn = plot_fn
     self.plot_every = plot_every
     self.failure: Optional[str] = None
+    self.preempted = False
     self.epoch_seconds: list[float] = []
     self.last_logs: dict[str, float] = {}
     self._epoch = 0
@@ -96,16 +108,19 @@ class _TrainingMonitor(keras.callbacks.Callback):
     self._start = time.perf_counter()
 
   def on_train_batch_end(self, batch, logs=None):
-    loss = float((logs or {}).get('loss', 0.0))
+    if self.preempted:
+      self.model.stop_training = True
+      return
+    loss = float(np.ravel((logs or {}).get('loss', 0.0))[0])
     if not math.isfinite(loss) and self.failure is None:
       self.failure = (f'training loss became {loss} at epoch '
                       f'{self._epoch + 1}, step {batch + 1}')
       self.model.stop_training = True
 
   def on_epoch_end(self, epoch, logs=None):
-    if self.failure is not None:
+    if self.failure is not None or self.preempted:
       return
-    logs = {k: float(v) for k, v in (logs or {}).items()}
+    logs = {k: float(np.ravel(v)[0]) for k, v in (logs or {}).items()}
     bad = [k for k, v in logs.items() if not math.isfinite(v)]
     if bad:
       self.failure = f'training {bad[0]} became {logs[bad[0]]} in epoch ' \
@@ -115,7 +130,7 @@ class _TrainingMonitor(keras.callbacks.Callback):
     self.epoch_seconds.append(time.perf_counter() - self._start)
     self.last_logs = logs
     self.epoch_var.assign(epoch + 1)
-    self.manager.save(checkpoint_number=epoch + 1)
+    self.manager.save()
     if self.writer is not None:
       self._summaries(epoch + 1, logs)
     if self.plot_every and (epoch + 1) % self.plot_every == 0:
@@ -149,6 +164,16 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
     ConfigError, DataError, CheckpointError, NonFiniteLossError.
   """
   config.validate()
+  # First: splitting the CPU must happen before TensorFlow initialises.
+  strategy = distribute.make_strategy(config.strategy, config.cpu_replicas)
+  replicas = strategy.num_replicas_in_sync
+  if config.batch_size % replicas:
+    raise errors.ConfigError(
+        'batch_size', config.batch_size,
+        f'must be divisible by the {replicas} replicas of the '
+        f'{distribute.describe(strategy)}')
+  chief = distribute.is_chief(strategy)
+  task_type, task_id = distribute.task(strategy)
   check_model_dir(config)
   data = data_lib.load(config.dataset, config.data_dir, config.download)
   num_train = len(data.train_images)
@@ -158,9 +183,13 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
         f'must not exceed the {num_train} training examples of '
         f'{config.dataset}')
   model_dir = config.model_dir
-  os.makedirs(model_dir, exist_ok=True)
+  own_dir = model_dir if chief else os.path.join(
+      model_dir, f'.worker-{task_type}-{task_id}')
+  os.makedirs(own_dir, exist_ok=True)
+  logging.info('strategy %s with %d replica(s); this task %s:%d is %s',
+               distribute.describe(strategy), replicas, task_type, task_id,
+               'the chief' if chief else 'not the chief')
 
-  strategy = tf.distribute.get_strategy()
   with strategy.scope():
     model = models_lib.build_model(config, data.image_shape)
     optimizer = keras.optimizers.Adam(config.learning_rate)
@@ -172,11 +201,14 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                    epoch=epoch_var)
+  chief_checkpoints = os.path.join(model_dir, CHECKPOINT_SUBDIR)
+  _restore(checkpoint, tf.train.latest_checkpoint(chief_checkpoints))
   manager = tf.train.CheckpointManager(
-      checkpoint, os.path.join(model_dir, CHECKPOINT_SUBDIR), max_to_keep=3)
-  _restore(checkpoint, manager)
+      checkpoint, os.path.join(own_dir, CHECKPOINT_SUBDIR),
+      max_to_keep=3 if chief else 1)
   optimizer.learning_rate.assign(config.learning_rate)
-  write_json(os.path.join(model_dir, CONFIG_FILE), config.to_dict())
+  if chief:
+    write_json(os.path.join(model_dir, CONFIG_FILE), config.to_dict())
 
   test_x = data_lib.eval_images(data.test_images, config.binarize, config.seed)
   done = int(epoch_var.numpy())
@@ -196,24 +228,40 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
     if done:
       logging.info('resuming %s from epoch %d of %d', model_dir, done,
                    config.epochs)
-    writer = tf.summary.create_file_writer(
-        os.path.join(model_dir, 'tensorboard'))
-    monitor = _TrainingMonitor(manager, epoch_var, writer, test_x[:8], draw,
-                               config.plot_every)
+    writer = (tf.summary.create_file_writer(
+        os.path.join(model_dir, 'tensorboard')) if chief else None)
+    monitor = _TrainingMonitor(manager, epoch_var, writer, test_x[:8],
+                               draw if chief else None,
+                               config.plot_every if chief else 0)
     train_ds = data_lib.train_dataset(data.train_images, config.batch_size,
                                       config.seed + done, config.binarize)
-    model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
-              callbacks=[monitor], verbose=_verbosity(config.verbose),
-              shuffle=False)  # the dataset reshuffles itself
-    writer.close()
+    with _sigterm_sets(monitor), _peer_failures_are_retryable(strategy):
+      model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
+                callbacks=[monitor], verbose=_verbosity(config.verbose),
+                shuffle=False)  # the dataset reshuffles itself
+    if writer is not None:
+      writer.close()
+    if monitor.preempted:
+      path = manager.save()
+      raise errors.Preempted(
+          f'stopped by SIGTERM in epoch {int(epoch_var.numpy()) + 1}; saved '
+          f'{path}; run the same command again to resume')
     if monitor.failure is not None:
-      last = manager.latest_checkpoint
+      last = tf.train.latest_checkpoint(chief_checkpoints)
       kept = (f'the last good checkpoint ({last}, epoch '
               f'{int(epoch_var.numpy())}) is kept' if last else
               'no epoch finished, so there is no checkpoint')
       raise errors.NonFiniteLossError(
           f'{monitor.failure}; {kept}; lower --learning_rate and run the '
           f'same command again to resume')
+
+  if not chief:
+    # The export may run collective ops: every worker takes part.
+    if config.export_dir:
+      export_lib.export_savedmodel(model, data.image_shape,
+                                   os.path.join(own_dir, 'export'))
+    shutil.rmtree(own_dir, ignore_errors=True)
+    return {'epochs_completed': int(epoch_var.numpy())}
 
   results, terms = metrics_lib.evaluate(model, test_x, seed=config.seed)
   epochs_completed = int(epoch_var.numpy())
@@ -244,9 +292,7 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
   return results
 
 
-def _restore(checkpoint: tf.train.Checkpoint,
-             manager: tf.train.CheckpointManager) -> None:
-  path = manager.latest_checkpoint
+def _restore(checkpoint: tf.train.Checkpoint, path: Optional[str]) -> None:
   if path is None:
     return
   try:
@@ -259,6 +305,52 @@ def _restore(checkpoint: tf.train.Checkpoint,
         f'corrupt: use another --model_dir, or delete that checkpoint to '
         f'fall back to an earlier one') from e
   logging.info('restored %s', path)
+
+
+class _sigterm_sets:  # pylint: disable=invalid-name
+  """Context: SIGTERM sets monitor.preempted instead of killing the process.
+
+  Only the main thread may install handlers; elsewhere this does nothing.
+  """
+
+  def __init__(self, monitor: _TrainingMonitor):
+    self.monitor = monitor
+    self.previous = None
+
+  def _handler(self, signum, frame):
+    logging.warning('SIGTERM: saving a checkpoint at the next step')
+    self.monitor.preempted = True
+
+  def __enter__(self):
+    if threading.current_thread() is threading.main_thread():
+      self.previous = signal.signal(signal.SIGTERM, self._handler)
+    return self
+
+  def __exit__(self, *exc):
+    if self.previous is not None:
+      signal.signal(signal.SIGTERM, self.previous)
+    return False
+
+
+class _peer_failures_are_retryable:  # pylint: disable=invalid-name
+  """Context: in a multi-worker run, a lost peer raises PeerLost."""
+
+  _ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+             tf.errors.CancelledError, tf.errors.AbortedError)
+
+  def __init__(self, strategy: tf.distribute.Strategy):
+    self.multi_worker = distribute.task(strategy)[0] is not None
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, exc_type, exc, tb):
+    if self.multi_worker and exc_type is not None and issubclass(
+        exc_type, self._ERRORS):
+      raise errors.PeerLost(
+          f'a worker stopped answering ({exc_type.__name__}); run the job '
+          f'again to resume from the last checkpoint') from exc
+    return False
 
 
 def _read_metrics(model_dir: str) -> dict[str, float]:

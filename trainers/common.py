@@ -15,8 +15,12 @@ from tfp_vae import errors
 FLAGS = flags.FLAGS
 
 # Exit codes: 1 for an error the user can fix (bad flag, missing data,
-# mismatched checkpoint, non-finite loss), as absl uses for flag errors.
+# mismatched checkpoint, non-finite loss), as absl uses for flag errors; a
+# TFJob with `restartPolicy: ExitCode` treats 1-127 as permanent.  143
+# (128 + SIGTERM) after a preemption was checkpointed, or when a peer worker
+# was lost: retryable (128-255), so the job restarts and resumes.
 EXIT_USER_ERROR = 1
+EXIT_RETRYABLE = 143
 
 
 def define_train_flags() -> None:
@@ -62,6 +66,13 @@ def define_train_flags() -> None:
                        'Also plot every N epochs into plots/epoch_N/ '
                        '(0: only at the end).')
   flags.DEFINE_bool('verbose', d.verbose, 'Show a progress bar.')
+  flags.DEFINE_enum('strategy', d.strategy, config_lib.STRATEGIES,
+                    'auto: multi_worker if TF_CONFIG (or the Kubeflow '
+                    'Trainer v2 environment) names several tasks, mirrored '
+                    'with several GPUs or --cpu_replicas > 1, else default.')
+  flags.DEFINE_integer('cpu_replicas', d.cpu_replicas,
+                       'Split the CPU into N logical devices for mirrored '
+                       'training without GPUs.')
   flags.DEFINE_integer('steps_per_execution', d.steps_per_execution,
                        'Training steps per call into the compiled graph.')
 
@@ -78,7 +89,8 @@ def train_config_from_flags() -> config_lib.TrainConfig:
       kl_estimator=FLAGS.kl_estimator, mmd_weight=FLAGS.mmd_weight,
       gaussian_scale=FLAGS.gaussian_scale, model_dir=FLAGS.model_dir,
       export_dir=FLAGS.export_dir, plot_every=FLAGS.plot_every,
-      verbose=FLAGS.verbose, steps_per_execution=FLAGS.steps_per_execution)
+      verbose=FLAGS.verbose, steps_per_execution=FLAGS.steps_per_execution,
+      strategy=FLAGS.strategy, cpu_replicas=FLAGS.cpu_replicas)
 
 
 def exit_on_user_error(fn, *args, **kwargs):
@@ -86,13 +98,17 @@ def exit_on_user_error(fn, *args, **kwargs):
   try:
     return fn(*args, **kwargs)
   except errors.ConfigError as e:
-    _fail(f'invalid flag --{e}')
+    _fail(f'invalid flag --{e}' if not str(e).startswith(('TF_CONFIG',
+                                                          'TFP_VAE', 'JOB'))
+          else f'invalid environment: {e}')
+  except errors.RetryableError as e:
+    _fail(str(e), EXIT_RETRYABLE)
   except errors.TfpVaeError as e:
     _fail(str(e))
 
 
-def _fail(message: str):
+def _fail(message: str, code: int = EXIT_USER_ERROR):
   logging.error(message)
   # absl logs to stderr too; the plain line is what a user reads first.
   print(f'error: {message}', file=sys.stderr)
-  sys.exit(EXIT_USER_ERROR)
+  sys.exit(code)

@@ -1,0 +1,246 @@
+"""Strategy factory, TF_CONFIG checks, the Trainer v2 bootstrap, replica
+equivalence, multi-worker runs and preemption."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import tensorflow as tf
+
+from tests.conftest import REPO, run_cli
+from tfp_vae import distribute
+from tfp_vae import errors
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def _port_is_free(port: int) -> bool:
+  with socket.socket() as s:
+    try:
+      s.bind(('localhost', port))
+      return True
+    except OSError:
+      return False
+
+
+@pytest.mark.parametrize('raw,message', [
+    ('{not json', 'TF_CONFIG is not valid JSON'),
+    ('[]', 'must be a JSON object with a "cluster" object'),
+    ('{"cluster": {"master": ["a:1"], "worker": ["b:1"]}, '
+     '"task": {"type": "master", "index": 0}}',
+     "names task type 'master'"),
+    ('{"cluster": {"ps": ["a:1"], "worker": ["b:1"]}, '
+     '"task": {"type": "worker", "index": 0}}', "names task type 'ps'"),
+    ('{"cluster": {"chief": ["a:1", "c:1"], "worker": ["b:1"]}, '
+     '"task": {"type": "worker", "index": 0}}', 'more than one chief'),
+    ('{"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", '
+     '"index": 3}}', 'which is not in its cluster'),
+])
+def test_bad_tf_config_is_named(raw, message):
+  with pytest.raises(errors.ConfigError, match='TF_CONFIG') as e:
+    distribute.parse_tf_config(raw)
+  assert message in str(e.value)
+
+
+def test_master_hint_says_what_to_use():
+  raw = ('{"cluster": {"master": ["a:1"]}, '
+         '"task": {"type": "master", "index": 0}}')
+  with pytest.raises(errors.ConfigError, match='use "chief" or "worker"'):
+    distribute.parse_tf_config(raw)
+
+
+def test_trainer_v2_bootstrap_builds_tf_config():
+  env = {'JOB_COMPLETION_INDEX': '1', 'TFP_VAE_NUM_WORKERS': '3',
+         'JOBSET_NAME': 'vae-run'}
+  assert distribute.tf_config_from_trainer_v2(env) == {
+      'cluster': {'worker': ['vae-run-node-0-0.vae-run:2222',
+                             'vae-run-node-0-1.vae-run:2222',
+                             'vae-run-node-0-2.vae-run:2222']},
+      'task': {'type': 'worker', 'index': 1}}
+  custom = dict(env, TFP_VAE_WORKER_ADDRESS='w{index}.svc:9000')
+  assert distribute.tf_config_from_trainer_v2(custom)['cluster'][
+      'worker'][2] == 'w2.svc:9000'
+  assert distribute.tf_config_from_trainer_v2({}) is None
+
+
+@pytest.mark.parametrize('env,field', [
+    ({'JOB_COMPLETION_INDEX': '0'}, 'TFP_VAE_NUM_WORKERS'),
+    ({'JOB_COMPLETION_INDEX': '2', 'TFP_VAE_NUM_WORKERS': '2',
+      'JOBSET_NAME': 'x'}, 'JOB_COMPLETION_INDEX'),
+    ({'JOB_COMPLETION_INDEX': '0', 'TFP_VAE_NUM_WORKERS': '2'},
+     'JOBSET_NAME'),
+])
+def test_trainer_v2_bootstrap_errors(env, field):
+  with pytest.raises(errors.ConfigError) as e:
+    distribute.tf_config_from_trainer_v2(env)
+  assert e.value.field == field
+
+
+def test_bootstrap_prefers_tf_config_and_auto_is_default_without_cluster():
+  raw = json.dumps({'cluster': {'worker': ['a:1', 'b:2']},
+                    'task': {'type': 'worker', 'index': 0}})
+  assert distribute.num_tasks(distribute.bootstrap(
+      {'TF_CONFIG': raw, 'JOB_COMPLETION_INDEX': '5'})) == 2
+  strategy = distribute.make_strategy('auto', env={})
+  assert strategy.num_replicas_in_sync == 1
+  assert distribute.is_chief(strategy)
+  with pytest.raises(errors.ConfigError, match='strategy must be one of'):
+    distribute.make_strategy('tpu', env={})
+
+
+_EQUIVALENCE = r'''
+import sys
+import numpy as np
+import keras
+import tensorflow as tf
+from tfp_vae import config, data, distribute, models
+
+devices = distribute.split_cpu(2)
+d = data.load_mnist_5k()
+x = d.train_images[:100].astype(np.float32) / 255
+ds = tf.data.Dataset.from_tensors(x)
+name, optimizer_name = sys.argv[1], sys.argv[2]
+cfg = config.TrainConfig(model=name, latent_dim=3).validate()
+
+def one_step(strategy):
+  with strategy.scope():
+    model = models.build_model(cfg, d.image_shape)
+    opt = (keras.optimizers.SGD(0.05) if optimizer_name == 'sgd'
+           else keras.optimizers.Adam(1e-3))
+    model.compile(opt, jit_compile=False)
+  before = [w.numpy() for w in model.weights]
+  model.fit(ds, epochs=1, verbose=0, shuffle=False)
+  return before, [w.numpy() for w in model.weights]
+
+b1, one = one_step(tf.distribute.get_strategy())
+b2, two = one_step(tf.distribute.MirroredStrategy(devices))
+assert all(np.array_equal(a, b) for a, b in zip(b1, b2)), 'same init'
+moved = max(float(np.max(np.abs(a - b))) for a, b in zip(b1, one))
+diff = max(float(np.max(np.abs(a - b))) for a, b in zip(one, two))
+print(f'RESULT moved={moved:.3e} diff={diff:.3e}')
+'''
+
+
+@pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+@pytest.mark.parametrize('optimizer', ['sgd', 'adam'])
+def test_two_replicas_make_the_same_step_as_one(model, optimizer):
+  """SGD exposes any loss-scaling error (Adam would normalise it away)."""
+  r = subprocess.run([sys.executable, '-c', _EQUIVALENCE, model, optimizer],
+                     cwd=REPO, capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  line = [l for l in r.stdout.splitlines() if l.startswith('RESULT')][-1]
+  values = dict(kv.split('=') for kv in line.split()[1:])
+  moved, diff = float(values['moved']), float(values['diff'])
+  assert moved > 1e-4, 'the step did not change the weights'
+  assert diff < 1e-5 * max(1.0, moved / 1e-3), line
+
+
+def _wait_all(procs, timeout):
+  deadline = time.time() + timeout
+  outs = []
+  for p in procs:
+    try:
+      out, err = p.communicate(timeout=max(1, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+      for q in procs:
+        q.kill()
+      raise
+    outs.append((p.returncode, out, err))
+  return outs
+
+
+def _start_workers(envs, model_dir, export_dir, extra=()):
+  args = [sys.executable, '-m', 'trainers.train', f'--model_dir={model_dir}',
+          f'--export_dir={export_dir}', '--epochs=2', '--batch_size=500',
+          '--plot_every=0', '--noverbose', *extra]
+  return [subprocess.Popen(args, cwd=REPO, env={**os.environ, **e},
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for e in envs]
+
+
+def _assert_only_chief_artifacts(model_dir, export_dir, outs):
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert sorted(os.listdir(model_dir)) == [
+      'checkpoints', 'config.json', 'metrics.json', 'plots', 'tensorboard']
+  assert os.listdir(export_dir) == ['1']
+  with open(os.path.join(model_dir, 'metrics.json')) as f:
+    assert json.load(f)['epochs_completed'] == 2
+  assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2]
+
+
+def test_two_worker_processes_train_with_tf_config(tmp_path):
+  workers = [f'localhost:{_free_port()}', f'localhost:{_free_port()}']
+  envs = [{'TF_CONFIG': json.dumps({'cluster': {'worker': workers},
+                                    'task': {'type': 'worker', 'index': i}})}
+          for i in range(2)]
+  model_dir, export_dir = str(tmp_path / 'run'), str(tmp_path / 'export')
+  outs = _wait_all(_start_workers(envs, model_dir, export_dir), 600)
+  _assert_only_chief_artifacts(model_dir, export_dir, outs)
+
+
+def test_two_worker_processes_train_through_the_trainer_v2_bootstrap(
+    tmp_path):
+  for prefix in range(3456, 6000, 7):
+    if all(_port_is_free(prefix * 10 + i) for i in range(2)):
+      break
+  envs = [{'JOB_COMPLETION_INDEX': str(i), 'TFP_VAE_NUM_WORKERS': '2',
+           'JOBSET_NAME': 'vae-job',
+           'TFP_VAE_WORKER_ADDRESS': f'localhost:{prefix}{{index}}'}
+          for i in range(2)]
+  for e in envs:
+    e.pop('TF_CONFIG', None)
+  model_dir, export_dir = str(tmp_path / 'run'), str(tmp_path / 'export')
+  procs = _start_workers(envs, model_dir, export_dir)
+  outs = _wait_all(procs, 600)
+  _assert_only_chief_artifacts(model_dir, export_dir, outs)
+
+
+def test_sigterm_saves_a_checkpoint_and_exits_retryable(tmp_path):
+  model_dir = str(tmp_path / 'run')
+  args = [f'--model_dir={model_dir}', '--epochs=8', '--batch_size=100',
+          '--plot_every=0', '--noverbose']
+  proc = subprocess.Popen([sys.executable, '-m', 'trainers.train', *args],
+                          cwd=REPO, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+  first = os.path.join(model_dir, 'checkpoints', 'ckpt-1.index')
+  deadline = time.time() + 300
+  while not os.path.exists(first) and proc.poll() is None:
+    assert time.time() < deadline
+    time.sleep(0.05)
+  time.sleep(0.5)  # into the second epoch
+  proc.send_signal(signal.SIGTERM)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 143, err[-3000:]
+  assert 'stopped by SIGTERM' in err and 'run the same command again' in err
+  latest = tf.train.latest_checkpoint(os.path.join(model_dir, 'checkpoints'))
+  assert latest is not None and int(latest.rsplit('-', 1)[1]) >= 2
+  r = run_cli('trainers.train', *args)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert 'resuming' in r.stderr
+  with open(os.path.join(model_dir, 'metrics.json')) as f:
+    assert json.load(f)['epochs_completed'] == 8
+
+
+@pytest.mark.parametrize('args,env,message', [
+    (['--strategy=mirrored', '--cpu_replicas=3', '--batch_size=100'], {},
+     'batch_size must be divisible by the 3 replicas'),
+    ([], {'TF_CONFIG': '{oops'}, 'TF_CONFIG is not valid JSON'),
+    ([], {'TF_CONFIG': json.dumps({'cluster': {'master': ['a:1']},
+                                   'task': {'type': 'master', 'index': 0}})},
+     "names task type 'master'"),
+])
+def test_bad_distribution_input(tmp_path, args, env, message):
+  r = run_cli('trainers.train', *args, f'--model_dir={tmp_path}/r', env=env)
+  assert r.returncode == 1
+  assert message in r.stderr
+  assert 'Traceback' not in r.stderr
