@@ -175,7 +175,8 @@ def _assert_only_chief_artifacts(model_dir, export_dir, outs):
   assert os.listdir(export_dir) == ['1']
   with open(os.path.join(model_dir, 'metrics.json')) as f:
     assert json.load(f)['epochs_completed'] == 2
-  assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2]
+  assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2], [
+      l for l in outs[0][2].splitlines() if 'replica' in l]
 
 
 def test_two_worker_processes_train_with_tf_config(tmp_path):

@@ -184,18 +184,20 @@ def make_strategy(name: str = 'auto', cpu_replicas: int = 1,
     return tf.distribute.get_strategy()
   if name == 'multi_worker':
     return tf.distribute.MultiWorkerMirroredStrategy()
-  gpus = tf.config.list_logical_devices('GPU')
-  if gpus:
-    return tf.distribute.MirroredStrategy([d.name for d in gpus])
+  # Listing logical devices initialises TensorFlow, after which the CPU can
+  # no longer be split: look at physical devices first.
+  if tf.config.list_physical_devices('GPU'):
+    return tf.distribute.MirroredStrategy(
+        [d.name for d in tf.config.list_logical_devices('GPU')])
   return tf.distribute.MirroredStrategy(split_cpu(cpu_replicas))
 
 
 def describe(strategy: tf.distribute.Strategy) -> str:
-  """The public name of the strategy's class."""
-  for cls in (tf.distribute.MultiWorkerMirroredStrategy,
-              tf.distribute.MirroredStrategy):
-    if isinstance(strategy, cls):
-      return cls.__name__
+  """The public name of the strategy (MWMS's class is named differently)."""
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return 'MultiWorkerMirroredStrategy'
+  if isinstance(strategy, tf.distribute.MirroredStrategy):
+    return 'MirroredStrategy'
   return 'default strategy'
 
 
