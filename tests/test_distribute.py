@@ -173,8 +173,9 @@ def _assert_only_chief_artifacts(model_dir, export_dir, outs):
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert sorted(os.listdir(model_dir)) == [
-      'checkpoints', 'config.json', 'metrics.json', 'plots', 'tensorboard']
-  assert os.listdir(export_dir) == ['1']
+      'checkpoints', 'config.json', 'data_info.json', 'metrics.json', 'plots',
+      'tensorboard']
+  assert sorted(os.listdir(export_dir)) == ['1', 'models.config']
   with open(os.path.join(model_dir, 'metrics.json')) as f:
     assert json.load(f)['epochs_completed'] == 2
   assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2], [

@@ -84,7 +84,7 @@ def test_tiny_run_writes_every_promised_file(tmp_path, model, latent):
   assert {'train/loss', 'train/distortion', 'samples'} <= tags
   assert any(t.startswith('reconstructions') for t in tags)
 
-  assert os.listdir(export_dir) == ['1']
+  assert sorted(os.listdir(export_dir)) == ['1', 'models.config']
   assert os.path.exists(os.path.join(export_dir, '1', 'saved_model.pb'))
 
 

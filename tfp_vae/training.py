@@ -45,6 +45,7 @@ from tfp_vae import models as models_lib
 from tfp_vae import plots
 
 CONFIG_FILE = 'config.json'
+DATA_INFO_FILE = 'data_info.json'
 METRICS_FILE = 'metrics.json'
 CHECKPOINT_SUBDIR = 'checkpoints'
 
@@ -209,6 +210,12 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
   optimizer.learning_rate.assign(config.learning_rate)
   if chief:
     write_json(os.path.join(model_dir, CONFIG_FILE), config.to_dict())
+    # What trainers.export needs to rebuild the model without the data.
+    write_json(os.path.join(model_dir, DATA_INFO_FILE),
+               {'dataset': data.name, 'image_shape': list(data.image_shape),
+                'num_classes': data.num_classes,
+                'num_train': num_train,
+                'num_test': len(data.test_images)})
 
   test_x = data_lib.eval_images(data.test_images, config.binarize, config.seed)
   done = int(epoch_var.numpy())
@@ -292,11 +299,42 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
   return results
 
 
-def _restore(checkpoint: tf.train.Checkpoint, path: Optional[str]) -> None:
+def load_trained_model(model_dir: str
+                       ) -> tuple[models_lib.LatentVariableModel,
+                                  config_lib.TrainConfig, dict[str, Any]]:
+  """The model of model_dir's latest checkpoint, its config and data info.
+
+  Raises:
+    CheckpointError: model_dir has no run, or its checkpoint is unreadable.
+  """
+  try:
+    with open(os.path.join(model_dir, CONFIG_FILE)) as f:
+      config = config_lib.TrainConfig.from_dict(json.load(f))
+    with open(os.path.join(model_dir, DATA_INFO_FILE)) as f:
+      info = json.load(f)
+  except (OSError, ValueError, errors.ConfigError) as e:
+    raise errors.CheckpointError(
+        f'model_dir {model_dir} holds no readable training run '
+        f'({type(e).__name__}: {e}); train one with trainers.train') from e
+  path = tf.train.latest_checkpoint(os.path.join(model_dir, CHECKPOINT_SUBDIR))
+  if path is None:
+    raise errors.CheckpointError(
+        f'model_dir {model_dir} has no checkpoint yet; train at least one '
+        f'epoch with trainers.train')
+  model = models_lib.build_model(config, tuple(info['image_shape']))
+  _restore(tf.train.Checkpoint(model=model), path, partial=True)
+  return model, config, info
+
+
+def _restore(checkpoint: tf.train.Checkpoint, path: Optional[str],
+             partial: bool = False) -> None:
   if path is None:
     return
   try:
-    checkpoint.restore(path).assert_existing_objects_matched()
+    status = checkpoint.restore(path)
+    if partial:
+      status.expect_partial()
+    status.assert_existing_objects_matched()
   except (tf.errors.OpError, ValueError, AssertionError) as e:
     first_line = str(e).strip().splitlines()[0] if str(e).strip() else ''
     raise errors.CheckpointError(
