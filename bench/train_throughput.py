@@ -35,7 +35,8 @@ flags.DEFINE_integer('latent_dim', 2, 'Latent size.')
 flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'Models to measure.')
 flags.DEFINE_integer('repeats', 2, 'Runs of each loop, interleaved (the '
                      'machine is noisy: +-15% between back-to-back runs).')
-flags.DEFINE_integer('steps_per_execution', 1, 'For trainers.train.')
+flags.DEFINE_list('steps_per_execution', ['1', '10'],
+                  'trainers.train is measured once per value.')
 FLAGS = flags.FLAGS
 
 
@@ -83,16 +84,17 @@ def main(_):
       config = config_lib.TrainConfig(
           model=name, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
           learning_rate=FLAGS.learning_rate, latent_dim=FLAGS.latent_dim,
-          plot_every=0, verbose=False,
-          steps_per_execution=FLAGS.steps_per_execution)
-      order = ['trainers.train', 'plain tf.function loop']
+          plot_every=0, verbose=False)
+      order = [f'trainers.train, steps_per_execution={n}'
+               for n in FLAGS.steps_per_execution] + ['plain tf.function loop']
       if repeat % 2:
         order.reverse()
       for loop in order:
         start = time.perf_counter()
-        if loop == 'trainers.train':
+        if loop.startswith('trainers.train'):
           with tempfile.TemporaryDirectory() as tmp:
             config.model_dir = os.path.join(tmp, name)
+            config.steps_per_execution = int(loop.rsplit('=', 1)[1])
             r = training.run(config)
         else:
           r = plain_loop(config, data)
@@ -114,10 +116,12 @@ def main(_):
           f"{mean(rs, 'test_reconstruction_nll'):.2f} | "
           f"{mean(rs, 'test_mmd_to_prior'):.4f} | {mean(rs, 'wall'):.0f} |")
   for name in FLAGS.models:
-    t = mean(runs[(name, 'trainers.train')], 'train_images_per_second')
     p = mean(runs[(name, 'plain tf.function loop')], 'train_images_per_second')
-    print(f'{name}: trainers.train / plain loop = {t / p:.3f}')
-
+    for n in FLAGS.steps_per_execution:
+      t = mean(runs[(name, f'trainers.train, steps_per_execution={n}')],
+               'train_images_per_second')
+      print(f'{name}: trainers.train (steps_per_execution={n}) / plain '
+            f'loop = {t / p:.3f}')
 
 if __name__ == '__main__':
   app.run(main)
