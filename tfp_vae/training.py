@@ -221,8 +221,9 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
   done = int(epoch_var.numpy())
   previous_metrics = _read_metrics(model_dir)
 
-  def draw(subdir: str = '') -> list[str]:
-    _, terms = metrics_lib.evaluate(model, test_x, seed=config.seed)
+  def draw(subdir: str = '', terms: Optional[dict] = None) -> list[str]:
+    if terms is None:
+      _, terms = metrics_lib.evaluate(model, test_x, seed=config.seed)
     return plots.draw_all(model, test_x, data.test_labels, terms['code_mean'],
                           os.path.join(model_dir, 'plots', subdir),
                           seed=config.seed)
@@ -271,8 +272,7 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
     return {'epochs_completed': int(epoch_var.numpy())}
 
   results, terms = metrics_lib.evaluate(model, test_x, seed=config.seed)
-  epochs_completed = int(epoch_var.numpy())
-  results['epochs_completed'] = epochs_completed
+  results['epochs_completed'] = int(epoch_var.numpy())
   results['num_parameters'] = int(model.count_params())
   results['train_images_per_second'] = _throughput(
       monitor, num_train // config.batch_size * config.batch_size,
@@ -284,8 +284,7 @@ def run(config: config_lib.TrainConfig) -> dict[str, float]:
                     if k.startswith('train_') and k not in results})
   if isinstance(model, models_lib.MMDVAE):
     results['mmd_weight'] = model.mmd_weight
-  plots.draw_all(model, test_x, data.test_labels, terms['code_mean'],
-                 os.path.join(model_dir, 'plots'), seed=config.seed)
+  draw(terms=terms)
   if config.export_dir:
     existing = export_lib.versions(config.export_dir)
     if monitor is None and existing:
