@@ -82,3 +82,19 @@ def test_unprepared_dataset_without_download_says_how_to_fix(tmp_path):
 def test_unknown_dataset_is_named():
   with pytest.raises(errors.DataError, match="unknown dataset 'not_a_set'"):
     data.load('not_a_set')
+
+
+def test_subset_takes_classes_in_turn_in_split_order(mnist_5k):
+  from tfp_vae import errors  # pylint: disable=g-import-not-at-top
+  small = data.subset(mnist_5k, 500)
+  assert small.train_images.shape == (500, 28, 28, 1)
+  assert np.bincount(small.train_labels, minlength=10).tolist() == [50] * 10
+  # Within a class, the first examples of the split, in order.
+  first_sevens = mnist_5k.train_images[mnist_5k.train_labels == 7][:50]
+  np.testing.assert_array_equal(small.train_images[small.train_labels == 7],
+                                first_sevens)
+  assert small.test_images is mnist_5k.test_images
+  assert data.subset(mnist_5k, 0) is mnist_5k
+  assert len(data.subset(mnist_5k, 13).train_images) == 13
+  with pytest.raises(errors.ConfigError, match='train_examples'):
+    data.subset(mnist_5k, 4001)

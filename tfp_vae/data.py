@@ -51,6 +51,38 @@ class ImageData:
     return tuple(int(d) for d in self.train_images.shape[1:])
 
 
+def subset(data: ImageData, num_examples: int) -> ImageData:
+  """The first `num_examples` training examples taken class by class in turn.
+
+  Within a class the split's order is kept; classes are visited in label
+  order, round robin, until `num_examples` are taken (classes that run out
+  are skipped), and the result is in that round-robin order.  The test split
+  is unchanged.  0 keeps everything.
+
+  Raises:
+    ConfigError: num_examples exceeds the training split.
+  """
+  total = len(data.train_images)
+  if not num_examples or num_examples == total:
+    return data
+  if num_examples > total:
+    raise errors.ConfigError(
+        'train_examples', num_examples,
+        f'must not exceed the {total} training examples of {data.name}')
+  by_class = [np.flatnonzero(data.train_labels == c)
+              for c in range(data.num_classes)]
+  picked = []
+  rank = 0
+  while len(picked) < num_examples:
+    for indices in by_class:
+      if rank < len(indices) and len(picked) < num_examples:
+        picked.append(indices[rank])
+    rank += 1
+  picked = np.array(picked)
+  return dataclasses.replace(data, train_images=data.train_images[picked],
+                             train_labels=data.train_labels[picked])
+
+
 def load(name: str, data_dir: Optional[str] = None,
          download: bool = True) -> ImageData:
   """Loads dataset `name` into memory.

@@ -1,6 +1,9 @@
 """Evaluation of a trained model on held-out images.
 
-Estimators (all in nats per image, averaged over the test set):
+Every metric is an estimate over the test split; likelihoods are in nats per
+image (higher log-likelihood is better, lower negative ELBO is better).
+
+Cheap metrics, computed at the end of every training run (`evaluate`):
 
 * test_reconstruction_nll: -log p(x|z) at one z ~ q(z|x) per image (for the
   deterministic encoder, z is the code itself).
@@ -10,17 +13,67 @@ Estimators (all in nats per image, averaged over the test set):
   has infinite KL to the prior, so the key is left out there.
 * test_mmd_to_prior: MMD^2 (sources' kernel, biased estimate) between one
   code per test image (z ~ q(z|x)) and as many prior samples: how well the
-  aggregate posterior q(z) matches p(z).
+  aggregate posterior q(z) matches p(z).  Near 0 means q(z) fills the prior.
+* test_active_units: the number of latent dimensions u with
+  Cov_x(E_q(z|x)[z_u]) > 0.01 (Burda et al. 2016), the posterior means taken
+  over the test images.
 * test_loss: the training objective on the test set.
+
+Costlier metrics (`evaluate_all`, used by trainers.evaluate and
+trainers.compare):
+
+* test_iwae_log_likelihood: the importance-weighted bound (Burda et al.)
+  log p(x) >= E[log (1/k) sum_i p(x|z_i) p(z_i) / r(z_i|x)], z_i ~ r(z|x),
+  with k = test_iwae_samples.  r is q(z|x) for the Gaussian encoder.  The
+  MMD-VAE's q(z|x) is a point mass, which cannot be a proposal (its density
+  ratio is undefined), so r = N(f(x), s^2 I) around the code f(x), s =
+  `proposal_scale` (test_iwae_proposal_scale).  Any proposal gives a lower
+  bound in expectation that tightens to log p(x) as k grows; the proposal
+  only changes how fast.  With the Bernoulli likelihood on grey-level pixels
+  p(x|z) is the sources' cross-entropy, not a normalised density: compare
+  these numbers between models, not with binarised-MNIST literature.
+* test_knn_accuracy, test_logreg_accuracy: latent probes.  A k-nearest-
+  neighbour classifier (k = 5, Euclidean) and a multinomial logistic
+  regression (standardised codes, L2 1e-4) are fit on the posterior means of
+  the training split and scored on those of the test split; the labels are
+  used by the probes only.
+* test_classifier_frechet_distance: a Frechet distance between generated
+  images (decoder means at prior samples, as many as test images) and the
+  test images, in the 128-d penultimate layer of a small conv classifier
+  trained on the training split (`feature_classifier`).  It is the FID
+  recipe in another feature space, NOT the Inception FID: compare it between
+  models on the same data only.  feature_classifier_test_accuracy says how
+  good that feature space is; train_test_classifier_frechet_distance (train
+  images against test images) is the floor a perfect model would reach.
 """
 
-from typing import Any
+import hashlib
+import os
+import weakref
+from typing import Any, Optional
 
+import keras
 import numpy as np
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_vae import losses
 from tfp_vae import models as models_lib
+
+tfd = tfp.distributions
+
+ACTIVE_UNIT_THRESHOLD = 0.01
+DEFAULT_PROPOSAL_SCALE = 0.1
+_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {name: tf.function}
+
+
+def _cached(model, name, build):
+  """One traced function per (model, name), so repeated evaluation (every
+  epoch) does not retrace."""
+  functions = _FUNCTIONS.setdefault(model, {})
+  if name not in functions:
+    functions[name] = build()
+  return functions[name]
 
 
 def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
@@ -32,29 +85,40 @@ def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
      'distortion': [N], and for Gaussian posteriors 'rate': [N]}.
   """
 
-  @tf.function
-  def batch_terms(x, step):
-    posterior = model.encode(x)
-    codes = model.sample_codes(posterior,
-                               tf.stack([tf.constant(seed, tf.int32), step]))
-    out = {'code_mean': posterior.mean(), 'code_sample': codes,
-           'distortion': losses.distortion(model.decode(codes), x)}
-    if isinstance(model, models_lib.VAE):
-      out['rate'] = losses.analytic_rate(posterior,
-                                         model.prior_distribution())
-    return out
+  def build():
+    @tf.function(reduce_retracing=True)
+    def batch_terms(x, seed_and_step):
+      posterior = model.encode(x)
+      codes = model.sample_codes(posterior, seed_and_step)
+      out = {'code_mean': posterior.mean(), 'code_sample': codes,
+             'distortion': losses.distortion(model.decode(codes), x)}
+      if isinstance(posterior, tfd.MultivariateNormalDiag):
+        out['rate'] = losses.analytic_rate(posterior,
+                                           model.prior_distribution())
+      return out
+    return batch_terms
 
+  batch_terms = _cached(model, 'encode_all', build)
   parts = []
   for i, start in enumerate(range(0, len(images), batch_size)):
     x = tf.constant(images[start:start + batch_size])
     parts.append({k: v.numpy() for k, v in
-                  batch_terms(x, tf.constant(i, tf.int32)).items()})
+                  batch_terms(x, tf.constant([seed, i], tf.int32)).items()})
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def active_units(code_means: np.ndarray,
+                 threshold: float = ACTIVE_UNIT_THRESHOLD
+                 ) -> tuple[int, np.ndarray]:
+  """Number of units with Cov_x(E_q[z_u]) > threshold, and every variance."""
+  variances = np.var(np.asarray(code_means, np.float64), axis=0)
+  return int(np.sum(variances > threshold)), variances
 
 
 def evaluate(model: models_lib.LatentVariableModel, images: np.ndarray,
              seed: int = 0) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-  """Test metrics (see module doc) and the per-image arrays behind them."""
+  """The cheap test metrics (module doc) and the per-image arrays behind
+  them."""
   terms = encode_all(model, images, seed=seed)
   out: dict[str, Any] = {
       'test_reconstruction_nll': float(terms['distortion'].mean()),
@@ -64,6 +128,7 @@ def evaluate(model: models_lib.LatentVariableModel, images: np.ndarray,
       len(images), seed=(seed, 2))
   mmd = float(losses.mmd(codes, prior_samples))
   out['test_mmd_to_prior'] = mmd
+  out['test_active_units'] = active_units(terms['code_mean'])[0]
   if 'rate' in terms:
     out['test_rate'] = float(terms['rate'].mean())
     out['test_neg_elbo'] = float((terms['distortion'] + terms['rate']).mean())
@@ -71,4 +136,313 @@ def evaluate(model: models_lib.LatentVariableModel, images: np.ndarray,
   else:
     out['test_loss'] = (out['test_reconstruction_nll'] +
                         model.mmd_weight * mmd)
+  return out, terms
+
+
+# -- likelihood ------------------------------------------------------------
+
+
+def _proposal(posterior: tfd.Distribution, scale: float) -> tfd.Distribution:
+  if isinstance(posterior, tfd.VectorDeterministic):
+    loc = posterior.loc
+    return tfd.MultivariateNormalDiag(
+        loc=loc, scale_diag=tf.fill(tf.shape(loc), tf.cast(scale, loc.dtype)))
+  return posterior
+
+
+def log_importance_weights(model, images: tf.Tensor, num_samples: int,
+                           seed: tf.Tensor,
+                           proposal_scale: float = DEFAULT_PROPOSAL_SCALE
+                           ) -> tf.Tensor:
+  """log p(x|z_i) + log p(z_i) - log r(z_i|x) for z_i ~ r(z|x), [k, B].
+
+  `model` needs `encode(x) -> q(z|x)`, `decode(z) -> p(x|z)` and
+  `prior_distribution()`; r is q(z|x), or for a point-mass q a Gaussian of
+  scale `proposal_scale` around it.
+  """
+  proposal = _proposal(model.encode(images), proposal_scale)
+  codes = proposal.sample(num_samples, seed=seed)  # [k, B, latent]
+  batch = tf.shape(images)[0]
+  flat = tf.reshape(codes, tf.concat([[-1], tf.shape(codes)[2:]], 0))
+  tiled = tf.reshape(
+      tf.broadcast_to(images[None], tf.concat([[num_samples],
+                                               tf.shape(images)], 0)),
+      tf.concat([[-1], tf.shape(images)[1:]], 0))
+  log_lik = tf.reshape(model.decode(flat).log_prob(tiled),
+                       [num_samples, batch])
+  return (log_lik + model.prior_distribution().log_prob(codes) -
+          proposal.log_prob(codes))
+
+
+def iwae_log_likelihood(model, images: np.ndarray, num_samples: int = 100,
+                        seed: int = 0,
+                        proposal_scale: float = DEFAULT_PROPOSAL_SCALE,
+                        images_per_call: int = 2000) -> np.ndarray:
+  """The k-sample importance-weighted estimate of log p(x), per image [N].
+
+  Work is batched so that one call decodes about `images_per_call` latent
+  samples (images x samples), whatever k is: memory stays bounded and k =
+  1000 on 1,000 test images is 1M decodes in 500 calls.  The k samples of an
+  image are drawn in chunks and combined with a running logsumexp.
+
+  Args:
+    model: see `log_importance_weights`.
+    images: [N, H, W, C] float32.
+    num_samples: k >= 1.
+    seed: draws are a deterministic function of (seed, batch, chunk).
+    proposal_scale: see `log_importance_weights`.
+    images_per_call: memory/throughput knob.
+
+  Returns:
+    float64 [N] estimates in nats.
+  """
+  if num_samples < 1:
+    raise ValueError(f'num_samples must be >= 1, got {num_samples}')
+  chunk = min(num_samples, images_per_call)
+  batch = max(1, images_per_call // chunk)
+
+  def build():
+    @tf.function(reduce_retracing=True)
+    def weights(x, k, seed_pair, scale):
+      return log_importance_weights(model, x, k, seed_pair, scale)
+    return weights
+
+  weights = _cached(model, 'iwae', build)
+  out = np.empty(len(images), np.float64)
+  for b, start in enumerate(range(0, len(images), batch)):
+    x = tf.constant(images[start:start + batch])
+    total = np.full(len(x), -np.inf)
+    for c, first in enumerate(range(0, num_samples, chunk)):
+      k = min(chunk, num_samples - first)
+      seed_pair = tf.constant([seed, b * 100003 + c], tf.int32)
+      logw = weights(x, tf.constant(k), seed_pair,
+                     tf.constant(proposal_scale, tf.float32)).numpy()
+      total = np.logaddexp(total, _logsumexp(logw.astype(np.float64)))
+    out[start:start + len(x)] = total - np.log(num_samples)
+  return out
+
+
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+  top = np.max(a, axis=0)
+  top = np.where(np.isfinite(top), top, 0.0)
+  return top + np.log(np.sum(np.exp(a - top), axis=0))
+
+
+# -- latent probes ---------------------------------------------------------
+
+
+def knn_accuracy(train_codes: np.ndarray, train_labels: np.ndarray,
+                 test_codes: np.ndarray, test_labels: np.ndarray,
+                 k: int = 5, chunk: int = 1000) -> float:
+  """Accuracy of a k-nearest-neighbour vote (Euclidean; ties go to the
+  nearest neighbour's class)."""
+  train_codes = np.asarray(train_codes, np.float64)
+  train_labels = np.asarray(train_labels)
+  k = min(k, len(train_codes))
+  train_sq = np.sum(train_codes**2, axis=1)
+  num_classes = int(max(train_labels.max(), np.max(test_labels))) + 1
+  correct = 0
+  for start in range(0, len(test_codes), chunk):
+    q = np.asarray(test_codes[start:start + chunk], np.float64)
+    d = train_sq[None, :] - 2.0 * q @ train_codes.T  # + |q|^2, same per row
+    nearest = np.argsort(d, axis=1, kind='stable')[:, :k]
+    votes = np.zeros((len(q), num_classes))
+    for rank in range(k):
+      # Slightly more weight to nearer neighbours breaks ties toward them.
+      np.add.at(votes, (np.arange(len(q)), train_labels[nearest[:, rank]]),
+                1.0 + 1e-6 * (k - rank))
+    correct += int(np.sum(votes.argmax(axis=1) ==
+                          test_labels[start:start + chunk]))
+  return correct / len(test_codes)
+
+
+def logistic_regression_accuracy(train_codes: np.ndarray,
+                                 train_labels: np.ndarray,
+                                 test_codes: np.ndarray,
+                                 test_labels: np.ndarray,
+                                 steps: int = 500, l2: float = 1e-4,
+                                 learning_rate: float = 0.5) -> float:
+  """Test accuracy of a multinomial logistic regression on the codes.
+
+  Codes are standardised with the training mean and deviation; the fit is
+  full-batch gradient descent with Nesterov momentum on the mean
+  cross-entropy plus l2 * |W|^2 (a convex problem: the result does not
+  depend on initialisation).
+  """
+  x = np.asarray(train_codes, np.float64)
+  mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
+  x = (x - mean) / std
+  xt = (np.asarray(test_codes, np.float64) - mean) / std
+  y = np.asarray(train_labels)
+  num_classes = int(max(y.max(), np.max(test_labels))) + 1
+  onehot = np.eye(num_classes)[y]
+  w = np.zeros((x.shape[1], num_classes))
+  b = np.zeros(num_classes)
+  vw, vb = np.zeros_like(w), np.zeros_like(b)
+  for _ in range(steps):
+    lw, lb = w + 0.9 * vw, b + 0.9 * vb
+    logits = x @ lw + lb
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    p /= p.sum(axis=1, keepdims=True)
+    g = (p - onehot) / len(x)
+    vw = 0.9 * vw - learning_rate * (x.T @ g + 2 * l2 * lw)
+    vb = 0.9 * vb - learning_rate * g.sum(axis=0)
+    w, b = w + vw, b + vb
+  return float(np.mean((xt @ w + b).argmax(axis=1) == test_labels))
+
+
+# -- sample quality --------------------------------------------------------
+
+
+def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
+  """Frechet distance between Gaussians fit to feature sets a [N, F], b [M, F]:
+  |mu_a - mu_b|^2 + Tr(S_a + S_b - 2 (S_a S_b)^(1/2)).
+
+  Tr (S_a S_b)^(1/2) is computed as the sum of square roots of the
+  eigenvalues of S_a^(1/2) S_b S_a^(1/2) (symmetric PSD, same spectrum).
+  """
+  a = np.asarray(a, np.float64)
+  b = np.asarray(b, np.float64)
+  mu_a, mu_b = a.mean(axis=0), b.mean(axis=0)
+  cov_a = np.cov(a, rowvar=False)
+  cov_b = np.cov(b, rowvar=False)
+  vals, vecs = np.linalg.eigh(cov_a)
+  root_a = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
+  cross = np.linalg.eigvalsh(root_a @ cov_b @ root_a)
+  trace_root = np.sum(np.sqrt(np.clip(cross, 0, None)))
+  return float(np.sum((mu_a - mu_b)**2) + np.trace(cov_a) + np.trace(cov_b)
+               - 2.0 * trace_root)
+
+
+FEATURE_CLASSIFIER_VERSION = 1
+
+
+def _classifier_network(image_shape, num_classes) -> keras.Model:
+  inputs = keras.Input(image_shape)
+  h = keras.layers.Conv2D(32, 3, 2, 'same', activation='relu')(inputs)
+  h = keras.layers.Conv2D(64, 3, 2, 'same', activation='relu')(h)
+  h = keras.layers.Flatten()(h)
+  features = keras.layers.Dense(128, activation='relu', name='features')(h)
+  logits = keras.layers.Dense(num_classes, name='logits')(features)
+  return keras.Model(inputs, [features, logits], name='feature_classifier')
+
+
+def feature_classifier(train_images: np.ndarray, train_labels: np.ndarray,
+                       num_classes: int, cache_dir: Optional[str] = None,
+                       epochs: int = 5, seed: int = 0) -> keras.Model:
+  """A small conv classifier of the training split, for Frechet features.
+
+  Trained with Adam (1e-3, batch 100, `epochs`) on float images in [0, 1].
+  When `cache_dir` is set, weights are stored there under a hash of the
+  training data and recipe, so every model evaluated on the same data is
+  measured in the same feature space.
+
+  Returns:
+    A Keras model images -> (features [N, 128], logits [N, classes]).
+  """
+  x = np.asarray(train_images, np.float32)
+  y = np.asarray(train_labels, np.int64)
+  digest = hashlib.sha1()
+  for part in (x.tobytes(), y.tobytes(),
+               repr((num_classes, epochs, seed,
+                     FEATURE_CLASSIFIER_VERSION)).encode()):
+    digest.update(part)
+  path = (os.path.join(cache_dir, f'feature_classifier-'
+                       f'{digest.hexdigest()[:16]}.weights.h5')
+          if cache_dir else None)
+  keras.utils.set_random_seed(seed)
+  net = _classifier_network(x.shape[1:], num_classes)
+  if path and os.path.exists(path):
+    net.load_weights(path)
+    return net
+  trainer = keras.Model(net.input, net.output[1])
+  trainer.compile(keras.optimizers.Adam(1e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  jit_compile=False)
+  trainer.fit(x, y, batch_size=100, epochs=epochs, shuffle=True, verbose=0)
+  if path:
+    os.makedirs(cache_dir, exist_ok=True)
+    tmp = path + '.tmp.weights.h5'
+    net.save_weights(tmp)
+    os.replace(tmp, path)
+  return net
+
+
+def _features(net: keras.Model, images: np.ndarray, batch_size: int = 500
+              ) -> tuple[np.ndarray, np.ndarray]:
+  feats, logits = [], []
+  for start in range(0, len(images), batch_size):
+    f, l = net(tf.constant(images[start:start + batch_size]), training=False)
+    feats.append(f.numpy())
+    logits.append(l.numpy())
+  return np.concatenate(feats), np.concatenate(logits)
+
+
+def generate(model, num_images: int, seed: int = 0,
+             batch_size: int = 500) -> np.ndarray:
+  """Decoder means at `num_images` prior samples, float32 [N, H, W, C]."""
+  codes = model.prior_distribution().sample(num_images, seed=(seed, 5))
+  return np.concatenate([
+      model.decode(codes[s:s + batch_size]).mean().numpy()
+      for s in range(0, num_images, batch_size)])
+
+
+# -- everything ------------------------------------------------------------
+
+
+def evaluate_all(model: models_lib.LatentVariableModel,
+                 train_images: np.ndarray, train_labels: np.ndarray,
+                 test_images: np.ndarray, test_labels: np.ndarray,
+                 num_classes: int, iwae_samples: int = 100, seed: int = 0,
+                 proposal_scale: float = DEFAULT_PROPOSAL_SCALE,
+                 classifier: Optional[keras.Model] = None,
+                 classifier_cache_dir: Optional[str] = None
+                 ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+  """All metrics of the module doc.
+
+  Args:
+    model: the trained model.
+    train_images, test_images: float32 [N, H, W, C] in [0, 1] (as trained).
+    train_labels, test_labels: int [N] (probes and classifier only).
+    num_classes: number of labels.
+    iwae_samples: k of the importance-weighted bound (0: skip it).
+    seed: seed of every Monte-Carlo draw.
+    proposal_scale: proposal scale for point-mass encoders.
+    classifier: the Frechet feature network (trained if None).
+    classifier_cache_dir: where `feature_classifier` caches its weights.
+
+  Returns:
+    (metrics, arrays): the flat metrics dict, and per-image arrays
+    ('code_mean', 'code_sample', 'distortion', 'iwae', 'train_code_mean',
+    'generated').
+  """
+  out, terms = evaluate(model, test_images, seed=seed)
+  if iwae_samples:
+    iwae = iwae_log_likelihood(model, test_images, iwae_samples, seed=seed,
+                               proposal_scale=proposal_scale)
+    terms['iwae'] = iwae
+    out['test_iwae_log_likelihood'] = float(iwae.mean())
+    out['test_iwae_samples'] = int(iwae_samples)
+    if isinstance(model.encode(test_images[:1]), tfd.VectorDeterministic):
+      out['test_iwae_proposal_scale'] = float(proposal_scale)
+  train_codes = encode_all(model, train_images, seed=seed)['code_mean']
+  terms['train_code_mean'] = train_codes
+  out['test_knn_accuracy'] = knn_accuracy(train_codes, train_labels,
+                                          terms['code_mean'], test_labels)
+  out['test_logreg_accuracy'] = logistic_regression_accuracy(
+      train_codes, train_labels, terms['code_mean'], test_labels)
+  if classifier is None:
+    classifier = feature_classifier(train_images, train_labels, num_classes,
+                                    cache_dir=classifier_cache_dir, seed=seed)
+  test_features, test_logits = _features(classifier, test_images)
+  generated = generate(model, len(test_images), seed=seed)
+  terms['generated'] = generated
+  out['test_classifier_frechet_distance'] = frechet_distance(
+      _features(classifier, generated)[0], test_features)
+  out['feature_classifier_test_accuracy'] = float(
+      np.mean(test_logits.argmax(axis=1) == test_labels))
+  reference = train_images[:len(test_images)]
+  out['train_test_classifier_frechet_distance'] = frechet_distance(
+      _features(classifier, reference)[0], test_features)
   return out, terms

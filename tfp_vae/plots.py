@@ -6,7 +6,10 @@
   so);
 * grid: decoded images over a grid of latent values (the sources' "morphing"
   figure, latent_dim = 2 only), spaced at standard-normal quantiles;
-* reconstructions: test inputs (top rows) above their reconstructions.
+* reconstructions: test inputs (top rows) above their reconstructions;
+* interpolations: decoded straight lines in latent space between the codes
+  of pairs of test images;
+* training_curves: per-epoch train and test terms of one or more runs.
 
 Every function returns the arrays it drew so TensorBoard can log the same.
 """
@@ -117,6 +120,73 @@ def reconstructions(model, images: np.ndarray, path: str) -> np.ndarray:
         f'{model.name}: inputs (odd rows) and reconstructions (even rows)',
         path)
   return recon
+
+
+def interpolation_pairs(labels: np.ndarray, n: int = 8) -> np.ndarray:
+  """n pairs (i, j) of test indices with different classes, [n, 2]
+  (deterministic: the first example of class c with the first of c + 1)."""
+  classes = np.unique(labels)
+  firsts = {c: np.flatnonzero(labels == c) for c in classes}
+  pairs = []
+  for k in range(n):
+    a = classes[k % len(classes)]
+    b = classes[(k + 1 + k // len(classes)) % len(classes)]
+    rank = k // len(classes)
+    ia = firsts[a][min(rank, len(firsts[a]) - 1)]
+    ib = firsts[b][min(rank + 1, len(firsts[b]) - 1)]
+    pairs.append((ia, ib))
+  return np.array(pairs)
+
+
+def interpolations(model, start: np.ndarray, end: np.ndarray, path: str,
+                   steps: int = 10) -> np.ndarray:
+  """One row per pair: start image, decoded E[q(z|x)] interpolated linearly
+  from start to end in `steps` points, end image.  Returns the mosaic rows
+  as [pairs * (steps + 2), H, W, C]."""
+  za = model.encode(tf.constant(start)).mean().numpy()
+  zb = model.encode(tf.constant(end)).mean().numpy()
+  t = np.linspace(0.0, 1.0, steps)[None, :, None]
+  codes = (za[:, None] * (1 - t) + zb[:, None] * t).reshape(-1, za.shape[1])
+  decoded = _decode_mean(model, codes).reshape(len(start), steps,
+                                               *start.shape[1:])
+  rows = np.concatenate([start[:, None], decoded, end[:, None]], axis=1)
+  rows = rows.reshape(-1, *start.shape[1:])
+  _show(tile(rows, steps + 2), f'{model.name}: interpolations between test '
+        f'images (outer columns: the inputs)', path)
+  return rows
+
+
+CURVES = (
+    ('reconstruction NLL (nats)', 'train_distortion',
+     'test_reconstruction_nll'),
+    ('training objective', 'train_loss', 'test_loss'),
+    ('MMD(q(z), p(z)) on the test set', None, 'test_mmd_to_prior'),
+    ('active units', None, 'test_active_units'),
+)
+
+
+def training_curves(histories: dict[str, list[dict]], path: str) -> None:
+  """Per-epoch curves (history.jsonl records) of each named run: train
+  (dashed) and test (solid) reconstruction NLL, objective, test MMD to the
+  prior and active units."""
+  fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+  colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  for ax, (title, train_key, test_key) in zip(axes.ravel(), CURVES):
+    for colour, (name, history) in zip(colours, histories.items()):
+      epochs = [r['epoch'] for r in history]
+      if train_key and any(train_key in r for r in history):
+        ax.plot(epochs, [r.get(train_key, np.nan) for r in history], '--',
+                color=colour, label=f'{name} train')
+      if any(test_key in r for r in history):
+        ax.plot(epochs, [r.get(test_key, np.nan) for r in history], '-',
+                color=colour, label=f'{name} test')
+    ax.set_title(title)
+    ax.set_xlabel('epoch')
+    ax.legend(fontsize=8)
+  axes[0, 1].set_yscale('symlog')  # the objectives differ by orders
+  fig.tight_layout()
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
 
 
 def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,

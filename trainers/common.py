@@ -1,5 +1,6 @@
 """Flags shared by the trainers and the one way they report errors."""
 
+import dataclasses
 import os
 import sys
 
@@ -23,11 +24,9 @@ EXIT_USER_ERROR = 1
 EXIT_RETRYABLE = 143
 
 
-def define_train_flags() -> None:
-  """Defines the flags of `trainers.train` (defaults from TrainConfig)."""
+def define_shared_flags() -> None:
+  """Flags that define what is trained, shared by train and compare."""
   d = config_lib.TrainConfig()
-  flags.DEFINE_enum('model', d.model, config_lib.MODELS,
-                    'vae: ELBO; mmd_vae: reconstruction + MMD (InfoVAE).')
   flags.DEFINE_enum('likelihood', d.likelihood, config_lib.LIKELIHOODS,
                     'p(x|z): Bernoulli logits, or Gaussian with fixed scale '
                     '--gaussian_scale.')
@@ -42,6 +41,10 @@ def define_train_flags() -> None:
                     'Let TFDS download a dataset that is not prepared.')
   flags.DEFINE_bool('binarize', d.binarize,
                     'Dynamic binarization of training pixels (Bernoulli).')
+  flags.DEFINE_integer('train_examples', d.train_examples,
+                       'Train on only this many training examples, class by '
+                       'class in turn (0: all); 500 is the InfoVAE small-data '
+                       'experiment.')
   flags.DEFINE_integer('batch_size', d.batch_size,
                        'Global batch size (over all replicas).')
   flags.DEFINE_integer('epochs', d.epochs, 'Total epochs to reach.')
@@ -57,6 +60,14 @@ def define_train_flags() -> None:
   flags.DEFINE_float('gaussian_scale', d.gaussian_scale,
                      'Fixed pixel standard deviation of the Gaussian '
                      'likelihood.')
+
+
+def define_train_flags() -> None:
+  """Defines the flags of `trainers.train` (defaults from TrainConfig)."""
+  define_shared_flags()
+  d = config_lib.TrainConfig()
+  flags.DEFINE_enum('model', d.model, config_lib.MODELS,
+                    'vae: ELBO; mmd_vae: reconstruction + MMD (InfoVAE).')
   flags.DEFINE_string('model_dir', d.model_dir,
                       'Checkpoints, config.json, metrics.json, plots, '
                       'TensorBoard logs.')
@@ -78,19 +89,12 @@ def define_train_flags() -> None:
 
 
 def train_config_from_flags() -> config_lib.TrainConfig:
-  """Builds the TrainConfig from parsed flags (not yet validated)."""
-  return config_lib.TrainConfig(
-      model=FLAGS.model, likelihood=FLAGS.likelihood,
-      architecture=FLAGS.architecture, latent_dim=FLAGS.latent_dim,
-      dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-      download=FLAGS.download, binarize=FLAGS.binarize,
-      batch_size=FLAGS.batch_size, epochs=FLAGS.epochs,
-      learning_rate=FLAGS.learning_rate, seed=FLAGS.seed,
-      kl_estimator=FLAGS.kl_estimator, mmd_weight=FLAGS.mmd_weight,
-      gaussian_scale=FLAGS.gaussian_scale, model_dir=FLAGS.model_dir,
-      export_dir=FLAGS.export_dir, plot_every=FLAGS.plot_every,
-      verbose=FLAGS.verbose, steps_per_execution=FLAGS.steps_per_execution,
-      strategy=FLAGS.strategy, cpu_replicas=FLAGS.cpu_replicas)
+  """Builds the TrainConfig from parsed flags (not yet validated); fields
+  without a flag (compare defines only the shared ones) keep defaults."""
+  values = {field.name: FLAGS[field.name].value
+            for field in dataclasses.fields(config_lib.TrainConfig)
+            if field.name in FLAGS}
+  return config_lib.TrainConfig(**values)
 
 
 def exit_on_user_error(fn, *args, **kwargs):

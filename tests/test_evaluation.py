@@ -1,0 +1,112 @@
+"""trainers.evaluate and trainers.compare end to end, on tiny budgets."""
+
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+from tests.conftest import run_cli
+from tfp_vae import config as config_lib
+from tfp_vae import evaluation
+from tfp_vae import report
+from tfp_vae import training
+
+
+@pytest.fixture(scope='module')
+def tiny_run(tmp_path_factory):
+  model_dir = str(tmp_path_factory.mktemp('eval') / 'mmd')
+  training.run(config_lib.TrainConfig(
+      model='mmd_vae', epochs=2, batch_size=100, train_examples=300,
+      plot_every=0, model_dir=model_dir, verbose=False))
+  return model_dir
+
+
+def test_history_has_one_record_per_epoch_with_test_metrics(tiny_run):
+  history = training.read_history(tiny_run)
+  assert [r['epoch'] for r in history] == [1, 2]
+  for record in history:
+    for key in ('train_loss', 'train_distortion', 'train_mmd',
+                'test_reconstruction_nll', 'test_mmd_to_prior', 'seconds'):
+      assert np.isfinite(record[key]), key
+
+
+def test_evaluate_cli_adds_metrics_and_keeps_the_trainers(tiny_run, tmp_path):
+  with open(os.path.join(tiny_run, 'metrics.json')) as f:
+    before = json.load(f)
+  result = run_cli('trainers.evaluate', f'--model_dir={tiny_run}',
+                   '--iwae_samples=4', f'--cache_dir={tmp_path}')
+  assert result.returncode == 0, result.stderr
+  with open(os.path.join(tiny_run, 'metrics.json')) as f:
+    after = json.load(f)
+  assert after['train_images_per_second'] == before['train_images_per_second']
+  for key in ('test_iwae_log_likelihood', 'test_knn_accuracy',
+              'test_logreg_accuracy', 'test_active_units',
+              'test_classifier_frechet_distance',
+              'train_test_classifier_frechet_distance'):
+    assert np.isfinite(after[key]), key
+  assert after['test_iwae_samples'] == 4
+  assert after['test_iwae_proposal_scale'] == 0.1
+  # Log-likelihood bound below the reconstruction term's negative plus the
+  # prior's: a sanity range, not a tight check.
+  assert after['test_iwae_log_likelihood'] < 0
+  assert 0.1 <= after['test_knn_accuracy'] <= 1.0
+  assert len(list(tmp_path.glob('feature_classifier-*.weights.h5'))) == 1
+
+
+@pytest.mark.parametrize('args,message', [
+    (('--model_dir={missing}',), 'holds no readable training run'),
+    (('--model_dir={run}', '--iwae_samples=-1'), '--iwae_samples must be >= 0'),
+    (('--model_dir={run}', '--proposal_scale=0'), '--proposal_scale must be a positive'),
+])
+def test_evaluate_cli_bad_input_is_one_clear_line(tiny_run, tmp_path, args,
+                                                  message):
+  args = [a.format(missing=tmp_path / 'nothing', run=tiny_run) for a in args]
+  result = run_cli('trainers.evaluate', *args)
+  assert result.returncode == 1
+  assert message in result.stderr
+  assert 'Traceback' not in result.stderr
+
+
+def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
+  out = str(tmp_path / 'compare')
+  result = run_cli('trainers.compare', f'--output_dir={out}', '--epochs=2',
+                   '--train_examples=200', '--batch_size=50',
+                   '--iwae_samples=3')
+  assert result.returncode == 0, result.stderr
+  with open(os.path.join(out, 'metrics.json')) as f:
+    metrics = json.load(f)
+  assert set(metrics) == {'vae', 'mmd_vae'}
+  for name in metrics:
+    for key in ('test_iwae_log_likelihood', 'test_reconstruction_nll',
+                'test_mmd_to_prior', 'test_active_units',
+                'test_knn_accuracy', 'test_logreg_accuracy',
+                'test_classifier_frechet_distance', 'epochs_completed'):
+      assert key in metrics[name], (name, key)
+    assert metrics[name]['epochs_completed'] == 2
+  assert 'test_neg_elbo' in metrics['vae']
+  with open(os.path.join(out, 'report.html')) as f:
+    page = f.read()
+  embedded = set(re.findall(r'alt="([\w.]+\.png)"', page))
+  expected = {f'{m}_{kind}.png' for m in ('vae', 'mmd_vae')
+              for kind in ('samples', 'latent', 'grid', 'reconstructions',
+                           'interpolations')} | {'training_curves.png'}
+  assert embedded == expected
+  assert page.count('src="data:image/png;base64,') == len(expected)
+  for name in expected:
+    assert os.path.getsize(os.path.join(out, 'figures', name)) > 1000
+  for key, _, _ in report.METRICS[:9]:
+    if key != 'test_rate' and key != 'test_neg_elbo':
+      assert f'<code>{key}</code>' in page, key
+  # The whole-run progress bar reached its end.
+  assert '8/8' in result.stdout
+  assert 'test_iwae_log_likelihood' in result.stdout
+
+
+def test_compare_refuses_bad_flags_before_training(tmp_path):
+  result = run_cli('trainers.compare', f'--output_dir={tmp_path}',
+                   '--train_examples=5000')
+  assert result.returncode == 1
+  assert '--train_examples must not exceed the 4000' in result.stderr
+  assert not os.path.exists(tmp_path / 'vae' / 'checkpoints')

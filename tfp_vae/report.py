@@ -1,0 +1,150 @@
+"""The self-contained HTML report of a VAE / MMD-VAE comparison.
+
+Images are embedded as base64 data URIs, so report.html can be mailed or
+archived alone; the PNGs also stay beside it in figures/.
+"""
+
+import base64
+import html
+import os
+from typing import Any
+
+# (key, description, better): better is 'lower', 'higher' or '' (neither).
+METRICS = (
+    ('test_iwae_log_likelihood', 'log p(x), importance-weighted bound '
+     '(nats/image)', 'higher'),
+    ('test_neg_elbo', '-ELBO (nats/image; not defined for a point-mass '
+     'encoder)', 'lower'),
+    ('test_reconstruction_nll', 'reconstruction -log p(x|z) (nats/image)',
+     'lower'),
+    ('test_rate', 'rate KL(q(z|x) || p(z)) (nats/image)', ''),
+    ('test_mmd_to_prior', 'MMD^2 between q(z) and p(z)', 'lower'),
+    ('test_active_units', 'active units (Cov_x E[z_u] > 0.01)', 'higher'),
+    ('test_knn_accuracy', 'latent probe: 5-NN accuracy', 'higher'),
+    ('test_logreg_accuracy', 'latent probe: logistic-regression accuracy',
+     'higher'),
+    ('test_classifier_frechet_distance', 'Frechet distance of samples to '
+     'test images, small-classifier features (not Inception FID)', 'lower'),
+    ('train_test_classifier_frechet_distance', 'same, train images vs test '
+     'images (the floor)', ''),
+    ('feature_classifier_test_accuracy', 'accuracy of that feature '
+     'classifier', ''),
+    ('test_iwae_samples', 'k of the IWAE bound', ''),
+    ('test_iwae_proposal_scale', 'IWAE proposal scale (point-mass encoder)',
+     ''),
+    ('train_images_per_second', 'training throughput (images/s)', 'higher'),
+    ('epochs_completed', 'epochs', ''),
+    ('num_parameters', 'parameters', ''),
+)
+
+FIGURES = (
+    ('samples', 'Samples: decoder means at z ~ p(z)'),
+    ('latent', 'Test set in latent space, by class'),
+    ('grid', 'Decoded grid over latent space ("morphing")'),
+    ('reconstructions', 'Reconstructions (odd rows inputs, even rows '
+     'outputs)'),
+    ('interpolations', 'Interpolations between test images'),
+)
+
+
+def _img(path: str) -> str:
+  with open(path, 'rb') as f:
+    data = base64.b64encode(f.read()).decode('ascii')
+  name = html.escape(os.path.basename(path))
+  return (f'<img alt="{name}" title="{name}" '
+          f'src="data:image/png;base64,{data}">')
+
+
+def _fmt(value: Any) -> str:
+  if value is None:
+    return '&ndash;'
+  if isinstance(value, int) or float(value).is_integer() and abs(value) > 9:
+    return f'{int(value):,}'
+  return f'{value:.4g}'
+
+
+def _winner(values: dict[str, Any], better: str) -> str:
+  present = {k: v for k, v in values.items() if v is not None}
+  if not better or len(present) < 2:
+    return ''
+  pick = max if better == 'higher' else min
+  best = pick(present, key=present.get)
+  if len(set(present.values())) == 1:
+    return 'tie'
+  return best
+
+
+def write_report(path: str, results: dict[str, dict[str, Any]],
+                 figures: dict[str, dict[str, str]],
+                 shared_figures: dict[str, str], config) -> str:
+  """Writes the report; returns its path.
+
+  Args:
+    path: output HTML file.
+    results: {model: metrics}.
+    figures: {model: {figure kind: png path}} (kinds as in FIGURES).
+    shared_figures: {'training_curves': png path}.
+    config: the TrainConfig both models share (model aside).
+  """
+  models = list(results)
+  rows = []
+  for key, description, better in METRICS:
+    values = {m: results[m].get(key) for m in models}
+    if all(v is None for v in values.values()):
+      continue
+    winner = _winner(values, better)
+    cells = ''.join(
+        f'<td class="{"best" if m == winner else ""}">{_fmt(v)}</td>'
+        for m, v in values.items())
+    rows.append(f'<tr><td><code>{key}</code><br><small>'
+                f'{html.escape(description)}</small></td>{cells}'
+                f'<td>{html.escape(better)}</td><td>{html.escape(winner)}'
+                f'</td></tr>')
+  head = ''.join(f'<th>{html.escape(m)}</th>' for m in models)
+  figure_rows = []
+  for kind, caption in FIGURES:
+    if not any(kind in figures.get(m, {}) for m in models):
+      continue
+    cells = ''.join(
+        f'<td>{_img(figures[m][kind]) if kind in figures.get(m, {}) else ""}'
+        f'</td>' for m in models)
+    figure_rows.append(f'<h3>{html.escape(caption)}</h3><table '
+                       f'class="figs"><tr>{head}</tr><tr>{cells}</tr>'
+                       f'</table>')
+  setting = ', '.join(
+      f'{k}={v}' for k, v in sorted(config.to_dict().items())
+      if k not in ('model', 'model_dir', 'export_dir', 'verbose',
+                   'plot_every', 'strategy', 'cpu_replicas',
+                   'steps_per_execution', 'download', 'data_dir'))
+  curves = ''.join(f'<p>{_img(p)}</p>' for p in shared_figures.values())
+  page = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>tfp-vae comparison: {
+    html.escape(config.dataset)}</title>
+<style>
+body {{ font-family: sans-serif; max-width: 1400px; margin: 2em auto; }}
+table {{ border-collapse: collapse; }}
+td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
+td.best {{ background: #d8f0d8; font-weight: bold; }}
+table.figs td {{ border: none; }}
+img {{ max-width: 640px; }}
+</style></head><body>
+<h1>VAE (ELBO) vs MMD-VAE on {html.escape(config.dataset)}</h1>
+<p>Same architecture, data, seed and budget: {html.escape(setting)}.
+All metrics on the held-out test split; the best value of each row with a
+direction is highlighted. Estimators are documented in
+<code>tfp_vae/metrics.py</code>.</p>
+<h2>Metrics</h2>
+<table><tr><th>metric</th>{head}<th>better</th><th>best</th></tr>
+{''.join(rows)}
+</table>
+<h2>Training curves</h2>
+<p>Dashed: training batches (epoch mean); solid: test split after each
+epoch. A test curve rising while the training curve falls is overfitting.</p>
+{curves}
+<h2>Figures</h2>
+{''.join(figure_rows)}
+</body></html>
+"""
+  with open(path, 'w') as f:
+    f.write(page)
+  return path

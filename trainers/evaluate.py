@@ -1,0 +1,50 @@
+"""Evaluates a trained run's latest checkpoint and updates its metrics.json.
+
+  python -m trainers.evaluate --model_dir=runs/vae --iwae_samples=1000
+
+Adds the importance-weighted log-likelihood, latent probes (k-NN, logistic
+regression), active units and the classifier Frechet distance to the
+metrics the trainer wrote (see tfp_vae/metrics.py for every estimator).
+"""
+
+import json
+
+from absl import app
+from absl import flags
+from absl import logging
+
+from trainers import common
+
+flags.DEFINE_string('model_dir', None, 'Directory of a trainers.train run.')
+flags.DEFINE_integer('iwae_samples', 100,
+                     'k of the importance-weighted log-likelihood bound '
+                     '(0: skip it).')
+flags.DEFINE_float('proposal_scale', 0.1,
+                   'Scale of the Gaussian IWAE proposal around the code of a '
+                   'point-mass (MMD-VAE) encoder.')
+flags.DEFINE_string('cache_dir', None,
+                    'Where the Frechet feature classifier is cached (default '
+                    '$TFP_VAE_CACHE or ~/.cache/tfp_vae).')
+flags.DEFINE_string('data_dir', None,
+                    'TFDS data directory (default: the one the run used).')
+flags.mark_flags_as_required(['model_dir'])
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
+  result = common.exit_on_user_error(
+      evaluation.evaluate_run, FLAGS.model_dir, FLAGS.iwae_samples,
+      FLAGS.proposal_scale, FLAGS.cache_dir, FLAGS.data_dir)
+  logging.info('metrics: %s', result.metrics)
+  print(json.dumps(result.metrics, indent=2, sort_keys=True))
+
+
+def run():
+  app.run(main)
+
+
+if __name__ == '__main__':
+  run()
