@@ -173,7 +173,8 @@ def _assert_only_chief_artifacts(model_dir, export_dir, outs):
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert sorted(os.listdir(model_dir)) == [
-      'checkpoints', 'config.json', 'data_info.json', 'metrics.json', 'plots',
+      'checkpoints', 'config.json', 'data_info.json', 'history.jsonl',
+      'metrics.json', 'plots',
       'tensorboard']
   assert sorted(os.listdir(export_dir)) == ['1', 'models.config']
   with open(os.path.join(model_dir, 'metrics.json')) as f:

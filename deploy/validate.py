@@ -1,0 +1,562 @@
+"""Validates every Kubernetes manifest in deploy/, strictly.
+
+  python deploy/validate.py            # all of deploy/; exit 1 on problems
+  python deploy/validate.py FILE ...   # the given files (cross-file rules
+                                       # still see all of deploy/)
+
+Checks, each problem reported as `file: field: message`:
+
+1. Custom resources (TFJob, TrainJob, ClusterTrainingRuntime) against their
+   CRD's openAPIV3Schema (deploy/schemas/, copied from training-operator
+   v1.9 and Kubeflow Trainer) made strict: every object schema that lists
+   its properties rejects unknown keys, so a misspelled optional key fails
+   instead of being silently dropped by the API server.
+2. Every object against the Python models of its API from PyPI, walked
+   strictly (unknown keys and wrong shapes are errors; required fields are
+   checked by the models' own deserialisation): `kubernetes` for core and
+   apps objects and every embedded PodSpec, `kubeflow-training` for TFJob,
+   `kubeflow-trainer-api` for TrainJob and ClusterTrainingRuntime, `kserve`
+   for InferenceService.
+3. What the admission webhooks enforce: DNS-1035 names; in a TFJob, only
+   Chief/Worker/PS/Evaluator replicas (no Master: TensorFlow 2.21's
+   MultiWorkerMirroredStrategy rejects it), at most one Chief, a container
+   named `tensorflow` in every replica; in a Trainer v2 runtime, the
+   `node` replicated job with a container `node` that Trainer overrides.
+4. Cross-file consistency: one image repository everywhere, the TrainJob
+   and the TFJob train the same thing, every volume is the PVC that
+   pvc.yaml declares, the export path the trainers write is the one TF
+   Serving and KServe read, TFP_VAE_NUM_WORKERS equals numNodes, the
+   TrainJob's runtime exists, and the README names the image, the claim and
+   every manifest.
+"""
+
+import copy
+import functools
+import os
+import re
+import sys
+from typing import Any, Iterable, NamedTuple, Optional
+
+import jsonschema
+import yaml
+
+DEPLOY = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(DEPLOY)
+SCHEMAS = os.path.join(DEPLOY, 'schemas')
+CRDS = {
+    ('kubeflow.org/v1', 'TFJob'): 'kubeflow.org_tfjobs.yaml',
+    ('trainer.kubeflow.org/v1alpha1', 'TrainJob'):
+        'trainer.kubeflow.org_trainjobs.yaml',
+    ('trainer.kubeflow.org/v1alpha1', 'ClusterTrainingRuntime'):
+        'trainer.kubeflow.org_clustertrainingruntimes.yaml',
+}
+# (apiVersion, kind) -> (python module, model class name).
+MODELS = {
+    ('v1', 'PersistentVolumeClaim'): ('kubernetes.client', 
+                                      'V1PersistentVolumeClaim'),
+    ('v1', 'Service'): ('kubernetes.client', 'V1Service'),
+    ('v1', 'ConfigMap'): ('kubernetes.client', 'V1ConfigMap'),
+    ('apps/v1', 'Deployment'): ('kubernetes.client', 'V1Deployment'),
+    ('kubeflow.org/v1', 'TFJob'): ('kubeflow.training.models',
+                                   'KubeflowOrgV1TFJob'),
+    ('serving.kserve.io/v1beta1', 'InferenceService'): (
+        'kserve.models', 'V1beta1InferenceService'),
+    ('trainer.kubeflow.org/v1alpha1', 'TrainJob'): (
+        'kubeflow_trainer_api.models', 'TrainerV1alpha1TrainJob'),
+    ('trainer.kubeflow.org/v1alpha1', 'ClusterTrainingRuntime'): (
+        'kubeflow_trainer_api.models', 'TrainerV1alpha1ClusterTrainingRuntime'),
+}
+TFJOB_REPLICA_TYPES = ('Chief', 'Worker', 'PS', 'Evaluator')
+DNS_1035 = re.compile(r'^[a-z]([-a-z0-9]*[a-z0-9])?$')
+IGNORED_DIRS = ('schemas',)
+
+
+class Problem(NamedTuple):
+  file: str
+  field: str
+  message: str
+
+  def __str__(self):
+    return f'{self.file}: {self.field}: {self.message}'
+
+
+class Document(NamedTuple):
+  file: str  # relative to the repository
+  index: int  # position in a multi-document file
+  body: dict
+
+  @property
+  def key(self):
+    return (self.body.get('apiVersion'), self.body.get('kind'))
+
+
+def _field(path: Iterable[Any]) -> str:
+  out = ''
+  for part in path:
+    out += f'[{part}]' if isinstance(part, int) else (
+        f'.{part}' if out else str(part))
+  return out or '(document)'
+
+
+# -- 1. CRD schemas ---------------------------------------------------------
+
+
+def make_strict(schema: dict) -> dict:
+  """A copy of an OpenAPI v3 schema where objects reject unknown keys."""
+  schema = copy.deepcopy(schema)
+
+  def visit(node):
+    if isinstance(node, dict):
+      if (node.get('type') == 'object' and 'properties' in node and
+          'additionalProperties' not in node and
+          not node.get('x-kubernetes-preserve-unknown-fields')):
+        node['additionalProperties'] = False
+      for value in node.values():
+        visit(value)
+    elif isinstance(node, list):
+      for value in node:
+        visit(value)
+
+  visit(schema)
+  return schema
+
+
+@functools.lru_cache(maxsize=None)
+def crd_validator(api_version: str, kind: str) -> jsonschema.Draft7Validator:
+  with open(os.path.join(SCHEMAS, CRDS[(api_version, kind)])) as f:
+    crd = yaml.safe_load(f)
+  version = api_version.split('/')[-1]
+  for v in crd['spec']['versions']:
+    if v['name'] == version:
+      return jsonschema.Draft7Validator(
+          make_strict(v['schema']['openAPIV3Schema']))
+  raise KeyError(f'{CRDS[(api_version, kind)]} has no version {version}')
+
+
+def check_crd(doc: Document) -> list[Problem]:
+  if doc.key not in CRDS:
+    return []
+  problems = []
+  for error in crd_validator(*doc.key).iter_errors(doc.body):
+    path = list(error.absolute_path)
+    if error.validator == 'additionalProperties':
+      allowed = set(error.schema.get('properties', {}))
+      for extra in sorted(set(error.instance) - allowed):
+        problems.append(Problem(doc.file, _field(path + [extra]),
+                                f'unknown key {extra!r} (allowed: '
+                                f'{", ".join(sorted(allowed))})'))
+    else:
+      problems.append(Problem(doc.file, _field(path), error.message))
+  return problems
+
+
+# -- 2. Python models -------------------------------------------------------
+
+
+def _model_class(name: str):
+  import importlib  # pylint: disable=g-import-not-at-top
+  for module in ('kubernetes.client', 'kubeflow.training.models',
+                 'kserve.models'):
+    cls = getattr(importlib.import_module(module), name, None)
+    if cls is not None and hasattr(cls, 'openapi_types'):
+      return cls
+  return None
+
+
+_SCALARS = {'str': str, 'int': int, 'bool': bool, 'float': (int, float),
+            'datetime': str, 'date': str}
+
+
+def _walk(data: Any, type_name: str, path: list, problems: list,
+          file: str) -> None:
+  """Strict structural check of `data` against an OpenAPI-generated model."""
+  if data is None:
+    return
+  list_match = re.fullmatch(r'list\[(.+)\]', type_name)
+  dict_match = re.fullmatch(r'dict\((\w+), (.+)\)', type_name)
+  if list_match:
+    if not isinstance(data, list):
+      problems.append(Problem(file, _field(path), f'must be a list, got '
+                              f'{type(data).__name__}'))
+      return
+    for i, item in enumerate(data):
+      _walk(item, list_match.group(1), path + [i], problems, file)
+  elif dict_match:
+    if not isinstance(data, dict):
+      problems.append(Problem(file, _field(path), f'must be a mapping, got '
+                              f'{type(data).__name__}'))
+      return
+    for key, value in data.items():
+      _walk(value, dict_match.group(2), path + [key], problems, file)
+  elif type_name in _SCALARS:
+    if isinstance(data, (dict, list)):
+      problems.append(Problem(file, _field(path), f'must be a {type_name}, '
+                              f'got {type(data).__name__}'))
+    elif type_name == 'bool' and not isinstance(data, bool):
+      problems.append(Problem(file, _field(path), f'must be true or false, '
+                              f'got {data!r}'))
+  elif type_name == 'object':
+    return
+  else:
+    cls = _model_class(type_name)
+    if cls is None:
+      problems.append(Problem(file, _field(path),
+                              f'no model class {type_name} to check against'))
+      return
+    if not isinstance(data, dict):
+      problems.append(Problem(file, _field(path), f'must be a mapping '
+                              f'({type_name}), got {type(data).__name__}'))
+      return
+    by_key = {key: attr for attr, key in cls.attribute_map.items()}
+    for key, value in data.items():
+      if key not in by_key:
+        problems.append(Problem(
+            file, _field(path + [key]), f'unknown key {key!r} in {type_name} '
+            f'(allowed: {", ".join(sorted(by_key))})'))
+        continue
+      _walk(value, cls.openapi_types[by_key[key]], path + [key], problems,
+            file)
+
+
+def _required_fields(data: dict, module: str, name: str, file: str
+                     ) -> list[Problem]:
+  """Deserialises with the package's own ApiClient: required fields."""
+  if module == 'kubernetes.client':
+    from kubernetes import client  # pylint: disable=g-import-not-at-top
+    api = client.ApiClient()
+  elif module == 'kubeflow.training.models':
+    from kubeflow.training import api_client  # pylint: disable=g-import-not-at-top
+    api = api_client.ApiClient()
+  else:
+    return []
+  try:
+    api._ApiClient__deserialize(data, name)  # pylint: disable=protected-access
+  except (ValueError, TypeError) as e:
+    return [Problem(file, '(model)', f'{name}: {e}')]
+  return []
+
+
+def check_model(doc: Document) -> list[Problem]:
+  if doc.key not in MODELS:
+    return [Problem(doc.file, 'kind', f'no validator for apiVersion '
+                    f'{doc.key[0]!r} kind {doc.key[1]!r}')]
+  module, name = MODELS[doc.key]
+  if module == 'kubeflow_trainer_api.models':
+    import importlib  # pylint: disable=g-import-not-at-top
+    import pydantic  # pylint: disable=g-import-not-at-top
+    cls = getattr(importlib.import_module(module), name)
+    try:
+      cls.from_dict(doc.body)
+    except pydantic.ValidationError as e:
+      return [Problem(doc.file, _field(err['loc']), err['msg'])
+              for err in e.errors()]
+    # The embedded pod templates are plain Kubernetes: walk them strictly.
+    problems = []
+    for path, pod in _pod_specs(doc):
+      _walk(pod, 'V1PodSpec', path, problems, doc.file)
+    return problems
+  problems = []
+  _walk(doc.body, name, [], problems, doc.file)
+  if not problems:
+    problems += _required_fields(doc.body, module, name, doc.file)
+  return problems
+
+
+def _pod_specs(doc: Document) -> list[tuple[list, dict]]:
+  """(path, PodSpec) of every pod template in a Trainer v2 object."""
+  out = []
+  spec = doc.body.get('spec') or {}
+  if doc.key[1] == 'ClusterTrainingRuntime':
+    jobs = (((spec.get('template') or {}).get('spec') or {})
+            .get('replicatedJobs') or [])
+    for i, job in enumerate(jobs):
+      pod = (((job.get('template') or {}).get('spec') or {})
+             .get('template') or {}).get('spec')
+      if isinstance(pod, dict):
+        out.append((['spec', 'template', 'spec', 'replicatedJobs', i,
+                     'template', 'spec', 'template', 'spec'], pod))
+  return out
+
+
+# -- 3. admission rules ----------------------------------------------------
+
+
+def check_rules(doc: Document) -> list[Problem]:
+  problems = []
+  name = (doc.body.get('metadata') or {}).get('name', '')
+  if not isinstance(name, str) or not DNS_1035.match(name) or len(name) > 63:
+    problems.append(Problem(doc.file, 'metadata.name', f'{name!r} is not a '
+                            f'DNS-1035 label (lower case letters, digits and '
+                            f"'-', starting with a letter, at most 63)"))
+  kind = doc.key[1]
+  spec = doc.body.get('spec') or {}
+  if kind == 'TFJob':
+    replicas = spec.get('tfReplicaSpecs') or {}
+    for rtype, rspec in replicas.items():
+      where = f'spec.tfReplicaSpecs.{rtype}'
+      if rtype not in TFJOB_REPLICA_TYPES:
+        hint = (': TensorFlow 2.21 rejects the TF1 task type master; use '
+                'Worker replicas, or one Chief plus Workers'
+                if rtype.lower() == 'master' else '')
+        problems.append(Problem(doc.file, where, f'replica type {rtype!r} '
+                                f'is not one of '
+                                f'{", ".join(TFJOB_REPLICA_TYPES)}{hint}'))
+      containers = ((((rspec or {}).get('template') or {}).get('spec') or {})
+                    .get('containers') or [])
+      if not any(c.get('name') == 'tensorflow' for c in containers
+                 if isinstance(c, dict)):
+        problems.append(Problem(doc.file, f'{where}.template.spec.containers',
+                                "no container named 'tensorflow' (the "
+                                'operator injects TF_CONFIG and the port '
+                                'into that one)'))
+    chief = replicas.get('Chief') or {}
+    if chief and chief.get('replicas', 1) != 1:
+      problems.append(Problem(doc.file, 'spec.tfReplicaSpecs.Chief.replicas',
+                              f'must be 1, got {chief.get("replicas")}'))
+  if kind == 'ClusterTrainingRuntime':
+    jobs = ((spec.get('template') or {}).get('spec') or {}).get(
+        'replicatedJobs') or []
+    node = [j for j in jobs if j.get('name') == 'node']
+    if not node:
+      problems.append(Problem(doc.file, 'spec.template.spec.replicatedJobs',
+                              "no replicated job named 'node' (Trainer "
+                              'applies the TrainJob\'s trainer settings to '
+                              'it)'))
+    else:
+      pod = (((node[0].get('template') or {}).get('spec') or {}).get(
+          'template') or {}).get('spec') or {}
+      if not any(c.get('name') == 'node' for c in pod.get('containers', [])):
+        problems.append(Problem(
+            doc.file, 'spec.template.spec.replicatedJobs[node].template.spec'
+            '.template.spec.containers', "no container named 'node'"))
+  return problems
+
+
+# -- 4. cross-file consistency -----------------------------------------------
+
+
+def _containers(doc: Document) -> list[tuple[str, dict]]:
+  """(field path, container) of every container a document runs."""
+  out = []
+
+  def visit(node, path):
+    if isinstance(node, dict):
+      for key, value in node.items():
+        if key in ('containers', 'initContainers') and isinstance(value,
+                                                                  list):
+          for i, c in enumerate(value):
+            if isinstance(c, dict):
+              out.append((_field(path + [key, i]), c))
+        else:
+          visit(value, path + [key])
+    elif isinstance(node, list):
+      for i, value in enumerate(node):
+        visit(value, path + [i])
+
+  visit(doc.body, [])
+  return out
+
+
+def _claims(doc: Document) -> list[tuple[str, str]]:
+  out = []
+
+  def visit(node, path):
+    if isinstance(node, dict):
+      pvc = node.get('persistentVolumeClaim')
+      if isinstance(pvc, dict) and 'claimName' in pvc:
+        out.append((_field(path + ['persistentVolumeClaim', 'claimName']),
+                    pvc['claimName']))
+      for key, value in node.items():
+        visit(value, path + [key])
+    elif isinstance(node, list):
+      for i, value in enumerate(node):
+        visit(value, path + [i])
+
+  visit(doc.body, [])
+  return out
+
+
+def _flags(args: list) -> dict:
+  return dict(a[2:].split('=', 1) for a in args or []
+              if isinstance(a, str) and a.startswith('--') and '=' in a)
+
+
+def _one(docs, kind) -> Optional[Document]:
+  found = [d for d in docs if d.key[1] == kind]
+  return found[0] if found else None
+
+
+def check_consistency(docs: list[Document], readme: str) -> list[Problem]:
+  problems = []
+  tfjob = _one(docs, 'TFJob')
+  pvc = _one(docs, 'PersistentVolumeClaim')
+  trainjob = _one(docs, 'TrainJob')
+  claim = pvc.body['metadata']['name'] if pvc else None
+  if tfjob is None or pvc is None:
+    return [Problem('deploy/', '(files)', 'expected a TFJob and a '
+                    'PersistentVolumeClaim among the manifests')]
+  worker = tfjob.body['spec']['tfReplicaSpecs'].get('Worker') or next(
+      iter(tfjob.body['spec']['tfReplicaSpecs'].values()))
+  main = next(c for c in worker['template']['spec']['containers']
+              if c.get('name') == 'tensorflow')
+  image = main.get('image', '')
+  repository = image.rsplit(':', 1)[0]
+  flags = _flags(main.get('args'))
+  mount = next((m['mountPath'] for m in main.get('volumeMounts', [])), '')
+  for doc in docs:
+    for path, c in _containers(doc):
+      c_image = c.get('image', '')
+      ours = c_image.split(':')[0].endswith('/tfp-vae') or c_image.startswith(
+          'tfp-vae')
+      if ours and c_image.rsplit(':', 1)[0] != repository:
+        problems.append(Problem(doc.file, f'{path}.image', f'{c_image!r} is '
+                                f'not the TFJob\'s image repository '
+                                f'{repository!r}'))
+    for path, name in _claims(doc):
+      if name != claim:
+        problems.append(Problem(doc.file, path, f'claim {name!r} is not the '
+                                f'PVC {claim!r} of {pvc.file}'))
+    if doc.key[1] == 'InferenceService':
+      uri = doc.body['spec']['predictor'].get('model', {}).get(
+          'storageUri', '')
+      want = _volume_path(flags.get('export_dir', ''), mount)
+      if uri != f'pvc://{claim}/{want}':
+        problems.append(Problem(doc.file,
+                                'spec.predictor.model.storageUri',
+                                f'{uri!r} is not where the TFJob exports: '
+                                f'pvc://{claim}/{want}'))
+    if doc.key == ('apps/v1', 'Deployment'):
+      for path, c in _containers(doc):
+        config = _flags(c.get('args')).get('model_config_file')
+        if not config:
+          continue
+        served = _served_volume_path(config, c, doc)
+        want = _volume_path(flags.get('export_dir', ''), mount)
+        if served != f'{want}/models.config':
+          problems.append(Problem(doc.file, f'{path}.args', f'serves '
+                                  f'{served!r} of the volume, but the TFJob '
+                                  f'exports to {want!r}'))
+  if trainjob is not None:
+    trainer = trainjob.body['spec'].get('trainer', {})
+    if trainer.get('args') != main.get('args'):
+      problems.append(Problem(trainjob.file, 'spec.trainer.args',
+                              f'{trainer.get("args")} differ from the TFJob '
+                              f'args {main.get("args")}'))
+    env = {e.get('name'): e.get('value') for e in trainer.get('env', [])}
+    nodes = trainer.get('numNodes')
+    if str(nodes) != str(env.get('TFP_VAE_NUM_WORKERS')):
+      problems.append(Problem(trainjob.file, 'spec.trainer.env',
+                              f'TFP_VAE_NUM_WORKERS='
+                              f'{env.get("TFP_VAE_NUM_WORKERS")!r} must equal '
+                              f'numNodes={nodes}'))
+    ref = trainjob.body['spec'].get('runtimeRef', {})
+    runtimes = [d for d in docs if d.key[1] == ref.get('kind') and
+                d.body['metadata']['name'] == ref.get('name')]
+    if not runtimes:
+      problems.append(Problem(trainjob.file, 'spec.runtimeRef',
+                              f'no {ref.get("kind")} named '
+                              f'{ref.get("name")!r} in deploy/'))
+  for needle, what in ((repository, 'image repository'),
+                       (claim, 'volume claim')):
+    if needle not in readme:
+      problems.append(Problem('README.md', '(text)', f'does not name the '
+                              f'{what} {needle!r}'))
+  for doc in {d.file for d in docs}:
+    if doc not in readme:
+      problems.append(Problem('README.md', '(text)', f'does not say how to '
+                              f'apply {doc}'))
+  return problems
+
+
+def _volume_path(path: str, mount: str) -> str:
+  """/runs/export/vae with the volume at /runs -> export/vae."""
+  return os.path.relpath(path, mount) if path.startswith(mount) else path
+
+
+def _served_volume_path(path: str, container: dict, doc: Document) -> str:
+  for m in container.get('volumeMounts', []):
+    if path.startswith(m['mountPath'].rstrip('/') + '/'):
+      rest = os.path.relpath(path, m['mountPath'])
+      return f"{m['subPath']}/{rest}" if m.get('subPath') else rest
+  return path
+
+
+# -- driver ---------------------------------------------------------------
+
+
+def manifest_files(root: str = DEPLOY) -> list[str]:
+  """Every Kubernetes manifest under deploy/ (not the CRD schemas, not the
+  compiled pipeline, which is a KFP PipelineSpec)."""
+  out = []
+  for dirpath, dirnames, filenames in os.walk(root):
+    dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
+    for name in sorted(filenames):
+      if name.endswith(('.yaml', '.yml')) and name != 'pipeline.yaml':
+        out.append(os.path.join(dirpath, name))
+  return out
+
+
+def load(path: str) -> tuple[list[Document], list[Problem]]:
+  rel = os.path.relpath(path, REPO)
+  try:
+    with open(path) as f:
+      bodies = [b for b in yaml.safe_load_all(f) if b is not None]
+  except (OSError, yaml.YAMLError) as e:
+    return [], [Problem(rel, '(file)', f'cannot be read as YAML: {e}')]
+  docs, problems = [], []
+  for i, body in enumerate(bodies):
+    if not isinstance(body, dict) or 'kind' not in body or (
+        'apiVersion' not in body):
+      problems.append(Problem(rel, f'(document {i})', 'not a Kubernetes '
+                              'object (needs apiVersion and kind)'))
+    else:
+      docs.append(Document(rel, i, body))
+  return docs, problems
+
+
+def validate(paths: Optional[list[str]] = None,
+             readme_path: str = os.path.join(REPO, 'README.md')
+             ) -> list[Problem]:
+  """All problems of `paths` (default: every manifest in deploy/).
+
+  Cross-file rules always see every manifest in deploy/, with `paths`
+  taking the place of the deploy/ file of the same name if given.
+  """
+  everything = manifest_files()
+  chosen = [os.path.abspath(p) for p in paths] if paths else everything
+  by_name = {os.path.basename(p): p for p in chosen}
+  context = [by_name.pop(os.path.basename(p), p) for p in everything]
+  context += list(by_name.values())
+  problems = []
+  docs = []
+  for path in context:
+    loaded, load_problems = load(path)
+    docs += loaded
+    if path in chosen:
+      problems += load_problems
+      for doc in loaded:
+        problems += check_crd(doc) + check_model(doc) + check_rules(doc)
+  with open(readme_path) as f:
+    readme = f.read()
+  chosen_files = {os.path.relpath(p, REPO) for p in chosen}
+  problems += [p for p in check_consistency(docs, readme)
+               if p.file in chosen_files or p.file in ('README.md',
+                                                       'deploy/')]
+  return problems
+
+
+def main(argv: list[str]) -> int:
+  problems = validate(argv[1:] or None)
+  for problem in problems:
+    print(problem)
+  files = argv[1:] or manifest_files()
+  if problems:
+    print(f'{len(problems)} problem(s) in {len(files)} file(s)',
+          file=sys.stderr)
+    return 1
+  print(f'OK: {len(files)} manifest file(s) valid')
+  return 0
+
+
+if __name__ == '__main__':
+  sys.exit(main(sys.argv))
