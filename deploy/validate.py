@@ -67,6 +67,7 @@ MODELS = {
         'kubeflow_trainer_api.models', 'TrainerV1alpha1ClusterTrainingRuntime'),
 }
 TFJOB_REPLICA_TYPES = ('Chief', 'Worker', 'PS', 'Evaluator')
+TFJOB_RESTART_POLICIES = ('Always', 'OnFailure', 'Never', 'ExitCode')
 DNS_1035 = re.compile(r'^[a-z]([-a-z0-9]*[a-z0-9])?$')
 IGNORED_DIRS = ('schemas',)
 
@@ -301,6 +302,11 @@ def check_rules(doc: Document) -> list[Problem]:
         problems.append(Problem(doc.file, where, f'replica type {rtype!r} '
                                 f'is not one of '
                                 f'{", ".join(TFJOB_REPLICA_TYPES)}{hint}'))
+      policy = (rspec or {}).get('restartPolicy')
+      if policy is not None and policy not in TFJOB_RESTART_POLICIES:
+        problems.append(Problem(doc.file, f'{where}.restartPolicy',
+                                f'{policy!r} is not one of '
+                                f'{", ".join(TFJOB_RESTART_POLICIES)}'))
       containers = ((((rspec or {}).get('template') or {}).get('spec') or {})
                     .get('containers') or [])
       if not any(c.get('name') == 'tensorflow' for c in containers
@@ -395,10 +401,14 @@ def check_consistency(docs: list[Document], readme: str) -> list[Problem]:
   if tfjob is None or pvc is None:
     return [Problem('deploy/', '(files)', 'expected a TFJob and a '
                     'PersistentVolumeClaim among the manifests')]
-  worker = tfjob.body['spec']['tfReplicaSpecs'].get('Worker') or next(
-      iter(tfjob.body['spec']['tfReplicaSpecs'].values()))
-  main = next(c for c in worker['template']['spec']['containers']
-              if c.get('name') == 'tensorflow')
+  try:
+    replicas = tfjob.body['spec']['tfReplicaSpecs']
+    worker = replicas.get('Worker') or next(iter(replicas.values()))
+    containers = worker['template']['spec']['containers']
+    main = next((c for c in containers if c.get('name') == 'tensorflow'),
+                containers[0])
+  except (KeyError, TypeError, AttributeError, IndexError, StopIteration):
+    return []  # the TFJob's own checks report what is missing
   image = main.get('image', '')
   repository = image.rsplit(':', 1)[0]
   flags = _flags(main.get('args'))
@@ -461,7 +471,7 @@ def check_consistency(docs: list[Document], readme: str) -> list[Problem]:
     if needle not in readme:
       problems.append(Problem('README.md', '(text)', f'does not name the '
                               f'{what} {needle!r}'))
-  for doc in {d.file for d in docs}:
+  for doc in sorted({d.file for d in docs if d.file.startswith('deploy/')}):
     if doc not in readme:
       problems.append(Problem('README.md', '(text)', f'does not say how to '
                               f'apply {doc}'))
@@ -496,8 +506,14 @@ def manifest_files(root: str = DEPLOY) -> list[str]:
   return out
 
 
+def _display(path: str) -> str:
+  path = os.path.abspath(path)
+  inside = path.startswith(REPO + os.sep)
+  return os.path.relpath(path, REPO) if inside else path
+
+
 def load(path: str) -> tuple[list[Document], list[Problem]]:
-  rel = os.path.relpath(path, REPO)
+  rel = _display(path)
   try:
     with open(path) as f:
       bodies = [b for b in yaml.safe_load_all(f) if b is not None]
@@ -538,10 +554,7 @@ def validate(paths: Optional[list[str]] = None,
         problems += check_crd(doc) + check_model(doc) + check_rules(doc)
   with open(readme_path) as f:
     readme = f.read()
-  chosen_files = {os.path.relpath(p, REPO) for p in chosen}
-  problems += [p for p in check_consistency(docs, readme)
-               if p.file in chosen_files or p.file in ('README.md',
-                                                       'deploy/')]
+  problems += check_consistency(docs, readme)
   return problems
 
 

@@ -21,6 +21,7 @@ account needs RBAC to create InferenceServices for the deploy step.
 """
 
 import argparse
+import json
 import os
 
 from kfp import compiler
@@ -51,8 +52,11 @@ TRAIN_ARGS = list(_CONTAINER['args'])
 _FLAGS = dict(a[2:].split('=', 1) for a in TRAIN_ARGS if '=' in a)
 MODEL_DIR = _FLAGS['model_dir']
 EXPORT_DIR = _FLAGS['export_dir']
+# One line of JSON (kubectl applies JSON too): KFP writes parameter defaults
+# into a comment header of the compiled YAML, and a multi-line default would
+# break that file.
 with open(INFERENCE_SERVICE) as f:
-  INFERENCE_SERVICE_YAML = f.read()
+  INFERENCE_SERVICE_JSON = json.dumps(yaml.safe_load(f), sort_keys=True)
 
 
 @dsl.container_component
@@ -84,7 +88,7 @@ def deploy(manifest: str):
 
 @dsl.pipeline(name='tfp-vae',
               description='Train, evaluate, export and serve the tfp-vae VAE.')
-def pipeline(inference_service: str = INFERENCE_SERVICE_YAML):
+def pipeline(inference_service: str = INFERENCE_SERVICE_JSON):
   steps = [train(), evaluate(), export()]
   for task in steps:
     kubernetes.mount_pvc(task, pvc_name=CLAIM, mount_path=MOUNT)

@@ -1,0 +1,220 @@
+"""deploy/: every manifest validates strictly, broken ones fail by file and
+field, the KFP pipeline compiles offline and matches the TFJob, and the
+container's entrypoint trains in two processes with a TFJob-style
+TF_CONFIG."""
+
+import copy
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+from tests.test_distribute import _free_port, _wait_all
+
+sys.path.insert(0, os.path.join(REPO, 'deploy'))
+import validate  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+TFJOB = os.path.join(REPO, 'deploy', 'kubeflow', 'tfjob.yaml')
+TRAINJOB = os.path.join(REPO, 'deploy', 'kubeflow', 'trainer-v2',
+                        'trainjob.yaml')
+RUNTIME = os.path.join(REPO, 'deploy', 'kubeflow', 'trainer-v2',
+                       'runtime.yaml')
+DOCKERFILE = os.path.join(REPO, 'deploy', 'docker', 'Dockerfile')
+
+
+def _load(path):
+  with open(path) as f:
+    return yaml.safe_load(f)
+
+
+def _broken(tmp_path, source, edit):
+  body = copy.deepcopy(_load(source))
+  edit(body)
+  path = tmp_path / os.path.basename(source)
+  path.write_text(yaml.safe_dump(body))
+  return str(path)
+
+
+def _worker(body):
+  return body['spec']['tfReplicaSpecs']['Worker']['template']['spec']
+
+
+def test_every_manifest_in_deploy_is_valid():
+  files = validate.manifest_files()
+  kinds = set()
+  for path in files:
+    docs, _ = validate.load(path)
+    kinds |= {d.key[1] for d in docs}
+  assert kinds >= {'TFJob', 'TrainJob', 'ClusterTrainingRuntime',
+                   'PersistentVolumeClaim', 'Deployment', 'Service',
+                   'InferenceService'}
+  problems = validate.validate()
+  assert not problems, '\n'.join(map(str, problems))
+
+
+def test_validator_cli_exit_codes(tmp_path):
+  ok = subprocess.run([sys.executable, 'deploy/validate.py'], cwd=REPO,
+                      capture_output=True, text=True, timeout=300)
+  assert ok.returncode == 0, ok.stdout + ok.stderr
+  assert 'OK:' in ok.stdout
+  bad = _broken(tmp_path, TFJOB, lambda b: b['spec'].update(runPolcy={}))
+  result = subprocess.run([sys.executable, 'deploy/validate.py', bad],
+                          cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+  assert result.returncode == 1
+  assert f'{bad}: spec.runPolcy: unknown key' in result.stdout
+
+
+@pytest.mark.parametrize('source,edit,field,message', [
+    (TFJOB, lambda b: _worker(b)['containers'][0].update(imagePullPolicyy='x'),
+     'spec.tfReplicaSpecs.Worker.template.spec.containers[0].imagePullPolicyy',
+     "unknown key 'imagePullPolicyy'"),
+    (TFJOB, lambda b: b['spec']['runPolicy'].update(backofLimit=3),
+     'spec.runPolicy.backofLimit', "unknown key 'backofLimit'"),
+    (TFJOB, lambda b: b['spec']['tfReplicaSpecs'].update(
+        Master=b['spec']['tfReplicaSpecs'].pop('Worker')),
+     'spec.tfReplicaSpecs.Master', 'rejects the TF1 task type master'),
+    (TFJOB, lambda b: _worker(b)['containers'][0].update(name='trainer'),
+     'spec.tfReplicaSpecs.Worker.template.spec.containers',
+     "no container named 'tensorflow'"),
+    (TFJOB, lambda b: b['spec']['tfReplicaSpecs'].update(
+        Chief=dict(b['spec']['tfReplicaSpecs']['Worker'], replicas=2)),
+     'spec.tfReplicaSpecs.Chief.replicas', 'must be 1'),
+    (TFJOB, lambda b: b['metadata'].update(name='TFP_vae'),
+     'metadata.name', 'DNS-1035'),
+    (TFJOB, lambda b: b['spec']['tfReplicaSpecs']['Worker'].update(
+        restartPolicy='Sometimes'),
+     'spec.tfReplicaSpecs.Worker.restartPolicy', 'is not one of'),
+    (TRAINJOB, lambda b: b['spec']['trainer'].update(numNode=2),
+     'spec.trainer.numNode', "unknown key 'numNode'"),
+    (TRAINJOB, lambda b: b['spec']['trainer'].update(numNodes=3),
+     'spec.trainer.env', 'must equal numNodes=3'),
+    (TRAINJOB, lambda b: b['spec']['runtimeRef'].update(name='tf-missing'),
+     'spec.runtimeRef', "no ClusterTrainingRuntime named 'tf-missing'"),
+    (RUNTIME, lambda b: b['spec']['template']['spec']['replicatedJobs'][0]
+     ['template']['spec']['template']['spec']['containers'][0].update(
+         volumeMount=[]),
+     'spec.template.spec.replicatedJobs[0].template.spec.template.spec.'
+     'containers[0].volumeMount', "unknown key 'volumeMount'"),
+])
+def test_broken_manifest_names_file_and_field(tmp_path, source, edit, field,
+                                              message):
+  path = _broken(tmp_path, source, edit)
+  problems = [p for p in validate.validate([path])]
+  matching = [p for p in problems if p.field == field and message in
+              p.message]
+  assert matching, '\n'.join(map(str, problems))
+  # Own-file problems carry the file's path.
+  if 'runtimeRef' not in field and 'env' not in field:
+    assert matching[0].file == path
+
+
+def test_serving_manifests_must_agree_with_the_training_job(tmp_path):
+  path = _broken(tmp_path, TFJOB, lambda b: _worker(b)['containers'][0][
+      'args'].__setitem__(5, '--export_dir=/runs/other/vae'))
+  problems = validate.validate([path])
+  fields = {(p.file, p.field) for p in problems}
+  assert ('deploy/serving/kserve.yaml',
+          'spec.predictor.model.storageUri') in fields
+  assert ('deploy/serving/tf-serving.yaml',
+          'spec.template.spec.containers[0].args') in fields
+  assert ('deploy/kubeflow/trainer-v2/trainjob.yaml',
+          'spec.trainer.args') in fields
+  path = _broken(tmp_path, TFJOB, lambda b: _worker(b)['volumes'][0][
+      'persistentVolumeClaim'].update(claimName='scratch'))
+  assert any('claim' in p.field.lower() and "'scratch'" in p.message
+             for p in validate.validate([path]))
+
+
+def test_pipeline_compiles_offline_with_the_tfjob_image_and_args(tmp_path):
+  out = tmp_path / 'pipeline.yaml'
+  result = subprocess.run(
+      [sys.executable, 'deploy/kubeflow/pipeline/pipeline.py',
+       f'--output={out}'], cwd=REPO, capture_output=True, text=True,
+      timeout=300)
+  assert result.returncode == 0, result.stderr
+  compiled = list(yaml.safe_load_all(out.read_text()))
+  executors = compiled[0]['deploymentSpec']['executors']
+  container = _worker(_load(TFJOB))['containers'][0]
+  train = [e['container'] for e in executors.values()
+           if e['container'].get('command') == ['tfp-vae-train']]
+  assert len(train) == 1
+  assert train[0]['image'] == container['image']
+  assert train[0]['args'] == container['args']
+  commands = {tuple(e['container']['command']) for e in executors.values()}
+  assert {('tfp-vae-evaluate',), ('tfp-vae-export',), ('sh', '-c')} <= commands
+  # The deploy step applies the serving manifest the validator checked.
+  root = compiled[0]['root']['inputDefinitions']['parameters']
+  with open(os.path.join(REPO, 'deploy', 'serving', 'kserve.yaml')) as f:
+    assert json.loads(root['inference_service']['defaultValue']) == (
+        yaml.safe_load(f))
+  # Every tfp-vae step mounts the shared volume at the TFJob's path.
+  platform = compiled[1]['platforms']['kubernetes']['deploymentSpec'][
+      'executors']
+  mounts = [m for spec in platform.values() for m in spec.get('pvcMount', [])]
+  assert len(mounts) == 3
+  assert {m['mountPath'] for m in mounts} == {
+      container['volumeMounts'][0]['mountPath']}
+  # The committed YAML is what the script produces.
+  committed = os.path.join(REPO, 'deploy', 'kubeflow', 'pipeline',
+                           'pipeline.yaml')
+  with open(committed) as f:
+    assert f.read() == out.read_text(), (
+        'deploy/kubeflow/pipeline/pipeline.yaml is stale: run '
+        'python deploy/kubeflow/pipeline/pipeline.py')
+
+
+def _dockerfile_instruction(name):
+  with open(DOCKERFILE) as f:
+    lines = [l.strip() for l in f if l.strip().upper().startswith(name)]
+  return [l.split(None, 1)[1] for l in lines]
+
+
+def test_dockerfile_installs_the_package_runs_non_root_and_trains():
+  assert _dockerfile_instruction('ARG')[0].startswith('BASE_IMAGE=')
+  assert _dockerfile_instruction('FROM') == ['${BASE_IMAGE}']
+  assert _dockerfile_instruction('USER') == ['1000:1000']
+  assert any('pip install .' in r for r in _dockerfile_instruction('RUN'))
+  entrypoint = json.loads(_dockerfile_instruction('ENTRYPOINT')[0])
+  assert entrypoint == ['tfp-vae-train']
+  # The console script the image runs is declared by the package.
+  with open(os.path.join(REPO, 'setup.cfg')) as f:
+    assert 'tfp-vae-train = trainers.train:run' in f.read()
+
+
+def test_entrypoint_trains_in_two_processes_with_a_tfjob_tf_config(tmp_path):
+  """What the TFJob's two Worker pods run, on localhost ports."""
+  entrypoint = json.loads(_dockerfile_instruction('ENTRYPOINT')[0])
+  command = shutil.which(entrypoint[0],
+                         path=os.path.dirname(sys.executable))
+  assert command, f'{entrypoint[0]} is not installed next to {sys.executable}'
+  container = _worker(_load(TFJOB))['containers'][0]
+  model_dir, export_dir = tmp_path / 'vae', tmp_path / 'export' / 'vae'
+  args = [a.replace('/runs', str(tmp_path)) for a in container['args']]
+  # A tiny budget after the job's own flags (absl: the last one wins).
+  args += ['--epochs=1', '--batch_size=500', '--plot_every=0']
+  workers = [f'localhost:{_free_port()}', f'localhost:{_free_port()}']
+  procs = []
+  for index in range(2):
+    tf_config = {'cluster': {'worker': workers},
+                 'task': {'type': 'worker', 'index': index},
+                 'environment': 'cloud'}
+    env = {**os.environ, 'TF_CONFIG': json.dumps(tf_config)}
+    env.update({e['name']: e['value'].replace('/runs', str(tmp_path))
+                for e in container.get('env', [])})
+    procs.append(subprocess.Popen([command, *args], cwd=str(tmp_path),
+                                  env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True))
+  outs = _wait_all(procs, 600)
+  for code, _, err in outs:
+    assert code == 0, shlex.join([command, *args]) + '\n' + err[-3000:]
+  with open(model_dir / 'metrics.json') as f:
+    assert json.load(f)['epochs_completed'] == 1
+  assert sorted(os.listdir(export_dir)) == ['1', 'models.config']
+  assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2]
