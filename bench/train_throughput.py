@@ -20,6 +20,7 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 import keras
+import numpy as np
 import tensorflow as tf
 
 from tfp_vae import config as config_lib
@@ -33,7 +34,7 @@ flags.DEFINE_integer('batch_size', 100, 'Global batch.')
 flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
 flags.DEFINE_integer('latent_dim', 2, 'Latent size.')
 flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'Models to measure.')
-flags.DEFINE_integer('repeats', 2, 'Runs of each loop, interleaved (the '
+flags.DEFINE_integer('repeats', 3, 'Runs of each loop, interleaved (the '
                      'machine is noisy: +-15% between back-to-back runs).')
 flags.DEFINE_list('steps_per_execution', ['1', '10'],
                   'trainers.train is measured once per value.')
@@ -109,19 +110,25 @@ def main(_):
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))
   mean = lambda rs, k: sum(r.get(k, float('nan')) for r in rs) / len(rs)
+  median = lambda rs, k: float(np.median([r[k] for r in rs]))
   for (name, loop), rs in runs.items():
     each = ', '.join(f"{r['train_images_per_second']:.0f}" for r in rs)
     print(f"| {name} | {loop} | {mean(rs, 'train_images_per_second'):.0f} "
           f"[{each}] | {mean(rs, 'test_neg_elbo'):.2f} | "
           f"{mean(rs, 'test_reconstruction_nll'):.2f} | "
           f"{mean(rs, 'test_mmd_to_prior'):.4f} | {mean(rs, 'wall'):.0f} |")
+  key = 'train_images_per_second'
   for name in FLAGS.models:
-    p = mean(runs[(name, 'plain tf.function loop')], 'train_images_per_second')
+    plain = runs[(name, 'plain tf.function loop')]
     for n in FLAGS.steps_per_execution:
-      t = mean(runs[(name, f'trainers.train, steps_per_execution={n}')],
-               'train_images_per_second')
+      ours = runs[(name, f'trainers.train, steps_per_execution={n}')]
+      # Runs of one repeat are back to back: their ratio cancels most of the
+      # machine's drift between repeats.
+      paired = [o[key] / p[key] for o, p in zip(ours, plain)]
       print(f'{name}: trainers.train (steps_per_execution={n}) / plain '
-            f'loop = {t / p:.3f}')
+            f'loop = {mean(ours, key) / mean(plain, key):.3f} (means), '
+            f'{median(ours, key) / median(plain, key):.3f} (medians), '
+            f'per repeat ' + ', '.join(f'{r:.3f}' for r in paired))
 
 if __name__ == '__main__':
   app.run(main)

@@ -144,7 +144,8 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
   # Units of the progress bar: every epoch of both models, then each model's
   # evaluation counts as 2 epochs' worth.
   total = len(COMPARED_MODELS) * (base.epochs + 2)
-  bar = keras.utils.Progbar(total, unit_name='step') if progress else None
+  bar = (keras.utils.Progbar(total, unit_name='epoch', stateful_metrics=[
+      f'{m}_loss' for m in COMPARED_MODELS]) if progress else None)
   done = 0
   evaluations = {}
   for name in COMPARED_MODELS:

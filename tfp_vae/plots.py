@@ -151,8 +151,8 @@ def interpolations(model, start: np.ndarray, end: np.ndarray, path: str,
                                                *start.shape[1:])
   rows = np.concatenate([start[:, None], decoded, end[:, None]], axis=1)
   rows = rows.reshape(-1, *start.shape[1:])
-  _show(tile(rows, steps + 2), f'{model.name}: interpolations between test '
-        f'images (outer columns: the inputs)', path)
+  _show(tile(rows, steps + 2), f'{model.name}: interpolations (outer '
+        f'columns: the inputs)', path)
   return rows
 
 
@@ -183,7 +183,8 @@ def training_curves(histories: dict[str, list[dict]], path: str) -> None:
     ax.set_title(title)
     ax.set_xlabel('epoch')
     ax.legend(fontsize=8)
-  axes[0, 1].set_yscale('symlog')  # the objectives differ by orders
+  axes[1, 1].set_ylim(bottom=0)
+  axes[1, 1].yaxis.get_major_locator().set_params(integer=True)
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
