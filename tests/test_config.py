@@ -7,7 +7,8 @@ from tfp_vae import errors
 
 
 @pytest.mark.parametrize('field,value,message', [
-    ('model', 'gan', "model must be one of ['vae', 'mmd_vae'], got 'gan'"),
+    ('model', 'gan', "model must be one of ['vae', 'mmd_vae', 'info_vae', "
+     "'iwae'], got 'gan'"),
     ('latent_dim', -3, 'latent_dim must be a positive integer, got -3'),
     ('latent_dim', 2.5, 'latent_dim must be a positive integer, got 2.5'),
     ('batch_size', 0, 'batch_size must be a positive integer, got 0'),

@@ -36,7 +36,7 @@ def test_evaluate_cli_adds_metrics_and_keeps_the_trainers(tiny_run, tmp_path):
   with open(os.path.join(tiny_run, 'metrics.json')) as f:
     before = json.load(f)
   result = run_cli('trainers.evaluate', f'--model_dir={tiny_run}',
-                   '--iwae_samples=4', f'--cache_dir={tmp_path}')
+                   '--eval_iwae_samples=4', f'--cache_dir={tmp_path}')
   assert result.returncode == 0, result.stderr
   with open(os.path.join(tiny_run, 'metrics.json')) as f:
     after = json.load(f)
@@ -57,7 +57,7 @@ def test_evaluate_cli_adds_metrics_and_keeps_the_trainers(tiny_run, tmp_path):
 
 @pytest.mark.parametrize('args,message', [
     (('--model_dir={missing}',), 'holds no readable training run'),
-    (('--model_dir={run}', '--iwae_samples=-1'), '--iwae_samples must be >= 0'),
+    (('--model_dir={run}', '--eval_iwae_samples=-1'), '--eval_iwae_samples must be >= 0'),
     (('--model_dir={run}', '--proposal_scale=0'), '--proposal_scale must be a positive'),
 ])
 def test_evaluate_cli_bad_input_is_one_clear_line(tiny_run, tmp_path, args,
@@ -73,7 +73,7 @@ def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
   out = str(tmp_path / 'compare')
   result = run_cli('trainers.compare', f'--output_dir={out}', '--epochs=2',
                    '--train_examples=200', '--batch_size=50',
-                   '--iwae_samples=3')
+                   '--eval_iwae_samples=3')
   assert result.returncode == 0, result.stderr
   with open(os.path.join(out, 'metrics.json')) as f:
     metrics = json.load(f)

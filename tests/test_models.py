@@ -33,7 +33,7 @@ def test_objective_is_finite_and_eager_equals_graph(images, kw):
   np.testing.assert_allclose(loss, g_loss, rtol=1e-5)
   for k in logs:
     np.testing.assert_allclose(logs[k], g_logs[k], rtol=1e-5)
-  assert set(logs) == set(model.TERMS)
+  assert set(logs) == set(model.terms)
 
 
 def test_vae_objective_is_mean_negative_elbo(images):

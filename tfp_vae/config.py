@@ -11,10 +11,25 @@ from typing import Any, Optional
 
 from tfp_vae import errors
 
-MODELS = ('vae', 'mmd_vae')
-LIKELIHOODS = ('bernoulli', 'gaussian')
-ARCHITECTURES = ('conv',)
+MODELS = ('vae', 'mmd_vae', 'info_vae', 'iwae')
+LIKELIHOODS = ('bernoulli', 'gaussian', 'gaussian_learned',
+               'gaussian_per_pixel')
+ARCHITECTURES = ('conv', 'conv_dense16', 'mlp', 'conv_deep')
 KL_ESTIMATORS = ('analytic', 'sampled')
+PRIORS = ('normal', 'mixture', 'vamp')
+KERNELS = ('sources', 'rbf', 'imq')
+# Settings that only some models use: (field, models).
+MODEL_FIELDS = (
+    ('beta', ('vae',)), ('alpha', ('info_vae',)),
+    ('info_lambda', ('info_vae',)), ('iwae_samples', ('iwae',)),
+    ('kl_estimator', ('vae', 'info_vae')),
+    ('mmd_weight', ('mmd_vae', 'info_vae')),
+    ('kernel', ('mmd_vae', 'info_vae')),
+    ('kernel_scales', ('mmd_vae', 'info_vae')),
+    ('unbiased_mmd', ('mmd_vae', 'info_vae')),
+)
+# Models with a Gaussian encoder q(z|x) (the VampPrior needs one).
+GAUSSIAN_ENCODER_MODELS = ('vae', 'info_vae', 'iwae')
 
 # Settings that may differ between the run that wrote a checkpoint and the run
 # that resumes from it: where things live, how long to train, how fast to
@@ -33,10 +48,27 @@ class TrainConfig:
   """Everything that defines one training run.
 
   Attributes:
-    model: 'vae' (ELBO) or 'mmd_vae' (reconstruction + MMD, InfoVAE family).
-    likelihood: 'bernoulli' (logits) or 'gaussian' (fixed `gaussian_scale`).
-    architecture: network family; 'conv' is the network of the source
-      document 000 (two strided convs / three transposed convs).
+    model: 'vae' (ELBO; beta-VAE with `beta`), 'mmd_vae' (reconstruction +
+      MMD), 'info_vae' (the general InfoVAE objective with `alpha` and
+      `info_lambda`) or 'iwae' (k-sample importance-weighted bound).
+    likelihood: 'bernoulli' (logits), 'gaussian' (fixed `gaussian_scale`),
+      'gaussian_learned' (one learned scale, starting at `gaussian_scale`)
+      or 'gaussian_per_pixel' (a learned scale per pixel).
+    architecture: 'conv' (source document 000), 'conv_dense16' (003, with
+      the dense-16 bottleneck), 'mlp' (004, hidden 128, elu) or 'conv_deep'
+      (three strided convs, for 32x32 colour images such as cifar10).
+    prior: 'normal', 'mixture' (learned mixture of Gaussians) or 'vamp'
+      (VampPrior; Gaussian-encoder models only).
+    prior_components: mixture components / VampPrior pseudo-inputs.
+    beta: weight of the rate in the VAE objective (model 'vae').
+    alpha, info_lambda: InfoVAE weights (model 'info_vae'): the objective is
+      distortion + (1 - alpha) rate + (alpha + lambda - 1) MMD; None for
+      lambda picks 1 + the MMD-VAE's default weight.
+    iwae_samples: k of the IWAE training bound (model 'iwae').
+    kernel, kernel_scales: MMD kernel ('sources', 'rbf' with bandwidth
+      kernel_scales[0], 'imq' summed over kernel_scales).
+    unbiased_mmd: the U-statistic MMD estimate instead of the sources'
+      biased one.
     latent_dim: size of the code z.
     dataset: 'mnist_5k' (embedded, offline) or any TFDS image dataset name.
     data_dir: TFDS data directory (None: TFDS's default).
@@ -73,6 +105,15 @@ class TrainConfig:
   likelihood: str = 'bernoulli'
   architecture: str = 'conv'
   latent_dim: int = 2
+  prior: str = 'normal'
+  prior_components: int = 10
+  beta: float = 1.0
+  alpha: float = 0.0
+  info_lambda: Optional[float] = None
+  iwae_samples: int = 5
+  kernel: str = 'sources'
+  kernel_scales: tuple = ()
+  unbiased_mmd: bool = False
   dataset: str = 'mnist_5k'
   data_dir: Optional[str] = None
   download: bool = True
@@ -103,6 +144,25 @@ class TrainConfig:
     _one_of('likelihood', self.likelihood, LIKELIHOODS)
     _one_of('architecture', self.architecture, ARCHITECTURES)
     _one_of('kl_estimator', self.kl_estimator, KL_ESTIMATORS)
+    _one_of('prior', self.prior, PRIORS)
+    _one_of('kernel', self.kernel, KERNELS)
+    _positive_int('prior_components', self.prior_components)
+    _positive_int('iwae_samples', self.iwae_samples)
+    if not _is_number(self.beta) or not math.isfinite(self.beta) or (
+        self.beta < 0):
+      raise errors.ConfigError('beta', self.beta, 'must be a finite number '
+                               '>= 0')
+    for name in ('alpha',) + (('info_lambda',) if self.info_lambda
+                              is not None else ()):
+      value = getattr(self, name)
+      if not _is_number(value) or not math.isfinite(value):
+        raise errors.ConfigError(name.replace('info_', ''), value,
+                                 'must be a finite number')
+    self.kernel_scales = tuple(self.kernel_scales or ())
+    for value in self.kernel_scales:
+      if not _is_number(value) or not value > 0 or not math.isfinite(value):
+        raise errors.ConfigError('kernel_scales', list(self.kernel_scales),
+                                 'must be positive finite numbers')
     _positive_int('latent_dim', self.latent_dim)
     _positive_int('batch_size', self.batch_size)
     _positive_int('epochs', self.epochs)
@@ -130,7 +190,50 @@ class TrainConfig:
           'binarize', self.binarize,
           'needs --likelihood=bernoulli (binary pixels under a Gaussian '
           'likelihood are not what the flag is for)')
+    self._check_combination()
     return self
+
+  def _check_combination(self) -> None:
+    """Refuses settings the chosen model would silently ignore, and
+    combinations that have no meaning."""
+    default = TrainConfig()
+    for name, models in MODEL_FIELDS:
+      if getattr(self, name) != getattr(default, name) and (
+          self.model not in models):
+        flag = 'lambda' if name == 'info_lambda' else name
+        raise errors.ConfigError(
+            flag, getattr(self, name),
+            f'is used only by --model={" or --model=".join(models)}, not '
+            f'--model={self.model}')
+    if self.prior == 'vamp' and self.model not in GAUSSIAN_ENCODER_MODELS:
+      raise errors.ConfigError(
+          'prior', self.prior,
+          f'needs a Gaussian encoder (--model='
+          f'{", ".join(GAUSSIAN_ENCODER_MODELS)}): the VampPrior is a '
+          f'mixture of q(z|u_k), and the {self.model} encoder is a point '
+          f'mass with no density')
+    if self.kernel == 'rbf' and len(self.kernel_scales) > 1:
+      raise errors.ConfigError('kernel_scales', list(self.kernel_scales),
+                               'takes one bandwidth for --kernel=rbf')
+
+  def for_model(self, model: str) -> 'TrainConfig':
+    """A copy for `model`, with the settings only other models use reset
+    to their defaults (trainers.compare shares one set of flags)."""
+    default = TrainConfig()
+    changes = {name: getattr(default, name) for name, models in MODEL_FIELDS
+               if model not in models}
+    return dataclasses.replace(self, model=model, **changes)
+
+  def resolved_kl_estimator(self) -> str:
+    """'analytic' becomes 'sampled' for priors without a closed-form KL."""
+    if self.kl_estimator == 'analytic' and self.prior != 'normal':
+      return 'sampled'
+    return self.kl_estimator
+
+  def resolved_info_lambda(self, num_pixels: int) -> float:
+    if self.info_lambda is not None:
+      return float(self.info_lambda)
+    return 1.0 + self.resolved_mmd_weight(num_pixels)
 
   def resolved_mmd_weight(self, num_pixels: int) -> float:
     """The MMD weight used in the objective.
@@ -151,7 +254,8 @@ class TrainConfig:
     """
     if self.mmd_weight is not None:
       return float(self.mmd_weight)
-    if self.likelihood == 'gaussian':
+    if self.likelihood.startswith('gaussian'):
+      # Learned scales start at gaussian_scale.
       return num_pixels / (2.0 * self.gaussian_scale**2)
     return float(num_pixels)
 
@@ -167,6 +271,9 @@ class TrainConfig:
     unknown = sorted(set(values) - names)
     if unknown:
       raise errors.ConfigError('config', unknown, 'has unknown keys')
+    values = dict(values)
+    if 'kernel_scales' in values:  # a list in JSON
+      values['kernel_scales'] = tuple(values['kernel_scales'] or ())
     return cls(**values)
 
   def differences(self, other: 'TrainConfig') -> list[tuple[str, Any, Any]]:

@@ -11,6 +11,7 @@ balance.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
@@ -51,4 +52,38 @@ class GaussianDecoder(keras.layers.Layer):
     loc = tf.sigmoid(self.network(codes))
     return tfd.Independent(
         tfd.Normal(loc=loc, scale=tf.fill(tf.shape(loc), self.scale)),
+        reinterpreted_batch_ndims=3)
+
+
+class LearnedScaleGaussianDecoder(keras.layers.Layer):
+  """p(x|z) = prod_pixels N(sigmoid(net(z)), s^2) with a learned scale s.
+
+  `per_pixel=False`: one scale for every pixel (`gaussian_learned`);
+  `per_pixel=True`: one scale per pixel and channel, shared over images
+  (`gaussian_per_pixel`).  s = softplus(raw) + min_scale starts at
+  `initial_scale`; the floor keeps the density bounded where pixels never
+  vary (MNIST's borders), which would otherwise drive s to 0 and log p(x|z)
+  to infinity.
+  """
+
+  def __init__(self, network: keras.Model, image_shape, initial_scale: float,
+               per_pixel: bool, min_scale: float = 1e-2, **kwargs):
+    super().__init__(**kwargs)
+    self.network = network
+    self.min_scale = float(min_scale)
+    self.per_pixel = per_pixel
+    start = max(float(initial_scale) - self.min_scale, 1e-4)
+    raw = float(np.log(np.expm1(start)))  # softplus^-1
+    self.raw_scale = self.add_weight(
+        shape=tuple(image_shape) if per_pixel else (),
+        initializer=keras.initializers.Constant(raw), name='raw_scale')
+
+  def scale(self) -> tf.Tensor:
+    return tf.nn.softplus(self.raw_scale) + self.min_scale
+
+  def call(self, codes: tf.Tensor) -> tfd.Independent:
+    loc = tf.sigmoid(self.network(codes))
+    return tfd.Independent(
+        tfd.Normal(loc=loc, scale=tf.broadcast_to(self.scale(),
+                                                  tf.shape(loc))),
         reinterpreted_batch_ndims=3)

@@ -67,7 +67,7 @@ def evaluate_run(model_dir: str, iwae_samples: int = 100,
     DataError, ConfigError: the run's data cannot be loaded.
   """
   if iwae_samples < 0:
-    raise errors.ConfigError('iwae_samples', iwae_samples,
+    raise errors.ConfigError('eval_iwae_samples', iwae_samples,
                              'must be >= 0 (0 skips the IWAE estimate)')
   if not proposal_scale > 0:
     raise errors.ConfigError('proposal_scale', proposal_scale,
@@ -136,7 +136,8 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
   Returns:
     {model name: metrics} as written to output_dir/metrics.json.
   """
-  base.validate()
+  for name in COMPARED_MODELS:
+    base.for_model(name).validate()
   os.makedirs(output_dir, exist_ok=True)
   figures_dir = os.path.join(output_dir, 'figures')
   os.makedirs(figures_dir, exist_ok=True)
@@ -150,7 +151,7 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
   evaluations = {}
   for name in COMPARED_MODELS:
     config = dataclasses.replace(
-        base, model=name, model_dir=os.path.join(output_dir, name),
+        base.for_model(name), model_dir=os.path.join(output_dir, name),
         export_dir=None, verbose=False, plot_every=0)
     offset = done
 

@@ -43,6 +43,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import losses
+from tfp_vae import metrics
 from tfp_vae import models as models_lib
 
 tfd = tfp.distributions
@@ -51,7 +53,7 @@ _VERSION = re.compile(r'^\d+$')
 MAX_SAMPLES = 10000
 LOG_LIKELIHOOD_SAMPLES = 16
 # Proposal scale around the deterministic code for the MMD-VAE's estimate.
-POINT_MASS_PROPOSAL_SCALE = 0.1
+POINT_MASS_PROPOSAL_SCALE = metrics.DEFAULT_PROPOSAL_SCALE
 
 
 def versions(export_dir: str) -> list[int]:
@@ -107,32 +109,27 @@ def log_likelihood(model: models_lib.LatentVariableModel, images: tf.Tensor,
                    seed=(0, 0)) -> tf.Tensor:
   """Per-image log-likelihood estimate in nats, [B].
 
-  VAE: the ELBO, E_q[log p(x|z)] - KL(q(z|x) || p(z)), with the analytic KL
-  and the expectation averaged over `num_samples` draws: a lower bound on
-  log p(x).
+  Gaussian encoders: the ELBO, E_q[log p(x|z)] - KL(q(z|x) || p(z)), with
+  the analytic KL (the sampled one for mixture and VampPrior priors) and the
+  expectation averaged over `num_samples` draws: a lower bound on log p(x).
   MMD-VAE (point-mass encoder, no ELBO): importance sampling with the
   proposal r(z|x) = N(code(x), 0.1^2 I):
   log (1/K) sum_k p(x|z_k) p(z_k) / r(z_k|x), a consistent estimate of
   log p(x) under decoder and prior (biased low for finite K, like IWAE).
   """
   posterior = model.encode(images)
-  prior = model.prior_distribution()
   if isinstance(posterior, tfd.VectorDeterministic):
-    proposal = tfd.MultivariateNormalDiag(
-        posterior.loc, tf.fill(tf.shape(posterior.loc),
-                               POINT_MASS_PROPOSAL_SCALE))
-  else:
-    proposal = posterior
-  z = proposal.sample(num_samples, seed=seed)  # [K, B, latent]
-  batch = tf.shape(images)[0]
-  flat_z = tf.reshape(z, [-1, model.latent_dim])
-  tiled = tf.tile(images, [num_samples, 1, 1, 1])
-  log_px_z = tf.reshape(model.decode(flat_z).log_prob(tiled),
-                        [num_samples, batch])
-  if proposal is posterior:
-    return tf.reduce_mean(log_px_z, 0) - tfd.kl_divergence(posterior, prior)
-  log_w = log_px_z + prior.log_prob(z) - proposal.log_prob(z)
-  return tf.reduce_logsumexp(log_w, 0) - tf.math.log(float(num_samples))
+    log_w = metrics.log_importance_weights(model, images, num_samples, seed,
+                                           POINT_MASS_PROPOSAL_SCALE)
+    return tf.reduce_logsumexp(log_w, 0) - tf.math.log(float(num_samples))
+  prior = model.prior_distribution()
+  z = posterior.sample(num_samples, seed=seed)  # [K, B, latent]
+  log_w = losses.log_importance_weights(images, posterior, prior,
+                                        model.decode, z)
+  if not losses.has_analytic_rate(posterior, prior):
+    return tf.reduce_mean(log_w, 0)  # sampled KL (mixture, vamp priors)
+  log_px_z = log_w - prior.log_prob(z) + posterior.log_prob(z)
+  return tf.reduce_mean(log_px_z, 0) - losses.analytic_rate(posterior, prior)
 
 
 def build_archive(model: models_lib.LatentVariableModel,

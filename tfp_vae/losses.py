@@ -53,19 +53,17 @@ def elbo_terms(images: tf.Tensor, posterior: tfd.Distribution,
     prior: p(z), batch [], event [latent].
     likelihood: p(x|z) at z = `codes`, batch [B], event [H, W, C].
     codes: z ~ q(z|x), [B, latent].
-    kl_estimator: 'analytic' or 'sampled'.
+    kl_estimator: 'analytic' or 'sampled'; 'analytic' falls back to
+      'sampled' for a prior without a closed-form KL (see `rate`).
 
   Returns:
     {'distortion', 'rate', 'neg_elbo'}, each [B], in nats.
   """
   d = distortion(likelihood, images)
-  if kl_estimator == 'analytic':
-    r = analytic_rate(posterior, prior)
-  elif kl_estimator == 'sampled':
-    r = sampled_rate(posterior, prior, codes)
-  else:
+  if kl_estimator not in ('analytic', 'sampled'):
     raise ValueError(f'kl_estimator must be analytic or sampled, got '
                      f'{kl_estimator!r}')
+  r = rate(posterior, prior, codes, kl_estimator)
   return {'distortion': d, 'rate': r, 'neg_elbo': d + r}
 
 
@@ -87,20 +85,114 @@ def sources_gaussian_kernel(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
   return tf.exp(-squared_distances(x, y) / (dim * dim))
 
 
-def mmd(x: tf.Tensor, y: tf.Tensor,
-        kernel: Kernel = sources_gaussian_kernel) -> tf.Tensor:
-  """Biased (V-statistic) estimate of MMD^2 between samples x and y.
+def rbf_kernel(bandwidth: float) -> Kernel:
+  """k(x, y) = exp(-||x - y||^2 / (2 bandwidth^2))."""
+  def kernel(x, y):
+    return tf.exp(-squared_distances(x, y) / (2.0 * bandwidth**2))
+  return kernel
 
-  MMD^2 = E[k(x, x')] + E[k(y, y')] - 2 E[k(x, y)], each expectation a mean
-  over all pairs including i == j, exactly as the sources compute it.
+
+IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+
+
+def imq_kernel(scales=IMQ_SCALES) -> Kernel:
+  """Inverse multiquadrics summed over scales (Tolstikhin et al., WAE):
+  k(x, y) = sum_s C_s / (C_s + ||x - y||^2), C_s = 2 dim s^2.  Heavy tails:
+  the gradient does not vanish for codes far from the prior's mass."""
+  def kernel(x, y):
+    dim = tf.cast(tf.shape(x)[-1], x.dtype)
+    d2 = squared_distances(x, y)
+    return tf.add_n([2.0 * dim * s**2 / (2.0 * dim * s**2 + d2)
+                     for s in scales])
+  return kernel
+
+
+KERNELS = ('sources', 'rbf', 'imq')
+
+
+def make_kernel(name: str = 'sources',
+                scales: tuple[float, ...] = ()) -> Kernel:
+  """'sources' (the sources' Gaussian kernel), 'rbf' (bandwidth scales[0],
+  default 1) or 'imq' (scales, default IMQ_SCALES)."""
+  if name == 'sources':
+    return sources_gaussian_kernel
+  if name == 'rbf':
+    return rbf_kernel(float(scales[0]) if scales else 1.0)
+  if name == 'imq':
+    return imq_kernel(tuple(scales) or IMQ_SCALES)
+  raise ValueError(f'kernel must be one of {KERNELS}, got {name!r}')
+
+
+def mmd(x: tf.Tensor, y: tf.Tensor,
+        kernel: Kernel = sources_gaussian_kernel,
+        unbiased: bool = False) -> tf.Tensor:
+  """Estimate of MMD^2 between samples x and y.
+
+  MMD^2 = E[k(x, x')] + E[k(y, y')] - 2 E[k(x, y)].  The biased
+  (V-statistic) estimate takes each expectation as a mean over all pairs
+  including i == j, exactly as the sources compute it; it is >= 0.  The
+  unbiased (U-statistic) estimate leaves the i == j terms out of the first
+  two means; its expectation is the true MMD^2 (0 when x and y come from the
+  same distribution), so it can be slightly negative.
 
   Args:
     x: [N, dim] samples of one distribution.
     y: [M, dim] samples of the other.
     kernel: k(a, b) -> [len(a), len(b)].
+    unbiased: the U-statistic instead of the V-statistic.
 
   Returns:
-    A scalar >= 0 (up to rounding).
+    A scalar.
   """
-  return (tf.reduce_mean(kernel(x, x)) + tf.reduce_mean(kernel(y, y)) -
-          2.0 * tf.reduce_mean(kernel(x, y)))
+  kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
+  if not unbiased:
+    return (tf.reduce_mean(kxx) + tf.reduce_mean(kyy) -
+            2.0 * tf.reduce_mean(kxy))
+  n = tf.cast(tf.shape(x)[0], x.dtype)
+  m = tf.cast(tf.shape(y)[0], y.dtype)
+  within_x = (tf.reduce_sum(kxx) - tf.linalg.trace(kxx)) / (n * (n - 1.0))
+  within_y = (tf.reduce_sum(kyy) - tf.linalg.trace(kyy)) / (m * (m - 1.0))
+  return within_x + within_y - 2.0 * tf.reduce_mean(kxy)
+
+
+def rate(posterior: tfd.Distribution, prior: tfd.Distribution,
+         codes: tf.Tensor, estimator: str = 'analytic') -> tf.Tensor:
+  """KL(q(z|x) || p(z)) per example: closed form when asked and TFP has one
+  for this pair, else the one-sample estimate at `codes`.  [B]."""
+  if estimator == 'analytic':
+    try:
+      return analytic_rate(posterior, prior)
+    except NotImplementedError:
+      pass  # e.g. a mixture prior: no closed form
+  return sampled_rate(posterior, prior, codes)
+
+
+def has_analytic_rate(posterior: tfd.Distribution,
+                      prior: tfd.Distribution) -> bool:
+  try:
+    analytic_rate(posterior, prior)
+    return True
+  except NotImplementedError:
+    return False
+
+
+def log_importance_weights(images: tf.Tensor, proposal: tfd.Distribution,
+                           prior: tfd.Distribution, decode,
+                           codes: tf.Tensor) -> tf.Tensor:
+  """log p(x|z_i) + log p(z_i) - log r(z_i|x) at codes z_i ~ r(z|x), [k, B].
+
+  Args:
+    images: x, [B, ...].
+    proposal: r(z|x), batch [B], event [latent].
+    prior: p(z).
+    decode: z [N, latent] -> p(x|z) with batch [N].
+    codes: [k, B, latent].
+  """
+  k = tf.shape(codes)[0]
+  batch = tf.shape(images)[0]
+  flat = tf.reshape(codes, tf.concat([[-1], tf.shape(codes)[2:]], 0))
+  tiled = tf.reshape(
+      tf.broadcast_to(images[None], tf.concat([[k], tf.shape(images)], 0)),
+      tf.concat([[-1], tf.shape(images)[1:]], 0))
+  log_lik = tf.reshape(decode(flat).log_prob(tiled), [k, batch])
+  return log_lik + prior.log_prob(codes) - proposal.log_prob(codes)

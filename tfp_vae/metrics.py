@@ -7,9 +7,11 @@ Cheap metrics, computed at the end of every training run (`evaluate`):
 
 * test_reconstruction_nll: -log p(x|z) at one z ~ q(z|x) per image (for the
   deterministic encoder, z is the code itself).
-* test_rate (VAE): KL(q(z|x) || p(z)) in closed form.
-* test_neg_elbo (VAE): test_reconstruction_nll + test_rate, an unbiased
-  estimate of -ELBO.  Not defined for the MMD-VAE, whose point-mass posterior
+* test_rate (Gaussian encoders): KL(q(z|x) || p(z)) in closed form, or for
+  a prior without one (mixture, vamp) the one-sample estimate
+  log q(z|x) - log p(z).
+* test_neg_elbo (Gaussian encoders): test_reconstruction_nll + test_rate,
+  an unbiased estimate of -ELBO.  Not defined for the MMD-VAE, whose point-mass posterior
   has infinite KL to the prior, so the key is left out there.
 * test_mmd_to_prior: MMD^2 (sources' kernel, biased estimate) between one
   code per test image (z ~ q(z|x)) and as many prior samples: how well the
@@ -17,7 +19,9 @@ Cheap metrics, computed at the end of every training run (`evaluate`):
 * test_active_units: the number of latent dimensions u with
   Cov_x(E_q(z|x)[z_u]) > 0.01 (Burda et al. 2016), the posterior means taken
   over the test images.
-* test_loss: the training objective on the test set.
+* test_loss: the model's training objective on the test set (one z per
+  image; the MMD over the whole set, with the model's kernel; for the IWAE,
+  its k-sample bound).
 
 Costlier metrics (`evaluate_all`, used by trainers.evaluate and
 trainers.compare):
@@ -88,15 +92,15 @@ def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
   """
 
   def build():
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def batch_terms(x, seed_and_step):
       posterior = model.encode(x)
       codes = model.sample_codes(posterior, seed_and_step)
       out = {'code_mean': posterior.mean(), 'code_sample': codes,
              'distortion': losses.distortion(model.decode(codes), x)}
       if isinstance(posterior, tfd.MultivariateNormalDiag):
-        out['rate'] = losses.analytic_rate(posterior,
-                                           model.prior_distribution())
+        out['rate'] = losses.rate(posterior, model.prior_distribution(),
+                                  codes, 'analytic')
       return out
     return batch_terms
 
@@ -134,11 +138,24 @@ def evaluate(model: models_lib.LatentVariableModel, images: np.ndarray,
   if 'rate' in terms:
     out['test_rate'] = float(terms['rate'].mean())
     out['test_neg_elbo'] = float((terms['distortion'] + terms['rate']).mean())
-    out['test_loss'] = out['test_neg_elbo']
-  else:
-    out['test_loss'] = (out['test_reconstruction_nll'] +
-                        model.mmd_weight * mmd)
+  out['test_loss'] = _test_loss(model, images, terms, seed, codes,
+                                prior_samples)
   return out, terms
+
+
+def _test_loss(model, images, terms, seed, codes, prior_samples) -> float:
+  """The model's training objective on the test set: one code per image,
+  the MMD (with the model's kernel) over the whole set."""
+  if isinstance(model, models_lib.IWAE):
+    return float(-iwae_log_likelihood(model, images, model.num_samples,
+                                      seed=seed).mean())
+  loss = terms['distortion'].mean()
+  if 'rate' in terms:
+    loss += model.rate_weight * terms['rate'].mean()
+  if getattr(model, 'mmd_weight', 0.0):
+    loss += model.mmd_weight * float(losses.mmd(
+        codes, prior_samples, model.kernel, model.unbiased_mmd))
+  return float(loss)
 
 
 # -- likelihood ------------------------------------------------------------
@@ -164,16 +181,9 @@ def log_importance_weights(model, images: tf.Tensor, num_samples: int,
   """
   proposal = _proposal(model.encode(images), proposal_scale)
   codes = proposal.sample(num_samples, seed=seed)  # [k, B, latent]
-  batch = tf.shape(images)[0]
-  flat = tf.reshape(codes, tf.concat([[-1], tf.shape(codes)[2:]], 0))
-  tiled = tf.reshape(
-      tf.broadcast_to(images[None], tf.concat([[num_samples],
-                                               tf.shape(images)], 0)),
-      tf.concat([[-1], tf.shape(images)[1:]], 0))
-  log_lik = tf.reshape(model.decode(flat).log_prob(tiled),
-                       [num_samples, batch])
-  return (log_lik + model.prior_distribution().log_prob(codes) -
-          proposal.log_prob(codes))
+  return losses.log_importance_weights(images, proposal,
+                                       model.prior_distribution(),
+                                       model.decode, codes)
 
 
 def iwae_log_likelihood(model, images: np.ndarray, num_samples: int = 100,
@@ -204,7 +214,7 @@ def iwae_log_likelihood(model, images: np.ndarray, num_samples: int = 100,
   batch = max(1, images_per_call // chunk)
 
   def build():
-    @tf.function(reduce_retracing=True)
+    @tf.function(reduce_retracing=True, autograph=False)
     def weights(x, k, seed_pair, scale):
       return log_importance_weights(model, x, k, seed_pair, scale)
     return weights

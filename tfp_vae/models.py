@@ -50,12 +50,19 @@ def _gather(values: tf.Tensor) -> tf.Tensor:
 
 
 def _global_slice_noise(seed: tf.Tensor, local_batch: tf.Tensor,
-                        dim: int) -> tf.Tensor:
-  """Standard-normal noise for this replica's slice of the global batch."""
+                        dim: int, samples: Optional[int] = None) -> tf.Tensor:
+  """Standard-normal noise for this replica's slice of the global batch:
+  [local_batch, dim], or [samples, local_batch, dim] (the same numbers as
+  [local_batch, dim] when samples == 1)."""
   replicas = _num_replicas()
-  noise = tf.random.stateless_normal([local_batch * replicas, dim], seed=seed)
   start = _replica_id() * local_batch
-  return noise[start:start + local_batch]
+  if samples is None:
+    noise = tf.random.stateless_normal([local_batch * replicas, dim],
+                                       seed=seed)
+    return noise[start:start + local_batch]
+  noise = tf.random.stateless_normal([samples, local_batch * replicas, dim],
+                                     seed=seed)
+  return noise[:, start:start + local_batch]
 
 
 class LatentVariableModel(keras.Model):
@@ -63,22 +70,25 @@ class LatentVariableModel(keras.Model):
 
   Subclasses implement `_terms`, returning per-example terms (must include
   'loss') and batch terms (scalars over the global batch, already weighted),
-  and list the names of both in `TERMS` (the metrics shown while training).
+  and list the names of both in `TERMS` or pass them as `terms` (the
+  metrics shown while training).
   """
 
   TERMS = ('loss',)
 
   def __init__(self, encoder: keras.layers.Layer,
                decoder: keras.layers.Layer, prior: keras.layers.Layer,
-               latent_dim: int, seed: int = 0, **kwargs):
+               latent_dim: int, seed: int = 0,
+               terms: Optional[tuple[str, ...]] = None, **kwargs):
     super().__init__(**kwargs)
     self.encoder = encoder
     self.decoder = decoder
     self.prior = prior
     self.latent_dim = latent_dim
     self.seed = int(seed)
+    self.terms = tuple(terms or self.TERMS)
     self._trackers = {name: keras.metrics.Mean(name=name)
-                      for name in self.TERMS}
+                      for name in self.terms}
 
   # -- distributions -----------------------------------------------------
 
@@ -103,8 +113,9 @@ class LatentVariableModel(keras.Model):
     return self.decode(self.encode(images).mean()).mean()
 
   def sample_codes(self, posterior: tfd.Distribution,
-                   seed: tf.Tensor) -> tf.Tensor:
-    """One reparameterised z ~ q(z|x) per example, [B, latent_dim].
+                   seed: tf.Tensor, samples: Optional[int] = None
+                   ) -> tf.Tensor:
+    """Reparameterised z ~ q(z|x): [B, latent_dim], or [samples, B, latent].
 
     Gaussian posteriors are affine transforms of standard-normal noise (their
     own bijector); the noise is drawn for the global batch and sliced, so the
@@ -113,7 +124,7 @@ class LatentVariableModel(keras.Model):
     if isinstance(posterior, tfd.VectorDeterministic):
       return posterior.loc
     eps = _global_slice_noise(seed, tf.shape(posterior.mean())[0],
-                              self.latent_dim)
+                              self.latent_dim, samples)
     return posterior.bijector.forward(eps)
 
   # -- objective ---------------------------------------------------------
@@ -177,46 +188,94 @@ class LatentVariableModel(keras.Model):
     return self._track(logs)
 
 
-class VAE(LatentVariableModel):
-  """Gaussian encoder, trained on the negative ELBO (distortion + rate)."""
+class InfoVAE(LatentVariableModel):
+  """The InfoVAE objective (Zhao et al.), minimised:
 
-  TERMS = ('loss', 'distortion', 'rate')
+    -E_q[log p(x|z)] + (1 - alpha) KL(q(z|x) || p(z))
+                     + (alpha + lambda - 1) MMD(q(z), p(z))
 
-  def __init__(self, *args, kl_estimator: str = 'analytic', **kwargs):
-    super().__init__(*args, **kwargs)
+  written here as distortion + rate_weight * rate + mmd_weight * MMD.  The
+  VAE (rate_weight = beta, mmd_weight = 0) and the MMD-VAE (deterministic
+  encoder, rate_weight = 0) are special cases.  The MMD compares the codes of
+  the whole (global) batch with as many prior samples.
+  """
+
+  def __init__(self, *args, rate_weight: float = 1.0, mmd_weight: float = 0.0,
+               kl_estimator: str = 'analytic', kernel: str = 'sources',
+               kernel_scales: tuple[float, ...] = (),
+               unbiased_mmd: bool = False, terms=None, **kwargs):
+    if terms is None:
+      terms = ('loss', 'distortion', 'rate', 'mmd')
+    super().__init__(*args, terms=terms, **kwargs)
+    self.rate_weight = float(rate_weight)
+    self.mmd_weight = float(mmd_weight)
     self.kl_estimator = kl_estimator
+    self.kernel_name = kernel
+    self.kernel_scales = tuple(kernel_scales)
+    self.kernel = losses.make_kernel(kernel, self.kernel_scales)
+    self.unbiased_mmd = bool(unbiased_mmd)
 
   def _terms(self, images, seed):
     posterior = self.encode(images)
     codes = self.sample_codes(posterior, seed)
-    terms = losses.elbo_terms(images, posterior, self.prior_distribution(),
-                              self.decode(codes), codes, self.kl_estimator)
-    return {'loss': terms['neg_elbo'], 'distortion': terms['distortion'],
-            'rate': terms['rate']}, {}
+    prior = self.prior_distribution()
+    distortion = losses.distortion(self.decode(codes), images)
+    per_example = {'loss': distortion, 'distortion': distortion}
+    if 'rate' in self.terms:
+      rate = losses.rate(posterior, prior, codes, self.kl_estimator)
+      per_example['rate'] = rate
+      per_example['loss'] = distortion + self.rate_weight * rate
+    batch = {}
+    if 'mmd' in self.terms:
+      all_codes = _gather(codes)
+      # The deterministic encoder draws no noise, so the step seed is free
+      # for the prior; a Gaussian one used it for its codes.
+      prior_seed = (seed if isinstance(posterior, tfd.VectorDeterministic)
+                    else tfp.random.split_seed(seed, 2)[1])
+      prior_samples = prior.sample(tf.shape(all_codes)[0], seed=prior_seed)
+      batch['mmd'] = self.mmd_weight * losses.mmd(
+          all_codes, prior_samples, self.kernel, self.unbiased_mmd)
+    return per_example, batch
 
 
-class MMDVAE(LatentVariableModel):
-  """Deterministic encoder, trained on distortion + weight * MMD(q(z), p(z)).
+class VAE(InfoVAE):
+  """Gaussian encoder, trained on distortion + beta * rate: the negative
+  ELBO at beta = 1, the beta-VAE otherwise."""
 
-  The MMD compares the codes of the whole (global) batch with as many prior
-  samples, with the sources' Gaussian kernel.
-  """
+  def __init__(self, *args, beta: float = 1.0, **kwargs):
+    super().__init__(*args, rate_weight=beta, mmd_weight=0.0,
+                     terms=('loss', 'distortion', 'rate'), **kwargs)
+    self.beta = float(beta)
 
-  TERMS = ('loss', 'distortion', 'mmd')
+
+class MMDVAE(InfoVAE):
+  """Deterministic encoder, trained on distortion + weight * MMD(q(z), p(z)),
+  with the sources' Gaussian kernel by default."""
 
   def __init__(self, *args, mmd_weight: float = 1.0, **kwargs):
+    super().__init__(*args, rate_weight=0.0, mmd_weight=mmd_weight,
+                     terms=('loss', 'distortion', 'mmd'), **kwargs)
+
+
+class IWAE(LatentVariableModel):
+  """Gaussian encoder trained on the k-sample importance-weighted bound
+  (Burda et al.):  loss = -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),
+  z_i ~ q(z|x).  k = 1 is the single-sample ELBO estimate."""
+
+  TERMS = ('loss', 'neg_elbo')
+
+  def __init__(self, *args, num_samples: int = 5, **kwargs):
     super().__init__(*args, **kwargs)
-    self.mmd_weight = float(mmd_weight)
+    self.num_samples = int(num_samples)
 
   def _terms(self, images, seed):
-    codes = self.sample_codes(self.encode(images), seed)
-    distortion = losses.distortion(self.decode(codes), images)
-    all_codes = _gather(codes)
-    prior_samples = self.prior_distribution().sample(
-        tf.shape(all_codes)[0], seed=seed)
-    mmd = losses.mmd(all_codes, prior_samples)
-    return ({'loss': distortion, 'distortion': distortion},
-            {'mmd': self.mmd_weight * mmd})
+    posterior = self.encode(images)
+    codes = self.sample_codes(posterior, seed, self.num_samples)
+    log_w = losses.log_importance_weights(
+        images, posterior, self.prior_distribution(), self.decode, codes)
+    k = tf.cast(self.num_samples, log_w.dtype)
+    return {'loss': -(tf.reduce_logsumexp(log_w, 0) - tf.math.log(k)),
+            'neg_elbo': -tf.reduce_mean(log_w, 0)}, {}
 
 
 def build_model(config: config_lib.TrainConfig,
@@ -231,30 +290,52 @@ def build_model(config: config_lib.TrainConfig,
 
   Returns:
     A built, uncompiled LatentVariableModel.
+
+  Raises:
+    ConfigError: the architecture does not fit the image shape.
   """
   seed = config.seed if seed is None else seed
   keras.utils.set_random_seed(seed)
   latent = config.latent_dim
-  if config.model == 'vae':
+  encoder_net, decoder_net = networks.ARCHITECTURES[config.architecture]
+  gaussian = config.model in config_lib.GAUSSIAN_ENCODER_MODELS
+  if gaussian:
     encoder = encoders.GaussianEncoder(
-        networks.conv_encoder(image_shape, 2 * latent), latent, name='encoder')
+        encoder_net(image_shape, 2 * latent), latent, name='encoder')
   else:
     encoder = encoders.DeterministicEncoder(
-        networks.conv_encoder(image_shape, latent), latent, name='encoder')
-  net = networks.conv_decoder(latent, image_shape)
+        encoder_net(image_shape, latent), latent, name='encoder')
+  net = decoder_net(latent, image_shape)
   if config.likelihood == 'bernoulli':
     decoder = decoders.BernoulliDecoder(net, name='decoder')
-  else:
+  elif config.likelihood == 'gaussian':
     decoder = decoders.GaussianDecoder(net, config.gaussian_scale,
                                        name='decoder')
-  prior = priors.make_prior('normal', latent)
-  common = dict(latent_dim=latent, seed=config.seed, name=config.model)
-  if config.model == 'vae':
-    model = VAE(encoder, decoder, prior, kl_estimator=config.kl_estimator,
-                **common)
   else:
-    pixels = image_shape[0] * image_shape[1] * image_shape[2]
+    decoder = decoders.LearnedScaleGaussianDecoder(
+        net, image_shape, config.gaussian_scale,
+        per_pixel=config.likelihood == 'gaussian_per_pixel', name='decoder')
+  prior = priors.make_prior(config.prior, latent, config.prior_components,
+                            encoder=encoder, image_shape=image_shape)
+  pixels = image_shape[0] * image_shape[1] * image_shape[2]
+  common = dict(latent_dim=latent, seed=config.seed, name=config.model)
+  mmd = dict(kernel=config.kernel, kernel_scales=config.kernel_scales,
+             unbiased_mmd=config.unbiased_mmd)
+  kl = config.resolved_kl_estimator()
+  if config.model == 'vae':
+    model = VAE(encoder, decoder, prior, beta=config.beta, kl_estimator=kl,
+                **common)
+  elif config.model == 'mmd_vae':
     model = MMDVAE(encoder, decoder, prior,
-                   mmd_weight=config.resolved_mmd_weight(pixels), **common)
+                   mmd_weight=config.resolved_mmd_weight(pixels), **mmd,
+                   **common)
+  elif config.model == 'info_vae':
+    lam = config.resolved_info_lambda(pixels)
+    model = InfoVAE(encoder, decoder, prior, rate_weight=1.0 - config.alpha,
+                    mmd_weight=config.alpha + lam - 1.0, kl_estimator=kl,
+                    **mmd, **common)
+  else:
+    model = IWAE(encoder, decoder, prior, num_samples=config.iwae_samples,
+                 **common)
   model(tf.zeros((1,) + tuple(image_shape)))
   return model

@@ -68,3 +68,134 @@ def conv_decoder(latent_dim: int, image_shape: Sequence[int],
                                    activation='relu'),
       keras.layers.Conv2DTranspose(channels, 3, strides=1, padding='same'),
   ], name=name)
+
+
+def conv_dense16_encoder(image_shape: Sequence[int], output_units: int,
+                         name: str = 'conv_dense16_encoder'
+                         ) -> keras.Sequential:
+  """The encoder of the source document 003: conv 32 and conv 64 (3x3,
+  stride 2, 'same', relu) -> flatten -> dense 16 (relu) -> dense
+  `output_units` (the 16-unit bottleneck before the code)."""
+  return keras.Sequential([
+      keras.layers.Input(tuple(image_shape)),
+      keras.layers.Conv2D(32, 3, strides=2, padding='same', activation='relu'),
+      keras.layers.Conv2D(64, 3, strides=2, padding='same', activation='relu'),
+      keras.layers.Flatten(),
+      keras.layers.Dense(16, activation='relu'),
+      keras.layers.Dense(output_units),
+  ], name=name)
+
+
+def conv_dense16_decoder(latent_dim: int, image_shape: Sequence[int],
+                         name: str = 'conv_dense16_decoder'
+                         ) -> keras.Sequential:
+  """The decoder of the source document 003: dense (H/4 * W/4 * 64, relu)
+  -> reshape -> deconv 64 and 32 (3x3, stride 2, same, relu) -> deconv C
+  (3x3, same, linear: decoders apply the sigmoid or use logits)."""
+  height, width, channels = _divisible_by_4(image_shape, 'conv_dense16')
+  return keras.Sequential([
+      keras.layers.Input((latent_dim,)),
+      keras.layers.Dense(height // 4 * width // 4 * 64, activation='relu'),
+      keras.layers.Reshape((height // 4, width // 4, 64)),
+      keras.layers.Conv2DTranspose(64, 3, strides=2, padding='same',
+                                   activation='relu'),
+      keras.layers.Conv2DTranspose(32, 3, strides=2, padding='same',
+                                   activation='relu'),
+      keras.layers.Conv2DTranspose(channels, 3, padding='same'),
+  ], name=name)
+
+
+def mlp_encoder(image_shape: Sequence[int], output_units: int,
+                hidden: int = 128, name: str = 'mlp_encoder'
+                ) -> keras.Sequential:
+  """The encoder of the source document 004: flatten -> dense 128 (elu) ->
+  dense `output_units`."""
+  return keras.Sequential([
+      keras.layers.Input(tuple(image_shape)),
+      keras.layers.Flatten(),
+      keras.layers.Dense(hidden, activation='elu'),
+      keras.layers.Dense(output_units),
+  ], name=name)
+
+
+def mlp_decoder(latent_dim: int, image_shape: Sequence[int],
+                hidden: int = 128, name: str = 'mlp_decoder'
+                ) -> keras.Sequential:
+  """The decoder of the source document 004: dense 128 (elu) -> dense
+  H * W * C (linear) -> reshape to the image."""
+  units = 1
+  for d in image_shape:
+    units *= int(d)
+  return keras.Sequential([
+      keras.layers.Input((latent_dim,)),
+      keras.layers.Dense(hidden, activation='elu'),
+      keras.layers.Dense(units),
+      keras.layers.Reshape(tuple(image_shape)),
+  ], name=name)
+
+
+def conv_deep_encoder(image_shape: Sequence[int], output_units: int,
+                      name: str = 'conv_deep_encoder') -> keras.Sequential:
+  """A deeper conv encoder for 32x32 colour images (CIFAR-10): conv 32, 64,
+  128 (4x4, stride 2, same, relu; 32 -> 16 -> 8 -> 4) -> flatten -> dense
+  256 (relu) -> dense `output_units`."""
+  _divisible_by_8(image_shape)
+  return keras.Sequential([
+      keras.layers.Input(tuple(image_shape)),
+      keras.layers.Conv2D(32, 4, strides=2, padding='same', activation='relu'),
+      keras.layers.Conv2D(64, 4, strides=2, padding='same', activation='relu'),
+      keras.layers.Conv2D(128, 4, strides=2, padding='same',
+                          activation='relu'),
+      keras.layers.Flatten(),
+      keras.layers.Dense(256, activation='relu'),
+      keras.layers.Dense(output_units),
+  ], name=name)
+
+
+def conv_deep_decoder(latent_dim: int, image_shape: Sequence[int],
+                      name: str = 'conv_deep_decoder') -> keras.Sequential:
+  """Mirror of `conv_deep_encoder`: dense 256, dense H/8 * W/8 * 128 (relu)
+  -> deconv 128, 64, 32 (4x4, stride 2, same, relu) -> conv C (3x3)."""
+  height, width, channels = _divisible_by_8(image_shape)
+  return keras.Sequential([
+      keras.layers.Input((latent_dim,)),
+      keras.layers.Dense(256, activation='relu'),
+      keras.layers.Dense(height // 8 * width // 8 * 128, activation='relu'),
+      keras.layers.Reshape((height // 8, width // 8, 128)),
+      keras.layers.Conv2DTranspose(128, 4, strides=2, padding='same',
+                                   activation='relu'),
+      keras.layers.Conv2DTranspose(64, 4, strides=2, padding='same',
+                                   activation='relu'),
+      keras.layers.Conv2DTranspose(32, 4, strides=2, padding='same',
+                                   activation='relu'),
+      keras.layers.Conv2D(channels, 3, padding='same'),
+  ], name=name)
+
+
+def _divisible_by_4(image_shape, architecture):
+  height, width, channels = image_shape
+  if height % 4 or width % 4:
+    raise errors.ConfigError(
+        'architecture', architecture,
+        f'needs image height and width divisible by 4, got '
+        f'{tuple(image_shape)}; use --architecture=mlp')
+  return height, width, channels
+
+
+def _divisible_by_8(image_shape):
+  height, width, channels = image_shape
+  if height % 8 or width % 8:
+    raise errors.ConfigError(
+        'architecture', 'conv_deep',
+        f'needs image height and width divisible by 8 (e.g. 32x32 '
+        f'cifar10), got {tuple(image_shape)}; use --architecture=conv or '
+        f'mlp')
+  return height, width, channels
+
+
+ARCHITECTURES = {
+    'conv': (conv_encoder, conv_decoder),
+    'conv_dense16': (conv_dense16_encoder, conv_dense16_decoder),
+    'mlp': (mlp_encoder, mlp_decoder),
+    'conv_deep': (conv_deep_encoder, conv_deep_decoder),
+}

@@ -7,8 +7,14 @@ import sys
 # Quieten TensorFlow's C++ start-up chatter before it is imported.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
-from absl import flags  # pylint: disable=g-import-not-at-top
+import logging as std_logging  # pylint: disable=g-import-not-at-top
+
+from absl import flags
 from absl import logging
+
+# TensorFlow's own INFO lines (one per checkpoint write, "Sharding callback
+# duration") drown the progress bars; its warnings and errors still show.
+std_logging.getLogger('tensorflow').setLevel(std_logging.WARNING)
 
 from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
 from tfp_vae import errors
@@ -33,6 +39,21 @@ def define_shared_flags() -> None:
   flags.DEFINE_enum('architecture', d.architecture, config_lib.ARCHITECTURES,
                     'conv: the network of the source document 000.')
   flags.DEFINE_integer('latent_dim', d.latent_dim, 'Size of the code z.')
+  flags.DEFINE_enum('prior', d.prior, config_lib.PRIORS,
+                    'p(z): normal N(0, I); mixture: learned mixture of '
+                    'Gaussians; vamp: VampPrior (Gaussian encoders only).')
+  flags.DEFINE_integer('prior_components', d.prior_components,
+                       'Mixture components / VampPrior pseudo-inputs.')
+  flags.DEFINE_enum('kernel', d.kernel, config_lib.KERNELS,
+                    "MMD kernel: the sources' Gaussian, rbf (bandwidth "
+                    '--kernel_scales), imq (inverse multiquadrics summed '
+                    'over --kernel_scales).')
+  flags.DEFINE_list('kernel_scales', [],
+                    'rbf: one bandwidth (default 1); imq: scales (default '
+                    '0.1,0.2,0.5,1,2,5,10).')
+  flags.DEFINE_bool('unbiased_mmd', d.unbiased_mmd,
+                    "Unbiased (U-statistic) MMD instead of the sources' "
+                    'biased estimate.')
   flags.DEFINE_string('dataset', d.dataset,
                       'mnist_5k (embedded, offline) or a TFDS image dataset '
                       '(mnist, fashion_mnist, ...).')
@@ -67,7 +88,18 @@ def define_train_flags() -> None:
   define_shared_flags()
   d = config_lib.TrainConfig()
   flags.DEFINE_enum('model', d.model, config_lib.MODELS,
-                    'vae: ELBO; mmd_vae: reconstruction + MMD (InfoVAE).')
+                    'vae: ELBO (beta-VAE with --beta); mmd_vae: '
+                    'reconstruction + MMD; info_vae: InfoVAE with --alpha '
+                    'and --lambda; iwae: k-sample bound (--iwae_samples).')
+  flags.DEFINE_float('beta', d.beta, 'vae: weight of the KL term.')
+  flags.DEFINE_float('alpha', d.alpha,
+                     'info_vae: the objective is distortion + (1 - alpha) '
+                     'KL + (alpha + lambda - 1) MMD.')
+  flags.DEFINE_float('lambda', d.info_lambda,
+                     "info_vae: see --alpha; default 1 + the MMD-VAE's "
+                     'default weight.')
+  flags.DEFINE_integer('iwae_samples', d.iwae_samples,
+                       'iwae: importance samples k of the training bound.')
   flags.DEFINE_string('model_dir', d.model_dir,
                       'Checkpoints, config.json, metrics.json, plots, '
                       'TensorBoard logs.')
@@ -94,6 +126,15 @@ def train_config_from_flags() -> config_lib.TrainConfig:
   values = {field.name: FLAGS[field.name].value
             for field in dataclasses.fields(config_lib.TrainConfig)
             if field.name in FLAGS}
+  if 'lambda' in FLAGS:
+    values['info_lambda'] = FLAGS['lambda'].value
+  if 'kernel_scales' in values:
+    try:
+      values['kernel_scales'] = tuple(float(v) for v in values[
+          'kernel_scales'])
+    except ValueError:
+      _fail(f'invalid flag --kernel_scales={",".join(values["kernel_scales"])}'
+            f' must be comma-separated numbers')
   return config_lib.TrainConfig(**values)
 
 

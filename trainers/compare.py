@@ -23,7 +23,7 @@ from trainers import common
 common.define_shared_flags()
 flags.DEFINE_string('output_dir', None,
                     'Where the report, metrics and both runs go.')
-flags.DEFINE_integer('iwae_samples', 100,
+flags.DEFINE_integer('eval_iwae_samples', 100,
                      'k of the importance-weighted log-likelihood bound '
                      '(0: skip it).')
 flags.DEFINE_float('proposal_scale', 0.1,
@@ -40,7 +40,7 @@ def main(argv):
   config = common.train_config_from_flags()
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
   results = common.exit_on_user_error(
-      evaluation.compare, config, FLAGS.output_dir, FLAGS.iwae_samples,
+      evaluation.compare, config, FLAGS.output_dir, FLAGS.eval_iwae_samples,
       FLAGS.proposal_scale, FLAGS.progress)
   keys = ('test_iwae_log_likelihood', 'test_reconstruction_nll',
           'test_mmd_to_prior', 'test_active_units', 'test_knn_accuracy',

@@ -1,6 +1,6 @@
 """Evaluates a trained run's latest checkpoint and updates its metrics.json.
 
-  python -m trainers.evaluate --model_dir=runs/vae --iwae_samples=1000
+  python -m trainers.evaluate --model_dir=runs/vae --eval_iwae_samples=1000
 
 Adds the importance-weighted log-likelihood, latent probes (k-NN, logistic
 regression), active units and the classifier Frechet distance to the
@@ -16,7 +16,7 @@ from absl import logging
 from trainers import common
 
 flags.DEFINE_string('model_dir', None, 'Directory of a trainers.train run.')
-flags.DEFINE_integer('iwae_samples', 100,
+flags.DEFINE_integer('eval_iwae_samples', 100,
                      'k of the importance-weighted log-likelihood bound '
                      '(0: skip it).')
 flags.DEFINE_float('proposal_scale', 0.1,
@@ -36,7 +36,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
   result = common.exit_on_user_error(
-      evaluation.evaluate_run, FLAGS.model_dir, FLAGS.iwae_samples,
+      evaluation.evaluate_run, FLAGS.model_dir, FLAGS.eval_iwae_samples,
       FLAGS.proposal_scale, FLAGS.cache_dir, FLAGS.data_dir)
   logging.info('metrics: %s', result.metrics)
   print(json.dumps(result.metrics, indent=2, sort_keys=True))

@@ -69,7 +69,7 @@ def train():
 def evaluate():
   return dsl.ContainerSpec(
       image=IMAGE, command=['tfp-vae-evaluate'],
-      args=[f'--model_dir={MODEL_DIR}', '--iwae_samples=1000'])
+      args=[f'--model_dir={MODEL_DIR}', '--eval_iwae_samples=1000'])
 
 
 @dsl.container_component

@@ -1,0 +1,206 @@
+"""The model family: reductions to the ELBO, priors, kernels, likelihoods,
+architectures, and every allowed (model, prior, likelihood, architecture)
+combination."""
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from tfp_vae import config as config_lib
+from tfp_vae import errors
+from tfp_vae import losses
+from tfp_vae import models
+from tfp_vae import priors
+
+tfd = tfp.distributions
+SEED = tf.constant([3, 4], tf.int32)
+
+
+@pytest.fixture(scope='module')
+def images(mnist_5k):
+  return tf.constant(mnist_5k.train_images[:48].astype(np.float32) / 255)
+
+
+def _model(image_shape=(28, 28, 1), **kw):
+  return models.build_model(config_lib.TrainConfig(**kw).validate(),
+                            image_shape)
+
+
+def _loss(model, images):
+  loss, logs = model.objective(images, SEED)
+  return float(loss), {k: float(v) for k, v in logs.items()}
+
+
+def test_beta_one_is_the_elbo_and_beta_weights_the_rate(images):
+  vae = _model(model='vae')
+  loss, logs = _loss(vae, images)
+  posterior = vae.encode(images)
+  codes = vae.sample_codes(posterior, SEED)
+  elbo = losses.elbo_terms(images, posterior, vae.prior_distribution(),
+                           vae.decode(codes), codes)
+  assert loss == pytest.approx(float(tf.reduce_mean(elbo['neg_elbo'])),
+                               rel=1e-6)
+  beta = _model(model='vae', beta=4.0)
+  loss4, logs4 = _loss(beta, images)
+  assert logs4['rate'] == pytest.approx(logs['rate'], rel=1e-5)
+  assert loss4 == pytest.approx(logs['distortion'] + 4 * logs['rate'],
+                                rel=1e-5)
+
+
+def test_info_vae_with_alpha_0_lambda_1_is_the_elbo(images):
+  vae_loss, _ = _loss(_model(model='vae'), images)
+  info_loss, logs = _loss(_model(model='info_vae', alpha=0.0,
+                                 info_lambda=1.0), images)
+  assert info_loss == pytest.approx(vae_loss, rel=1e-6)
+  assert logs['mmd'] == 0.0  # weight alpha + lambda - 1 = 0
+  # alpha = 1: no KL, all MMD.
+  mmd_only, logs = _loss(_model(model='info_vae', alpha=1.0,
+                                info_lambda=5.0), images)
+  assert mmd_only == pytest.approx(logs['distortion'] + logs['mmd'],
+                                   rel=1e-5)
+
+
+def test_iwae_with_one_sample_is_the_sampled_elbo_with_the_same_draw(images):
+  iwae_loss, logs = _loss(_model(model='iwae', iwae_samples=1), images)
+  vae_loss, _ = _loss(_model(model='vae', kl_estimator='sampled'), images)
+  assert iwae_loss == pytest.approx(vae_loss, rel=1e-5)
+  assert logs['neg_elbo'] == pytest.approx(iwae_loss, rel=1e-6)
+  # More samples: a tighter bound (lower loss) at the same weights.
+  k10, logs10 = _loss(_model(model='iwae', iwae_samples=10), images)
+  assert k10 < logs10['neg_elbo']
+
+
+def test_one_component_mixture_with_zero_means_is_the_standard_normal():
+  mixture = priors.MixturePrior(3, 1, means_initializer='zeros')
+  z = tf.random.stateless_normal([100, 3], seed=[1, 1]) * 2
+  np.testing.assert_allclose(
+      mixture.distribution().log_prob(z),
+      priors.StandardNormalPrior(3).distribution().log_prob(z), rtol=1e-5)
+
+
+def test_mixture_prior_falls_back_to_the_sampled_kl_and_trains(images):
+  config = config_lib.TrainConfig(model='vae', prior='mixture')
+  assert config.resolved_kl_estimator() == 'sampled'
+  model = _model(model='vae', prior='mixture')
+  names = {v.path for v in model.trainable_variables}
+  assert any('means' in n for n in names), names
+  with tf.GradientTape() as tape:
+    loss, _ = model.objective(images, SEED)
+  grads = tape.gradient(loss, model.prior.trainable_variables)
+  assert all(g is not None and np.isfinite(g.numpy()).all() for g in grads)
+
+
+def test_vamp_prior_density_integrates_to_one_on_a_grid():
+  model = _model(model='vae', prior='vamp', prior_components=5)
+  prior = model.prior_distribution()
+  assert prior.event_shape == [2]
+  step = 0.02
+  axis = np.arange(-8, 8, step, dtype=np.float32) + step / 2
+  z1, z2 = np.meshgrid(axis, axis)
+  grid = np.stack([z1.ravel(), z2.ravel()], 1)
+  mass = float(tf.reduce_sum(tf.exp(prior.log_prob(grid)))) * step * step
+  assert mass == pytest.approx(1.0, abs=0.01)
+  # The pseudo-inputs are trained through the model's own encoder.
+  assert any('pseudo_inputs' in v.path for v in model.trainable_variables)
+
+
+def test_vamp_prior_needs_a_gaussian_encoder():
+  with pytest.raises(errors.ConfigError, match='prior needs a Gaussian '
+                     'encoder'):
+    config_lib.TrainConfig(model='mmd_vae', prior='vamp').validate()
+
+
+@pytest.mark.parametrize('kw,flag', [
+    (dict(model='mmd_vae', beta=2.0), 'beta'),
+    (dict(model='vae', alpha=0.5), 'alpha'),
+    (dict(model='vae', info_lambda=3.0), 'lambda'),
+    (dict(model='vae', iwae_samples=3), 'iwae_samples'),
+    (dict(model='iwae', kernel='imq'), 'kernel'),
+    (dict(model='mmd_vae', kernel='rbf', kernel_scales=(1.0, 2.0)),
+     'kernel_scales'),
+])
+def test_settings_a_model_would_ignore_are_refused(kw, flag):
+  with pytest.raises(errors.ConfigError) as e:
+    config_lib.TrainConfig(**kw).validate()
+  assert str(e.value).startswith(f'{flag} ')
+
+
+def test_kernels_and_unbiased_mmd():
+  x = tf.random.stateless_normal([400, 3], seed=[1, 2])
+  y = tf.random.stateless_normal([400, 3], seed=[3, 4])
+  for name, scales in (('sources', ()), ('rbf', (1.5,)), ('imq', ())):
+    kernel = losses.make_kernel(name, scales)
+    k = kernel(x, x).numpy()
+    np.testing.assert_allclose(np.diag(k), k.max(), rtol=1e-4)  # k(x,x) max
+    eig = np.linalg.eigvalsh(k.astype(np.float64))
+    assert eig.min() > -1e-6 * eig.max()  # PSD up to float32 rounding
+    biased = float(losses.mmd(x, y, kernel))
+    unbiased = float(losses.mmd(x, y, kernel, unbiased=True))
+    shifted = float(losses.mmd(x + 1.0, y, kernel, unbiased=True))
+    assert biased > unbiased  # the V-statistic's positive bias
+    assert abs(unbiased) < 0.05 * shifted
+  # RBF at distance 1 with bandwidth 1: exp(-1/2); IMQ at 0: number of scales.
+  rbf = losses.rbf_kernel(1.0)(tf.zeros([1, 2]), tf.constant([[1.0, 0.0]]))
+  assert float(rbf[0, 0]) == pytest.approx(np.exp(-0.5))
+  imq = losses.imq_kernel()(tf.zeros([1, 2]), tf.zeros([1, 2]))
+  assert float(imq[0, 0]) == pytest.approx(len(losses.IMQ_SCALES))
+
+
+@pytest.mark.parametrize('likelihood,shape', [
+    ('gaussian_learned', ()), ('gaussian_per_pixel', (28, 28, 1))])
+def test_learned_gaussian_scale_is_trained(images, likelihood, shape):
+  model = _model(model='vae', likelihood=likelihood, gaussian_scale=0.2)
+  scale = model.decoder.scale()
+  assert tuple(scale.shape) == shape
+  np.testing.assert_allclose(scale, 0.2, rtol=1e-4)
+  with tf.GradientTape() as tape:
+    loss, _ = model.objective(images, SEED)
+  grad = tape.gradient(loss, model.decoder.raw_scale)
+  assert grad is not None and np.any(grad.numpy() != 0)
+
+
+def _allowed():
+  combos = []
+  for model, prior, likelihood, arch in itertools.product(
+      config_lib.MODELS, config_lib.PRIORS, config_lib.LIKELIHOODS,
+      config_lib.ARCHITECTURES):
+    try:
+      config_lib.TrainConfig(model=model, prior=prior, likelihood=likelihood,
+                             architecture=arch, prior_components=3,
+                             latent_dim=3).validate()
+    except errors.ConfigError:
+      continue
+    combos.append((model, prior, likelihood, arch))
+  return combos
+
+
+def test_every_allowed_combination_computes_a_finite_loss_and_gradient():
+  combos = _allowed()
+  assert len(combos) == 4 * 4 * (3 * 4 - 1)  # vamp needs a Gaussian encoder
+  rng = np.random.default_rng(0)
+  data = {(28, 28, 1): rng.uniform(size=(8, 28, 28, 1)).astype(np.float32),
+          (32, 32, 3): rng.uniform(size=(8, 32, 32, 3)).astype(np.float32)}
+  start = time.time()
+  for model_name, prior, likelihood, arch in combos:
+    shape = (32, 32, 3) if arch == 'conv_deep' else (28, 28, 1)
+    model = _model(shape, model=model_name, prior=prior,
+                   likelihood=likelihood, architecture=arch,
+                   prior_components=3, latent_dim=3)
+    with tf.GradientTape() as tape:
+      loss, _ = model.objective(tf.constant(data[shape]), SEED)
+    grads = tape.gradient(loss, model.trainable_variables)
+    where = (model_name, prior, likelihood, arch)
+    assert np.isfinite(float(loss)), where
+    missing = [v.path for v, g in zip(model.trainable_variables, grads)
+               if g is None]
+    assert not missing, (where, missing)
+  assert time.time() - start < 600
+
+
+def test_conv_deep_refuses_images_it_cannot_downsample():
+  with pytest.raises(errors.ConfigError, match='divisible by 8'):
+    _model((28, 28, 1), architecture='conv_deep')
