@@ -182,14 +182,14 @@ def test_every_allowed_combination_computes_a_finite_loss_and_gradient():
   combos = _allowed()
   assert len(combos) == 4 * 4 * (3 * 4 - 1)  # vamp needs a Gaussian encoder
   rng = np.random.default_rng(0)
-  data = {(28, 28, 1): rng.uniform(size=(8, 28, 28, 1)).astype(np.float32),
-          (32, 32, 3): rng.uniform(size=(8, 32, 32, 3)).astype(np.float32)}
+  data = {(28, 28, 1): rng.uniform(size=(4, 28, 28, 1)).astype(np.float32),
+          (32, 32, 3): rng.uniform(size=(4, 32, 32, 3)).astype(np.float32)}
   start = time.time()
   for model_name, prior, likelihood, arch in combos:
     shape = (32, 32, 3) if arch == 'conv_deep' else (28, 28, 1)
     model = _model(shape, model=model_name, prior=prior,
                    likelihood=likelihood, architecture=arch,
-                   prior_components=3, latent_dim=3)
+                   prior_components=2, latent_dim=3)
     with tf.GradientTape() as tape:
       loss, _ = model.objective(tf.constant(data[shape]), SEED)
     grads = tape.gradient(loss, model.trainable_variables)
@@ -204,3 +204,80 @@ def test_every_allowed_combination_computes_a_finite_loss_and_gradient():
 def test_conv_deep_refuses_images_it_cannot_downsample():
   with pytest.raises(errors.ConfigError, match='divisible by 8'):
     _model((28, 28, 1), architecture='conv_deep')
+
+
+FAMILY_RUNS = [
+    dict(model='vae', beta=2.0, prior='normal', likelihood='gaussian_learned',
+         architecture='conv_dense16'),
+    dict(model='info_vae', alpha=0.5, info_lambda=100.0, prior='mixture',
+         likelihood='gaussian_per_pixel', architecture='mlp', kernel='rbf',
+         kernel_scales=(1.0,)),
+    dict(model='iwae', iwae_samples=3, prior='vamp', likelihood='bernoulli',
+         architecture='conv'),
+    dict(model='mmd_vae', prior='mixture', likelihood='gaussian',
+         architecture='mlp', kernel='imq', unbiased_mmd=True),
+    dict(model='info_vae', prior='vamp', likelihood='gaussian',
+         architecture='conv_deep', dataset='cifar10'),
+]
+
+
+@pytest.mark.parametrize('kw', FAMILY_RUNS,
+                         ids=lambda kw: '-'.join(str(v) for v in kw.values()))
+def test_family_members_train_export_and_evaluate(tmp_path, kw):
+  """Every model, prior, likelihood and architecture value at least once,
+  through the trainer, the SavedModel and trainers.evaluate."""
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
+  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  cifar = kw.get('dataset') == 'cifar10'
+  config = config_lib.TrainConfig(
+      epochs=1, batch_size=20 if cifar else 100,
+      train_examples=0 if cifar else 200, prior_components=3, latent_dim=3,
+      plot_every=0, verbose=False, model_dir=str(tmp_path / 'run'),
+      export_dir=str(tmp_path / 'export'), data_dir=str(tmp_path / 'tfds'),
+      **kw)
+  with tfds.testing.mock_data(num_examples=40):
+    metrics = training.run(config)
+    result = evaluation.evaluate_run(config.model_dir, iwae_samples=2,
+                                     cache_dir=str(tmp_path / 'cache'))
+  assert metrics['epochs_completed'] == 1
+  for key in ('test_reconstruction_nll', 'test_loss',
+              'test_iwae_log_likelihood', 'test_knn_accuracy',
+              'test_classifier_frechet_distance'):
+    assert np.isfinite(result.metrics[key]), key
+  loaded = tf.saved_model.load(str(tmp_path / 'export' / '1'))
+  shape = (32, 32, 3) if cifar else (28, 28, 1)
+  x = tf.constant(np.full((2, *shape), 0.5, np.float32))
+  codes = loaded.signatures['encode'](images=x)['code_mean']
+  assert codes.shape == (2, 3)
+  out = loaded.signatures['log_likelihood'](images=x)['log_likelihood']
+  assert np.all(np.isfinite(out.numpy()))
+  samples = loaded.signatures['sample'](num_samples=tf.constant(4),
+                                        seed=tf.constant(1))['images']
+  assert samples.shape == (4, *shape)
+
+
+def test_early_stopping_on_a_validation_split_keeps_the_best_weights(
+    tmp_path):
+  """Source 003's convenience: a held-out validation split (never the test
+  split), patience, the best epoch's weights; a rerun does not retrain."""
+  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  config = config_lib.TrainConfig(
+      model='vae', epochs=40, batch_size=100, train_examples=300,
+      validation_examples=100, early_stopping_patience=1,
+      learning_rate=0.02, lr_schedule='cosine', plot_every=0,
+      verbose=False, model_dir=str(tmp_path / 'run'))
+  metrics = training.run(config)
+  history = training.read_history(config.model_dir)
+  val = [r['val_loss'] for r in history]
+  assert len(history) < 40, 'never stopped'
+  best = int(np.argmin(val)) + 1
+  assert metrics['early_stopped_best_epoch'] == best
+  assert metrics['early_stopped_best_val_loss'] == pytest.approx(min(val),
+                                                                 rel=1e-5)
+  assert len(history) == best + 1  # patience 1
+  again = training.run(config)
+  assert again['epochs_completed'] == len(history)
+  assert len(training.read_history(config.model_dir)) == len(history)
+  with pytest.raises(errors.ConfigError, match='needs --validation_examples'):
+    config_lib.TrainConfig(early_stopping_patience=2).validate()

@@ -41,6 +41,7 @@ RESUMABLE_FIELDS = frozenset({
     'cpu_replicas',
 })
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
+LR_SCHEDULES = ('constant', 'cosine')
 
 
 @dataclasses.dataclass
@@ -74,6 +75,14 @@ class TrainConfig:
     data_dir: TFDS data directory (None: TFDS's default).
     download: let TFDS download and prepare a dataset that is not prepared.
     binarize: dynamic binarization of training pixels (Bernoulli only).
+    validation_examples: hold this many examples out of the training split
+      (never the test split) and report the objective on them after every
+      epoch as val_* (`data.split_validation`).
+    early_stopping_patience: stop when the validation loss has not improved
+      for this many epochs and keep the best epoch's weights (0: off; needs
+      validation_examples), as source document 003 does.
+    lr_schedule: 'constant' or 'cosine' (cosine decay from learning_rate to
+      0 over all the run's steps).
     train_examples: train on only this many training examples (0: all),
       picked class by class in turn from the training split in its order
       (`data.subset`), so 500 means 50 per class on a 10-class dataset; the
@@ -119,6 +128,9 @@ class TrainConfig:
   download: bool = True
   binarize: bool = False
   train_examples: int = 0
+  validation_examples: int = 0
+  early_stopping_patience: int = 0
+  lr_schedule: str = 'constant'
   batch_size: int = 100
   epochs: int = 30
   learning_rate: float = 1e-3
@@ -129,7 +141,7 @@ class TrainConfig:
   model_dir: str = 'runs/vae'
   export_dir: Optional[str] = None
   plot_every: int = 10
-  steps_per_execution: int = 1
+  steps_per_execution: int = 10
   strategy: str = 'auto'
   cpu_replicas: int = 1
   verbose: bool = True
@@ -171,6 +183,15 @@ class TrainConfig:
     _positive_int('cpu_replicas', self.cpu_replicas)
     _non_negative_int('seed', self.seed)
     _non_negative_int('train_examples', self.train_examples)
+    _non_negative_int('validation_examples', self.validation_examples)
+    _non_negative_int('early_stopping_patience', self.early_stopping_patience)
+    _one_of('lr_schedule', self.lr_schedule, LR_SCHEDULES)
+    if self.early_stopping_patience and not self.validation_examples:
+      raise errors.ConfigError(
+          'early_stopping_patience', self.early_stopping_patience,
+          'needs --validation_examples > 0 (early stopping watches a '
+          'validation split held out from the training data, never the test '
+          'split)')
     _non_negative_int('plot_every', self.plot_every)
     _positive_float('learning_rate', self.learning_rate)
     _positive_float('gaussian_scale', self.gaussian_scale)

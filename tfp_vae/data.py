@@ -83,6 +83,31 @@ def subset(data: ImageData, num_examples: int) -> ImageData:
                              train_labels=data.train_labels[picked])
 
 
+def split_validation(data: ImageData, num_examples: int
+                     ) -> tuple[ImageData, np.ndarray]:
+  """(data without the validation examples, validation images uint8).
+
+  The validation examples are `num_examples` training examples picked by a
+  fixed permutation (seed 0, independent of the run's seed, so every run on
+  the same data holds out the same ones); the test split is untouched.
+
+  Raises:
+    ConfigError: not enough training examples left.
+  """
+  if not num_examples:
+    return data, data.train_images[:0]
+  total = len(data.train_images)
+  if num_examples >= total:
+    raise errors.ConfigError(
+        'validation_examples', num_examples,
+        f'must leave training examples: the training split has {total}')
+  order = np.random.default_rng(0).permutation(total)
+  held, kept = np.sort(order[:num_examples]), np.sort(order[num_examples:])
+  return (dataclasses.replace(data, train_images=data.train_images[kept],
+                              train_labels=data.train_labels[kept]),
+          data.train_images[held])
+
+
 def load(name: str, data_dir: Optional[str] = None,
          download: bool = True) -> ImageData:
   """Loads dataset `name` into memory.
@@ -205,6 +230,14 @@ def train_dataset(images: np.ndarray, batch_size: int, seed: int,
     ds = tf.data.Dataset.zip(ds, seeds).map(
         binarize, num_parallel_calls=tf.data.AUTOTUNE)
   return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(images: np.ndarray, batch_size: int,
+                 binarized: bool = False, seed: int = 0) -> tf.data.Dataset:
+  """Fixed batches of `eval_images(images)` (validation during training)."""
+  return tf.data.Dataset.from_tensor_slices(
+      eval_images(images, binarized, seed)).batch(batch_size).prefetch(
+          tf.data.AUTOTUNE)
 
 
 def eval_images(images: np.ndarray, binarized: bool = False,

@@ -48,6 +48,7 @@ CONFIG_FILE = 'config.json'
 DATA_INFO_FILE = 'data_info.json'
 METRICS_FILE = 'metrics.json'
 HISTORY_FILE = 'history.jsonl'
+BEST_CHECKPOINT_SUBDIR = 'best_checkpoint'
 CHECKPOINT_SUBDIR = 'checkpoints'
 
 
@@ -99,8 +100,10 @@ class _TrainingMonitor(keras.callbacks.Callback):
                epoch_var: tf.Variable, writer: Optional[Any],
                preview_images: np.ndarray, plot_fn, plot_every: int,
                evaluate_fn=None, history_path: Optional[str] = None,
-               on_epoch=None):
+               on_epoch=None, stopping=None, best_manager=None):
     super().__init__()
+    self.stopping = stopping
+    self.best_manager = best_manager
     self.manager = manager
     self.epoch_var = epoch_var
     self.writer = writer
@@ -144,11 +147,17 @@ class _TrainingMonitor(keras.callbacks.Callback):
     self.epoch_seconds.append(time.perf_counter() - self._start)
     self.last_logs = logs
     self.epoch_var.assign(epoch + 1)
+    if self.stopping is not None and 'val_loss' in logs:
+      if self.stopping.update(epoch + 1, logs['val_loss']):
+        self.best_manager.save()
+      if self.stopping.stopped():
+        self.model.stop_training = True
     self.manager.save()
     test = self.evaluate_fn() if self.evaluate_fn else {}
     if self.history_path:
       record = {'epoch': epoch + 1, 'seconds': self.epoch_seconds[-1],
-                **{f'train_{k}': v for k, v in logs.items()}, **test}
+                **{k if k.startswith('val_') else f'train_{k}': v
+                   for k, v in logs.items()}, **test}
       with open(self.history_path, 'a') as f:
         f.write(json.dumps(record, sort_keys=True) + '\n')
     if self.writer is not None:
@@ -208,6 +217,8 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
   data = data_lib.subset(
       data_lib.load(config.dataset, config.data_dir, config.download),
       config.train_examples)
+  data, validation_images = data_lib.split_validation(
+      data, config.validation_examples)
   num_train = len(data.train_images)
   if config.batch_size > num_train:
     raise errors.ConfigError(
@@ -222,23 +233,35 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
                distribute.describe(strategy), replicas, task_type, task_id,
                'the chief' if chief else 'not the chief')
 
+  if config.resolved_kl_estimator() != config.kl_estimator and (
+      config.model in ('vae', 'info_vae')):
+    logging.warning('--prior=%s has no closed-form KL to q(z|x): the rate '
+                    'uses the one-sample estimate log q(z|x) - log p(z) '
+                    'instead of --kl_estimator=%s', config.prior,
+                    config.kl_estimator)
   with strategy.scope():
     model = models_lib.build_model(config, data.image_shape)
-    optimizer = keras.optimizers.Adam(config.learning_rate)
+    optimizer = keras.optimizers.Adam(_learning_rate(
+        config, num_train // config.batch_size))
     # XLA: measured ~2x slower for this network on CPU (CONVENTIONS.md) and
     # untested with the tfd ops; Keras's "auto" would turn it on on GPUs.
     model.compile(optimizer=optimizer, jit_compile=False,
-                  steps_per_execution=config.steps_per_execution)
+                  steps_per_execution=_steps_per_execution(config, strategy))
     optimizer.build(model.trainable_variables)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
+    stopping = _EarlyStoppingState(config.early_stopping_patience)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                   epoch=epoch_var)
+                                   epoch=epoch_var, **stopping.variables())
   chief_checkpoints = os.path.join(model_dir, CHECKPOINT_SUBDIR)
   _restore(checkpoint, tf.train.latest_checkpoint(chief_checkpoints))
   manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(own_dir, CHECKPOINT_SUBDIR),
       max_to_keep=3 if chief else 1)
-  optimizer.learning_rate.assign(config.learning_rate)
+  if config.lr_schedule == 'constant':
+    optimizer.learning_rate.assign(config.learning_rate)
+  best_manager = tf.train.CheckpointManager(
+      tf.train.Checkpoint(model=model),
+      os.path.join(own_dir, BEST_CHECKPOINT_SUBDIR), max_to_keep=1)
   if chief:
     write_json(os.path.join(model_dir, CONFIG_FILE), config.to_dict())
     # What trainers.export needs to rebuild the model without the data.
@@ -260,7 +283,11 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
                           seed=config.seed)
 
   monitor = None
-  if done >= config.epochs:
+  if stopping.stopped():
+    logging.info('%s stopped early after epoch %d (no validation '
+                 'improvement for %d epochs): not training again', model_dir,
+                 done, config.early_stopping_patience)
+  elif done >= config.epochs:
     logging.info('%s already trained for %d epochs (--epochs=%d): not '
                  'training again', model_dir, done, config.epochs)
   else:
@@ -277,12 +304,16 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
         config.plot_every if chief else 0,
         evaluate_fn=(lambda: _epoch_test_metrics(model, test_x, config.seed))
         if chief else None,
-        history_path=history_path, on_epoch=on_epoch if chief else None)
+        history_path=history_path, on_epoch=on_epoch if chief else None,
+        stopping=stopping, best_manager=best_manager)
     train_ds = data_lib.train_dataset(data.train_images, config.batch_size,
                                       config.seed + done, config.binarize)
     with _sigterm_sets(monitor), _peer_failures_are_retryable(strategy):
       model.fit(train_ds, epochs=config.epochs, initial_epoch=done,
                 callbacks=[monitor], verbose=_verbosity(config.verbose),
+                validation_data=data_lib.eval_dataset(
+                    validation_images, config.batch_size, config.binarize,
+                    config.seed) if len(validation_images) else None,
                 shuffle=False)  # the dataset reshuffles itself
     if writer is not None:
       writer.close()
@@ -300,6 +331,14 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
           f'{monitor.failure}; {kept}; lower --learning_rate and run the '
           f'same command again to resume')
 
+  if stopping.stopped():
+    _restore(tf.train.Checkpoint(model=model),
+             tf.train.latest_checkpoint(os.path.join(
+                 model_dir, BEST_CHECKPOINT_SUBDIR)), partial=True)
+    logging.info('early stopping: using the weights of epoch %d (best '
+                 'validation loss %.4f)', stopping.best_epoch(),
+                 stopping.best_loss())
+
   if not chief:
     # The export may run collective ops: every worker takes part.
     if config.export_dir:
@@ -310,17 +349,26 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
 
   results, terms = metrics_lib.evaluate(model, test_x, seed=config.seed)
   results['epochs_completed'] = int(epoch_var.numpy())
+  if config.validation_examples:
+    results['validation_examples'] = config.validation_examples
+  if stopping.stopped():
+    results['early_stopped_best_epoch'] = stopping.best_epoch()
+    results['early_stopped_best_val_loss'] = stopping.best_loss()
   results['num_parameters'] = int(model.count_params())
   results['train_images_per_second'] = _throughput(
       monitor, num_train // config.batch_size * config.batch_size,
       previous_metrics)
   if monitor is not None and monitor.last_logs:
-    results.update({f'train_{k}': v for k, v in monitor.last_logs.items()})
+    results.update({k if k.startswith('val_') else f'train_{k}': v
+                    for k, v in monitor.last_logs.items()})
   elif previous_metrics:
     results.update({k: v for k, v in previous_metrics.items()
-                    if k.startswith('train_') and k not in results})
-  if isinstance(model, models_lib.MMDVAE):
+                    if k.startswith(('train_', 'val_')) and k not in results})
+  if 'mmd' in model.terms:
     results['mmd_weight'] = model.mmd_weight
+  if isinstance(model, models_lib.InfoVAE) and 'rate' in model.terms and (
+      model.rate_weight != 1.0):
+    results['rate_weight'] = model.rate_weight
   draw(terms=terms)
   if config.export_dir:
     existing = export_lib.versions(config.export_dir)
@@ -425,6 +473,66 @@ class _peer_failures_are_retryable:  # pylint: disable=invalid-name
           f'a worker stopped answering ({exc_type.__name__}); run the job '
           f'again to resume from the last checkpoint') from exc
     return False
+
+
+def _steps_per_execution(config: config_lib.TrainConfig,
+                         strategy: tf.distribute.Strategy) -> int:
+  """config.steps_per_execution, except 1 under MultiWorkerMirroredStrategy:
+  Keras 3.15's multi-step loop fails there ("You must feed a value for
+  placeholder tensor 'while/cond/Placeholder'")."""
+  if config.steps_per_execution > 1 and isinstance(
+      strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    logging.warning('--steps_per_execution=%d is not supported by Keras '
+                    '3.15 with MultiWorkerMirroredStrategy: using 1',
+                    config.steps_per_execution)
+    return 1
+  return config.steps_per_execution
+
+
+def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):
+  if config.lr_schedule == 'cosine':
+    return keras.optimizers.schedules.CosineDecay(
+        config.learning_rate, max(1, steps_per_epoch * config.epochs))
+  return config.learning_rate
+
+
+class _EarlyStoppingState:
+  """Best validation loss, its epoch and epochs since, kept in the
+  checkpoint so that a resumed run continues the count (and a stopped run
+  stays stopped)."""
+
+  def __init__(self, patience: int):
+    self.patience = patience
+    self.best = tf.Variable(float('inf'), trainable=False, name='best')
+    self.best_at = tf.Variable(0, dtype=tf.int64, trainable=False,
+                               name='best_epoch')
+    self.since = tf.Variable(0, dtype=tf.int64, trainable=False,
+                             name='epochs_since_best')
+
+  def variables(self) -> dict[str, tf.Variable]:
+    if not self.patience:
+      return {}
+    return {'best_val_loss': self.best, 'best_epoch': self.best_at,
+            'epochs_since_best': self.since}
+
+  def update(self, epoch: int, val_loss: float) -> bool:
+    """Records an epoch; True when it is the best so far."""
+    if val_loss < float(self.best.numpy()):
+      self.best.assign(val_loss)
+      self.best_at.assign(epoch)
+      self.since.assign(0)
+      return True
+    self.since.assign_add(1)
+    return False
+
+  def stopped(self) -> bool:
+    return bool(self.patience) and int(self.since.numpy()) >= self.patience
+
+  def best_epoch(self) -> int:
+    return int(self.best_at.numpy())
+
+  def best_loss(self) -> float:
+    return float(self.best.numpy())
 
 
 def _epoch_test_metrics(model, test_x, seed) -> dict[str, float]:

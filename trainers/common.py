@@ -66,6 +66,15 @@ def define_shared_flags() -> None:
                        'Train on only this many training examples, class by '
                        'class in turn (0: all); 500 is the InfoVAE small-data '
                        'experiment.')
+  flags.DEFINE_integer('validation_examples', d.validation_examples,
+                       'Hold this many training examples out as a validation '
+                       'split (val_* after every epoch; never the test '
+                       'split).')
+  flags.DEFINE_integer('early_stopping_patience', d.early_stopping_patience,
+                       'Stop after this many epochs without a better '
+                       'validation loss and keep the best weights (0: off).')
+  flags.DEFINE_enum('lr_schedule', d.lr_schedule, config_lib.LR_SCHEDULES,
+                    'constant, or cosine decay to 0 over the run.')
   flags.DEFINE_integer('batch_size', d.batch_size,
                        'Global batch size (over all replicas).')
   flags.DEFINE_integer('epochs', d.epochs, 'Total epochs to reach.')
