@@ -132,10 +132,13 @@ def log_likelihood(model: models_lib.LatentVariableModel, images: tf.Tensor,
   return tf.reduce_mean(log_px_z, 0) - losses.analytic_rate(posterior, prior)
 
 
-def build_archive(model: models_lib.LatentVariableModel,
-                  image_shape: tuple[int, int, int]
-                  ) -> keras.export.ExportArchive:
-  """An ExportArchive tracking `model` with the signatures above."""
+def endpoints(model: models_lib.LatentVariableModel,
+              image_shape: tuple[int, int, int]) -> dict[str, tuple]:
+  """{signature name: (function, input signature)} of the serving graph.
+
+  The functions also run eagerly (tests call them for every model
+  combination without writing a SavedModel).
+  """
   latent = model.latent_dim
   image_spec = tf.TensorSpec(None, tf.float32, name='images')
   code_spec = tf.TensorSpec(None, tf.float32, name='codes')
@@ -173,17 +176,24 @@ def build_archive(model: models_lib.LatentVariableModel,
         model, check_images(images, image_shape))}
 
   scalar = lambda name: tf.TensorSpec(None, tf.int32, name=name)
+  return {
+      'serving_default': (encode, [image_spec]),
+      'encode': (encode, [image_spec]),
+      'decode': (decode, [code_spec]),
+      'reconstruct': (reconstruct, [image_spec]),
+      'sample': (sample, [scalar('num_samples'), scalar('seed')]),
+      'log_likelihood': (likelihood, [image_spec]),
+  }
+
+
+def build_archive(model: models_lib.LatentVariableModel,
+                  image_shape: tuple[int, int, int]
+                  ) -> keras.export.ExportArchive:
+  """An ExportArchive tracking `model` with the signatures above."""
   archive = keras.export.ExportArchive()
   archive.track(model)
-  archive.add_endpoint('serving_default', encode, input_signature=[image_spec])
-  archive.add_endpoint('encode', encode, input_signature=[image_spec])
-  archive.add_endpoint('decode', decode, input_signature=[code_spec])
-  archive.add_endpoint('reconstruct', reconstruct, input_signature=[image_spec])
-  archive.add_endpoint('sample', sample,
-                       input_signature=[scalar('num_samples'),
-                                        scalar('seed')])
-  archive.add_endpoint('log_likelihood', likelihood,
-                       input_signature=[image_spec])
+  for name, (fn, signature) in endpoints(model, image_shape).items():
+    archive.add_endpoint(name, fn, input_signature=signature)
   return archive
 
 
