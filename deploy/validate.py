@@ -341,45 +341,34 @@ def check_rules(doc: Document) -> list[Problem]:
 # -- 4. cross-file consistency -----------------------------------------------
 
 
+def _mappings(node: Any, path: Optional[list] = None):
+  """Yields (path, mapping) for every mapping in a document, depth first."""
+  path = path or []
+  if isinstance(node, dict):
+    yield path, node
+    for key, value in node.items():
+      yield from _mappings(value, path + [key])
+  elif isinstance(node, list):
+    for i, value in enumerate(node):
+      yield from _mappings(value, path + [i])
+
+
 def _containers(doc: Document) -> list[tuple[str, dict]]:
   """(field path, container) of every container a document runs."""
-  out = []
-
-  def visit(node, path):
-    if isinstance(node, dict):
-      for key, value in node.items():
-        if key in ('containers', 'initContainers') and isinstance(value,
-                                                                  list):
-          for i, c in enumerate(value):
-            if isinstance(c, dict):
-              out.append((_field(path + [key, i]), c))
-        else:
-          visit(value, path + [key])
-    elif isinstance(node, list):
-      for i, value in enumerate(node):
-        visit(value, path + [i])
-
-  visit(doc.body, [])
-  return out
+  return [(_field(path + [key, i]), c)
+          for path, node in _mappings(doc.body)
+          for key in ('containers', 'initContainers')
+          if isinstance(node.get(key), list)
+          for i, c in enumerate(node[key]) if isinstance(c, dict)]
 
 
 def _claims(doc: Document) -> list[tuple[str, str]]:
-  out = []
-
-  def visit(node, path):
-    if isinstance(node, dict):
-      pvc = node.get('persistentVolumeClaim')
-      if isinstance(pvc, dict) and 'claimName' in pvc:
-        out.append((_field(path + ['persistentVolumeClaim', 'claimName']),
-                    pvc['claimName']))
-      for key, value in node.items():
-        visit(value, path + [key])
-    elif isinstance(node, list):
-      for i, value in enumerate(node):
-        visit(value, path + [i])
-
-  visit(doc.body, [])
-  return out
+  """(field path, claimName) of every PVC volume source."""
+  return [(_field(path + ['persistentVolumeClaim', 'claimName']),
+           node['persistentVolumeClaim']['claimName'])
+          for path, node in _mappings(doc.body)
+          if isinstance(node.get('persistentVolumeClaim'), dict) and
+          'claimName' in node['persistentVolumeClaim']]
 
 
 def _flags(args: list) -> dict:
