@@ -13,8 +13,19 @@ from absl import flags
 from absl import logging
 
 # TensorFlow's own INFO lines (one per checkpoint write, "Sharding callback
-# duration") drown the progress bars; its warnings and errors still show.
+# duration", logged through absl by functional_saver.py) drown the progress
+# bars; its warnings and errors still show.
 std_logging.getLogger('tensorflow').setLevel(std_logging.WARNING)
+
+
+class _QuietCheckpointInfo(std_logging.Filter):
+
+  def filter(self, record):
+    return not (record.levelno <= std_logging.INFO and
+                record.pathname.endswith('functional_saver.py'))
+
+
+logging.get_absl_logger().addFilter(_QuietCheckpointInfo())
 
 from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
 from tfp_vae import errors
