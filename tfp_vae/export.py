@@ -118,18 +118,18 @@ def log_likelihood(model: models_lib.LatentVariableModel, images: tf.Tensor,
   log p(x) under decoder and prior (biased low for finite K, like IWAE).
   """
   posterior = model.encode(images)
-  if isinstance(posterior, tfd.VectorDeterministic):
-    log_w = metrics.log_importance_weights(model, images, num_samples, seed,
-                                           POINT_MASS_PROPOSAL_SCALE)
-    return tf.reduce_logsumexp(log_w, 0) - tf.math.log(float(num_samples))
   prior = model.prior_distribution()
-  z = posterior.sample(num_samples, seed=seed)  # [K, B, latent]
-  log_w = losses.log_importance_weights(images, posterior, prior,
-                                        model.decode, z)
-  if not losses.has_analytic_rate(posterior, prior):
-    return tf.reduce_mean(log_w, 0)  # sampled KL (mixture, vamp priors)
-  log_px_z = log_w - prior.log_prob(z) + posterior.log_prob(z)
-  return tf.reduce_mean(log_px_z, 0) - losses.analytic_rate(posterior, prior)
+  proposal = metrics.proposal(posterior, POINT_MASS_PROPOSAL_SCALE)
+  z = proposal.sample(num_samples, seed=seed)  # [K, B, latent]
+  log_w = losses.log_importance_weights(images, proposal, prior, model.decode,
+                                        z)
+  if proposal is not posterior:  # point mass: importance sampling
+    return tf.reduce_logsumexp(log_w, 0) - tf.math.log(float(num_samples))
+  # log_w = log p(x|z) - (log q(z|x) - log p(z)): swap that one-sample rate
+  # for the closed form where TFP has one (`losses.rate`).
+  return tf.reduce_mean(
+      log_w + losses.sampled_rate(posterior, prior, z) -
+      losses.rate(posterior, prior, z), 0)
 
 
 def endpoints(model: models_lib.LatentVariableModel,

@@ -15,6 +15,8 @@ from typing import Callable
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import config as config_lib
+
 tfd = tfp.distributions
 
 Kernel = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
@@ -107,9 +109,6 @@ def imq_kernel(scales=IMQ_SCALES) -> Kernel:
   return kernel
 
 
-KERNELS = ('sources', 'rbf', 'imq')
-
-
 def make_kernel(name: str = 'sources',
                 scales: tuple[float, ...] = ()) -> Kernel:
   """'sources' (the sources' Gaussian kernel), 'rbf' (bandwidth scales[0],
@@ -120,7 +119,8 @@ def make_kernel(name: str = 'sources',
     return rbf_kernel(float(scales[0]) if scales else 1.0)
   if name == 'imq':
     return imq_kernel(tuple(scales) or IMQ_SCALES)
-  raise ValueError(f'kernel must be one of {KERNELS}, got {name!r}')
+  raise ValueError(f'kernel must be one of {config_lib.KERNELS}, got '
+                   f'{name!r}')
 
 
 def mmd(x: tf.Tensor, y: tf.Tensor,
@@ -165,15 +165,6 @@ def rate(posterior: tfd.Distribution, prior: tfd.Distribution,
     except NotImplementedError:
       pass  # e.g. a mixture prior: no closed form
   return sampled_rate(posterior, prior, codes)
-
-
-def has_analytic_rate(posterior: tfd.Distribution,
-                      prior: tfd.Distribution) -> bool:
-  try:
-    analytic_rate(posterior, prior)
-    return True
-  except NotImplementedError:
-    return False
 
 
 def log_importance_weights(images: tf.Tensor, proposal: tfd.Distribution,

@@ -54,15 +54,11 @@ def _global_slice_noise(seed: tf.Tensor, local_batch: tf.Tensor,
   """Standard-normal noise for this replica's slice of the global batch:
   [local_batch, dim], or [samples, local_batch, dim] (the same numbers as
   [local_batch, dim] when samples == 1)."""
-  replicas = _num_replicas()
+  lead = [] if samples is None else [samples]
+  noise = tf.random.stateless_normal(
+      lead + [local_batch * _num_replicas(), dim], seed=seed)
   start = _replica_id() * local_batch
-  if samples is None:
-    noise = tf.random.stateless_normal([local_batch * replicas, dim],
-                                       seed=seed)
-    return noise[start:start + local_batch]
-  noise = tf.random.stateless_normal([samples, local_batch * replicas, dim],
-                                     seed=seed)
-  return noise[:, start:start + local_batch]
+  return noise[..., start:start + local_batch, :]
 
 
 class LatentVariableModel(keras.Model):
@@ -210,9 +206,7 @@ class InfoVAE(LatentVariableModel):
     self.rate_weight = float(rate_weight)
     self.mmd_weight = float(mmd_weight)
     self.kl_estimator = kl_estimator
-    self.kernel_name = kernel
-    self.kernel_scales = tuple(kernel_scales)
-    self.kernel = losses.make_kernel(kernel, self.kernel_scales)
+    self.kernel = losses.make_kernel(kernel, tuple(kernel_scales))
     self.unbiased_mmd = bool(unbiased_mmd)
 
   def _terms(self, images, seed):
@@ -245,7 +239,6 @@ class VAE(InfoVAE):
   def __init__(self, *args, beta: float = 1.0, **kwargs):
     super().__init__(*args, rate_weight=beta, mmd_weight=0.0,
                      terms=('loss', 'distortion', 'rate'), **kwargs)
-    self.beta = float(beta)
 
 
 class MMDVAE(InfoVAE):

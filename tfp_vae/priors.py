@@ -24,11 +24,11 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import config as config_lib
 from tfp_vae import errors
 
 tfd = tfp.distributions
 
-PRIORS = ('normal', 'mixture', 'vamp')
 _MIN_SCALE = 1e-3
 
 
@@ -132,4 +132,5 @@ def make_prior(name: str, latent_dim: int, components: int = 10,
   if name == 'vamp':
     return VampPrior(encoder, image_shape, latent_dim, components,
                      name='prior')
-  raise errors.ConfigError('prior', name, f'must be one of {list(PRIORS)}')
+  raise errors.ConfigError('prior', name,
+                           f'must be one of {list(config_lib.PRIORS)}')
