@@ -73,11 +73,9 @@ def evaluate_run(model_dir: str, iwae_samples: int = 100,
     raise errors.ConfigError('proposal_scale', proposal_scale,
                              'must be a positive number')
   model, config, _ = training.load_trained_model(model_dir)
-  data = data_lib.subset(
-      data_lib.load(config.dataset,
-                    config.data_dir if data_dir is None else data_dir,
-                    config.download if download is None else download),
-      config.train_examples)
+  data, _ = training.prepare_data(dataclasses.replace(
+      config, data_dir=config.data_dir if data_dir is None else data_dir,
+      download=config.download if download is None else download))
   test_x = data_lib.eval_images(data.test_images, config.binarize,
                                 config.seed)
   train_x = data_lib.eval_images(data.train_images, config.binarize,
@@ -103,23 +101,13 @@ def evaluate_run(model_dir: str, iwae_samples: int = 100,
 def _figures(ev: Evaluation, out_dir: str) -> dict[str, str]:
   """Each model's figures for the report, named by figure kind."""
   name = ev.config.model
-  paths = {}
-  model, test_x, labels = ev.model, ev.test_x, ev.data.test_labels
-
-  def path(kind):
-    paths[kind] = os.path.join(out_dir, f'{name}_{kind}.png')
-    return paths[kind]
-
-  plots.samples(model, path('samples'), seed=ev.config.seed)
-  plots.latent_scatter(ev.arrays['code_mean'], labels,
-                       f'{name}: test set in latent space', path('latent'))
-  if model.latent_dim == 2:
-    plots.latent_grid(model, path('grid'))
-  picks = np.linspace(0, len(test_x) - 1, min(50, len(test_x))).astype(int)
-  plots.reconstructions(model, test_x[picks], path('reconstructions'))
+  labels = ev.data.test_labels
+  paths = plots.draw_all(ev.model, ev.test_x, labels, ev.arrays['code_mean'],
+                         out_dir, seed=ev.config.seed, prefix=f'{name}_')
+  paths['interpolations'] = os.path.join(out_dir, f'{name}_interpolations.png')
   pairs = plots.interpolation_pairs(labels)
-  plots.interpolations(model, test_x[pairs[:, 0]], test_x[pairs[:, 1]],
-                       path('interpolations'))
+  plots.interpolations(ev.model, ev.test_x[pairs[:, 0]],
+                       ev.test_x[pairs[:, 1]], paths['interpolations'])
   return paths
 
 

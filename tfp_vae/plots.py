@@ -191,10 +191,12 @@ def training_curves(histories: dict[str, list[dict]], path: str) -> None:
 
 
 def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
-             codes: np.ndarray, out_dir: str, seed: int = 0) -> list[str]:
-  """Writes every figure into out_dir; returns the paths written."""
+             codes: np.ndarray, out_dir: str, seed: int = 0,
+             prefix: str = '') -> dict[str, str]:
+  """Writes every figure into out_dir as <prefix><kind>.png; returns
+  {kind: path} for the kinds written ('grid' only for latent_dim 2)."""
   os.makedirs(out_dir, exist_ok=True)
-  paths = {name: os.path.join(out_dir, f'{name}.png')
+  paths = {name: os.path.join(out_dir, f'{prefix}{name}.png')
            for name in ('samples', 'latent', 'grid', 'reconstructions')}
   samples(model, paths['samples'], seed=seed)
   latent_scatter(codes, test_labels,
@@ -205,4 +207,4 @@ def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
   picks = np.linspace(0, len(test_images) - 1, min(50, len(test_images)))
   reconstructions(model, test_images[picks.astype(int)],
                   paths['reconstructions'])
-  return list(paths.values())
+  return paths

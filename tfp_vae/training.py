@@ -153,11 +153,10 @@ class _TrainingMonitor(keras.callbacks.Callback):
       if self.stopping.stopped():
         self.model.stop_training = True
     self.manager.save()
-    test = self.evaluate_fn() if self.evaluate_fn else {}
+    test, terms = self.evaluate_fn() if self.evaluate_fn else ({}, None)
     if self.history_path:
       record = {'epoch': epoch + 1, 'seconds': self.epoch_seconds[-1],
-                **{k if k.startswith('val_') else f'train_{k}': v
-                   for k, v in logs.items()}, **test}
+                **_prefixed(logs), **test}
       with open(self.history_path, 'a') as f:
         f.write(json.dumps(record, sort_keys=True) + '\n')
     if self.writer is not None:
@@ -165,7 +164,7 @@ class _TrainingMonitor(keras.callbacks.Callback):
     if self.on_epoch is not None:
       self.on_epoch(epoch + 1, logs)
     if self.plot_every and (epoch + 1) % self.plot_every == 0:
-      self.plot_fn(f'epoch_{epoch + 1:04d}')
+      self.plot_fn(f'epoch_{epoch + 1:04d}', terms)
 
   def _summaries(self, step, logs, test):
     model = self.model
@@ -214,11 +213,7 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
   chief = distribute.is_chief(strategy)
   task_type, task_id = distribute.task(strategy)
   check_model_dir(config)
-  data = data_lib.subset(
-      data_lib.load(config.dataset, config.data_dir, config.download),
-      config.train_examples)
-  data, validation_images = data_lib.split_validation(
-      data, config.validation_examples)
+  data, validation_images = prepare_data(config)
   num_train = len(data.train_images)
   if config.batch_size > num_train:
     raise errors.ConfigError(
@@ -302,7 +297,7 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
     monitor = _TrainingMonitor(
         manager, epoch_var, writer, test_x[:8], draw if chief else None,
         config.plot_every if chief else 0,
-        evaluate_fn=(lambda: _epoch_test_metrics(model, test_x, config.seed))
+        evaluate_fn=(lambda: metrics_lib.evaluate(model, test_x, config.seed))
         if chief else None,
         history_path=history_path, on_epoch=on_epoch if chief else None,
         stopping=stopping, best_manager=best_manager)
@@ -359,8 +354,7 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
       monitor, num_train // config.batch_size * config.batch_size,
       previous_metrics)
   if monitor is not None and monitor.last_logs:
-    results.update({k if k.startswith('val_') else f'train_{k}': v
-                    for k, v in monitor.last_logs.items()})
+    results.update(_prefixed(monitor.last_logs))
   elif previous_metrics:
     results.update({k: v for k, v in previous_metrics.items()
                     if k.startswith(('train_', 'val_')) and k not in results})
@@ -381,6 +375,21 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
       logging.info('exported SavedModel to %s', path)
   write_json(os.path.join(model_dir, METRICS_FILE), results)
   return results
+
+
+def prepare_data(config: config_lib.TrainConfig
+                 ) -> tuple[data_lib.ImageData, np.ndarray]:
+  """The run's data as it trains on it: the dataset, cut to
+  `train_examples`, without the `validation_examples` (returned apart, uint8
+  images).
+
+  Raises:
+    DataError, ConfigError: the data cannot be loaded or cut as asked.
+  """
+  data = data_lib.subset(
+      data_lib.load(config.dataset, config.data_dir, config.download),
+      config.train_examples)
+  return data_lib.split_validation(data, config.validation_examples)
 
 
 def load_trained_model(model_dir: str
@@ -535,10 +544,10 @@ class _EarlyStoppingState:
     return float(self.best.numpy())
 
 
-def _epoch_test_metrics(model, test_x, seed) -> dict[str, float]:
-  """The cheap test metrics after an epoch, for the training curves."""
-  results, _ = metrics_lib.evaluate(model, test_x, seed=seed)
-  return results
+def _prefixed(logs: dict[str, float]) -> dict[str, float]:
+  """Keras epoch logs as metrics keys: val_* as they are, the rest train_*."""
+  return {k if k.startswith('val_') else f'train_{k}': v
+          for k, v in logs.items()}
 
 
 def _truncate_history(path: str, epochs_done: int) -> None:
