@@ -83,7 +83,6 @@ class Problem(NamedTuple):
 
 class Document(NamedTuple):
   file: str  # relative to the repository
-  index: int  # position in a multi-document file
   body: dict
 
   @property
@@ -515,7 +514,7 @@ def load(path: str) -> tuple[list[Document], list[Problem]]:
       problems.append(Problem(rel, f'(document {i})', 'not a Kubernetes '
                               'object (needs apiVersion and kind)'))
     else:
-      docs.append(Document(rel, i, body))
+      docs.append(Document(rel, body))
   return docs, problems
 
 
