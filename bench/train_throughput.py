@@ -1,134 +1,249 @@
-"""Training throughput: trainers.train's loop vs a plain tf.function loop.
+"""Training throughput, peak memory and share of the machine's compute:
+trainers.train's loop against a plain tf.function loop, side by side.
 
-Runs, in one process and on the same data, network, batch and optimizer:
-  * `tfp_vae.training.run` (what `python -m trainers.train` calls: Keras fit
-    with the model's train_step, checkpoints, TensorBoard, NaN guard), and
-  * a plain loop: `tf.function` step with `tf.GradientTape` over the same
-    model's objective, iterating the same tf.data pipeline,
-for the VAE and the MMD-VAE, and prints one table.  Images per second exclude
-the first epoch of each (tracing and warm-up).
+Every variant trains the same network on the same data, batch, optimizer and
+seed, each run in a fresh process (see benchlib), repeats interleaved with
+the order reversed every other repeat (this VM's speed drifts by +-15% from
+minute to minute; a run and the plain-loop run next to it share the drift,
+so their ratio is the figure to trust):
 
-  python bench/train_throughput.py --epochs=30
+  plain              a `tf.function` step with `tf.GradientTape` over the
+                     model's objective, iterating the same tf.data pipeline,
+                     TensorFlow's default settings: the baseline;
+  trainer            `tfp_vae.training.run`, what `python -m trainers.train`
+                     runs (Keras fit with the model's train_step, per-epoch
+                     checkpoint, test metrics, TensorBoard, NaN guard), with
+                     the settings the trainer command uses;
+  before             the trainer of an earlier checkout (--before_tree).
+
+A variant is `loop[:key=value...]` with keys spe (steps per execution),
+onednn (TF_ENABLE_ONEDNN_OPTS for that process; unset: the trainer
+command's choice for trainer, TensorFlow's default for plain), precision.
+
+Images/s exclude the first epoch (tracing).  "whole run" is images trained
+over the process's wall time from the start of training, including per-epoch
+evaluation and checkpoints.  GFLOP/s = FLOPs per training image (the traced
+train step, counted by TensorFlow's profiler) x images/s, against a float32
+2048x2048 matmul measured in the same run.
+
+  python bench/train_throughput.py
+  git worktree add /tmp/before <commit>
+  python bench/train_throughput.py --before_tree=/tmp/before \\
+      --variants=plain,before:spe=10,trainer
 """
 
+import json
 import os
+import sys
 import tempfile
 import time
 
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-
-from absl import app  # pylint: disable=g-import-not-at-top
+from absl import app
 from absl import flags
-import keras
-import numpy as np
-import tensorflow as tf
 
-from tfp_vae import config as config_lib
-from tfp_vae import data as data_lib
-from tfp_vae import metrics as metrics_lib
-from tfp_vae import models as models_lib
-from tfp_vae import training
+import benchlib
 
-flags.DEFINE_integer('epochs', 30, 'Epochs per run (first one not timed).')
+flags.DEFINE_integer('epochs', 8, 'Epochs per run (the first is not timed).')
 flags.DEFINE_integer('batch_size', 100, 'Global batch.')
-flags.DEFINE_float('learning_rate', 1e-3, 'Adam learning rate.')
 flags.DEFINE_integer('latent_dim', 2, 'Latent size.')
 flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'Models to measure.')
-flags.DEFINE_integer('repeats', 3, 'Runs of each loop, interleaved (the '
-                     'machine is noisy: +-15% between back-to-back runs).')
-flags.DEFINE_list('steps_per_execution', ['1', '10'],
-                  'trainers.train is measured once per value.')
+flags.DEFINE_integer('repeats', 3, 'Interleaved runs of each variant.')
+flags.DEFINE_list('variants', ['plain', 'trainer:spe=1', 'trainer'],
+                  'What to measure (see the module doc); the first is the '
+                  'baseline of the ratio column.')
+flags.DEFINE_string('before_tree', None, 'Checkout of an earlier commit for '
+                    'the `before` variants.')
+flags.DEFINE_string('child', None, 'Internal: run one measurement.')
 FLAGS = flags.FLAGS
 
 
-def plain_loop(config: config_lib.TrainConfig, data: data_lib.ImageData):
-  """Images/s and test metrics of a plain GradientTape loop."""
-  model = models_lib.build_model(config, data.image_shape)
-  optimizer = keras.optimizers.Adam(config.learning_rate)
+def _parse_variant(text: str) -> dict:
+  loop, *options = text.split(':')
+  if loop not in ('plain', 'trainer', 'before'):
+    raise app.UsageError(f'--variants: {text!r} does not start with plain, '
+                         f'trainer or before')
+  variant = {'loop': loop}
+  for option in options:
+    key, _, value = option.partition('=')
+    if key not in ('spe', 'onednn', 'precision') or not value:
+      raise app.UsageError(f'--variants: {text!r}: unknown option {option!r} '
+                           f'(spe=N, onednn=0|1, precision=NAME)')
+    variant[key] = value
+  return variant
+
+
+def _child(spec: dict) -> None:
+  """One measurement in this fresh process (see the module doc)."""
+  if spec['loop'] == 'trainer':
+    # What `python -m trainers.train` does before TensorFlow is imported.
+    from trainers import common  # pylint: disable=g-import-not-at-top,unused-import
+  import keras  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+
+  if spec['loop'] == 'matmul':
+    benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})
+    return
+  config = config_lib.TrainConfig(**spec['config'])
+  data = data_lib.load(config.dataset)
+  if spec['loop'] == 'flops':
+    model = models_lib.build_model(config, data.image_shape)
+    step = _plain_step(model, keras.optimizers.Adam(config.learning_rate),
+                       config.seed)
+    traced = step.get_concrete_function(tf.TensorSpec(
+        (config.batch_size,) + tuple(data.image_shape), tf.float32))
+    benchlib.report({'train_flops_per_image': benchlib.flops_of(traced) /
+                     config.batch_size})
+    return
+  start = time.perf_counter()
+  if spec['loop'] == 'trainer':
+    with tempfile.TemporaryDirectory() as tmp:
+      config.model_dir = os.path.join(tmp, config.model)
+      results = training.run(config)
+  else:
+    results = _plain_loop(config, data, tf, keras, data_lib, metrics_lib,
+                          models_lib)
+  wall = time.perf_counter() - start
+  images = len(data.train_images) // config.batch_size * config.batch_size
+  benchlib.report({
+      'images_per_second': results['train_images_per_second'],
+      'whole_run_images_per_second': images * config.epochs / wall,
+      'test_loss': results['test_loss'],
+      'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')})
+
+
+def _plain_step(model, optimizer, seed):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
   step_var = tf.Variable(0, dtype=tf.int32)
 
   @tf.function
   def step(images):
-    seed = tf.stack([tf.constant(config.seed, tf.int32), step_var])
+    # The trainer's noise seed: (seed, number of finished steps).
+    step_seed = tf.stack([tf.constant(seed, tf.int32), step_var])
     with tf.GradientTape() as tape:
-      loss, _ = model.objective(images, seed)
+      loss, _ = model.objective(images, step_seed)
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply_gradients(zip(grads, model.trainable_variables))
     step_var.assign_add(1)
     return loss
+  return step
 
+
+def _plain_loop(config, data, tf, keras, data_lib, metrics_lib, models_lib):
+  del tf
+  model = models_lib.build_model(config, data.image_shape)
+  step = _plain_step(model, keras.optimizers.Adam(config.learning_rate),
+                     config.seed)
   ds = data_lib.train_dataset(data.train_images, config.batch_size,
                               config.seed)
   seconds = []
   images = 0
   for _ in range(config.epochs):
     start = time.perf_counter()
-    n = 0
+    images = 0
     for x in ds:
       loss = step(x)
-      n += 1
+      images += config.batch_size
     float(loss)  # wait for the last step
     seconds.append(time.perf_counter() - start)
-    images = n * config.batch_size
   timed = seconds[1:] or seconds
-  results, _ = metrics_lib.evaluate(model, data_lib.eval_images(
-      data.test_images), seed=config.seed)
+  results, _ = metrics_lib.evaluate(
+      model, data_lib.eval_images(data.test_images), seed=config.seed)
   results['train_images_per_second'] = images * len(timed) / sum(timed)
   return results
 
 
-def main(_):
-  data = data_lib.load('mnist_5k')
-  runs = {}  # (model, loop) -> list of results
+def _config(model: str, variant: dict) -> dict:
+  config = {'model': model, 'epochs': FLAGS.epochs,
+            'batch_size': FLAGS.batch_size, 'latent_dim': FLAGS.latent_dim,
+            'plot_every': 0, 'verbose': False}
+  if 'spe' in variant:
+    config['steps_per_execution'] = int(variant['spe'])
+  if 'precision' in variant:
+    config['precision'] = variant['precision']
+  return config
+
+
+def _measure(variant_text: str, model: str) -> dict:
+  variant = _parse_variant(variant_text)
+  env = {}
+  if 'onednn' in variant:
+    env['TF_ENABLE_ONEDNN_OPTS'] = variant['onednn']
+  pythonpath = None
+  loop = variant['loop']
+  if loop == 'before':
+    if not FLAGS.before_tree:
+      raise app.UsageError('--variants: `before` needs --before_tree')
+    pythonpath, loop = os.path.abspath(FLAGS.before_tree), 'trainer'
+  return benchlib.run_child(__file__, {'loop': loop,
+                                       'config': _config(model, variant)},
+                            env=env, pythonpath=pythonpath)
+
+
+def main(argv):
+  del argv
+  if FLAGS.child:
+    _child(json.loads(FLAGS.child))
+    return
+  for text in FLAGS.variants:
+    _parse_variant(text)  # fail on a typo before an hour of measuring
+  runs = {}  # (model, variant) -> [result per repeat]
+  peaks = []
+  flops = {m: benchlib.run_child(__file__, {
+      'loop': 'flops', 'config': _config(m, {})})['train_flops_per_image']
+           for m in FLAGS.models}
+  total = FLAGS.repeats * (1 + len(FLAGS.models) * len(FLAGS.variants))
+  done = 0
   for repeat in range(FLAGS.repeats):
-    for name in FLAGS.models:
-      config = config_lib.TrainConfig(
-          model=name, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-          learning_rate=FLAGS.learning_rate, latent_dim=FLAGS.latent_dim,
-          plot_every=0, verbose=False)
-      order = [f'trainers.train, steps_per_execution={n}'
-               for n in FLAGS.steps_per_execution] + ['plain tf.function loop']
+    peaks.append(benchlib.run_child(__file__, {'loop': 'matmul'})[
+        'flops_per_second'])
+    done += 1
+    for model in FLAGS.models:
+      order = list(FLAGS.variants)
       if repeat % 2:
         order.reverse()
-      for loop in order:
-        start = time.perf_counter()
-        if loop.startswith('trainers.train'):
-          with tempfile.TemporaryDirectory() as tmp:
-            config.model_dir = os.path.join(tmp, name)
-            config.steps_per_execution = int(loop.rsplit('=', 1)[1])
-            r = training.run(config)
-        else:
-          r = plain_loop(config, data)
-        r['wall'] = time.perf_counter() - start
-        runs.setdefault((name, loop), []).append(r)
+      for variant in order:
+        runs.setdefault((model, variant), []).append(_measure(variant, model))
+        done += 1
+        print(f'[{done}/{total}] {model} {variant}: '
+              f"{runs[(model, variant)][-1]['images_per_second']:.0f} img/s",
+              file=sys.stderr, flush=True)
+
+  peak = benchlib.median(peaks)
   print(f'\nmnist_5k, conv, latent {FLAGS.latent_dim}, batch '
-        f'{FLAGS.batch_size}, lr {FLAGS.learning_rate}, {FLAGS.epochs} '
-        f'epochs, {FLAGS.repeats} interleaved runs each (mean; each run in '
-        f'brackets), {os.cpu_count()} CPU cores, TF {tf.__version__}')
-  header = ('model', 'loop', 'train img/s', 'test -ELBO', 'test recon NLL',
-            'test MMD', 'wall s')
-  print('| ' + ' | '.join(header) + ' |')
-  print('|' + '---|' * len(header))
-  mean = lambda rs, k: sum(r.get(k, float('nan')) for r in rs) / len(rs)
-  median = lambda rs, k: float(np.median([r[k] for r in rs]))
-  for (name, loop), rs in runs.items():
-    each = ', '.join(f"{r['train_images_per_second']:.0f}" for r in rs)
-    print(f"| {name} | {loop} | {mean(rs, 'train_images_per_second'):.0f} "
-          f"[{each}] | {mean(rs, 'test_neg_elbo'):.2f} | "
-          f"{mean(rs, 'test_reconstruction_nll'):.2f} | "
-          f"{mean(rs, 'test_mmd_to_prior'):.4f} | {mean(rs, 'wall'):.0f} |")
-  key = 'train_images_per_second'
-  for name in FLAGS.models:
-    plain = runs[(name, 'plain tf.function loop')]
-    for n in FLAGS.steps_per_execution:
-      ours = runs[(name, f'trainers.train, steps_per_execution={n}')]
-      # Runs of one repeat are back to back: their ratio cancels most of the
-      # machine's drift between repeats.
-      paired = [o[key] / p[key] for o, p in zip(ours, plain)]
-      print(f'{name}: trainers.train (steps_per_execution={n}) / plain '
-            f'loop = {mean(ours, key) / mean(plain, key):.3f} (means), '
-            f'{median(ours, key) / median(plain, key):.3f} (medians), '
-            f'per repeat ' + ', '.join(f'{r:.3f}' for r in paired))
+        f'{FLAGS.batch_size}, {FLAGS.epochs} epochs, {FLAGS.repeats} '
+        f'interleaved runs per row, {os.cpu_count()} CPU cores.  Float32 '
+        f'2048^2 matmul: {peak / 1e9:.1f} GFLOP/s (median; runs: '
+        + ', '.join(f'{p / 1e9:.1f}' for p in peaks) + ').  Train step: '
+        + ', '.join(f'{m} {flops[m] / 1e6:.1f} MFLOP/image'
+                    for m in FLAGS.models) + '.')
+  baseline = FLAGS.variants[0]
+  rows = []
+  for (model, variant), rs in runs.items():
+    ips = [r['images_per_second'] for r in rs]
+    base = [r['images_per_second'] for r in runs[(model, baseline)]]
+    ratios = [a / b for a, b in zip(ips, base)]
+    med = benchlib.median(ips)
+    rows.append([
+        model, variant,
+        f'{med:.0f} [' + ', '.join(f'{v:.0f}' for v in ips) + ']',
+        f'{benchlib.median(ratios):.3f} [' + ', '.join(
+            f'{v:.2f}' for v in ratios) + ']',
+        f"{benchlib.median([r['whole_run_images_per_second'] for r in rs]):.0f}",
+        f'{flops[model] * med / 1e9:.1f}',
+        f'{100 * flops[model] * med / peak:.0f}%',
+        f"{max(r['peak_rss_mb'] for r in rs):.0f}",
+        f"{benchlib.median([r['test_loss'] for r in rs]):.2f}",
+    ])
+  benchlib.print_table(
+      ['model', 'variant', 'train img/s, median [runs]',
+       f'/ {baseline}, median [per repeat]', 'whole run img/s', 'GFLOP/s',
+       'of matmul peak', 'peak RSS MB', 'test loss'], rows)
+
 
 if __name__ == '__main__':
   app.run(main)

@@ -42,6 +42,7 @@ RESUMABLE_FIELDS = frozenset({
 })
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 LR_SCHEDULES = ('constant', 'cosine')
+PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 
 
 @dataclasses.dataclass
@@ -104,6 +105,13 @@ class TrainConfig:
     steps_per_execution: training steps run per call into the compiled
       graph (Keras `steps_per_execution`): fewer Python round trips; the NaN
       guard and progress bar see the loss every this many steps.
+    precision: 'float32', or a Keras mixed-precision policy for the encoder
+      and decoder networks ('mixed_bfloat16', 'mixed_float16' with dynamic
+      loss scaling): layers compute in 16 bits and keep float32 weights;
+      network outputs are cast back to float32 before the distributions
+      and losses.  Pays only on hardware with fast 16-bit units (GPUs,
+      AVX512-BF16/AMX CPUs): on an AVX2 CPU it is slower (see the README's
+      Performance section).
     verbose: show a progress bar.
     strategy: 'auto', 'default', 'mirrored' or 'multi_worker' (see
       `tfp_vae.distribute`).
@@ -142,6 +150,7 @@ class TrainConfig:
   export_dir: Optional[str] = None
   plot_every: int = 10
   steps_per_execution: int = 10
+  precision: str = 'float32'
   strategy: str = 'auto'
   cpu_replicas: int = 1
   verbose: bool = True
@@ -158,6 +167,7 @@ class TrainConfig:
     _one_of('kl_estimator', self.kl_estimator, KL_ESTIMATORS)
     _one_of('prior', self.prior, PRIORS)
     _one_of('kernel', self.kernel, KERNELS)
+    _one_of('precision', self.precision, PRECISIONS)
     _positive_int('prior_components', self.prior_components)
     _positive_int('iwae_samples', self.iwae_samples)
     if not _is_number(self.beta) or not math.isfinite(self.beta) or (

@@ -28,7 +28,7 @@ class GaussianEncoder(keras.layers.Layer):
     self.latent_dim = latent_dim
 
   def call(self, images: tf.Tensor) -> tfd.MultivariateNormalDiag:
-    params = self.network(images)
+    params = _float32(self.network(images))
     loc, raw_scale = tf.split(params, 2, axis=-1)
     return tfd.MultivariateNormalDiag(
         loc=loc, scale_diag=tf.nn.softplus(raw_scale) + _MIN_SCALE)
@@ -48,4 +48,10 @@ class DeterministicEncoder(keras.layers.Layer):
     self.latent_dim = latent_dim
 
   def call(self, images: tf.Tensor) -> tfd.VectorDeterministic:
-    return tfd.VectorDeterministic(loc=self.network(images))
+    return tfd.VectorDeterministic(loc=_float32(self.network(images)))
+
+
+def _float32(outputs: tf.Tensor) -> tf.Tensor:
+  """Network outputs in float32 (a no-op unless the network computes in
+  mixed precision): distributions and losses stay in float32."""
+  return tf.cast(outputs, tf.float32)

@@ -173,6 +173,9 @@ class LatentVariableModel(keras.Model):
     images = data[0] if isinstance(data, (tuple, list)) else data
     with tf.GradientTape() as tape:
       loss, logs = self.objective(images, self._step_seed())
+      # Multiplied by the loss scale under mixed_float16 (its
+      # LossScaleOptimizer divides the gradients again); else unchanged.
+      loss = self.optimizer.scale_loss(loss)
     variables = self.trainable_variables
     grads = tape.gradient(loss, variables)
     self.optimizer.apply_gradients(zip(grads, variables))
@@ -271,6 +274,23 @@ class IWAE(LatentVariableModel):
             'neg_elbo': -tf.reduce_mean(log_w, 0)}, {}
 
 
+class _dtype_policy:  # pylint: disable=invalid-name
+  """Context: Keras layers built inside use `policy` (e.g. mixed_bfloat16);
+  the global policy is restored on exit."""
+
+  def __init__(self, policy: str):
+    self.policy = policy
+    self.previous = None
+
+  def __enter__(self):
+    self.previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(self.policy)
+
+  def __exit__(self, *exc):
+    keras.config.set_dtype_policy(self.previous)
+    return False
+
+
 def build_model(config: config_lib.TrainConfig,
                 image_shape: tuple[int, int, int],
                 seed: Optional[int] = None) -> LatentVariableModel:
@@ -292,13 +312,15 @@ def build_model(config: config_lib.TrainConfig,
   latent = config.latent_dim
   encoder_net, decoder_net = networks.ARCHITECTURES[config.architecture]
   gaussian = config.model in config_lib.GAUSSIAN_ENCODER_MODELS
+  with _dtype_policy(config.precision):
+    encoder_net = encoder_net(image_shape,
+                              2 * latent if gaussian else latent)
+    net = decoder_net(latent, image_shape)
   if gaussian:
-    encoder = encoders.GaussianEncoder(
-        encoder_net(image_shape, 2 * latent), latent, name='encoder')
+    encoder = encoders.GaussianEncoder(encoder_net, latent, name='encoder')
   else:
-    encoder = encoders.DeterministicEncoder(
-        encoder_net(image_shape, latent), latent, name='encoder')
-  net = decoder_net(latent, image_shape)
+    encoder = encoders.DeterministicEncoder(encoder_net, latent,
+                                            name='encoder')
   if config.likelihood == 'bernoulli':
     decoder = decoders.BernoulliDecoder(net, name='decoder')
   elif config.likelihood == 'gaussian':

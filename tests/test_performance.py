@@ -1,0 +1,181 @@
+"""The speed paths change speed, not results (timings live in bench/).
+
+* Keras fit with several steps per call makes the same updates as one step
+  per call and as a plain `tf.function` + `GradientTape` loop (the bench's
+  baseline) on the same batches and seeds.
+* trainers.train with steps_per_execution 1 and 4 (6 steps per epoch, so a
+  partial last call) writes the same metrics.
+* oneDNN kernels (the trainers turn them on) change float rounding only.
+* Each mixed-precision policy trains: the networks compute in 16 bits with
+  float32 weights, the loss falls, bfloat16 stays close to float32, and the
+  SavedModel serves float32.
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import REPO
+from tfp_vae import config as config_lib
+from tfp_vae import data as data_lib
+from tfp_vae import export as export_lib
+from tfp_vae import models as models_lib
+from tfp_vae import training
+
+STEPS = 6
+BATCH = 20
+
+
+def _batches(mnist_5k):
+  x = data_lib.eval_images(mnist_5k.train_images[:STEPS * BATCH])
+  return x.reshape((STEPS, BATCH) + x.shape[1:])
+
+
+def _weights(model):
+  return [v.numpy() for v in model.trainable_variables]
+
+
+def _fit(config, batches, steps_per_execution):
+  model = models_lib.build_model(config, batches.shape[2:])
+  model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+                steps_per_execution=steps_per_execution, jit_compile=False)
+  ds = tf.data.Dataset.from_tensor_slices(batches)  # one batch per element
+  model.fit(ds, epochs=1, verbose=0, shuffle=False)
+  return _weights(model)
+
+
+def _plain_loop(config, batches):
+  """The bench's baseline loop, with the trainer's noise seeds."""
+  model = models_lib.build_model(config, batches.shape[2:])
+  optimizer = keras.optimizers.Adam(config.learning_rate)
+  step_var = tf.Variable(0, dtype=tf.int32)
+
+  @tf.function
+  def step(images):
+    seed = tf.stack([tf.constant(config.seed, tf.int32), step_var])
+    with tf.GradientTape() as tape:
+      loss, _ = model.objective(images, seed)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    step_var.assign_add(1)
+    return loss
+
+  for x in batches:
+    step(tf.constant(x))
+  return _weights(model)
+
+
+@pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+def test_steps_per_call_and_plain_loop_make_the_same_updates(mnist_5k, model):
+  config = config_lib.TrainConfig(model=model, learning_rate=1e-3).validate()
+  batches = _batches(mnist_5k)
+  initial = _weights(models_lib.build_model(config, batches.shape[2:]))
+  reference = _plain_loop(config, batches)
+  moved = max(np.abs(a - b).max() for a, b in zip(initial, reference))
+  assert moved > 1e-4, 'the loop did not train: the comparison is empty'
+  for spe in (1, 4):
+    got = _fit(config, batches, spe)
+    for want, have in zip(reference, got):
+      np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5,
+                                 err_msg=f'steps_per_execution={spe}')
+
+
+def _run(tmp_path, name, **overrides):
+  settings = dict(model='vae', epochs=2, train_examples=300, batch_size=50,
+                  plot_every=0, verbose=False,
+                  model_dir=str(tmp_path / name))
+  settings.update(overrides)
+  return training.run(config_lib.TrainConfig(**settings))
+
+
+def test_trainer_steps_per_execution_does_not_change_results(tmp_path):
+  one = _run(tmp_path, 'spe1', steps_per_execution=1)
+  four = _run(tmp_path, 'spe4', steps_per_execution=4)
+  for key in ('train_loss', 'test_loss', 'test_neg_elbo',
+              'test_reconstruction_nll'):
+    assert four[key] == pytest.approx(one[key], rel=1e-4), key
+
+
+def _history_losses(model_dir):
+  with open(os.path.join(model_dir, training.HISTORY_FILE)) as f:
+    return [json.loads(line)['train_loss'] for line in f]
+
+
+@pytest.mark.parametrize('precision', ['mixed_bfloat16', 'mixed_float16'])
+def test_mixed_precision_trains_and_serves_float32(tmp_path, precision):
+  reference = _run(tmp_path, 'float32', epochs=3)
+  results = _run(tmp_path, precision, epochs=3, precision=precision,
+                 export_dir=str(tmp_path / f'{precision}-export'))
+  losses = _history_losses(tmp_path / precision)
+  assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+  if precision == 'mixed_bfloat16':
+    # 8-bit mantissas: close to float32, not equal.
+    assert results['test_loss'] == pytest.approx(reference['test_loss'],
+                                                 rel=0.02)
+    assert results['test_loss'] != reference['test_loss']
+  model, _, _ = training.load_trained_model(str(tmp_path / precision))
+  network = model.encoder.network
+  assert network.layers[0].compute_dtype == precision.split('_')[1]
+  assert all(v.dtype == tf.float32 for v in model.trainable_variables)
+  export_root = tmp_path / f'{precision}-export'
+  version = export_lib.versions(str(export_root))[-1]
+  loaded = tf.saved_model.load(str(export_root / str(version)))
+  out = loaded.signatures['reconstruct'](
+      images=tf.zeros([2, 28, 28, 1], tf.float32))
+  for name, value in out.items():
+    assert value.dtype == tf.float32, name
+    assert np.isfinite(value.numpy()).all(), name
+
+
+def test_resuming_with_another_precision_is_refused(tmp_path):
+  _run(tmp_path, 'run', epochs=1)
+  with pytest.raises(Exception, match='precision'):
+    _run(tmp_path, 'run', epochs=2, precision='mixed_bfloat16')
+
+
+_SIX_STEPS = '''
+import json, sys
+import numpy as np
+from trainers import common  # what the trainers do before importing TF
+import tensorflow as tf
+from tensorflow.python.util import _pywrap_util_port
+from tfp_vae import config as config_lib, data as data_lib
+sys.path.insert(0, 'tests')
+import test_performance as t
+d = data_lib.load('mnist_5k')
+w = t._fit(config_lib.TrainConfig().validate(), t._batches(d), 1)
+print(json.dumps({'onednn': bool(_pywrap_util_port.IsMklEnabled()),
+                  'weights': [x.ravel()[:200].tolist() for x in w]}))
+'''
+
+
+def test_onednn_kernels_change_rounding_only():
+  """The trainers turn oneDNN on (trainers/common.py); it must not change
+  what is learned beyond float rounding."""
+  runs = {}
+  for flag in ('0', '1'):
+    env = dict(os.environ, TF_ENABLE_ONEDNN_OPTS=flag,
+               TF_CPP_MIN_LOG_LEVEL='2')
+    proc = subprocess.run([sys.executable, '-c', _SIX_STEPS], cwd=REPO,
+                          env=env, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    runs[flag] = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert not runs['0']['onednn'] and runs['1']['onednn']
+  for a, b in zip(runs['0']['weights'], runs['1']['weights']):
+    np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4)
+
+
+def test_trainers_turn_onednn_on_unless_told_otherwise():
+  code = ('import os; os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None); '
+          'from trainers import common; '
+          'print(os.environ["TF_ENABLE_ONEDNN_OPTS"])')
+  out = subprocess.run([sys.executable, '-c', code], cwd=REPO,
+                       capture_output=True, text=True, check=True).stdout
+  assert out.strip() == '1'
