@@ -33,6 +33,8 @@ test: install
 
 bench: install
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/iwae_throughput.py
+	$(BIN)/python bench/serving_latency.py
 
 clean:
 	rm -rf $(VENV) $(RUNS) *.egg-info
