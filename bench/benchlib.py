@@ -18,7 +18,6 @@ from typing import Any, Optional
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RESULT = 'BENCH-RESULT '
 
-
 def run_child(script: str, spec: dict[str, Any],
               env: Optional[dict[str, str]] = None,
               pythonpath: Optional[str] = None) -> dict[str, Any]:
@@ -49,23 +48,14 @@ def run_child(script: str, spec: dict[str, Any],
   raise RuntimeError(f'benchmark child {spec} exited {proc.returncode}:\n'
                      f'{tail}')
 
-
 def report(result: dict[str, Any]) -> None:
   """Called by a child: hands `result` (plus peak RSS) to the parent."""
   result = dict(result, peak_rss_mb=peak_rss_mb())
   print(_RESULT + json.dumps(result), flush=True)
 
-
 def peak_rss_mb() -> float:
   """This process's peak resident set size (Linux reports KiB)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def current_rss_mb() -> float:
-  with open('/proc/self/statm') as f:
-    pages = int(f.read().split()[1])
-  return pages * os.sysconf('SC_PAGE_SIZE') / 2**20
-
 
 def matmul_flops_per_second(n: int = 2048, seconds: float = 3.0) -> float:
   """FLOP/s of a float32 n x n matmul in a tf.function: the machine's
@@ -85,7 +75,6 @@ def matmul_flops_per_second(n: int = 2048, seconds: float = 3.0) -> float:
     best = max(best, 5 * 2 * n**3 / (time.perf_counter() - start))
   return best
 
-
 def flops_of(concrete_function) -> float:
   """Floating-point operations of one call of a traced function, as
   TensorFlow's profiler counts them (ops with registered FLOP statistics:
@@ -96,14 +85,6 @@ def flops_of(concrete_function) -> float:
   options['output'] = 'none'
   return float(model_analyzer.profile(
       concrete_function.graph, options=options).total_float_ops)
-
-
-def median(values) -> float:
-  values = sorted(values)
-  mid = len(values) // 2
-  return values[mid] if len(values) % 2 else 0.5 * (values[mid - 1] +
-                                                     values[mid])
-
 
 def print_table(header: list[str], rows: list[list[Any]]) -> None:
   print('| ' + ' | '.join(header) + ' |')

@@ -34,6 +34,7 @@ train step, counted by TensorFlow's profiler) x images/s, against a float32
 
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -81,7 +82,6 @@ def _child(spec: dict) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import training  # pylint: disable=g-import-not-at-top
 
@@ -92,8 +92,8 @@ def _child(spec: dict) -> None:
   data = data_lib.load(config.dataset)
   if spec['loop'] == 'flops':
     model = models_lib.build_model(config, data.image_shape)
-    step = _plain_step(model, keras.optimizers.Adam(config.learning_rate),
-                       config.seed)
+    step = models_lib.plain_train_step(
+        model, keras.optimizers.Adam(config.learning_rate))
     traced = step.get_concrete_function(tf.TensorSpec(
         (config.batch_size,) + tuple(data.image_shape), tf.float32))
     benchlib.report({'train_flops_per_image': benchlib.flops_of(traced) /
@@ -105,8 +105,7 @@ def _child(spec: dict) -> None:
       config.model_dir = os.path.join(tmp, config.model)
       results = training.run(config)
   else:
-    results = _plain_loop(config, data, tf, keras, data_lib, metrics_lib,
-                          models_lib)
+    results = _plain_loop(config, data)
   wall = time.perf_counter() - start
   images = len(data.train_images) // config.batch_size * config.batch_size
   benchlib.report({
@@ -116,28 +115,16 @@ def _child(spec: dict) -> None:
       'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')})
 
 
-def _plain_step(model, optimizer, seed):
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  step_var = tf.Variable(0, dtype=tf.int32)
-
-  @tf.function
-  def step(images):
-    # The trainer's noise seed: (seed, number of finished steps).
-    step_seed = tf.stack([tf.constant(seed, tf.int32), step_var])
-    with tf.GradientTape() as tape:
-      loss, _ = model.objective(images, step_seed)
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    step_var.assign_add(1)
-    return loss
-  return step
-
-
-def _plain_loop(config, data, tf, keras, data_lib, metrics_lib, models_lib):
-  del tf
+def _plain_loop(config, data):
+  """Images/s and test metrics of `models.plain_train_step` iterating the
+  trainer's tf.data pipeline in Python."""
+  import keras  # pylint: disable=g-import-not-at-top
+  from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
   model = models_lib.build_model(config, data.image_shape)
-  step = _plain_step(model, keras.optimizers.Adam(config.learning_rate),
-                     config.seed)
+  step = models_lib.plain_train_step(
+      model, keras.optimizers.Adam(config.learning_rate))
   ds = data_lib.train_dataset(data.train_images, config.batch_size,
                               config.seed)
   seconds = []
@@ -213,7 +200,7 @@ def main(argv):
               f"{runs[(model, variant)][-1]['images_per_second']:.0f} img/s",
               file=sys.stderr, flush=True)
 
-  peak = benchlib.median(peaks)
+  peak = statistics.median(peaks)
   print(f'\nmnist_5k, conv, latent {FLAGS.latent_dim}, batch '
         f'{FLAGS.batch_size}, {FLAGS.epochs} epochs, {FLAGS.repeats} '
         f'interleaved runs per row, {os.cpu_count()} CPU cores.  Float32 '
@@ -227,17 +214,17 @@ def main(argv):
     ips = [r['images_per_second'] for r in rs]
     base = [r['images_per_second'] for r in runs[(model, baseline)]]
     ratios = [a / b for a, b in zip(ips, base)]
-    med = benchlib.median(ips)
+    med = statistics.median(ips)
     rows.append([
         model, variant,
         f'{med:.0f} [' + ', '.join(f'{v:.0f}' for v in ips) + ']',
-        f'{benchlib.median(ratios):.3f} [' + ', '.join(
+        f'{statistics.median(ratios):.3f} [' + ', '.join(
             f'{v:.2f}' for v in ratios) + ']',
-        f"{benchlib.median([r['whole_run_images_per_second'] for r in rs]):.0f}",
+        f"{statistics.median([r['whole_run_images_per_second'] for r in rs]):.0f}",
         f'{flops[model] * med / 1e9:.1f}',
         f'{100 * flops[model] * med / peak:.0f}%',
         f"{max(r['peak_rss_mb'] for r in rs):.0f}",
-        f"{benchlib.median([r['test_loss'] for r in rs]):.2f}",
+        f"{statistics.median([r['test_loss'] for r in rs]):.2f}",
     ])
   benchlib.print_table(
       ['model', 'variant', 'train img/s, median [runs]',

@@ -51,21 +51,10 @@ def _fit(config, batches, steps_per_execution):
 
 
 def _plain_loop(config, batches):
-  """The bench's baseline loop, with the trainer's noise seeds."""
+  """The bench's baseline loop (`models.plain_train_step`)."""
   model = models_lib.build_model(config, batches.shape[2:])
-  optimizer = keras.optimizers.Adam(config.learning_rate)
-  step_var = tf.Variable(0, dtype=tf.int32)
-
-  @tf.function
-  def step(images):
-    seed = tf.stack([tf.constant(config.seed, tf.int32), step_var])
-    with tf.GradientTape() as tape:
-      loss, _ = model.objective(images, seed)
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    step_var.assign_add(1)
-    return loss
-
+  step = models_lib.plain_train_step(
+      model, keras.optimizers.Adam(config.learning_rate))
   for x in batches:
     step(tf.constant(x))
   return _weights(model)

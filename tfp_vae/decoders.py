@@ -15,13 +15,9 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import networks
+
 tfd = tfp.distributions
-
-
-def _float32(outputs: tf.Tensor) -> tf.Tensor:
-  """Network outputs in float32 (a no-op unless the network computes in
-  mixed precision): likelihoods and losses stay in float32."""
-  return tf.cast(outputs, tf.float32)
 
 
 class BernoulliDecoder(keras.layers.Layer):
@@ -38,7 +34,8 @@ class BernoulliDecoder(keras.layers.Layer):
 
   def call(self, codes: tf.Tensor) -> tfd.Independent:
     return tfd.Independent(
-        tfd.Bernoulli(logits=_float32(self.network(codes)), dtype=tf.float32),
+        tfd.Bernoulli(logits=networks.as_float32(self.network(codes)),
+                      dtype=tf.float32),
         reinterpreted_batch_ndims=3)
 
 
@@ -55,7 +52,7 @@ class GaussianDecoder(keras.layers.Layer):
     self.scale = float(scale)
 
   def call(self, codes: tf.Tensor) -> tfd.Independent:
-    loc = tf.sigmoid(_float32(self.network(codes)))
+    loc = tf.sigmoid(networks.as_float32(self.network(codes)))
     return tfd.Independent(
         tfd.Normal(loc=loc, scale=tf.fill(tf.shape(loc), self.scale)),
         reinterpreted_batch_ndims=3)
@@ -88,7 +85,7 @@ class LearnedScaleGaussianDecoder(keras.layers.Layer):
     return tf.nn.softplus(self.raw_scale) + self.min_scale
 
   def call(self, codes: tf.Tensor) -> tfd.Independent:
-    loc = tf.sigmoid(_float32(self.network(codes)))
+    loc = tf.sigmoid(networks.as_float32(self.network(codes)))
     return tfd.Independent(
         tfd.Normal(loc=loc, scale=tf.broadcast_to(self.scale(),
                                                   tf.shape(loc))),

@@ -8,6 +8,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import networks
+
 tfd = tfp.distributions
 
 # Keeps the posterior scale away from 0, where log q(z|x) is undefined.
@@ -28,7 +30,7 @@ class GaussianEncoder(keras.layers.Layer):
     self.latent_dim = latent_dim
 
   def call(self, images: tf.Tensor) -> tfd.MultivariateNormalDiag:
-    params = _float32(self.network(images))
+    params = networks.as_float32(self.network(images))
     loc, raw_scale = tf.split(params, 2, axis=-1)
     return tfd.MultivariateNormalDiag(
         loc=loc, scale_diag=tf.nn.softplus(raw_scale) + _MIN_SCALE)
@@ -48,10 +50,6 @@ class DeterministicEncoder(keras.layers.Layer):
     self.latent_dim = latent_dim
 
   def call(self, images: tf.Tensor) -> tfd.VectorDeterministic:
-    return tfd.VectorDeterministic(loc=_float32(self.network(images)))
+    return tfd.VectorDeterministic(
+        loc=networks.as_float32(self.network(images)))
 
-
-def _float32(outputs: tf.Tensor) -> tf.Tensor:
-  """Network outputs in float32 (a no-op unless the network computes in
-  mixed precision): distributions and losses stay in float32."""
-  return tf.cast(outputs, tf.float32)

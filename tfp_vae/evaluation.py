@@ -8,7 +8,6 @@ object per model) and the self-contained DIR/report.html.
 """
 
 import dataclasses
-import json
 import os
 from typing import Any, Callable, Optional
 

@@ -149,8 +149,10 @@ class LatentVariableModel(keras.Model):
       logs[name] = value
     return loss, logs
 
-  def _step_seed(self) -> tf.Tensor:
-    step = tf.cast(self.optimizer.iterations, tf.int32)
+  def _step_seed(self, optimizer=None) -> tf.Tensor:
+    """The step's noise seed: (seed, steps the optimizer has taken)."""
+    optimizer = optimizer or self.optimizer
+    step = tf.cast(optimizer.iterations, tf.int32)
     return tf.stack([tf.constant(self.seed, tf.int32), step])
 
   def _track(self, logs: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -185,6 +187,25 @@ class LatentVariableModel(keras.Model):
     images = data[0] if isinstance(data, (tuple, list)) else data
     _, logs = self.objective(images, tf.constant([self.seed, -1], tf.int32))
     return self._track(logs)
+
+
+def plain_train_step(model: LatentVariableModel,
+                     optimizer: keras.optimizers.Optimizer):
+  """A `tf.function` + `tf.GradientTape` step on `model.objective`, outside
+  Keras fit, with the trainer's noise seeds: step(images) -> loss.
+
+  The baseline bench/train_throughput.py measures the trainer against, and
+  the loop tests/test_performance.py checks the trainer's updates against.
+  """
+
+  @tf.function
+  def step(images):
+    with tf.GradientTape() as tape:
+      loss, _ = model.objective(images, model._step_seed(optimizer))  # pylint: disable=protected-access
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+  return step
 
 
 class InfoVAE(LatentVariableModel):
