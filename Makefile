@@ -5,14 +5,18 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 RUNS ?= runs
 EPOCHS ?= 30
+# The exact versions CI tested (pip constraints).  LOCK= installs setup.cfg's
+# ranges as resolved today instead.
+LOCK ?= requirements/lock.txt
+CONSTRAINTS = $(if $(LOCK),-c $(LOCK))
 
-.PHONY: install quickstart test bench clean
+.PHONY: install quickstart test bench clean lock
 
-$(BIN)/.installed: setup.cfg pyproject.toml
+$(BIN)/.installed: setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed, got " + sys.version'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet --upgrade $(CONSTRAINTS) pip
+	$(BIN)/python -m pip install --quiet $(CONSTRAINTS) -e '.[test]'
 	touch $@
 
 install: $(BIN)/.installed
@@ -35,6 +39,21 @@ bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/iwae_throughput.py
 	$(BIN)/python bench/serving_latency.py
+
+# Re-resolves setup.cfg's ranges in a scratch environment and rewrites the
+# lock with what it got; run `make test` on the result before committing it.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --upgrade pip
+	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	{ sed -n '/^#/p' requirements/lock.txt; \
+	  .lock-venv/bin/python -m pip freeze --all --exclude-editable \
+	    | grep -v -e '^setuptools==' -e '^wheel==' -e '^tfp.vae'; \
+	} > requirements/lock.txt.new
+	mv requirements/lock.txt.new requirements/lock.txt
+	rm -rf .lock-venv
+	@echo "requirements/lock.txt refreshed: run make test, then commit it"
 
 clean:
 	rm -rf $(VENV) $(RUNS) *.egg-info

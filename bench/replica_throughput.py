@@ -8,6 +8,9 @@ train_images_per_second from metrics.json:
   mirrored x2   one process, MirroredStrategy over 2 logical CPU devices;
   2 workers     two processes, MultiWorkerMirroredStrategy over localhost.
 
+Each configuration runs at every `--steps_per_execution` value (default: the
+trainer's default, 10, and 1), interleaved, `--repeats` times.
+
   python bench/replica_throughput.py --epochs=6
 """
 
@@ -24,6 +27,9 @@ from absl import flags
 flags.DEFINE_integer('epochs', 6, 'Epochs per run (the first is not timed).')
 flags.DEFINE_integer('batch_size', 100, 'Global batch.')
 flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'Models to measure.')
+flags.DEFINE_list('steps_per_execution', ['10', '1'],
+                  'Steps per call to measure; the first is the baseline.')
+flags.DEFINE_integer('repeats', 2, 'Interleaved repeats of each run.')
 FLAGS = flags.FLAGS
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,22 +66,32 @@ def _run(model: str, extra: list[str], workers: int = 1) -> float:
 
 
 def main(_):
+  import statistics  # pylint: disable=g-import-not-at-top
   configs = [('default (1 replica)', ['--strategy=default'], 1),
              ('mirrored, 2 logical CPUs',
               ['--strategy=mirrored', '--cpu_replicas=2'], 1),
              ('multi_worker, 2 processes', ['--strategy=multi_worker'], 2)]
+  spes = [int(v) for v in FLAGS.steps_per_execution]
   print(f'\nmnist_5k, conv, latent 2, global batch {FLAGS.batch_size}, '
         f'{FLAGS.epochs} epochs (first not timed), {os.cpu_count()} CPU '
-        f'cores')
-  print('| model | configuration | train img/s | vs 1 replica |')
-  print('|---|---|---|---|')
+        f'cores, {FLAGS.repeats} interleaved repeats')
+  print('| model | configuration | steps per call | train img/s median '
+        '[runs] | vs steps per call ' + str(spes[0]) + ' |')
+  print('|---|---|---|---|---|')
   for model in FLAGS.models:
-    base = None
     for label, extra, workers in configs:
-      ips = _run(model, extra, workers)
-      base = base or ips
-      print(f'| {model} | {label} | {ips:.0f} | {ips / base:.2f} |',
-            flush=True)
+      runs = {spe: [] for spe in spes}
+      for repeat in range(FLAGS.repeats):
+        order = spes if repeat % 2 == 0 else spes[::-1]
+        for spe in order:
+          runs[spe].append(_run(
+              model, extra + [f'--steps_per_execution={spe}'], workers))
+      base = statistics.median(runs[spes[0]])
+      for spe in spes:
+        ips = statistics.median(runs[spe])
+        each = ', '.join(f'{v:.0f}' for v in runs[spe])
+        print(f'| {model} | {label} | {spe} | {ips:.0f} [{each}] | '
+              f'{ips / base:.2f} |', flush=True)
 
 
 if __name__ == '__main__':

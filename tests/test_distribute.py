@@ -2,6 +2,7 @@
 equivalence, multi-worker runs and preemption."""
 
 import json
+import math
 import os
 import signal
 import socket
@@ -249,3 +250,109 @@ def test_bad_distribution_input(tmp_path, args, env, message):
   assert r.returncode == 1
   assert message in r.stderr
   assert 'Traceback' not in r.stderr
+
+
+def _cli_at_defaults(cwd, *args, env=None):
+  """`python -m trainers.train` from `cwd`, where its default --model_dir
+  (runs/vae) lands, with only the given flags."""
+  return subprocess.Popen(
+      [sys.executable, '-m', 'trainers.train', *args], cwd=cwd,
+      env={**os.environ, 'PYTHONPATH': REPO, **(env or {})},
+      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _assert_trained_and_exported(cwd, model):
+  with open(os.path.join(cwd, 'runs', model, 'metrics.json')) as f:
+    metrics = json.load(f)
+  assert metrics['epochs_completed'] == 1
+  assert all(math.isfinite(v) for v in metrics.values())
+  assert os.path.exists(os.path.join(cwd, 'export', '1', 'saved_model.pb'))
+
+
+@pytest.mark.parametrize('model,strategy_flags', [
+    ('vae', []),
+    ('vae', ['--strategy=mirrored', '--cpu_replicas=2']),
+    ('mmd_vae', ['--strategy=mirrored', '--cpu_replicas=2']),
+])
+def test_each_strategy_trains_at_the_command_line_defaults(
+    tmp_path, model, strategy_flags):
+  """One epoch at every default (steps per call included) and an export:
+  what a user runs, not a configuration the suite chose."""
+  proc = _cli_at_defaults(tmp_path, f'--model={model}', '--epochs=1',
+                          f'--model_dir=runs/{model}', '--export_dir=export',
+                          *strategy_flags)
+  outs = _wait_all([proc], 600)
+  assert outs[0][0] == 0, outs[0][2][-3000:]
+  _assert_trained_and_exported(tmp_path, model)
+
+
+def test_multi_worker_trains_at_the_command_line_defaults(tmp_path):
+  workers = [f'localhost:{_free_port()}', f'localhost:{_free_port()}']
+  procs = []
+  for i in range(2):
+    cwd = tmp_path if i == 0 else tmp_path / 'worker1'
+    os.makedirs(cwd, exist_ok=True)
+    env = {'TF_CONFIG': json.dumps({'cluster': {'worker': workers},
+                                    'task': {'type': 'worker', 'index': i}})}
+    # Every worker must see the chief's model_dir (a shared volume on a
+    # cluster): the same absolute path here.
+    procs.append(_cli_at_defaults(
+        cwd, '--epochs=1', f'--model_dir={tmp_path}/runs/vae',
+        f'--export_dir={tmp_path}/export', '--strategy=multi_worker',
+        env=env))
+  outs = _wait_all(procs, 600)
+  for code, _, err in outs:
+    assert code == 0, err[-3000:]
+  assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2]
+  _assert_trained_and_exported(tmp_path, 'vae')
+
+
+_MULTI_STEP = r'''
+import sys
+import numpy as np
+import keras
+import tensorflow as tf
+from tfp_vae import config, data, distribute, models
+
+devices = distribute.split_cpu(2)
+d = data.load_mnist_5k()
+# 6 steps of 20: with 4 steps per call the second call runs a partial 2.
+x = (d.train_images[:120].astype(np.float32) / 255).reshape(6, 20, 28, 28, 1)
+cfg = config.TrainConfig(model=sys.argv[1], latent_dim=3).validate()
+
+def train(strategy, spe):
+  with strategy.scope():
+    model = models.build_model(cfg, d.image_shape)
+    model.compile(keras.optimizers.Adam(1e-3), jit_compile=False,
+                  steps_per_execution=spe)
+  before = [w.numpy() for w in model.trainable_variables]
+  logs = model.fit(tf.data.Dataset.from_tensor_slices(x), epochs=1,
+                   verbose=0, shuffle=False).history
+  return before, [w.numpy() for w in model.trainable_variables], (
+      int(model.optimizer.iterations.numpy()), logs['loss'][-1])
+
+b, one, (steps_one, loss_one) = train(tf.distribute.get_strategy(), 1)
+_, four, (steps_four, loss_four) = train(
+    tf.distribute.MirroredStrategy(devices), 4)
+moved = max(float(np.max(np.abs(a - c))) for a, c in zip(b, one))
+diff = max(float(np.max(np.abs(a - c))) for a, c in zip(one, four))
+print(f'RESULT moved={moved:.3e} diff={diff:.3e} steps={steps_one},'
+      f'{steps_four} loss={loss_one:.6f},{loss_four:.6f}')
+'''
+
+
+@pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+def test_mirrored_several_steps_per_call_match_one_replica(model):
+  """`models.distributed_multi_step` (several steps per call under a
+  multi-replica strategy) makes the updates of one replica stepping once
+  per call, partial last call included."""
+  r = subprocess.run([sys.executable, '-c', _MULTI_STEP, model], cwd=REPO,
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr[-3000:]
+  line = [l for l in r.stdout.splitlines() if l.startswith('RESULT')][-1]
+  values = dict(kv.split('=') for kv in line.split()[1:])
+  assert values['steps'] == '6,6', line
+  assert float(values['moved']) > 1e-4, line
+  assert float(values['diff']) < 1e-5, line
+  loss_one, loss_four = map(float, values['loss'].split(','))
+  assert loss_four == pytest.approx(loss_one, rel=1e-4), line

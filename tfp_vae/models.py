@@ -188,6 +188,75 @@ class LatentVariableModel(keras.Model):
     _, logs = self.objective(images, tf.constant([self.seed, -1], tf.int32))
     return self._track(logs)
 
+  def make_train_function(self, force=False):
+    """Keras's train function, except under a multi-replica strategy with
+    several steps per call, where `distributed_multi_step` replaces it."""
+    if self.train_function is not None and not force:
+      return self.train_function
+    strategy = self.distribute_strategy
+    if self.steps_per_execution > 1 and not self.run_eagerly and (
+        strategy.num_replicas_in_sync > 1 or isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy)):
+      self.train_function = distributed_multi_step(
+          self, self.train_step, self.steps_per_execution)
+      return self.train_function
+    return super().make_train_function(force=force)
+
+
+def distributed_multi_step(model: keras.Model, step_fn, steps: int):
+  """A Keras train function running up to `steps` steps of `step_fn` per
+  call under `model.distribute_strategy`.
+
+  Keras 3.15's own multi-step loop (`multi_step_on_iterator`) runs each
+  `strategy.run` inside a `tf.cond`; under MirroredStrategy and
+  MultiWorkerMirroredStrategy the optimizer's cross-replica update
+  (`merge_call`) in that branch fails with "You must feed a value for
+  placeholder tensor 'while/cond/Placeholder'" (keras-team/keras#19246).
+  Here the while loop's own condition decides whether a step runs, and the
+  body calls `strategy.run` unconditionally; only fetching the next batch is
+  conditional.  The last call of an epoch runs the remaining steps.
+
+  Returns:
+    function(iterator) -> logs of the call's last step (the trackers' running
+    means); raises StopIteration when the iterator is exhausted, as Keras's
+    own train function does.
+  """
+  # Keras's reduction of per-replica step outputs (mean over local replicas,
+  # a collective mean across workers), as its own train function uses.
+  from keras.src.backend.tensorflow.trainer import reduce_per_replica  # pylint: disable=g-import-not-at-top
+  strategy = model.distribute_strategy
+
+  def one_step(data):
+    outputs = strategy.run(step_fn, args=(data,))
+    return reduce_per_replica(outputs, strategy, reduction='auto')
+
+  @tf.function(reduce_retracing=True, autograph=False)
+  def multi_step(iterator):
+    def cond(i, next_inputs, _):
+      return tf.logical_and(i < steps, next_inputs.has_value())
+
+    def body(i, next_inputs, _):
+      outputs = one_step(next_inputs.get_value())
+      # Fetch only while this call has steps left, so no batch is lost
+      # between calls.
+      following = tf.cond(i + 1 < steps, iterator.get_next_as_optional,
+                          lambda: next_inputs)
+      return i + 1, following, outputs
+
+    initial = {m.name: tf.zeros([], tf.float32) for m in model.metrics}
+    done, _, outputs = tf.while_loop(
+        cond, body, [tf.constant(0), iterator.get_next_as_optional(),
+                     initial])
+    return done, outputs
+
+  def function(iterator):
+    done, outputs = multi_step(iterator)
+    if int(done) == 0:
+      raise StopIteration
+    return outputs
+
+  return function
+
 
 def plain_train_step(model: LatentVariableModel,
                      optimizer: keras.optimizers.Optimizer):

@@ -244,7 +244,7 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
     # XLA: measured ~2x slower for this network on CPU (CONVENTIONS.md) and
     # untested with the tfd ops; Keras's "auto" would turn it on on GPUs.
     model.compile(optimizer=optimizer, jit_compile=False,
-                  steps_per_execution=_steps_per_execution(config, strategy))
+                  steps_per_execution=config.steps_per_execution)
     optimizer.build(model.trainable_variables)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
     stopping = _EarlyStoppingState(config.early_stopping_patience)
@@ -485,20 +485,6 @@ class _peer_failures_are_retryable:  # pylint: disable=invalid-name
           f'a worker stopped answering ({exc_type.__name__}); run the job '
           f'again to resume from the last checkpoint') from exc
     return False
-
-
-def _steps_per_execution(config: config_lib.TrainConfig,
-                         strategy: tf.distribute.Strategy) -> int:
-  """config.steps_per_execution, except 1 under MultiWorkerMirroredStrategy:
-  Keras 3.15's multi-step loop fails there ("You must feed a value for
-  placeholder tensor 'while/cond/Placeholder'")."""
-  if config.steps_per_execution > 1 and isinstance(
-      strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    logging.warning('--steps_per_execution=%d is not supported by Keras '
-                    '3.15 with MultiWorkerMirroredStrategy: using 1',
-                    config.steps_per_execution)
-    return 1
-  return config.steps_per_execution
 
 
 def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):

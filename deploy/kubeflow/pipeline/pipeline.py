@@ -100,12 +100,36 @@ def pipeline(inference_service: str = INFERENCE_SERVICE_JSON):
   serve.set_caching_options(False)
 
 
+def without_sdk_version(text: str) -> list:
+  """The compiled YAML's documents without KFP's `sdkVersion` stamp, which
+  names the compiler's patch release and nothing about the pipeline."""
+  docs = list(yaml.safe_load_all(text))
+  for doc in docs:
+    if isinstance(doc, dict):
+      doc.pop('sdkVersion', None)
+  return docs
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--output', default=os.path.join(HERE, 'pipeline.yaml'))
   args = parser.parse_args()
-  compiler.Compiler().compile(pipeline, args.output)
-  print(args.output)
+  tmp = f'{args.output}.tmp-{os.getpid()}.yaml'
+  compiler.Compiler().compile(pipeline, tmp)
+  with open(tmp) as f:
+    compiled = f.read()
+  previous = None
+  if os.path.exists(args.output):
+    with open(args.output) as f:
+      previous = f.read()
+  if previous is not None and (
+      without_sdk_version(previous) == without_sdk_version(compiled)):
+    # Only the compiler's version stamp differs: keep the file as it is.
+    os.remove(tmp)
+    print(f'{args.output} (unchanged)')
+  else:
+    os.replace(tmp, args.output)
+    print(args.output)
 
 
 if __name__ == '__main__':
