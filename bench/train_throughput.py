@@ -47,6 +47,9 @@ import benchlib
 flags.DEFINE_integer('epochs', 8, 'Epochs per run (the first is not timed).')
 flags.DEFINE_integer('batch_size', 100, 'Global batch.')
 flags.DEFINE_integer('latent_dim', 2, 'Latent size.')
+flags.DEFINE_string('dataset', 'mnist_5k',
+                    'Dataset (fashion_mnist: the 60,000 images of the '
+                    'sources, found as trainers.train finds it).')
 flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'Models to measure.')
 flags.DEFINE_integer('repeats', 3, 'Interleaved runs of each variant.')
 flags.DEFINE_list('variants', ['plain', 'trainer:spe=1', 'trainer'],
@@ -146,6 +149,7 @@ def _plain_loop(config, data):
 
 def _config(model: str, variant: dict) -> dict:
   config = {'model': model, 'epochs': FLAGS.epochs,
+            'dataset': FLAGS.dataset,
             'batch_size': FLAGS.batch_size, 'latent_dim': FLAGS.latent_dim,
             'plot_every': 0, 'verbose': False}
   if 'spe' in variant:
@@ -201,7 +205,7 @@ def main(argv):
               file=sys.stderr, flush=True)
 
   peak = statistics.median(peaks)
-  print(f'\nmnist_5k, conv, latent {FLAGS.latent_dim}, batch '
+  print(f'\n{FLAGS.dataset}, conv, latent {FLAGS.latent_dim}, batch '
         f'{FLAGS.batch_size}, {FLAGS.epochs} epochs, {FLAGS.repeats} '
         f'interleaved runs per row, {os.cpu_count()} CPU cores.  Float32 '
         f'2048^2 matmul: {peak / 1e9:.1f} GFLOP/s (median; runs: '

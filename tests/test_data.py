@@ -1,6 +1,7 @@
 """The embedded split is as documented; TFDS loading through mock_data."""
 
 import gzip
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -56,8 +57,14 @@ def test_eval_images_binarized_once_with_seed(mnist_5k):
   assert set(np.unique(a)) <= {0.0, 1.0}
 
 
+def _prepared():
+  """TFDS's mock_data mocks reading, not `is_prepared`."""
+  return mock.patch.object(tfds.core.DatasetBuilder, 'is_prepared',
+                           return_value=True)
+
+
 def test_tfds_dataset_loads_through_mock_data(tmp_path):
-  with tfds.testing.mock_data(num_examples=12):
+  with tfds.testing.mock_data(num_examples=12), _prepared():
     d = data.load('fashion_mnist', data_dir=str(tmp_path))
   assert d.train_images.shape == (12, 28, 28, 1)
   assert d.test_images.shape == (12, 28, 28, 1)
@@ -66,7 +73,7 @@ def test_tfds_dataset_loads_through_mock_data(tmp_path):
 
 
 def test_tfds_colour_dataset_through_mock_data(tmp_path):
-  with tfds.testing.mock_data(num_examples=4):
+  with tfds.testing.mock_data(num_examples=4), _prepared():
     d = data.load('cifar10', data_dir=str(tmp_path))
   assert d.image_shape == (32, 32, 3)
 
@@ -75,8 +82,9 @@ def test_unprepared_dataset_without_download_says_how_to_fix(tmp_path):
   with pytest.raises(errors.DataError) as e:
     data.load('mnist', data_dir=str(tmp_path), download=False)
   message = str(e.value)
-  assert "'mnist' is not prepared in" in message and str(tmp_path) in message
-  assert 'network access' in message
+  assert "'mnist' is not on this machine (no prepared TFDS data in" in message
+  assert str(tmp_path) in message and 'downloading is off' in message
+  assert '--idx_dir=DIR' in message and 'network access' in message
 
 
 def test_unknown_dataset_is_named():

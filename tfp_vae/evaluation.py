@@ -50,7 +50,8 @@ def evaluate_run(model_dir: str, iwae_samples: int = 100,
                  proposal_scale: float = metrics_lib.DEFAULT_PROPOSAL_SCALE,
                  cache_dir: Optional[str] = None,
                  data_dir: Optional[str] = None,
-                 download: Optional[bool] = None) -> Evaluation:
+                 download: Optional[bool] = None,
+                 idx_dir: Optional[str] = None) -> Evaluation:
   """Evaluates model_dir's latest checkpoint; updates its metrics.json.
 
   Args:
@@ -59,7 +60,8 @@ def evaluate_run(model_dir: str, iwae_samples: int = 100,
     proposal_scale: IWAE proposal scale for point-mass encoders.
     cache_dir: where the Frechet feature classifier is cached ('' or None:
       `default_cache_dir()`).
-    data_dir, download: override the run's TFDS settings (None: keep).
+    data_dir, download, idx_dir: override the run's data settings (None:
+      keep).
 
   Raises:
     CheckpointError: no run or unreadable checkpoint in model_dir.
@@ -74,7 +76,8 @@ def evaluate_run(model_dir: str, iwae_samples: int = 100,
   model, config, _ = training.load_trained_model(model_dir)
   data, _ = training.prepare_data(dataclasses.replace(
       config, data_dir=config.data_dir if data_dir is None else data_dir,
-      download=config.download if download is None else download))
+      download=config.download if download is None else download,
+      idx_dir=config.idx_dir if idx_dir is None else idx_dir))
   test_x = data_lib.eval_images(data.test_images, config.binarize,
                                 config.seed)
   train_x = data_lib.eval_images(data.train_images, config.binarize,
@@ -102,12 +105,27 @@ def _figures(ev: Evaluation, out_dir: str) -> dict[str, str]:
   name = ev.config.model
   labels = ev.data.test_labels
   paths = plots.draw_all(ev.model, ev.test_x, labels, ev.arrays['code_mean'],
-                         out_dir, seed=ev.config.seed, prefix=f'{name}_')
+                         out_dir, seed=ev.config.seed, prefix=f'{name}_',
+                         class_names=ev.data.class_names)
   paths['interpolations'] = os.path.join(out_dir, f'{name}_interpolations.png')
   pairs = plots.interpolation_pairs(labels)
   plots.interpolations(ev.model, ev.test_x[pairs[:, 0]],
                        ev.test_x[pairs[:, 1]], paths['interpolations'])
   return paths
+
+
+def epoch_figures(model_dir: str) -> dict[int, dict[str, str]]:
+  """{epoch: {figure kind: png path}} of the plots a run drew every
+  `plot_every` epochs (model_dir/plots/epoch_NNNN/)."""
+  root = os.path.join(model_dir, 'plots')
+  out = {}
+  for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
+    if entry.startswith('epoch_') and entry[6:].isdigit():
+      folder = os.path.join(root, entry)
+      out[int(entry[6:])] = {
+          name[:-4]: os.path.join(folder, name)
+          for name in sorted(os.listdir(folder)) if name.endswith('.png')}
+  return out
 
 
 def compare(base: config_lib.TrainConfig, output_dir: str,
@@ -119,6 +137,8 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
 
   Both runs take every setting from `base` except `model`; they go to
   output_dir/vae and output_dir/mmd_vae (rerunning resumes or reuses them).
+  They draw their figures every `base.plot_every` epochs; the report shows
+  those side by side.
 
   Returns:
     {model name: metrics} as written to output_dir/metrics.json.
@@ -139,7 +159,7 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
   for name in COMPARED_MODELS:
     config = dataclasses.replace(
         base.for_model(name), model_dir=os.path.join(output_dir, name),
-        export_dir=None, verbose=False, plot_every=0)
+        export_dir=None, verbose=False)
     offset = done
 
     def on_epoch(epoch, logs, offset=offset, name=name):
@@ -159,6 +179,8 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
       bar.update(done)
   figures = {name: _figures(ev, figures_dir)
              for name, ev in evaluations.items()}
+  over_training = {name: epoch_figures(ev.config.model_dir)
+                   for name, ev in evaluations.items()}
   curves = os.path.join(figures_dir, 'training_curves.png')
   plots.training_curves({name: training.read_history(ev.config.model_dir)
                          for name, ev in evaluations.items()}, curves)
@@ -166,6 +188,6 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
   training.write_json(os.path.join(output_dir, 'metrics.json'), results)
   path = report.write_report(
       os.path.join(output_dir, 'report.html'), results, figures,
-      {'training_curves': curves}, base)
+      {'training_curves': curves}, base, over_training)
   log(f'wrote {path}')
   return results

@@ -37,11 +37,10 @@ trainers.compare):
   only changes how fast.  With the Bernoulli likelihood on grey-level pixels
   p(x|z) is the sources' cross-entropy, not a normalised density: compare
   these numbers between models, not with binarised-MNIST literature.
-* test_knn_accuracy, test_logreg_accuracy: latent probes.  A k-nearest-
-  neighbour classifier (k = 5, Euclidean) and a multinomial logistic
-  regression (standardised codes, L2 1e-4) are fit on the posterior means of
-  the training split and scored on those of the test split; the labels are
-  used by the probes only.
+* test_knn_accuracy, test_logreg_accuracy: latent probes (`tfp_vae.probes`,
+  scikit-learn): a 5-nearest-neighbour classifier and a multinomial logistic
+  regression fit on the posterior means of the training split and scored on
+  those of the test split; the labels are used by the probes only.
 * test_classifier_frechet_distance: a Frechet distance between generated
   images (decoder means at prior samples, as many as test images) and the
   test images, in the 128-d penultimate layer of a small conv classifier
@@ -66,6 +65,8 @@ import tensorflow_probability as tfp
 
 from tfp_vae import losses
 from tfp_vae import models as models_lib
+from tfp_vae import probes
+from tfp_vae import progress as progress_lib
 
 tfd = tfp.distributions
 
@@ -85,8 +86,10 @@ def _cached(model, name, build):
 
 
 def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
-               batch_size: int = 500, seed: int = 0) -> dict[str, np.ndarray]:
-  """Per-image terms and codes for `images`.
+               batch_size: int = 500, seed: int = 0,
+               progress: Optional[str] = None) -> dict[str, np.ndarray]:
+  """Per-image terms and codes for `images`; with `progress`, a step name to
+  log progress under (`tfp_vae.progress`).
 
   Returns:
     {'code_mean': [N, latent], 'code_sample': [N, latent],
@@ -107,11 +110,14 @@ def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
     return batch_terms
 
   batch_terms = _cached(model, 'encode_all', build)
+  bar = progress_lib.Progress(progress, len(images)) if progress else None
   parts = []
   for i, start in enumerate(range(0, len(images), batch_size)):
     x = tf.constant(images[start:start + batch_size])
     parts.append({k: v.numpy() for k, v in
                   batch_terms(x, tf.constant([seed, i], tf.int32)).items()})
+    if bar:
+      bar.update(len(x))
   return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
@@ -229,6 +235,8 @@ def iwae_log_likelihood(model, images: np.ndarray, num_samples: int = 100,
     return weights
 
   weights = _cached(model, 'iwae', build)
+  bar = progress_lib.Progress(f'IWAE log-likelihood (k={num_samples})',
+                              len(images))
   out = np.empty(len(images), np.float64)
   for b, start in enumerate(range(0, len(images), batch)):
     x = tf.constant(images[start:start + batch])
@@ -241,71 +249,8 @@ def iwae_log_likelihood(model, images: np.ndarray, num_samples: int = 100,
       total = np.logaddexp(total, np.logaddexp.reduce(
           logw.astype(np.float64), axis=0))
     out[start:start + len(x)] = total - np.log(num_samples)
+    bar.update(len(x))
   return out
-
-
-# -- latent probes ---------------------------------------------------------
-
-
-def knn_accuracy(train_codes: np.ndarray, train_labels: np.ndarray,
-                 test_codes: np.ndarray, test_labels: np.ndarray,
-                 k: int = 5, chunk: int = 1000) -> float:
-  """Accuracy of a k-nearest-neighbour vote (Euclidean; ties go to the
-  nearest neighbour's class)."""
-  train_codes = np.asarray(train_codes, np.float64)
-  train_labels = np.asarray(train_labels)
-  k = min(k, len(train_codes))
-  train_sq = np.sum(train_codes**2, axis=1)
-  num_classes = int(max(train_labels.max(), np.max(test_labels))) + 1
-  correct = 0
-  for start in range(0, len(test_codes), chunk):
-    q = np.asarray(test_codes[start:start + chunk], np.float64)
-    d = train_sq[None, :] - 2.0 * q @ train_codes.T  # + |q|^2, same per row
-    nearest = np.argsort(d, axis=1, kind='stable')[:, :k]
-    votes = np.zeros((len(q), num_classes))
-    for rank in range(k):
-      # Slightly more weight to nearer neighbours breaks ties toward them.
-      np.add.at(votes, (np.arange(len(q)), train_labels[nearest[:, rank]]),
-                1.0 + 1e-6 * (k - rank))
-    correct += int(np.sum(votes.argmax(axis=1) ==
-                          test_labels[start:start + chunk]))
-  return correct / len(test_codes)
-
-
-def logistic_regression_accuracy(train_codes: np.ndarray,
-                                 train_labels: np.ndarray,
-                                 test_codes: np.ndarray,
-                                 test_labels: np.ndarray,
-                                 steps: int = 500, l2: float = 1e-4,
-                                 learning_rate: float = 0.5) -> float:
-  """Test accuracy of a multinomial logistic regression on the codes.
-
-  Codes are standardised with the training mean and deviation; the fit is
-  full-batch gradient descent with Nesterov momentum on the mean
-  cross-entropy plus l2 * |W|^2 (a convex problem: the result does not
-  depend on initialisation).
-  """
-  x = np.asarray(train_codes, np.float64)
-  mean, std = x.mean(axis=0), x.std(axis=0) + 1e-8
-  x = (x - mean) / std
-  xt = (np.asarray(test_codes, np.float64) - mean) / std
-  y = np.asarray(train_labels)
-  num_classes = int(max(y.max(), np.max(test_labels))) + 1
-  onehot = np.eye(num_classes)[y]
-  w = np.zeros((x.shape[1], num_classes))
-  b = np.zeros(num_classes)
-  vw, vb = np.zeros_like(w), np.zeros_like(b)
-  for _ in range(steps):
-    lw, lb = w + 0.9 * vw, b + 0.9 * vb
-    logits = x @ lw + lb
-    logits -= logits.max(axis=1, keepdims=True)
-    p = np.exp(logits)
-    p /= p.sum(axis=1, keepdims=True)
-    g = (p - onehot) / len(x)
-    vw = 0.9 * vw - learning_rate * (x.T @ g + 2 * l2 * lw)
-    vb = 0.9 * vb - learning_rate * g.sum(axis=0)
-    w, b = w + vw, b + vb
-  return float(np.mean((xt @ w + b).argmax(axis=1) == test_labels))
 
 
 # -- sample quality --------------------------------------------------------
@@ -376,7 +321,12 @@ def feature_classifier(train_images: np.ndarray, train_labels: np.ndarray,
   trainer.compile(keras.optimizers.Adam(1e-3),
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   jit_compile=False)
-  trainer.fit(x, y, batch_size=100, epochs=epochs, shuffle=True, verbose=0)
+  bar = progress_lib.Progress(
+      f'training the Frechet feature classifier on {len(x):,} images',
+      epochs, unit='epochs')
+  trainer.fit(x, y, batch_size=100, epochs=epochs, shuffle=True, verbose=0,
+              callbacks=[keras.callbacks.LambdaCallback(
+                  on_epoch_end=lambda *_: bar.update(1))])
   if path:
     os.makedirs(cache_dir, exist_ok=True)
     tmp = path + '.tmp.weights.h5'
@@ -442,11 +392,13 @@ def evaluate_all(model: models_lib.LatentVariableModel,
     out['test_iwae_samples'] = int(iwae_samples)
     if 'rate' not in terms:  # a point-mass encoder: the proposal matters
       out['test_iwae_proposal_scale'] = float(proposal_scale)
-  train_codes = encode_all(model, train_images, seed=seed)['code_mean']
+  train_codes = encode_all(model, train_images, seed=seed,
+                           progress='encoding the training images')[
+                               'code_mean']
   terms['train_code_mean'] = train_codes
-  out['test_knn_accuracy'] = knn_accuracy(train_codes, train_labels,
-                                          terms['code_mean'], test_labels)
-  out['test_logreg_accuracy'] = logistic_regression_accuracy(
+  out['test_knn_accuracy'] = probes.knn_accuracy(
+      train_codes, train_labels, terms['code_mean'], test_labels)
+  out['test_logreg_accuracy'] = probes.logistic_regression_accuracy(
       train_codes, train_labels, terms['code_mean'], test_labels)
   if classifier is None:
     classifier = feature_classifier(train_images, train_labels, num_classes,

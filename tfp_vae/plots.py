@@ -15,7 +15,7 @@ Every function returns the arrays it drew so TensorBoard can log the same.
 """
 
 import os
-from typing import Optional
+from typing import Optional, Sequence
 
 import matplotlib
 matplotlib.use('Agg')  # no display on training machines
@@ -76,19 +76,30 @@ def project_2d(codes: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str,
-                   path: str) -> None:
-  """Test codes (means) in 2-D, coloured by class."""
+                   path: str, class_names: Sequence[str] = ()
+                   ) -> tuple[np.ndarray, list[str]]:
+  """Test codes (means) in 2-D, coloured by class, with a legend that names
+  each class (`class_names[label]`, else the label number).  Returns the
+  2-D points drawn and the legend's names."""
   points, how = project_2d(codes)
-  fig, ax = plt.subplots(figsize=(6.5, 5.5))
-  sc = ax.scatter(points[:, 0], points[:, 1], c=labels, cmap='tab10', s=6,
-                  vmin=-0.5, vmax=9.5 if labels.max() < 10 else None)
-  fig.colorbar(sc, ax=ax, ticks=range(int(labels.max()) + 1), label='class')
+  fig, ax = plt.subplots(figsize=(7.5, 5.5))
+  classes = np.unique(labels)
+  colours = plt.get_cmap('tab10' if len(classes) <= 10 else 'tab20')
+  names = []
+  for i, c in enumerate(classes):
+    at = labels == c
+    names.append(class_names[c] if c < len(class_names) else str(c))
+    ax.scatter(points[at, 0], points[at, 1], s=4, color=colours(i % 20),
+               label=names[-1], rasterized=True)
+  ax.legend(title='class', loc='center left', bbox_to_anchor=(1.01, 0.5),
+            markerscale=3, fontsize=8, frameon=False)
   ax.set_title(f'{title}\n{how}')
   ax.set_xlabel('dimension 1')
   ax.set_ylabel('dimension 2')
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
+  return points, names
 
 
 def latent_grid(model, path: str, n: int = 15) -> Optional[np.ndarray]:
@@ -192,15 +203,18 @@ def training_curves(histories: dict[str, list[dict]], path: str) -> None:
 
 def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
              codes: np.ndarray, out_dir: str, seed: int = 0,
-             prefix: str = '') -> dict[str, str]:
+             prefix: str = '', class_names: Sequence[str] = ()
+             ) -> dict[str, str]:
   """Writes every figure into out_dir as <prefix><kind>.png; returns
-  {kind: path} for the kinds written ('grid' only for latent_dim 2)."""
+  {kind: path} for the kinds written ('grid' only for latent_dim 2).
+  `class_names` label the latent plot's legend."""
   os.makedirs(out_dir, exist_ok=True)
   paths = {name: os.path.join(out_dir, f'{prefix}{name}.png')
            for name in ('samples', 'latent', 'grid', 'reconstructions')}
   samples(model, paths['samples'], seed=seed)
   latent_scatter(codes, test_labels,
-                 f'{model.name}: test set in latent space', paths['latent'])
+                 f'{model.name}: test set in latent space', paths['latent'],
+                 class_names)
   if latent_grid(model, paths['grid']) is None:
     del paths['grid']
   # Spread over the test set, which may be ordered by class.

@@ -7,7 +7,7 @@ archived alone; the PNGs also stay beside it in figures/.
 import base64
 import html
 import os
-from typing import Any
+from typing import Any, Optional
 
 # (key, description, better): better is 'lower', 'higher' or '' (neither).
 METRICS = (
@@ -74,9 +74,41 @@ def _winner(values: dict[str, Any], better: str) -> str:
   return best
 
 
+# The sources' three figures, shown over training.
+OVER_TRAINING = ('samples', 'latent', 'grid')
+
+
+def _over_training(epoch_figures: dict[str, dict[int, dict[str, str]]],
+                   head: str) -> str:
+  """For each of the sources' figures, a row per plotted epoch with the
+  models side by side."""
+  models = list(epoch_figures)
+  epochs = sorted({e for by_epoch in epoch_figures.values()
+                   for e in by_epoch})
+  sections = []
+  for kind, caption in FIGURES:
+    if kind not in OVER_TRAINING:
+      continue
+    rows = []
+    for epoch in epochs:
+      if not any(kind in epoch_figures[m].get(epoch, {}) for m in models):
+        continue
+      cells = ''.join(
+          f'<td>{_img(epoch_figures[m][epoch][kind])}</td>'
+          if kind in epoch_figures[m].get(epoch, {}) else '<td></td>'
+          for m in models)
+      rows.append(f'<tr><th>epoch {epoch}</th>{cells}</tr>')
+    if rows:
+      sections.append(f'<h3>{html.escape(caption)}</h3><table class="figs">'
+                      f'<tr><th></th>{head}</tr>{"".join(rows)}</table>')
+  return ''.join(sections)
+
+
 def write_report(path: str, results: dict[str, dict[str, Any]],
                  figures: dict[str, dict[str, str]],
-                 shared_figures: dict[str, str], config) -> str:
+                 shared_figures: dict[str, str], config,
+                 epoch_figures: Optional[
+                     dict[str, dict[int, dict[str, str]]]] = None) -> str:
   """Writes the report; returns its path.
 
   Args:
@@ -85,6 +117,8 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
     figures: {model: {figure kind: png path}} (kinds as in FIGURES).
     shared_figures: {'training_curves': png path}.
     config: the TrainConfig both models share (model aside).
+    epoch_figures: {model: {epoch: {figure kind: png path}}}, the figures
+      drawn during training, shown side by side by epoch.
   """
   models = list(results)
   rows = []
@@ -115,8 +149,12 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
       f'{k}={v}' for k, v in sorted(config.to_dict().items())
       if k not in ('model', 'model_dir', 'export_dir', 'verbose',
                    'plot_every', 'strategy', 'cpu_replicas',
-                   'steps_per_execution', 'download', 'data_dir'))
+                   'steps_per_execution', 'download', 'data_dir', 'idx_dir'))
   curves = ''.join(f'<p>{_img(p)}</p>' for p in shared_figures.values())
+  progress = _over_training(epoch_figures, head) if epoch_figures else ''
+  if progress:
+    progress = ('<h2>Over training</h2><p>The same figures drawn every '
+                f'{config.plot_every} epochs.</p>' + progress)
   page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>tfp-vae comparison: {
     html.escape(config.dataset)}</title>
@@ -143,6 +181,7 @@ epoch. A test curve rising while the training curve falls is overfitting.</p>
 {curves}
 <h2>Figures</h2>
 {''.join(figure_rows)}
+{progress}
 </body></html>
 """
   with open(path, 'w') as f:

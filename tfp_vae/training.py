@@ -266,6 +266,8 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
     write_json(os.path.join(model_dir, DATA_INFO_FILE),
                {'dataset': data.name, 'image_shape': list(data.image_shape),
                 'num_classes': data.num_classes,
+                'class_names': list(data.class_names),
+                'source': data.source,
                 'num_train': num_train,
                 'num_test': len(data.test_images)})
 
@@ -278,7 +280,7 @@ def run(config: config_lib.TrainConfig, on_epoch=None) -> dict[str, float]:
       _, terms = metrics_lib.evaluate(model, test_x, seed=config.seed)
     return plots.draw_all(model, test_x, data.test_labels, terms['code_mean'],
                           os.path.join(model_dir, 'plots', subdir),
-                          seed=config.seed)
+                          seed=config.seed, class_names=data.class_names)
 
   monitor = None
   if stopping.stopped():
@@ -390,7 +392,8 @@ def prepare_data(config: config_lib.TrainConfig
     DataError, ConfigError: the data cannot be loaded or cut as asked.
   """
   data = data_lib.subset(
-      data_lib.load(config.dataset, config.data_dir, config.download),
+      data_lib.load(config.dataset, config.data_dir, config.download,
+                    config.idx_dir),
       config.train_examples)
   return data_lib.split_validation(data, config.validation_examples)
 

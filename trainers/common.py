@@ -74,9 +74,18 @@ def define_shared_flags() -> None:
   flags.DEFINE_string('dataset', d.dataset,
                       'mnist_5k (embedded, offline) or a TFDS image dataset '
                       '(mnist, fashion_mnist, ...).')
-  flags.DEFINE_string('data_dir', d.data_dir, 'TFDS data directory.')
+  flags.DEFINE_string('data_dir', d.data_dir,
+                      'TFDS data directory, searched first for prepared '
+                      'data (default ~/tensorflow_datasets).')
+  flags.DEFINE_string('idx_dir', d.idx_dir,
+                      'Directory with the four IDX files of the dataset '
+                      '(train-images-idx3-ubyte[.gz], ...), searched second; '
+                      'default /usr/share/datasets/<dataset with - for _>, '
+                      'where apt-get install dataset-fashion-mnist puts '
+                      'Fashion-MNIST.')
   flags.DEFINE_bool('download', d.download,
-                    'Let TFDS download a dataset that is not prepared.')
+                    'Last resort: let TFDS download a dataset found nowhere '
+                    'on this machine.')
   flags.DEFINE_bool('binarize', d.binarize,
                     'Dynamic binarization of training pixels (Bernoulli).')
   flags.DEFINE_integer('train_examples', d.train_examples,

@@ -30,6 +30,9 @@ flags.DEFINE_float('proposal_scale', 0.1,
                    'Scale of the Gaussian IWAE proposal around the MMD-VAE '
                    'code.')
 flags.DEFINE_bool('progress', True, 'Show a progress bar for the whole run.')
+flags.DEFINE_integer('plot_every', 10,
+                     'Draw both models\' figures every N epochs; the report '
+                     'shows them side by side (0: only at the end).')
 flags.mark_flags_as_required(['output_dir'])
 FLAGS = flags.FLAGS
 

@@ -27,6 +27,9 @@ flags.DEFINE_string('cache_dir', None,
                     '$TFP_VAE_CACHE or ~/.cache/tfp_vae).')
 flags.DEFINE_string('data_dir', None,
                     'TFDS data directory (default: the one the run used).')
+flags.DEFINE_string('idx_dir', None,
+                    'Directory with the IDX files (default: the one the run '
+                    'used).')
 flags.mark_flags_as_required(['model_dir'])
 FLAGS = flags.FLAGS
 
@@ -37,7 +40,8 @@ def main(argv):
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
   result = common.exit_on_user_error(
       evaluation.evaluate_run, FLAGS.model_dir, FLAGS.eval_iwae_samples,
-      FLAGS.proposal_scale, FLAGS.cache_dir, FLAGS.data_dir)
+      FLAGS.proposal_scale, FLAGS.cache_dir, FLAGS.data_dir,
+      idx_dir=FLAGS.idx_dir)
   logging.info('metrics: %s', result.metrics)
   print(json.dumps(result.metrics, indent=2, sort_keys=True))
 
