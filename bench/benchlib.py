@@ -86,6 +86,23 @@ def flops_of(concrete_function) -> float:
   return float(model_analyzer.profile(
       concrete_function.graph, options=options).total_float_ops)
 
+def plain_train_step(model, optimizer):
+  """The baseline loop's step: a `tf.function` + `tf.GradientTape` step on
+  `model.objective`, outside Keras fit, with the trainer's noise seeds:
+  step(images) -> loss."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  @tf.function
+  def step(images):
+    seed = tf.stack([tf.constant(model.seed, tf.int32),
+                     tf.cast(optimizer.iterations, tf.int32)])
+    with tf.GradientTape() as tape:
+      loss, _ = model.objective(images, seed)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+  return step
+
 def print_table(header: list[str], rows: list[list[Any]]) -> None:
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))

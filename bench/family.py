@@ -48,14 +48,14 @@ def main(_):
     for name, kw in members():
       tag = '-'.join(f'{k}={v}' for k, v in kw.items())
       model_dir = os.path.join(FLAGS.output_dir, f'latent{latent}', tag)
-      config = config_lib.TrainConfig(
+      config = config_lib.TrainConfig.create(
           latent_dim=latent, epochs=FLAGS.epochs, model_dir=model_dir,
           plot_every=0, verbose=False, **kw)
       start = time.perf_counter()
       trained = training.run(config)
-      result = evaluation.evaluate_run(
-          model_dir, FLAGS.eval_iwae_samples,
-          cache_dir=os.path.join(FLAGS.output_dir, 'feature_classifier'))
+      result = evaluation.evaluate_run(model_dir, config_lib.EvalConfig(
+          iwae_samples=FLAGS.eval_iwae_samples,
+          cache_dir=os.path.join(FLAGS.output_dir, 'feature_classifier')))
       rows.append((latent, name, result.metrics,
                    trained['train_images_per_second'],
                    time.perf_counter() - start))

@@ -1,4 +1,4 @@
-"""Cost of the IWAE log-likelihood estimate (`metrics.iwae_log_likelihood`),
+"""Cost of the IWAE log-likelihood estimate (`likelihood.iwae_log_likelihood`),
 the costliest metric of trainers.evaluate and trainers.compare.
 
 For each model, k and --images_per_call (latent samples decoded per call),
@@ -35,28 +35,28 @@ def _child(spec: dict) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import metrics  # pylint: disable=g-import-not-at-top
+  from tfp_vae import likelihood  # pylint: disable=g-import-not-at-top
   from tfp_vae import models  # pylint: disable=g-import-not-at-top
 
   if spec['what'] == 'matmul':
     benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})
     return
   data = data_lib.load('mnist_5k')
-  config = config_lib.TrainConfig(model=spec['model']).validate()
+  config = config_lib.TrainConfig.create(model=spec['model']).validate()
   model = models.build_model(config, data.image_shape)
   images = data_lib.eval_images(data.test_images)[:spec['num_images']]
   k, per_call = spec['k'], spec['images_per_call']
   # FLOPs of one image with k samples, the way the estimate traces it.
   traced = tf.function(
-      lambda x: metrics.log_importance_weights(model, x, k, tf.constant(
+      lambda x: likelihood.log_importance_weights(model, x, k, tf.constant(
           [0, 0]))).get_concrete_function(
               tf.TensorSpec((1,) + tuple(data.image_shape), tf.float32))
   flops_per_image = benchlib.flops_of(traced)
-  metrics.iwae_log_likelihood(model, images[:2], k,
-                              images_per_call=per_call)  # trace
+  likelihood.iwae_log_likelihood(model, images[:2], k,
+                                 images_per_call=per_call)  # trace
   start = time.perf_counter()
-  estimate = metrics.iwae_log_likelihood(model, images, k,
-                                         images_per_call=per_call)
+  estimate = likelihood.iwae_log_likelihood(model, images, k,
+                                            images_per_call=per_call)
   seconds = time.perf_counter() - start
   benchlib.report({'seconds': seconds, 'flops_per_image': flops_per_image,
                    'mean_estimate': float(estimate.mean())})

@@ -44,7 +44,7 @@ def _time(fn, repeats: int) -> np.ndarray:
 
 def main(_):
   d = data_lib.load('mnist_5k')
-  cfg = config_lib.TrainConfig(model=FLAGS.model).validate()
+  cfg = config_lib.TrainConfig.create(model=FLAGS.model).validate()
   model = models.build_model(cfg, d.image_shape)
   with tempfile.TemporaryDirectory() as tmp:
     path = export.export_savedmodel(model, d.image_shape, tmp)

@@ -91,58 +91,58 @@ def _child(spec: dict) -> None:
   if spec['loop'] == 'matmul':
     benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})
     return
-  config = config_lib.TrainConfig(**spec['config'])
-  data = data_lib.load(config.dataset)
+  config = config_lib.TrainConfig.create(**spec['config'])
+  data = data_lib.load(config.data.dataset)
   if spec['loop'] == 'flops':
     model = models_lib.build_model(config, data.image_shape)
-    step = models_lib.plain_train_step(
-        model, keras.optimizers.Adam(config.learning_rate))
+    step = benchlib.plain_train_step(
+        model, keras.optimizers.Adam(config.trainer.learning_rate))
     traced = step.get_concrete_function(tf.TensorSpec(
-        (config.batch_size,) + tuple(data.image_shape), tf.float32))
+        (config.trainer.batch_size,) + tuple(data.image_shape), tf.float32))
     benchlib.report({'train_flops_per_image': benchlib.flops_of(traced) /
-                     config.batch_size})
+                     config.trainer.batch_size})
     return
   start = time.perf_counter()
   if spec['loop'] == 'trainer':
     with tempfile.TemporaryDirectory() as tmp:
-      config.model_dir = os.path.join(tmp, config.model)
+      config = config.replace(model_dir=os.path.join(tmp, config.model.name))
       results = training.run(config)
   else:
     results = _plain_loop(config, data)
   wall = time.perf_counter() - start
-  images = len(data.train_images) // config.batch_size * config.batch_size
+  images = len(data.train_images) // config.trainer.batch_size * config.trainer.batch_size
   benchlib.report({
       'images_per_second': results['train_images_per_second'],
-      'whole_run_images_per_second': images * config.epochs / wall,
+      'whole_run_images_per_second': images * config.trainer.epochs / wall,
       'test_loss': results['test_loss'],
       'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')})
 
 
 def _plain_loop(config, data):
-  """Images/s and test metrics of `models.plain_train_step` iterating the
+  """Images/s and test metrics of `benchlib.plain_train_step` iterating the
   trainer's tf.data pipeline in Python."""
   import keras  # pylint: disable=g-import-not-at-top
   from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
   model = models_lib.build_model(config, data.image_shape)
-  step = models_lib.plain_train_step(
-      model, keras.optimizers.Adam(config.learning_rate))
-  ds = data_lib.train_dataset(data.train_images, config.batch_size,
-                              config.seed)
+  step = benchlib.plain_train_step(
+      model, keras.optimizers.Adam(config.trainer.learning_rate))
+  ds = data_lib.train_dataset(data.train_images, config.trainer.batch_size,
+                              config.trainer.seed)
   seconds = []
   images = 0
-  for _ in range(config.epochs):
+  for _ in range(config.trainer.epochs):
     start = time.perf_counter()
     images = 0
     for x in ds:
       loss = step(x)
-      images += config.batch_size
+      images += config.trainer.batch_size
     float(loss)  # wait for the last step
     seconds.append(time.perf_counter() - start)
   timed = seconds[1:] or seconds
   results, _ = metrics_lib.evaluate(
-      model, data_lib.eval_images(data.test_images), seed=config.seed)
+      model, data_lib.eval_images(data.test_images), seed=config.trainer.seed)
   results['train_images_per_second'] = images * len(timed) / sum(timed)
   return results
 

@@ -20,37 +20,41 @@ from tfp_vae import errors
     ('steps_per_execution', 0, 'steps_per_execution must be a positive'),
 ])
 def test_invalid_values_are_named(field, value, message):
-  config = config_lib.TrainConfig(**{field: value})
   with pytest.raises(errors.ConfigError) as e:
-    config.validate()
+    config_lib.TrainConfig.create(**{field: value}).validate()
   assert message in str(e.value)
   assert e.value.field == field
 
 
 def test_binarize_needs_bernoulli():
   with pytest.raises(errors.ConfigError, match='binarize'):
-    config_lib.TrainConfig(binarize=True, likelihood='gaussian').validate()
+    config_lib.TrainConfig.create(binarize=True,
+                                  likelihood='gaussian').validate()
 
 
 def test_defaults_validate_and_round_trip():
-  c = config_lib.TrainConfig().validate()
+  c = config_lib.TrainConfig.create().validate()
   assert config_lib.TrainConfig.from_dict(c.to_dict()) == c
   with pytest.raises(errors.ConfigError, match='unknown keys'):
     config_lib.TrainConfig.from_dict({**c.to_dict(), 'lattent_dim': 3})
 
 
 def test_differences_ignore_resumable_fields():
-  a = config_lib.TrainConfig()
-  b = config_lib.TrainConfig(epochs=99, learning_rate=1e-5, model_dir='x')
+  a = config_lib.TrainConfig.create()
+  b = config_lib.TrainConfig.create(epochs=99, learning_rate=1e-5,
+                                    model_dir='x')
   assert a.differences(b) == []
-  c = config_lib.TrainConfig(latent_dim=8, model='mmd_vae')
+  c = config_lib.TrainConfig.create(latent_dim=8, model='mmd_vae')
   assert a.differences(c) == [('model', 'vae', 'mmd_vae'),
                               ('latent_dim', 2, 8)]
 
 
 def test_resolved_mmd_weight_reproduces_the_sources_balance():
   # Gaussian: D / (2 s^2) so that NLL + w * MMD = w * (mean SE + MMD) + c.
-  g = config_lib.TrainConfig(likelihood='gaussian', gaussian_scale=0.1)
-  assert g.resolved_mmd_weight(784) == pytest.approx(784 / 0.02)
-  assert config_lib.TrainConfig().resolved_mmd_weight(784) == 784.0
-  assert config_lib.TrainConfig(mmd_weight=3.0).resolved_mmd_weight(784) == 3
+  def resolved_mmd_weight(**kw):
+    config = config_lib.TrainConfig.create(model='mmd_vae', **kw)
+    return config.model.resolved_member((28, 28, 1))[0].mmd_weight
+  assert resolved_mmd_weight(likelihood='gaussian',
+                             gaussian_scale=0.1) == pytest.approx(784 / 0.02)
+  assert resolved_mmd_weight() == 784.0
+  assert resolved_mmd_weight(mmd_weight=3.0) == 3

@@ -8,6 +8,7 @@ import tensorflow_probability as tfp
 from tfp_vae import decoders
 from tfp_vae import encoders
 from tfp_vae import errors
+from tfp_vae import family
 from tfp_vae import models
 from tfp_vae import networks
 from tfp_vae import priors
@@ -76,7 +77,8 @@ def test_sample_codes_is_the_reparameterised_gaussian_draw():
   loc = tf.constant([[0.0, 1.0], [2.0, -1.0]])
   scale = tf.constant([[1.0, 0.5], [2.0, 0.1]])
   q = tfd.MultivariateNormalDiag(loc, scale)
-  model = models.LatentVariableModel(None, None, None, latent_dim=2)
+  model = models.LatentVariableModel(family.VAE(), None, None, None,
+                                     latent_dim=2)
   seed = tf.constant([3, 4], tf.int32)
   z = model.sample_codes(q, seed)
   eps = tf.random.stateless_normal([2, 2], seed=seed)

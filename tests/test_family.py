@@ -3,6 +3,7 @@ architectures, and every allowed (model, prior, likelihood, architecture)
 combination."""
 
 import itertools
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -11,9 +12,11 @@ import tensorflow_probability as tfp
 
 from tfp_vae import config as config_lib
 from tfp_vae import errors
+from tfp_vae import family
 from tfp_vae import losses
 from tfp_vae import models
 from tfp_vae import priors
+from tfp_vae import rundir
 
 tfd = tfp.distributions
 SEED = tf.constant([3, 4], tf.int32)
@@ -25,7 +28,7 @@ def images(mnist_5k):
 
 
 def _model(image_shape=(28, 28, 1), **kw):
-  return models.build_model(config_lib.TrainConfig(**kw).validate(),
+  return models.build_model(config_lib.TrainConfig.create(**kw).validate(),
                             image_shape)
 
 
@@ -39,10 +42,9 @@ def test_beta_one_is_the_elbo_and_beta_weights_the_rate(images):
   loss, logs = _loss(vae, images)
   posterior = vae.encode(images)
   codes = vae.sample_codes(posterior, SEED)
-  elbo = losses.elbo_terms(images, posterior, vae.prior_distribution(),
-                           vae.decode(codes), codes)
-  assert loss == pytest.approx(float(tf.reduce_mean(elbo['neg_elbo'])),
-                               rel=1e-6)
+  neg_elbo = (losses.distortion(vae.decode(codes), images) +
+              losses.analytic_rate(posterior, vae.prior_distribution()))
+  assert loss == pytest.approx(float(tf.reduce_mean(neg_elbo)), rel=1e-6)
   beta = _model(model='vae', beta=4.0)
   loss4, logs4 = _loss(beta, images)
   assert logs4['rate'] == pytest.approx(logs['rate'], rel=1e-5)
@@ -82,8 +84,9 @@ def test_one_component_mixture_with_zero_means_is_the_standard_normal():
 
 
 def test_mixture_prior_falls_back_to_the_sampled_kl_and_trains(images):
-  config = config_lib.TrainConfig(model='vae', prior='mixture')
-  assert config.resolved_kl_estimator() == 'sampled'
+  config = config_lib.TrainConfig.create(model='vae', prior='mixture')
+  assert config.model.resolved_member((28, 28, 1))[0].kl_estimator == (
+      'sampled')
   model = _model(model='vae', prior='mixture')
   names = {v.path for v in model.trainable_variables}
   assert any('means' in n for n in names), names
@@ -110,7 +113,7 @@ def test_vamp_prior_density_integrates_to_one_on_a_grid():
 def test_vamp_prior_needs_a_gaussian_encoder():
   with pytest.raises(errors.ConfigError, match='prior needs a Gaussian '
                      'encoder'):
-    config_lib.TrainConfig(model='mmd_vae', prior='vamp').validate()
+    config_lib.TrainConfig.create(model='mmd_vae', prior='vamp').validate()
 
 
 @pytest.mark.parametrize('kw,flag', [
@@ -124,7 +127,7 @@ def test_vamp_prior_needs_a_gaussian_encoder():
 ])
 def test_settings_a_model_would_ignore_are_refused(kw, flag):
   with pytest.raises(errors.ConfigError) as e:
-    config_lib.TrainConfig(**kw).validate()
+    config_lib.TrainConfig.create(**kw).validate()
   assert str(e.value).startswith(f'{flag} ')
 
 
@@ -165,10 +168,10 @@ def test_learned_gaussian_scale_is_trained(images, likelihood, shape):
 def _allowed():
   combos = []
   for model, prior, likelihood, arch in itertools.product(
-      config_lib.MODELS, config_lib.PRIORS, config_lib.LIKELIHOODS,
+      family.names(), config_lib.PRIORS, config_lib.LIKELIHOODS,
       config_lib.ARCHITECTURES):
     try:
-      config_lib.TrainConfig(model=model, prior=prior, likelihood=likelihood,
+      config_lib.TrainConfig.create(model=model, prior=prior, likelihood=likelihood,
                              architecture=arch, prior_components=3,
                              latent_dim=3).validate()
     except errors.ConfigError:
@@ -192,7 +195,7 @@ def test_every_allowed_combination_trains_serves_and_evaluates(combo):
   weights.  SavedModels themselves are written by
   test_family_members_train_export_and_evaluate."""
   from tfp_vae import export  # pylint: disable=g-import-not-at-top
-  from tfp_vae import metrics  # pylint: disable=g-import-not-at-top
+  from tfp_vae import likelihood as likelihood_lib  # pylint: disable=g-import-not-at-top
   import keras  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   model_name, prior, likelihood, arch = combo
@@ -220,7 +223,7 @@ def test_every_allowed_combination_trains_serves_and_evaluates(combo):
     for key, value in out.items():
       assert np.all(np.isfinite(value.numpy())), (where, name, key)
   assert outs['sample']['images'].shape == (2, *shape), where
-  log_w = metrics.log_importance_weights(model, x, 2, SEED)
+  log_w = likelihood_lib.log_importance_weights(model, x, 2, SEED)
   assert log_w.shape == (2, 4) and np.all(np.isfinite(log_w)), where
 
 
@@ -253,16 +256,20 @@ def test_family_members_train_export_and_evaluate(tmp_path, kw):
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
   from tfp_vae import training  # pylint: disable=g-import-not-at-top
   cifar = kw.get('dataset') == 'cifar10'
-  config = config_lib.TrainConfig(
+  config = config_lib.TrainConfig.create(
       epochs=1, batch_size=20 if cifar else 100,
       train_examples=0 if cifar else 200, prior_components=3, latent_dim=3,
       plot_every=0, verbose=False, model_dir=str(tmp_path / 'run'),
       export_dir=str(tmp_path / 'export'), data_dir=str(tmp_path / 'tfds'),
       **kw)
-  with tfds.testing.mock_data(num_examples=40):
+  # mock_data mocks TFDS's reading, not `is_prepared`.
+  with tfds.testing.mock_data(num_examples=40), mock.patch.object(
+      tfds.core.DatasetBuilder, 'is_prepared', return_value=True):
     metrics = training.run(config)
-    result = evaluation.evaluate_run(config.model_dir, iwae_samples=2,
-                                     cache_dir=str(tmp_path / 'cache'))
+    result = evaluation.evaluate_run(config.runtime.model_dir,
+                                     config_lib.EvalConfig(
+                                         iwae_samples=2,
+                                         cache_dir=str(tmp_path / 'cache')))
   assert metrics['epochs_completed'] == 1
   for key in ('test_reconstruction_nll', 'test_loss',
               'test_iwae_log_likelihood', 'test_knn_accuracy',
@@ -285,13 +292,13 @@ def test_early_stopping_on_a_validation_split_keeps_the_best_weights(
   """Source 003's convenience: a held-out validation split (never the test
   split), patience, the best epoch's weights; a rerun does not retrain."""
   from tfp_vae import training  # pylint: disable=g-import-not-at-top
-  config = config_lib.TrainConfig(
+  config = config_lib.TrainConfig.create(
       model='vae', epochs=40, batch_size=100, train_examples=300,
       validation_examples=100, early_stopping_patience=1,
       learning_rate=0.02, lr_schedule='cosine', plot_every=0,
       verbose=False, model_dir=str(tmp_path / 'run'))
   metrics = training.run(config)
-  history = training.read_history(config.model_dir)
+  history = rundir.read_history(config.runtime.model_dir)
   val = [r['val_loss'] for r in history]
   assert len(history) < 40, 'never stopped'
   best = int(np.argmin(val)) + 1
@@ -301,6 +308,6 @@ def test_early_stopping_on_a_validation_split_keeps_the_best_weights(
   assert len(history) == best + 1  # patience 1
   again = training.run(config)
   assert again['epochs_completed'] == len(history)
-  assert len(training.read_history(config.model_dir)) == len(history)
-  with pytest.raises(errors.ConfigError, match='needs --validation_examples'):
-    config_lib.TrainConfig(early_stopping_patience=2).validate()
+  assert len(rundir.read_history(config.runtime.model_dir)) == len(history)
+  with pytest.raises(errors.ConfigError, match='needs validation_examples'):
+    config_lib.TrainConfig.create(early_stopping_patience=2).validate()

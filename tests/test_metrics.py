@@ -8,6 +8,8 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_vae import losses
+from tfp_vae import frechet
+from tfp_vae import likelihood
 from tfp_vae import metrics
 from tfp_vae import probes
 
@@ -62,7 +64,7 @@ class LinearGaussian:
 def test_iwae_matches_closed_form_log_likelihood(point_mass):
   model = LinearGaussian(point_mass=point_mass)
   x = model.data(50)
-  estimate = metrics.iwae_log_likelihood(model, x, num_samples=5000,
+  estimate = likelihood.iwae_log_likelihood(model, x, num_samples=5000,
                                          proposal_scale=0.5)
   exact = model.exact_log_px(x)
   np.testing.assert_allclose(estimate, exact, atol=0.05)
@@ -77,7 +79,7 @@ def test_iwae_bound_is_above_elbo_and_grows_with_k():
       np.tile(x, [200, 1])).numpy().reshape(200, -1) -
                  tfd.kl_divergence(posterior,
                                    model.prior_distribution()).numpy())
-  bounds = [metrics.iwae_log_likelihood(model, x, k).mean()
+  bounds = [likelihood.iwae_log_likelihood(model, x, k).mean()
             for k in (1, 10, 100)]
   assert abs(bounds[0] - elbo) < 0.1  # k = 1 is an ELBO estimate
   assert bounds[1] > elbo + 0.05
@@ -91,14 +93,14 @@ def test_iwae_chunking_does_not_change_the_estimate_distribution():
   exact = model.exact_log_px(x)
   # One call per image (k = 3000), or 10 chunks of 300 and a last of 0:
   # different draws, the same estimate up to Monte-Carlo error.
-  a = metrics.iwae_log_likelihood(model, x, 3000, images_per_call=6000)
-  b = metrics.iwae_log_likelihood(model, x, 3000, images_per_call=300)
+  a = likelihood.iwae_log_likelihood(model, x, 3000, images_per_call=6000)
+  b = likelihood.iwae_log_likelihood(model, x, 3000, images_per_call=300)
   assert b.shape == (40,)
   assert np.max(np.abs(a - b)) > 0  # really different draws
   np.testing.assert_allclose(a, exact, atol=0.08)
   np.testing.assert_allclose(b, exact, atol=0.08)
   with pytest.raises(ValueError, match='num_samples'):
-    metrics.iwae_log_likelihood(model, x, 0)
+    likelihood.iwae_log_likelihood(model, x, 0)
 
 
 def test_active_units_counts_variances_above_threshold():
@@ -146,26 +148,26 @@ def test_frechet_distance_matches_scipy_and_closed_form():
   ca, cb = np.cov(a, rowvar=False), np.cov(b, rowvar=False)
   reference = (np.sum((mu_a - mu_b)**2) + np.trace(ca + cb) -
                2 * np.trace(scipy.linalg.sqrtm(ca @ cb).real))
-  assert metrics.frechet_distance(a, b) == pytest.approx(reference, rel=1e-6)
+  assert frechet.frechet_distance(a, b) == pytest.approx(reference, rel=1e-6)
   # N(0, I) vs N(m, 4 I) in F dims: |m|^2 + F (1 + 4 - 2 * 2) = |m|^2 + F.
   big_a = rng.normal(size=(100000, 4))
   big_b = 2 * rng.normal(size=(100000, 4)) + 1.0
-  assert metrics.frechet_distance(big_a, big_b) == pytest.approx(8.0,
+  assert frechet.frechet_distance(big_a, big_b) == pytest.approx(8.0,
                                                                  rel=0.02)
-  assert abs(metrics.frechet_distance(a, a)) < 1e-6
+  assert abs(frechet.frechet_distance(a, a)) < 1e-6
 
 
 def test_feature_classifier_is_cached_by_data(tmp_path):
   rng = np.random.default_rng(0)
   x = rng.uniform(size=(200, 8, 8, 1)).astype(np.float32)
   y = rng.integers(0, 3, size=200)
-  first = metrics.feature_classifier(x, y, 3, cache_dir=str(tmp_path),
+  first = frechet.feature_classifier(x, y, 3, cache_dir=str(tmp_path),
                                      epochs=1)
   files = list(tmp_path.iterdir())
   assert len(files) == 1
-  again = metrics.feature_classifier(x, y, 3, cache_dir=str(tmp_path),
+  again = frechet.feature_classifier(x, y, 3, cache_dir=str(tmp_path),
                                      epochs=1)
   np.testing.assert_array_equal(first(x[:4])[0], again(x[:4])[0])
-  metrics.feature_classifier(x[::-1], y[::-1], 3, cache_dir=str(tmp_path),
+  frechet.feature_classifier(x[::-1], y[::-1], 3, cache_dir=str(tmp_path),
                              epochs=1)
   assert len(list(tmp_path.iterdir())) == 2

@@ -26,6 +26,7 @@ from tfp_vae import config as config_lib
 from tfp_vae import data as data_lib
 from tfp_vae import export as export_lib
 from tfp_vae import models as models_lib
+from tfp_vae import rundir
 from tfp_vae import training
 
 STEPS = 6
@@ -43,18 +44,34 @@ def _weights(model):
 
 def _fit(config, batches, steps_per_execution):
   model = models_lib.build_model(config, batches.shape[2:])
-  model.compile(optimizer=keras.optimizers.Adam(config.learning_rate),
+  model.compile(optimizer=keras.optimizers.Adam(config.trainer.learning_rate),
                 steps_per_execution=steps_per_execution, jit_compile=False)
   ds = tf.data.Dataset.from_tensor_slices(batches)  # one batch per element
   model.fit(ds, epochs=1, verbose=0, shuffle=False)
   return _weights(model)
 
 
+def plain_train_step(model, optimizer):
+  """An independent reference: a `tf.function` + `GradientTape` step on
+  the model's objective with the trainer's noise seeds (seed, step)."""
+
+  @tf.function
+  def step(images):
+    seed = tf.stack([tf.constant(model.seed, tf.int32),
+                     tf.cast(optimizer.iterations, tf.int32)])
+    with tf.GradientTape() as tape:
+      loss, _ = model.objective(images, seed)
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply_gradients(zip(grads, model.trainable_variables))
+    return loss
+  return step
+
+
 def _plain_loop(config, batches):
-  """The bench's baseline loop (`models.plain_train_step`)."""
+  """A plain loop over the same batches."""
   model = models_lib.build_model(config, batches.shape[2:])
-  step = models_lib.plain_train_step(
-      model, keras.optimizers.Adam(config.learning_rate))
+  step = plain_train_step(
+      model, keras.optimizers.Adam(config.trainer.learning_rate))
   for x in batches:
     step(tf.constant(x))
   return _weights(model)
@@ -62,7 +79,7 @@ def _plain_loop(config, batches):
 
 @pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
 def test_steps_per_call_and_plain_loop_make_the_same_updates(mnist_5k, model):
-  config = config_lib.TrainConfig(model=model, learning_rate=1e-3).validate()
+  config = config_lib.TrainConfig.create(model=model, learning_rate=1e-3).validate()
   batches = _batches(mnist_5k)
   initial = _weights(models_lib.build_model(config, batches.shape[2:]))
   reference = _plain_loop(config, batches)
@@ -80,7 +97,7 @@ def _run(tmp_path, name, **overrides):
                   plot_every=0, verbose=False,
                   model_dir=str(tmp_path / name))
   settings.update(overrides)
-  return training.run(config_lib.TrainConfig(**settings))
+  return training.run(config_lib.TrainConfig.create(**settings))
 
 
 def test_trainer_steps_per_execution_does_not_change_results(tmp_path):
@@ -92,7 +109,7 @@ def test_trainer_steps_per_execution_does_not_change_results(tmp_path):
 
 
 def _history_losses(model_dir):
-  with open(os.path.join(model_dir, training.HISTORY_FILE)) as f:
+  with open(os.path.join(model_dir, rundir.HISTORY_FILE)) as f:
     return [json.loads(line)['train_loss'] for line in f]
 
 
@@ -108,7 +125,7 @@ def test_mixed_precision_trains_and_serves_float32(tmp_path, precision):
     assert results['test_loss'] == pytest.approx(reference['test_loss'],
                                                  rel=0.02)
     assert results['test_loss'] != reference['test_loss']
-  model, _, _ = training.load_trained_model(str(tmp_path / precision))
+  model, _, _ = rundir.load_trained_model(str(tmp_path / precision))
   network = model.encoder.network
   assert network.layers[0].compute_dtype == precision.split('_')[1]
   assert all(v.dtype == tf.float32 for v in model.trainable_variables)
@@ -138,7 +155,7 @@ from tfp_vae import config as config_lib, data as data_lib
 sys.path.insert(0, 'tests')
 import test_performance as t
 d = data_lib.load('mnist_5k')
-w = t._fit(config_lib.TrainConfig().validate(), t._batches(d), 1)
+w = t._fit(config_lib.TrainConfig.create().validate(), t._batches(d), 1)
 print(json.dumps({'onednn': bool(_pywrap_util_port.IsMklEnabled()),
                   'weights': [x.ravel()[:200].tolist() for x in w]}))
 '''

@@ -40,7 +40,7 @@ def _latest_checkpoint_number(model_dir):
 def test_tiny_run_writes_every_promised_file(tmp_path, model, latent):
   model_dir = str(tmp_path / 'run')
   export_dir = str(tmp_path / 'export')
-  config = config_lib.TrainConfig(
+  config = config_lib.TrainConfig.create(
       model=model, latent_dim=latent, epochs=2, batch_size=500, plot_every=1,
       model_dir=model_dir, export_dir=export_dir, verbose=False)
   returned = training.run(config)
@@ -126,7 +126,7 @@ def test_cli_resumes_after_sigkill_and_does_not_retrain(tmp_path):
 def one_epoch_dir(tmp_path_factory):
   """A model_dir holding one finished epoch of the default VAE."""
   model_dir = str(tmp_path_factory.mktemp('one_epoch') / 'run')
-  training.run(config_lib.TrainConfig(epochs=1, batch_size=500, plot_every=0,
+  training.run(config_lib.TrainConfig.create(epochs=1, batch_size=500, plot_every=0,
                                       model_dir=model_dir, verbose=False))
   return model_dir
 
@@ -188,7 +188,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(one_epoch_dir,
     if isinstance(value, np.ndarray) and value.dtype.kind == 'f':
       assert np.all(np.isfinite(value)), name
   # The documented fix: lower the rate and run again; it resumes.
-  fixed = training.run(config_lib.TrainConfig(
+  fixed = training.run(config_lib.TrainConfig.create(
       epochs=2, batch_size=500, plot_every=0, model_dir=model_dir,
       verbose=False))
   assert fixed['epochs_completed'] == 2
@@ -202,6 +202,6 @@ def test_corrupt_checkpoint_is_named(one_epoch_dir, tmp_path):
     f.write(b'not a checkpoint')
   with pytest.raises(errors.CheckpointError,
                      match='checkpoint .*ckpt-1 cannot be restored'):
-    training.run(config_lib.TrainConfig(
+    training.run(config_lib.TrainConfig.create(
         epochs=2, batch_size=500, plot_every=0, model_dir=model_dir,
         verbose=False))

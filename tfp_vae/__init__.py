@@ -1,8 +1,40 @@
 """tfp_vae: variational autoencoders on TensorFlow Probability.
 
-Modules: networks, encoders, decoders, priors, losses, models (the model
-library); data, metrics, plots, export, training (running it); config and
-errors (the boundary).
+Each module, one responsibility:
+
+The boundary
+  config      typed, validated run settings (model, data, trainer, runtime;
+              evaluation), no TensorFlow
+  checks      value checks that name the setting and show the bad value
+  errors      the errors a user can cause
+
+The model library
+  family      the members (VAE, MMD-VAE, InfoVAE, IWAE): settings and objective
+  networks    Keras layer stacks, tensors in and out
+  encoders    networks -> q(z|x) distributions
+  decoders    networks -> p(x|z) likelihoods
+  priors      p(z): standard normal, learned mixture, VampPrior
+  losses      pure functions over distributions: rate, distortion, MMD, bounds
+  models      the Keras model that combines them with a member's objective
+
+Running it
+  data        datasets (embedded, TFDS, IDX files) -> tf.data pipelines
+  idx         the IDX file format, read and checked
+  distribute  tf.distribute strategies and the cluster bootstrap
+  callbacks   Keras callbacks of a run, one job each
+  training    one run: prepare, build, fit, finish
+  rundir      a run directory's layout, files and trained model
+  progress    progress lines for long steps
+
+Evaluating and serving it
+  metrics     the cheap test metrics (every epoch)
+  likelihood  the importance-weighted log-likelihood
+  probes      latent probes (scikit-learn k-NN, logistic regression)
+  frechet     the classifier Frechet distance
+  evaluation  every metric of a run, and the VAE / MMD-VAE comparison
+  plots       matplotlib figures
+  report      the comparison's HTML report
+  export      SavedModels with checked serving signatures
 """
 
 __version__ = '0.1.0'

@@ -1,347 +1,446 @@
 """Typed configuration of a training run, validated once at the boundary.
 
-tensorflow/models `official/` style: flags -> `TrainConfig` -> `validate()` ->
-trainer. The library never reads flags; `trainers/` builds this object.
+tensorflow/models `official/` style, flags -> config -> `validate()` ->
+trainer, with the run split as the Model Garden splits an experiment:
+
+  model    what is trained: the family member (`tfp_vae.family`, whose own
+           dataclass holds the settings it uses), likelihood, networks,
+           latent size and prior;
+  data     what it is trained on;
+  trainer  how it is trained: batch, epochs, optimizer, seed, precision;
+  runtime  where and how the run executes: directories, data location,
+           display, strategy, steps per call.
+
+Every field states its default, help text and allowed values once; the
+command-line flags are generated from them (`trainers/common.py`).  A
+checkpoint belongs to the model, data and trainer settings; the runtime
+group, `epochs` and `learning_rate` (lowering the rate after a NaN and
+resuming is the documented fix) may change when a run resumes (fields
+marked `resumable`).
+
+The library never reads flags.  Settings are named as users know them
+(`lambda` for `info_lambda`) in errors, without the command line's `--`.
 """
 
 import dataclasses
-import json
-import math
 from typing import Any, Optional
 
+from tfp_vae import checks
 from tfp_vae import errors
+from tfp_vae import family
 
-MODELS = ('vae', 'mmd_vae', 'info_vae', 'iwae')
 LIKELIHOODS = ('bernoulli', 'gaussian', 'gaussian_learned',
                'gaussian_per_pixel')
 ARCHITECTURES = ('conv', 'conv_dense16', 'mlp', 'conv_deep')
-KL_ESTIMATORS = ('analytic', 'sampled')
 PRIORS = ('normal', 'mixture', 'vamp')
-KERNELS = ('sources', 'rbf', 'imq')
-# Settings that only some models use: (field, models).
-MODEL_FIELDS = (
-    ('beta', ('vae',)), ('alpha', ('info_vae',)),
-    ('info_lambda', ('info_vae',)), ('iwae_samples', ('iwae',)),
-    ('kl_estimator', ('vae', 'info_vae')),
-    ('mmd_weight', ('mmd_vae', 'info_vae')),
-    ('kernel', ('mmd_vae', 'info_vae')),
-    ('kernel_scales', ('mmd_vae', 'info_vae')),
-    ('unbiased_mmd', ('mmd_vae', 'info_vae')),
-)
-# Models with a Gaussian encoder q(z|x) (the VampPrior needs one).
-GAUSSIAN_ENCODER_MODELS = ('vae', 'info_vae', 'iwae')
-
-# Settings that may differ between the run that wrote a checkpoint and the run
-# that resumes from it: where things live, how long to train, how fast to
-# learn (lowering the rate after a NaN and resuming is the documented fix) and
-# how often to draw.  Everything else defines what is being trained.
-RESUMABLE_FIELDS = frozenset({
-    'epochs', 'learning_rate', 'model_dir', 'export_dir', 'data_dir',
-    'idx_dir', 'download', 'plot_every', 'verbose', 'steps_per_execution', 'strategy',
-    'cpu_replicas',
-})
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 LR_SCHEDULES = ('constant', 'cosine')
 PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
+KL_ESTIMATORS = family.KL_ESTIMATORS
+KERNELS = family.KERNELS
+GROUPS = ('model', 'data', 'trainer', 'runtime')
+
+
+def _field(default: Any, help_text: str, choices: tuple = (),
+           resumable: bool = False, factory=None):
+  metadata = {'help': help_text, 'choices': choices, 'resumable': resumable}
+  if factory is not None:
+    return dataclasses.field(default_factory=factory, metadata=metadata)
+  return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclasses.dataclass
+class ModelConfig:
+  """What is trained."""
+  member: family.Member = _field(
+      None, 'The family member and its own settings.', factory=family.VAE)
+  likelihood: str = _field(
+      'bernoulli', 'p(x|z): bernoulli (logits), gaussian (fixed scale '
+      '--gaussian_scale), gaussian_learned (one learned scale) or '
+      'gaussian_per_pixel (a learned scale per pixel).', LIKELIHOODS)
+  architecture: str = _field(
+      'conv', 'Networks: conv (the MMD-VAE article\'s: conv 32 and 64, 3x3 '
+      'stride 2), conv_dense16 (same-padded convs and a dense-16 '
+      'bottleneck, the Keras VAE example\'s), mlp (dense 128, elu), '
+      'conv_deep (three strided convs, for 32x32 colour images).',
+      ARCHITECTURES)
+  latent_dim: int = _field(2, 'Size of the code z.')
+  prior: str = _field(
+      'normal', 'p(z): normal N(0, I); mixture: learned mixture of '
+      'Gaussians; vamp: VampPrior (Gaussian encoders only).', PRIORS)
+  prior_components: int = _field(
+      10, 'Mixture components or VampPrior pseudo-inputs.')
+  gaussian_scale: float = _field(
+      0.1, 'Pixel standard deviation s of the Gaussian likelihoods (the '
+      'starting value of a learned one).')
+
+  @property
+  def name(self) -> str:
+    """The member's `--model` value."""
+    return self.member.name
+
+  def validate(self) -> None:
+    self.member.validate()
+    checks.one_of('likelihood', self.likelihood, LIKELIHOODS)
+    checks.one_of('architecture', self.architecture, ARCHITECTURES)
+    checks.one_of('prior', self.prior, PRIORS)
+    checks.positive_int('prior_components', self.prior_components)
+    checks.positive_int('latent_dim', self.latent_dim)
+    checks.positive_float('gaussian_scale', self.gaussian_scale)
+    if self.prior == 'vamp' and self.member.encoder != 'gaussian':
+      gaussian = [n for n in family.names()
+                  if family.get(n).encoder == 'gaussian']
+      raise errors.ConfigError(
+          'prior', self.prior,
+          f'needs a Gaussian encoder (--model={", ".join(gaussian)}): the '
+          f'VampPrior is a mixture of q(z|u_k), and the {self.name} encoder '
+          f'is a point mass with no density')
+
+  def resolved_member(self, image_shape: tuple[int, int, int]
+                      ) -> tuple[family.Member, list[str]]:
+    """The member with its data-dependent defaults filled in (e.g. the
+    MMD weight from the pixel count), and notes about what was resolved."""
+    h, w, c = image_shape
+    return self.member.resolve(family.Context(
+        num_pixels=h * w * c, likelihood=self.likelihood,
+        gaussian_scale=self.gaussian_scale, prior=self.prior))
+
+
+@dataclasses.dataclass
+class DataConfig:
+  """What the model is trained on."""
+  dataset: str = _field(
+      'mnist_5k', 'mnist_5k (embedded, offline), fashion_mnist, mnist, or '
+      'any TFDS image dataset or dataset in IDX files (--idx_dir).')
+  binarize: bool = _field(
+      False, 'Dynamic binarization of training pixels (Bernoulli only).')
+  train_examples: int = _field(
+      0, 'Train on only this many training examples, class by class in '
+      'turn (0: all); 500 is the InfoVAE small-data experiment.')
+  validation_examples: int = _field(
+      0, 'Hold this many training examples out as a validation split '
+      '(val_* after every epoch; never the test split).')
+
+  def validate(self, likelihood: str) -> None:
+    checks.text('dataset', self.dataset, 'a dataset name')
+    checks.boolean('binarize', self.binarize)
+    checks.non_negative_int('train_examples', self.train_examples)
+    checks.non_negative_int('validation_examples', self.validation_examples)
+    if self.binarize and likelihood != 'bernoulli':
+      raise errors.ConfigError(
+          'binarize', self.binarize,
+          'needs likelihood bernoulli (binary pixels under a Gaussian '
+          'likelihood are not what the setting is for)')
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+  """How the model is trained."""
+  batch_size: int = _field(100, 'Global batch size (over all replicas).')
+  epochs: int = _field(30, 'Total epochs the run reaches.', resumable=True)
+  learning_rate: float = _field(1e-3, 'Adam learning rate.', resumable=True)
+  lr_schedule: str = _field(
+      'constant', 'constant, or cosine decay to 0 over the run.',
+      LR_SCHEDULES)
+  seed: int = _field(0, 'Seed of the weights, the data order and the '
+                     'Monte-Carlo draws.')
+  early_stopping_patience: int = _field(
+      0, 'Stop after this many epochs without a better validation loss and '
+      'keep the best weights (0: off; needs validation_examples).')
+  precision: str = _field(
+      'float32', 'float32, or mixed precision for the networks '
+      '(mixed_bfloat16, mixed_float16 with loss scaling): pays on GPUs and '
+      'CPUs with 16-bit units (README: Performance).', PRECISIONS)
+
+  def validate(self, data: DataConfig) -> None:
+    checks.positive_int('batch_size', self.batch_size)
+    checks.positive_int('epochs', self.epochs)
+    checks.positive_float('learning_rate', self.learning_rate)
+    checks.one_of('lr_schedule', self.lr_schedule, LR_SCHEDULES)
+    checks.non_negative_int('seed', self.seed)
+    checks.non_negative_int('early_stopping_patience',
+                            self.early_stopping_patience)
+    checks.one_of('precision', self.precision, PRECISIONS)
+    if self.early_stopping_patience and not data.validation_examples:
+      raise errors.ConfigError(
+          'early_stopping_patience', self.early_stopping_patience,
+          'needs validation_examples > 0 (early stopping watches a '
+          'validation split held out from the training data, never the test '
+          'split)')
+
+
+@dataclasses.dataclass
+class RuntimeConfig:
+  """Where and how the run executes; may change between a run and its
+  resumption."""
+  model_dir: str = _field(
+      'runs/vae', 'Where the run lives: checkpoints, config.json, '
+      'metrics.json, plots, TensorBoard logs.', resumable=True)
+  export_dir: Optional[str] = _field(
+      None, 'Write a SavedModel to EXPORT_DIR/<version>/.', resumable=True)
+  data_dir: Optional[str] = _field(
+      None, 'TFDS data directory, searched first for prepared data '
+      '(default ~/tensorflow_datasets).', resumable=True)
+  idx_dir: Optional[str] = _field(
+      None, 'Directory with the four IDX files of the dataset '
+      '(train-images-idx3-ubyte[.gz], ...), searched second; default '
+      '/usr/share/datasets/<dataset with - for _>, where apt-get install '
+      'dataset-fashion-mnist puts Fashion-MNIST.', resumable=True)
+  download: bool = _field(
+      True, 'Last resort: let TFDS download a dataset found nowhere on this '
+      'machine.', resumable=True)
+  plot_every: int = _field(
+      10, 'Also plot every N epochs into plots/epoch_N/ (0: only at the '
+      'end).', resumable=True)
+  verbose: bool = _field(True, 'Show a progress bar.', resumable=True)
+  steps_per_execution: int = _field(
+      10, 'Training steps per call into the compiled graph; the NaN guard, '
+      'SIGTERM check and progress bar act every N steps.', resumable=True)
+  strategy: str = _field(
+      'auto', 'auto: multi_worker if TF_CONFIG (or the Kubeflow Trainer v2 '
+      'environment) names several tasks, mirrored with several GPUs or '
+      '--cpu_replicas > 1, else default.', STRATEGIES, resumable=True)
+  cpu_replicas: int = _field(
+      1, 'Split the CPU into N logical devices for mirrored training '
+      'without GPUs.', resumable=True)
+
+  def validate(self) -> None:
+    checks.text('model_dir', self.model_dir, 'a directory path')
+    for name in ('export_dir', 'data_dir', 'idx_dir'):
+      value = getattr(self, name)
+      if value is not None:
+        checks.text(name, value, 'a directory path')
+    checks.boolean('download', self.download)
+    checks.non_negative_int('plot_every', self.plot_every)
+    checks.boolean('verbose', self.verbose)
+    checks.positive_int('steps_per_execution', self.steps_per_execution)
+    checks.one_of('strategy', self.strategy, STRATEGIES)
+    checks.positive_int('cpu_replicas', self.cpu_replicas)
 
 
 @dataclasses.dataclass
 class TrainConfig:
-  """Everything that defines one training run.
-
-  Attributes:
-    model: 'vae' (ELBO; beta-VAE with `beta`), 'mmd_vae' (reconstruction +
-      MMD), 'info_vae' (the general InfoVAE objective with `alpha` and
-      `info_lambda`) or 'iwae' (k-sample importance-weighted bound).
-    likelihood: 'bernoulli' (logits), 'gaussian' (fixed `gaussian_scale`),
-      'gaussian_learned' (one learned scale, starting at `gaussian_scale`)
-      or 'gaussian_per_pixel' (a learned scale per pixel).
-    architecture: 'conv' (source document 000), 'conv_dense16' (003, with
-      the dense-16 bottleneck), 'mlp' (004, hidden 128, elu) or 'conv_deep'
-      (three strided convs, for 32x32 colour images such as cifar10).
-    prior: 'normal', 'mixture' (learned mixture of Gaussians) or 'vamp'
-      (VampPrior; Gaussian-encoder models only).
-    prior_components: mixture components / VampPrior pseudo-inputs.
-    beta: weight of the rate in the VAE objective (model 'vae').
-    alpha, info_lambda: InfoVAE weights (model 'info_vae'): the objective is
-      distortion + (1 - alpha) rate + (alpha + lambda - 1) MMD; None for
-      lambda picks 1 + the MMD-VAE's default weight.
-    iwae_samples: k of the IWAE training bound (model 'iwae').
-    kernel, kernel_scales: MMD kernel ('sources', 'rbf' with bandwidth
-      kernel_scales[0], 'imq' summed over kernel_scales).
-    unbiased_mmd: the U-statistic MMD estimate instead of the sources'
-      biased one.
-    latent_dim: size of the code z.
-    dataset: 'mnist_5k' (embedded, offline) or any TFDS image dataset name.
-    data_dir: TFDS data directory (None: TFDS's default).
-    idx_dir: a directory holding the dataset's four IDX files (None: the
-      distribution's location, /usr/share/datasets/<name>; see
-      `tfp_vae.data.load` for the lookup order).
-    download: let TFDS download and prepare a dataset that is not prepared.
-    binarize: dynamic binarization of training pixels (Bernoulli only).
-    validation_examples: hold this many examples out of the training split
-      (never the test split) and report the objective on them after every
-      epoch as val_* (`data.split_validation`).
-    early_stopping_patience: stop when the validation loss has not improved
-      for this many epochs and keep the best epoch's weights (0: off; needs
-      validation_examples), as source document 003 does.
-    lr_schedule: 'constant' or 'cosine' (cosine decay from learning_rate to
-      0 over all the run's steps).
-    train_examples: train on only this many training examples (0: all),
-      picked class by class in turn from the training split in its order
-      (`data.subset`), so 500 means 50 per class on a 10-class dataset; the
-      InfoVAE tutorial's small-data experiment.
-    batch_size: global batch size (summed over all replicas).
-    epochs: total number of epochs the run should reach.
-    learning_rate: Adam learning rate.
-    seed: seed for weights, shuffling and the Monte-Carlo draws.
-    kl_estimator: 'analytic' (tfd.kl_divergence) or 'sampled'
-      (log q(z|x) - log p(z) at the sampled z, the source's estimate).
-    mmd_weight: weight of MMD(q(z), p(z)) in the MMD-VAE objective; None picks
-      the weight that reproduces the source's `MSE + MMD` balance (see
-      `resolved_mmd_weight`).
-    gaussian_scale: fixed standard deviation of the Gaussian likelihood.
-    model_dir: where checkpoints, config.json, metrics.json, plots and
-      TensorBoard logs go.
-    export_dir: if set, a SavedModel is written to export_dir/<version>/.
-    plot_every: also draw the plots every this many epochs (0: only at the end).
-    steps_per_execution: training steps run per call into the compiled
-      graph (Keras `steps_per_execution`): fewer Python round trips; the NaN
-      guard and progress bar see the loss every this many steps.
-    precision: 'float32', or a Keras mixed-precision policy for the encoder
-      and decoder networks ('mixed_bfloat16', 'mixed_float16' with dynamic
-      loss scaling): layers compute in 16 bits and keep float32 weights;
-      network outputs are cast back to float32 before the distributions
-      and losses.  Pays only on hardware with fast 16-bit units (GPUs,
-      AVX512-BF16/AMX CPUs): on an AVX2 CPU it is slower (see the README's
-      Performance section).
-    verbose: show a progress bar.
-    strategy: 'auto', 'default', 'mirrored' or 'multi_worker' (see
-      `tfp_vae.distribute`).
-    cpu_replicas: split the CPU into this many logical devices so that
-      mirrored training runs without GPUs.
-  """
-  model: str = 'vae'
-  likelihood: str = 'bernoulli'
-  architecture: str = 'conv'
-  latent_dim: int = 2
-  prior: str = 'normal'
-  prior_components: int = 10
-  beta: float = 1.0
-  alpha: float = 0.0
-  info_lambda: Optional[float] = None
-  iwae_samples: int = 5
-  kernel: str = 'sources'
-  kernel_scales: tuple = ()
-  unbiased_mmd: bool = False
-  dataset: str = 'mnist_5k'
-  data_dir: Optional[str] = None
-  idx_dir: Optional[str] = None
-  download: bool = True
-  binarize: bool = False
-  train_examples: int = 0
-  validation_examples: int = 0
-  early_stopping_patience: int = 0
-  lr_schedule: str = 'constant'
-  batch_size: int = 100
-  epochs: int = 30
-  learning_rate: float = 1e-3
-  seed: int = 0
-  kl_estimator: str = 'analytic'
-  mmd_weight: Optional[float] = None
-  gaussian_scale: float = 0.1
-  model_dir: str = 'runs/vae'
-  export_dir: Optional[str] = None
-  plot_every: int = 10
-  steps_per_execution: int = 10
-  precision: str = 'float32'
-  strategy: str = 'auto'
-  cpu_replicas: int = 1
-  verbose: bool = True
+  """Everything that defines one training run, in four groups (module
+  doc).  `TrainConfig.create(**settings)` builds one from flat settings,
+  as the command line names them."""
+  model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+  data: DataConfig = dataclasses.field(default_factory=DataConfig)
+  trainer: TrainerConfig = dataclasses.field(default_factory=TrainerConfig)
+  runtime: RuntimeConfig = dataclasses.field(default_factory=RuntimeConfig)
 
   def validate(self) -> 'TrainConfig':
     """Checks every field; returns self.
 
     Raises:
-      ConfigError: naming the first invalid field and its value.
+      ConfigError: naming the first invalid setting and its value.
     """
-    _one_of('model', self.model, MODELS)
-    _one_of('likelihood', self.likelihood, LIKELIHOODS)
-    _one_of('architecture', self.architecture, ARCHITECTURES)
-    _one_of('kl_estimator', self.kl_estimator, KL_ESTIMATORS)
-    _one_of('prior', self.prior, PRIORS)
-    _one_of('kernel', self.kernel, KERNELS)
-    _one_of('precision', self.precision, PRECISIONS)
-    _positive_int('prior_components', self.prior_components)
-    _positive_int('iwae_samples', self.iwae_samples)
-    if not _is_number(self.beta) or not math.isfinite(self.beta) or (
-        self.beta < 0):
-      raise errors.ConfigError('beta', self.beta, 'must be a finite number '
-                               '>= 0')
-    for name in ('alpha',) + (('info_lambda',) if self.info_lambda
-                              is not None else ()):
-      value = getattr(self, name)
-      if not _is_number(value) or not math.isfinite(value):
-        raise errors.ConfigError(name.replace('info_', ''), value,
-                                 'must be a finite number')
-    self.kernel_scales = tuple(self.kernel_scales or ())
-    for value in self.kernel_scales:
-      if not _is_number(value) or not value > 0 or not math.isfinite(value):
-        raise errors.ConfigError('kernel_scales', list(self.kernel_scales),
-                                 'must be positive finite numbers')
-    _positive_int('latent_dim', self.latent_dim)
-    _positive_int('batch_size', self.batch_size)
-    _positive_int('epochs', self.epochs)
-    _positive_int('steps_per_execution', self.steps_per_execution)
-    _one_of('strategy', self.strategy, STRATEGIES)
-    _positive_int('cpu_replicas', self.cpu_replicas)
-    _non_negative_int('seed', self.seed)
-    _non_negative_int('train_examples', self.train_examples)
-    _non_negative_int('validation_examples', self.validation_examples)
-    _non_negative_int('early_stopping_patience', self.early_stopping_patience)
-    _one_of('lr_schedule', self.lr_schedule, LR_SCHEDULES)
-    if self.early_stopping_patience and not self.validation_examples:
-      raise errors.ConfigError(
-          'early_stopping_patience', self.early_stopping_patience,
-          'needs --validation_examples > 0 (early stopping watches a '
-          'validation split held out from the training data, never the test '
-          'split)')
-    _non_negative_int('plot_every', self.plot_every)
-    _positive_float('learning_rate', self.learning_rate)
-    _positive_float('gaussian_scale', self.gaussian_scale)
-    if self.mmd_weight is not None:
-      if not _is_number(self.mmd_weight) or not self.mmd_weight >= 0 or (
-          not math.isfinite(self.mmd_weight)):
-        raise errors.ConfigError('mmd_weight', self.mmd_weight,
-                                 'must be a finite number >= 0')
-    if not isinstance(self.dataset, str) or not self.dataset:
-      raise errors.ConfigError('dataset', self.dataset,
-                               'must be a dataset name')
-    if not isinstance(self.model_dir, str) or not self.model_dir:
-      raise errors.ConfigError('model_dir', self.model_dir,
-                               'must be a directory path')
-    if self.binarize and self.likelihood != 'bernoulli':
-      raise errors.ConfigError(
-          'binarize', self.binarize,
-          'needs --likelihood=bernoulli (binary pixels under a Gaussian '
-          'likelihood are not what the flag is for)')
-    self._check_combination()
+    self.model.validate()
+    self.data.validate(self.model.likelihood)
+    self.trainer.validate(self.data)
+    self.runtime.validate()
     return self
 
-  def _check_combination(self) -> None:
-    """Refuses settings the chosen model would silently ignore, and
-    combinations that have no meaning."""
-    default = TrainConfig()
-    for name, models in MODEL_FIELDS:
-      if getattr(self, name) != getattr(default, name) and (
-          self.model not in models):
-        flag = 'lambda' if name == 'info_lambda' else name
-        raise errors.ConfigError(
-            flag, getattr(self, name),
-            f'is used only by --model={" or --model=".join(models)}, not '
-            f'--model={self.model}')
-    if self.prior == 'vamp' and self.model not in GAUSSIAN_ENCODER_MODELS:
-      raise errors.ConfigError(
-          'prior', self.prior,
-          f'needs a Gaussian encoder (--model='
-          f'{", ".join(GAUSSIAN_ENCODER_MODELS)}): the VampPrior is a '
-          f'mixture of q(z|u_k), and the {self.model} encoder is a point '
-          f'mass with no density')
-    if self.kernel == 'rbf' and len(self.kernel_scales) > 1:
-      raise errors.ConfigError('kernel_scales', list(self.kernel_scales),
-                               'takes one bandwidth for --kernel=rbf')
+  # -- flat settings, as the command line names them ---------------------
 
-  def for_model(self, model: str) -> 'TrainConfig':
-    """A copy for `model`, with the settings only other models use reset
-    to their defaults (trainers.compare shares one set of flags)."""
-    default = TrainConfig()
-    changes = {name: getattr(default, name) for name, models in MODEL_FIELDS
-               if model not in models}
-    return dataclasses.replace(self, model=model, **changes)
+  @classmethod
+  def create(cls, model: str = 'vae', **settings: Any) -> 'TrainConfig':
+    """A config from flat settings (`latent_dim=8, beta=2.0, epochs=5`).
 
-  def resolved_kl_estimator(self) -> str:
-    """'analytic' becomes 'sampled' for priors without a closed-form KL."""
-    if self.kl_estimator == 'analytic' and self.prior != 'normal':
-      return 'sampled'
-    return self.kl_estimator
+    `model` picks the family member; its own settings go to it, and a
+    setting it does not use is refused.  Not yet validated.
 
-  def resolved_info_lambda(self, num_pixels: int) -> float:
-    if self.info_lambda is not None:
-      return float(self.info_lambda)
-    return 1.0 + self.resolved_mmd_weight(num_pixels)
-
-  def resolved_mmd_weight(self, num_pixels: int) -> float:
-    """The MMD weight used in the objective.
-
-    The sources' MMD-VAE minimises `mean((x - x_hat)^2) + MMD`, the mean over
-    the D pixel values of a batch.  With a Gaussian likelihood of fixed scale s,
-    -log p(x|z) = sum((x - x_hat)^2) / (2 s^2) + const = D / (2 s^2) * mean(...)
-    + const per image, so weight D / (2 s^2) reproduces the sources' objective
-    up to a constant factor and offset.  For the Bernoulli likelihood the
-    default is D, the same balance with the cross-entropy sum in place of the
-    squared-error sum (equivalent to s^2 = 1/2).
-
-    Args:
-      num_pixels: D, the number of values in one image (H * W * C).
-
-    Returns:
-      `mmd_weight` if set, else the default above.
+    Raises:
+      ConfigError: an unknown setting, or one the member does not use.
     """
-    if self.mmd_weight is not None:
-      return float(self.mmd_weight)
-    if self.likelihood.startswith('gaussian'):
-      # Learned scales start at gaussian_scale.
-      return num_pixels / (2.0 * self.gaussian_scale**2)
-    return float(num_pixels)
+    member_settings = family.all_settings()
+    groups: dict[str, dict[str, Any]] = {g: {} for g in GROUPS}
+    owner = _group_of_fields()
+    member_values = {}
+    for key, value in settings.items():
+      if key in member_settings:
+        if key == 'kernel_scales' and isinstance(value, list):
+          value = tuple(value)
+        member_values[key] = value
+      elif key in owner:
+        groups[owner[key]][key] = value
+      else:
+        raise errors.ConfigError(key, value, 'is not a setting')
+    groups['model']['member'] = family.create(model, **member_values)
+    return cls(model=ModelConfig(**groups['model']),
+               data=DataConfig(**groups['data']),
+               trainer=TrainerConfig(**groups['trainer']),
+               runtime=RuntimeConfig(**groups['runtime']))
+
+  def flat(self) -> dict[str, Any]:
+    """{setting: value} over every group and the member's settings."""
+    out = {'model': self.model.name}
+    out.update(_public_fields(self.model.member))
+    for group in GROUPS:
+      for f in dataclasses.fields(getattr(self, group)):
+        if f.name != 'member':
+          out[f.name] = getattr(getattr(self, group), f.name)
+    return out
+
+  def for_model(self, name: str) -> 'TrainConfig':
+    """A copy for member `name`, keeping the member settings it shares with
+    the current one (trainers.compare shares one set of flags)."""
+    own = {f.name for f in dataclasses.fields(family.get(name))}
+    settings = {k: v for k, v in _public_fields(self.model.member).items()
+                if k in own}
+    return dataclasses.replace(self, model=dataclasses.replace(
+        self.model, member=family.create(name, **settings)))
+
+  def replace(self, **settings: Any) -> 'TrainConfig':
+    """A copy with flat settings changed (member settings included)."""
+    flat = self.flat()
+    flat.update(settings)
+    return TrainConfig.create(**flat)
+
+  # -- config.json --------------------------------------------------------
 
   def to_dict(self) -> dict[str, Any]:
-    return dataclasses.asdict(self)
-
-  def to_json(self) -> str:
-    return json.dumps(self.to_dict(), indent=2, sort_keys=True)
+    """JSON-ready: {'model': {'name': ..., 'settings': {...}, ...},
+    'data': {...}, 'trainer': {...}, 'runtime': {...}}."""
+    out = {}
+    for group in GROUPS:
+      values = {}
+      for f in dataclasses.fields(getattr(self, group)):
+        value = getattr(getattr(self, group), f.name)
+        if f.name == 'member':
+          values['name'] = value.name
+          values['settings'] = {k: list(v) if isinstance(v, tuple) else v
+                                for k, v in _public_fields(value).items()}
+        else:
+          values[f.name] = value
+      out[group] = values
+    return out
 
   @classmethod
   def from_dict(cls, values: dict[str, Any]) -> 'TrainConfig':
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-      raise errors.ConfigError('config', unknown, 'has unknown keys')
-    values = dict(values)
-    if 'kernel_scales' in values:  # a list in JSON
-      values['kernel_scales'] = tuple(values['kernel_scales'] or ())
-    return cls(**values)
+    """The inverse of `to_dict`; also reads the flat config.json of runs
+    written before the settings were grouped.
+
+    Raises:
+      ConfigError: unknown keys or settings.
+    """
+    if not isinstance(values, dict):
+      raise errors.ConfigError('config', values, 'must be a JSON object')
+    if set(values) <= set(GROUPS) and values:
+      flat: dict[str, Any] = {}
+      for group, body in values.items():
+        if not isinstance(body, dict):
+          raise errors.ConfigError(group, body, 'must be a JSON object')
+        body = dict(body)
+        if group == 'model':
+          flat['model'] = body.pop('name', 'vae')
+          flat.update(body.pop('settings', {}))
+        unknown = sorted(set(body) - set(_fields_of(group)))
+        if unknown:
+          raise errors.ConfigError(group, unknown, 'has unknown keys')
+        flat.update(body)
+    else:
+      flat = dict(values)
+      known = set(_group_of_fields()) | set(family.all_settings()) | {
+          'model'}
+      unknown = sorted(set(flat) - known)
+      if unknown:
+        raise errors.ConfigError('config', unknown, 'has unknown keys')
+      flat = _legacy_member_settings(flat)
+    return cls.create(**flat)
 
   def differences(self, other: 'TrainConfig') -> list[tuple[str, Any, Any]]:
-    """Fields outside RESUMABLE_FIELDS whose values differ: (name, self, other)."""
+    """Settings outside the resumable ones whose values differ:
+    (name, self's value, other's value), in declaration order."""
+    resumable = _resumable()
+    a, b = self.flat(), other.flat()
+    if a['model'] != b['model']:  # then their settings differ by nature
+      resumable |= set(family.all_settings())
     out = []
-    for f in dataclasses.fields(self):
-      if f.name in RESUMABLE_FIELDS:
+    for name in dict.fromkeys(list(a) + list(b)):
+      if name in resumable:
         continue
-      a, b = getattr(self, f.name), getattr(other, f.name)
-      if a != b:
-        out.append((f.name, a, b))
+      if a.get(name) != b.get(name):
+        out.append((name, a.get(name), b.get(name)))
     return out
 
 
-def _is_number(v) -> bool:
-  return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _public_fields(member: family.Member) -> dict[str, Any]:
+  return {f.name: getattr(member, f.name)
+          for f in dataclasses.fields(member)}
 
 
-def _one_of(name, value, allowed):
-  if value not in allowed:
-    raise errors.ConfigError(name, value, f'must be one of {list(allowed)}')
+def _fields_of(group: str) -> list[str]:
+  cls = {'model': ModelConfig, 'data': DataConfig, 'trainer': TrainerConfig,
+         'runtime': RuntimeConfig}[group]
+  return [f.name for f in dataclasses.fields(cls) if f.name != 'member']
 
 
-def _positive_int(name, value):
-  if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-    raise errors.ConfigError(name, value, 'must be a positive integer')
+def _group_of_fields() -> dict[str, str]:
+  return {name: group for group in GROUPS for name in _fields_of(group)}
 
 
-def _non_negative_int(name, value):
-  if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-    raise errors.ConfigError(name, value, 'must be a non-negative integer')
+def _resumable() -> set[str]:
+  out = set()
+  for cls in (ModelConfig, DataConfig, TrainerConfig, RuntimeConfig):
+    out |= {f.name for f in dataclasses.fields(cls)
+            if f.metadata.get('resumable')}
+  return out
 
 
-def _positive_float(name, value):
-  if not _is_number(value) or not math.isfinite(value) or value <= 0:
-    raise errors.ConfigError(name, value, 'must be a positive finite number')
+def group_fields() -> dict[str, list[dataclasses.Field]]:
+  """{group: its fields} (the member excluded): what the command line
+  defines a flag for, in order."""
+  classes = {'model': ModelConfig, 'data': DataConfig,
+             'trainer': TrainerConfig, 'runtime': RuntimeConfig}
+  return {g: [f for f in dataclasses.fields(c) if f.name != 'member']
+          for g, c in classes.items()}
+
+
+def _legacy_member_settings(flat: dict[str, Any]) -> dict[str, Any]:
+  """A flat config.json of the earlier layout stored every member's setting
+  at its default; keep only those the run's member declares."""
+  name = flat.get('model', 'vae')
+  try:
+    own = {f.name: f for f in dataclasses.fields(family.get(name))}
+  except errors.ConfigError:
+    return flat
+  out = {}
+  for key, value in flat.items():
+    if key in family.all_settings() and key not in own:
+      continue
+    out[key] = value
+  return out
+
+
+@dataclasses.dataclass
+class EvalConfig:
+  """How a trained model is evaluated (`tfp_vae.evaluation`); every
+  evaluation default is stated here.
+
+  Attributes:
+    iwae_samples: k of the importance-weighted log-likelihood (0: skip it).
+    proposal_scale: standard deviation of the Gaussian IWAE proposal around
+      a point-mass (MMD-VAE) code.
+    images_per_call: latent samples decoded per call of the IWAE estimate
+      (a memory/throughput knob).
+    cache_dir: where the Frechet feature classifier is cached (None: the
+      default cache, $TFP_VAE_CACHE or ~/.cache/tfp_vae).
+  """
+  iwae_samples: int = _field(
+      100, 'k of the importance-weighted log-likelihood bound (0: skip it).')
+  proposal_scale: float = _field(
+      0.1, 'Scale of the Gaussian IWAE proposal around the code of a '
+      'point-mass (MMD-VAE) encoder.')
+  images_per_call: int = _field(
+      2000, 'Latent samples decoded per call of the IWAE estimate (memory '
+      'against speed).')
+  cache_dir: Optional[str] = _field(
+      None, 'Where the Frechet feature classifier is cached (default '
+      '$TFP_VAE_CACHE or ~/.cache/tfp_vae).')
+
+  def validate(self) -> 'EvalConfig':
+    """Raises ConfigError naming the first invalid setting."""
+    checks.non_negative_int('eval_iwae_samples', self.iwae_samples)
+    checks.positive_float('proposal_scale', self.proposal_scale)
+    checks.positive_int('images_per_call', self.images_per_call)
+    return self

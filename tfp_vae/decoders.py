@@ -6,7 +6,7 @@ Each returns `tfd.Independent(..., reinterpreted_batch_ndims=3)`: batch shape
 The sources' MMD-VAE minimises a mean squared error.  A Gaussian with fixed
 scale s gives -log p(x|z) = sum((x - mu)^2) / (2 s^2) + D log(s sqrt(2 pi)),
 so the squared error is this likelihood up to a factor and a constant; see
-`TrainConfig.resolved_mmd_weight` for how the MMD weight keeps the sources'
+`family._default_mmd_weight` for how the MMD weight keeps the sources'
 balance.
 """
 

@@ -34,10 +34,9 @@ from typing import Mapping, Optional
 
 import tensorflow as tf
 
-from tfp_vae import config as config_lib
 from tfp_vae import errors
 
-STRATEGIES = config_lib.STRATEGIES
+STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 DEFAULT_WORKER_ADDRESS = '{jobset}-node-0-{index}.{jobset}:2222'
 _ALLOWED_TASK_TYPES = ('chief', 'worker')
 
@@ -53,11 +52,11 @@ def parse_tf_config(raw: str) -> dict:
   try:
     tf_config = json.loads(raw)
   except ValueError as e:
-    raise errors.ConfigError('TF_CONFIG', raw,
+    raise errors.EnvironmentConfigError('TF_CONFIG', raw,
                              f'is not valid JSON ({e})') from None
   if not isinstance(tf_config, dict) or not isinstance(
       tf_config.get('cluster'), dict) or not tf_config['cluster']:
-    raise errors.ConfigError('TF_CONFIG', raw,
+    raise errors.EnvironmentConfigError('TF_CONFIG', raw,
                              'must be a JSON object with a "cluster" object')
   cluster = tf_config['cluster']
   for task_type, addresses in cluster.items():
@@ -65,19 +64,20 @@ def parse_tf_config(raw: str) -> dict:
       hint = (' (use "chief" or "worker": TFJob\'s Master replica type '
               'breaks MultiWorkerMirroredStrategy)'
               if task_type == 'master' else '')
-      raise errors.ConfigError(
+      raise errors.EnvironmentConfigError(
           'TF_CONFIG', raw, f'names task type {task_type!r}; only '
           f'{list(_ALLOWED_TASK_TYPES)} are supported{hint}')
     if not isinstance(addresses, list) or not addresses:
-      raise errors.ConfigError('TF_CONFIG', raw,
+      raise errors.EnvironmentConfigError('TF_CONFIG', raw,
                                f'has no addresses for {task_type!r}')
   if len(cluster.get('chief', [])) > 1:
-    raise errors.ConfigError('TF_CONFIG', raw, 'names more than one chief')
+    raise errors.EnvironmentConfigError(
+        'TF_CONFIG', raw, 'names more than one chief')
   task = tf_config.get('task', {})
   task_type, index = task.get('type'), task.get('index')
   if task_type not in cluster or not isinstance(index, int) or not (
       0 <= index < len(cluster[task_type])):
-    raise errors.ConfigError(
+    raise errors.EnvironmentConfigError(
         'TF_CONFIG', raw, f'has task {task!r}, which is not in its cluster')
   return tf_config
 
@@ -95,18 +95,18 @@ def tf_config_from_trainer_v2(env: Mapping[str, str]) -> Optional[dict]:
     index = int(env['JOB_COMPLETION_INDEX'])
     num = int(env.get('TFP_VAE_NUM_WORKERS', ''))
   except ValueError:
-    raise errors.ConfigError(
+    raise errors.EnvironmentConfigError(
         'TFP_VAE_NUM_WORKERS', env.get('TFP_VAE_NUM_WORKERS'),
         'must be set to the number of pods (the TrainJob\'s numNodes) '
         'with an integer JOB_COMPLETION_INDEX') from None
   if num < 1 or not 0 <= index < num:
-    raise errors.ConfigError(
+    raise errors.EnvironmentConfigError(
         'JOB_COMPLETION_INDEX', index,
         f'must be in [0, TFP_VAE_NUM_WORKERS={num})')
   template = env.get('TFP_VAE_WORKER_ADDRESS', DEFAULT_WORKER_ADDRESS)
   jobset = env.get('JOBSET_NAME', '')
   if '{jobset}' in template and not jobset:
-    raise errors.ConfigError(
+    raise errors.EnvironmentConfigError(
         'JOBSET_NAME', jobset,
         'must name the JobSet (downward API, label '
         'jobset.sigs.k8s.io/jobset-name) for the address template '

@@ -11,10 +11,11 @@ class TfpVaeError(Exception):
 
 
 class ConfigError(TfpVaeError, ValueError):
-  """A configuration value is invalid.
+  """A setting's value is invalid.
 
   Attributes:
-    field: name of the offending setting (equal to its command-line flag).
+    field: the setting's name as users know it (its command-line flag
+      without `--`).
     value: the offending value.
   """
 
@@ -22,6 +23,11 @@ class ConfigError(TfpVaeError, ValueError):
     self.field = field
     self.value = value
     super().__init__(f'{field} {message}, got {value!r}')
+
+
+class EnvironmentConfigError(ConfigError):
+  """An environment variable (TF_CONFIG, the Kubeflow Trainer v2
+  variables) is invalid; `field` names the variable."""
 
 
 class DataError(TfpVaeError):

@@ -6,7 +6,8 @@ The serving graph never returns distribution objects: endpoints build the
 SavedModel loads in a process that has not imported TFP (or this package).
 Keras 3's `keras.export.ExportArchive` is used because a Keras 3 model held
 by a plain `tf.Module` fails under the TF1 session loader that TF Serving's
-path is closest to (see CONVENTIONS.md).
+path is closest to: it fails there with "Could not find variable ..."
+while `keras.export.ExportArchive` loads in both.
 
 Signatures (every input is checked inside the graph; a bad one fails with
 INVALID_ARGUMENT naming what was expected and what came):
@@ -43,8 +44,8 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import likelihood as likelihood_lib
 from tfp_vae import losses
-from tfp_vae import metrics
 from tfp_vae import models as models_lib
 
 tfd = tfp.distributions
@@ -53,7 +54,7 @@ _VERSION = re.compile(r'^\d+$')
 MAX_SAMPLES = 10000
 LOG_LIKELIHOOD_SAMPLES = 16
 # Proposal scale around the deterministic code for the MMD-VAE's estimate.
-POINT_MASS_PROPOSAL_SCALE = metrics.DEFAULT_PROPOSAL_SCALE
+POINT_MASS_PROPOSAL_SCALE = likelihood_lib.DEFAULT_PROPOSAL_SCALE
 
 
 def versions(export_dir: str) -> list[int]:
@@ -107,29 +108,23 @@ def check_codes(codes: tf.Tensor, latent_dim: int) -> tf.Tensor:
 def log_likelihood(model: models_lib.LatentVariableModel, images: tf.Tensor,
                    num_samples: int = LOG_LIKELIHOOD_SAMPLES,
                    seed=(0, 0)) -> tf.Tensor:
-  """Per-image log-likelihood estimate in nats, [B].
+  """Per-image log-likelihood estimate in nats, [B], from the model's log
+  weights (`LatentVariableModel.log_weights`) at `num_samples` draws.
 
-  Gaussian encoders: the ELBO, E_q[log p(x|z)] - KL(q(z|x) || p(z)), with
-  the analytic KL (the sampled one for mixture and VampPrior priors) and the
-  expectation averaged over `num_samples` draws: a lower bound on log p(x).
-  MMD-VAE (point-mass encoder, no ELBO): importance sampling with the
-  proposal r(z|x) = N(code(x), 0.1^2 I):
-  log (1/K) sum_k p(x|z_k) p(z_k) / r(z_k|x), a consistent estimate of
-  log p(x) under decoder and prior (biased low for finite K, like IWAE).
+  Gaussian encoders: the ELBO, the mean of the log weights with codes drawn
+  from q(z|x): a lower bound on log p(x).  Point-mass encoders (MMD-VAE, no
+  ELBO): importance sampling with the proposal r(z|x) = N(code(x),
+  0.1^2 I), reduced by logsumexp: log (1/K) sum_k p(x|z_k) p(z_k) /
+  r(z_k|x), a consistent estimate of log p(x) under decoder and prior
+  (biased low for finite K, like IWAE).
   """
   posterior = model.encode(images)
-  prior = model.prior_distribution()
-  proposal = metrics.proposal(posterior, POINT_MASS_PROPOSAL_SCALE)
-  z = proposal.sample(num_samples, seed=seed)  # [K, B, latent]
-  log_w = losses.log_importance_weights(images, proposal, prior, model.decode,
-                                        z)
-  if proposal is not posterior:  # point mass: importance sampling
-    return tf.reduce_logsumexp(log_w, 0) - tf.math.log(float(num_samples))
-  # log_w = log p(x|z) - (log q(z|x) - log p(z)): swap that one-sample rate
-  # for the closed form where TFP has one (`losses.rate`).
-  return tf.reduce_mean(
-      log_w + losses.sampled_rate(posterior, prior, z) -
-      losses.rate(posterior, prior, z), 0)
+  proposal = model.proposal(posterior, POINT_MASS_PROPOSAL_SCALE)
+  codes = proposal.sample(num_samples, seed=seed)  # [K, B, latent]
+  log_w = model.log_weights(images, proposal, codes)
+  if proposal is posterior:
+    return losses.elbo(log_w)
+  return losses.iwae_bound(log_w)
 
 
 def endpoints(model: models_lib.LatentVariableModel,

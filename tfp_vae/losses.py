@@ -7,15 +7,22 @@ Names follow the rate-distortion reading of the ELBO:
   rate(x)       = KL(q(z|x) || p(z))
   -ELBO(x)      = distortion(x) + rate(x)
 
-Reduction over the batch happens in one place, `models.LatentVariableModel`.
+Likelihood bounds come from one set of log importance weights
+(`log_importance_weights`, [k, B] for k codes z_i ~ r(z|x)):
+
+  log w_i = log p(x|z_i) + log p(z_i) - log r(z_i|x)
+  ELBO    = mean_i log w_i                      (`elbo`; r = q)
+  IWAE    = logsumexp_i log w_i - log k         (`iwae_bound`)
+
+TensorFlow Probability's VAE example reduces its [samples, batch] tensor the
+same two ways.  Reduction over the batch happens in one place,
+`models.LatentVariableModel`.
 """
 
 from typing import Callable
 
 import tensorflow as tf
 import tensorflow_probability as tfp
-
-from tfp_vae import config as config_lib
 
 tfd = tfp.distributions
 
@@ -41,32 +48,6 @@ def sampled_rate(posterior: tfd.Distribution, prior: tfd.Distribution,
   log p(x|z) + log p(z) - log q(z|x).
   """
   return posterior.log_prob(codes) - prior.log_prob(codes)
-
-
-def elbo_terms(images: tf.Tensor, posterior: tfd.Distribution,
-               prior: tfd.Distribution, likelihood: tfd.Distribution,
-               codes: tf.Tensor, kl_estimator: str = 'analytic'
-               ) -> dict[str, tf.Tensor]:
-  """Per-example ELBO terms.
-
-  Args:
-    images: x, [B, H, W, C].
-    posterior: q(z|x), batch [B], event [latent].
-    prior: p(z), batch [], event [latent].
-    likelihood: p(x|z) at z = `codes`, batch [B], event [H, W, C].
-    codes: z ~ q(z|x), [B, latent].
-    kl_estimator: 'analytic' or 'sampled'; 'analytic' falls back to
-      'sampled' for a prior without a closed-form KL (see `rate`).
-
-  Returns:
-    {'distortion', 'rate', 'neg_elbo'}, each [B], in nats.
-  """
-  d = distortion(likelihood, images)
-  if kl_estimator not in ('analytic', 'sampled'):
-    raise ValueError(f'kl_estimator must be analytic or sampled, got '
-                     f'{kl_estimator!r}')
-  r = rate(posterior, prior, codes, kl_estimator)
-  return {'distortion': d, 'rate': r, 'neg_elbo': d + r}
 
 
 def squared_distances(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
@@ -119,7 +100,7 @@ def make_kernel(name: str = 'sources',
     return rbf_kernel(float(scales[0]) if scales else 1.0)
   if name == 'imq':
     return imq_kernel(tuple(scales) or IMQ_SCALES)
-  raise ValueError(f'kernel must be one of {config_lib.KERNELS}, got '
+  raise ValueError(f"kernel must be one of ['sources', 'rbf', 'imq'], got "
                    f'{name!r}')
 
 
@@ -187,3 +168,16 @@ def log_importance_weights(images: tf.Tensor, proposal: tfd.Distribution,
       tf.concat([[-1], tf.shape(images)[1:]], 0))
   log_lik = tf.reshape(decode(flat).log_prob(tiled), [k, batch])
   return log_lik + prior.log_prob(codes) - proposal.log_prob(codes)
+
+
+def elbo(log_weights: tf.Tensor) -> tf.Tensor:
+  """The ELBO estimate from log weights [k, B] drawn from q: mean over k,
+  [B]."""
+  return tf.reduce_mean(log_weights, axis=0)
+
+
+def iwae_bound(log_weights: tf.Tensor) -> tf.Tensor:
+  """The k-sample importance-weighted bound from log weights [k, B]:
+  log (1/k) sum_i w_i, [B]."""
+  k = tf.cast(tf.shape(log_weights)[0], log_weights.dtype)
+  return tf.reduce_logsumexp(log_weights, axis=0) - tf.math.log(k)

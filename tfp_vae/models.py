@@ -1,4 +1,5 @@
-"""Keras models that combine encoder, decoder and prior into an objective.
+"""The Keras model that combines encoder, decoder and prior with a family
+member's objective (`tfp_vae.family`), and its builder.
 
 `LatentVariableModel` owns the one place where per-example terms are reduced
 to the scalar that is differentiated, and does it so that N replicas on a
@@ -16,6 +17,7 @@ stateless seed (seed, step) and sliced per replica, for the same reason.
 """
 
 from typing import Optional
+import weakref
 
 import keras
 import tensorflow as tf
@@ -24,11 +26,24 @@ import tensorflow_probability as tfp
 from tfp_vae import config as config_lib
 from tfp_vae import decoders
 from tfp_vae import encoders
+from tfp_vae import family
 from tfp_vae import losses
 from tfp_vae import networks
 from tfp_vae import priors
 
 tfd = tfp.distributions
+
+
+_FUNCTIONS = weakref.WeakKeyDictionary()  # model -> {name: tf.function}
+
+
+def cached_function(model: keras.Model, name: str, build):
+  """`build()`'s traced function, built once per (model, name), so that
+  repeated evaluation (every epoch) does not retrace."""
+  functions = _FUNCTIONS.setdefault(model, {})
+  if name not in functions:
+    functions[name] = build()
+  return functions[name]
 
 
 def _num_replicas() -> int:
@@ -62,27 +77,25 @@ def _global_slice_noise(seed: tf.Tensor, local_batch: tf.Tensor,
 
 
 class LatentVariableModel(keras.Model):
-  """Base: x -> q(z|x) -> z -> p(x|z), with a prior p(z).
+  """x -> q(z|x) -> z -> p(x|z) with a prior p(z), trained on `member`'s
+  objective (a resolved `family.Member`).
 
-  Subclasses implement `_terms`, returning per-example terms (must include
-  'loss') and batch terms (scalars over the global batch, already weighted),
-  and list the names of both in `TERMS` or pass them as `terms` (the
-  metrics shown while training).
+  The member gives per-example terms (including 'loss') and batch terms
+  (scalars over the global batch, already weighted); `objective` reduces
+  them (module doc).  The terms are the metrics shown while training.
   """
 
-  TERMS = ('loss',)
-
-  def __init__(self, encoder: keras.layers.Layer,
+  def __init__(self, member: family.Member, encoder: keras.layers.Layer,
                decoder: keras.layers.Layer, prior: keras.layers.Layer,
-               latent_dim: int, seed: int = 0,
-               terms: Optional[tuple[str, ...]] = None, **kwargs):
+               latent_dim: int, seed: int = 0, **kwargs):
     super().__init__(**kwargs)
+    self.member = member
     self.encoder = encoder
     self.decoder = decoder
     self.prior = prior
     self.latent_dim = latent_dim
     self.seed = int(seed)
-    self.terms = tuple(terms or self.TERMS)
+    self.terms = tuple(member.terms)
     self._trackers = {name: keras.metrics.Mean(name=name)
                       for name in self.terms}
 
@@ -123,11 +136,26 @@ class LatentVariableModel(keras.Model):
                               self.latent_dim, samples)
     return posterior.bijector.forward(eps)
 
-  # -- objective ---------------------------------------------------------
+  def proposal(self, posterior: tfd.Distribution,
+               point_mass_scale: float) -> tfd.Distribution:
+    """The importance-sampling proposal r(z|x): q(z|x) itself, or for a
+    point mass (which has no density) a Gaussian of standard deviation
+    `point_mass_scale` around it."""
+    if isinstance(posterior, tfd.VectorDeterministic):
+      loc = posterior.loc
+      return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.fill(
+          tf.shape(loc), tf.cast(point_mass_scale, loc.dtype)))
+    return posterior
 
-  def _terms(self, images: tf.Tensor, seed: tf.Tensor
-             ) -> tuple[dict[str, tf.Tensor], dict[str, tf.Tensor]]:
-    raise NotImplementedError
+  def log_weights(self, images: tf.Tensor, proposal: tfd.Distribution,
+                  codes: tf.Tensor) -> tf.Tensor:
+    """log p(x|z_i) + log p(z_i) - log r(z_i|x) at codes [k, B, latent]
+    drawn from `proposal`: [k, B].  Reduced by `losses.elbo` (mean) or
+    `losses.iwae_bound` (logsumexp) for training, evaluation and serving."""
+    return losses.log_importance_weights(
+        images, proposal, self.prior_distribution(), self.decode, codes)
+
+  # -- objective ---------------------------------------------------------
 
   def objective(self, images: tf.Tensor, seed: tf.Tensor
                 ) -> tuple[tf.Tensor, dict[str, tf.Tensor]]:
@@ -138,7 +166,9 @@ class LatentVariableModel(keras.Model):
       logs: the replica-local mean of each per-example term and the value of
         each batch term; 'loss' is the local value of the whole objective.
     """
-    per_example, batch_terms = self._terms(images, seed)
+    per_example, codes = self.member.per_example(self, images, seed)
+    batch_terms = (self.member.batch_terms(self, _gather(codes), seed)
+                   if self.member.batch_term_names else {})
     local_batch = tf.cast(tf.shape(images)[0], tf.float32)
     global_batch = local_batch * _num_replicas()
     loss = tf.reduce_sum(per_example['loss']) / global_batch
@@ -258,112 +288,6 @@ def distributed_multi_step(model: keras.Model, step_fn, steps: int):
   return function
 
 
-def plain_train_step(model: LatentVariableModel,
-                     optimizer: keras.optimizers.Optimizer):
-  """A `tf.function` + `tf.GradientTape` step on `model.objective`, outside
-  Keras fit, with the trainer's noise seeds: step(images) -> loss.
-
-  The baseline bench/train_throughput.py measures the trainer against, and
-  the loop tests/test_performance.py checks the trainer's updates against.
-  """
-
-  @tf.function
-  def step(images):
-    with tf.GradientTape() as tape:
-      loss, _ = model.objective(images, model._step_seed(optimizer))  # pylint: disable=protected-access
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return loss
-  return step
-
-
-class InfoVAE(LatentVariableModel):
-  """The InfoVAE objective (Zhao et al.), minimised:
-
-    -E_q[log p(x|z)] + (1 - alpha) KL(q(z|x) || p(z))
-                     + (alpha + lambda - 1) MMD(q(z), p(z))
-
-  written here as distortion + rate_weight * rate + mmd_weight * MMD.  The
-  VAE (rate_weight = beta, mmd_weight = 0) and the MMD-VAE (deterministic
-  encoder, rate_weight = 0) are special cases.  The MMD compares the codes of
-  the whole (global) batch with as many prior samples.
-  """
-
-  def __init__(self, *args, rate_weight: float = 1.0, mmd_weight: float = 0.0,
-               kl_estimator: str = 'analytic', kernel: str = 'sources',
-               kernel_scales: tuple[float, ...] = (),
-               unbiased_mmd: bool = False, terms=None, **kwargs):
-    if terms is None:
-      terms = ('loss', 'distortion', 'rate', 'mmd')
-    super().__init__(*args, terms=terms, **kwargs)
-    self.rate_weight = float(rate_weight)
-    self.mmd_weight = float(mmd_weight)
-    self.kl_estimator = kl_estimator
-    self.kernel = losses.make_kernel(kernel, tuple(kernel_scales))
-    self.unbiased_mmd = bool(unbiased_mmd)
-
-  def _terms(self, images, seed):
-    posterior = self.encode(images)
-    codes = self.sample_codes(posterior, seed)
-    prior = self.prior_distribution()
-    distortion = losses.distortion(self.decode(codes), images)
-    per_example = {'loss': distortion, 'distortion': distortion}
-    if 'rate' in self.terms:
-      rate = losses.rate(posterior, prior, codes, self.kl_estimator)
-      per_example['rate'] = rate
-      per_example['loss'] = distortion + self.rate_weight * rate
-    batch = {}
-    if 'mmd' in self.terms:
-      all_codes = _gather(codes)
-      # The deterministic encoder draws no noise, so the step seed is free
-      # for the prior; a Gaussian one used it for its codes.
-      prior_seed = (seed if isinstance(posterior, tfd.VectorDeterministic)
-                    else tfp.random.split_seed(seed, 2)[1])
-      prior_samples = prior.sample(tf.shape(all_codes)[0], seed=prior_seed)
-      batch['mmd'] = self.mmd_weight * losses.mmd(
-          all_codes, prior_samples, self.kernel, self.unbiased_mmd)
-    return per_example, batch
-
-
-class VAE(InfoVAE):
-  """Gaussian encoder, trained on distortion + beta * rate: the negative
-  ELBO at beta = 1, the beta-VAE otherwise."""
-
-  def __init__(self, *args, beta: float = 1.0, **kwargs):
-    super().__init__(*args, rate_weight=beta, mmd_weight=0.0,
-                     terms=('loss', 'distortion', 'rate'), **kwargs)
-
-
-class MMDVAE(InfoVAE):
-  """Deterministic encoder, trained on distortion + weight * MMD(q(z), p(z)),
-  with the sources' Gaussian kernel by default."""
-
-  def __init__(self, *args, mmd_weight: float = 1.0, **kwargs):
-    super().__init__(*args, rate_weight=0.0, mmd_weight=mmd_weight,
-                     terms=('loss', 'distortion', 'mmd'), **kwargs)
-
-
-class IWAE(LatentVariableModel):
-  """Gaussian encoder trained on the k-sample importance-weighted bound
-  (Burda et al.):  loss = -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),
-  z_i ~ q(z|x).  k = 1 is the single-sample ELBO estimate."""
-
-  TERMS = ('loss', 'neg_elbo')
-
-  def __init__(self, *args, num_samples: int = 5, **kwargs):
-    super().__init__(*args, **kwargs)
-    self.num_samples = int(num_samples)
-
-  def _terms(self, images, seed):
-    posterior = self.encode(images)
-    codes = self.sample_codes(posterior, seed, self.num_samples)
-    log_w = losses.log_importance_weights(
-        images, posterior, self.prior_distribution(), self.decode, codes)
-    k = tf.cast(self.num_samples, log_w.dtype)
-    return {'loss': -(tf.reduce_logsumexp(log_w, 0) - tf.math.log(k)),
-            'neg_elbo': -tf.reduce_mean(log_w, 0)}, {}
-
-
 class _dtype_policy:  # pylint: disable=invalid-name
   """Context: Keras layers built inside use `policy` (e.g. mixed_bfloat16);
   the global policy is restored on exit."""
@@ -389,20 +313,23 @@ def build_model(config: config_lib.TrainConfig,
   Args:
     config: a validated TrainConfig.
     image_shape: (H, W, C) of the data.
-    seed: weight-initialisation seed; defaults to config.seed.
+    seed: weight-initialisation seed; defaults to the trainer's seed.
 
   Returns:
-    A built, uncompiled LatentVariableModel.
+    A built, uncompiled LatentVariableModel whose `member` has its defaults
+    resolved for this image shape.
 
   Raises:
     ConfigError: the architecture does not fit the image shape.
   """
-  seed = config.seed if seed is None else seed
+  model_config = config.model
+  seed = config.trainer.seed if seed is None else seed
   keras.utils.set_random_seed(seed)
-  latent = config.latent_dim
-  encoder_net, decoder_net = networks.ARCHITECTURES[config.architecture]
-  gaussian = config.model in config_lib.GAUSSIAN_ENCODER_MODELS
-  with _dtype_policy(config.precision):
+  latent = model_config.latent_dim
+  member, _ = model_config.resolved_member(image_shape)
+  encoder_net, decoder_net = networks.ARCHITECTURES[model_config.architecture]
+  gaussian = member.encoder == 'gaussian'
+  with _dtype_policy(config.trainer.precision):
     encoder_net = encoder_net(image_shape,
                               2 * latent if gaussian else latent)
     net = decoder_net(latent, image_shape)
@@ -411,36 +338,21 @@ def build_model(config: config_lib.TrainConfig,
   else:
     encoder = encoders.DeterministicEncoder(encoder_net, latent,
                                             name='encoder')
-  if config.likelihood == 'bernoulli':
+  likelihood = model_config.likelihood
+  if likelihood == 'bernoulli':
     decoder = decoders.BernoulliDecoder(net, name='decoder')
-  elif config.likelihood == 'gaussian':
-    decoder = decoders.GaussianDecoder(net, config.gaussian_scale,
+  elif likelihood == 'gaussian':
+    decoder = decoders.GaussianDecoder(net, model_config.gaussian_scale,
                                        name='decoder')
   else:
     decoder = decoders.LearnedScaleGaussianDecoder(
-        net, image_shape, config.gaussian_scale,
-        per_pixel=config.likelihood == 'gaussian_per_pixel', name='decoder')
-  prior = priors.make_prior(config.prior, latent, config.prior_components,
-                            encoder=encoder, image_shape=image_shape)
-  pixels = image_shape[0] * image_shape[1] * image_shape[2]
-  common = dict(latent_dim=latent, seed=config.seed, name=config.model)
-  mmd = dict(kernel=config.kernel, kernel_scales=config.kernel_scales,
-             unbiased_mmd=config.unbiased_mmd)
-  kl = config.resolved_kl_estimator()
-  if config.model == 'vae':
-    model = VAE(encoder, decoder, prior, beta=config.beta, kl_estimator=kl,
-                **common)
-  elif config.model == 'mmd_vae':
-    model = MMDVAE(encoder, decoder, prior,
-                   mmd_weight=config.resolved_mmd_weight(pixels), **mmd,
-                   **common)
-  elif config.model == 'info_vae':
-    lam = config.resolved_info_lambda(pixels)
-    model = InfoVAE(encoder, decoder, prior, rate_weight=1.0 - config.alpha,
-                    mmd_weight=config.alpha + lam - 1.0, kl_estimator=kl,
-                    **mmd, **common)
-  else:
-    model = IWAE(encoder, decoder, prior, num_samples=config.iwae_samples,
-                 **common)
+        net, image_shape, model_config.gaussian_scale,
+        per_pixel=likelihood == 'gaussian_per_pixel', name='decoder')
+  prior = priors.make_prior(model_config.prior, latent,
+                            model_config.prior_components, encoder=encoder,
+                            image_shape=image_shape)
+  model = LatentVariableModel(member, encoder, decoder, prior, latent,
+                              seed=config.trainer.seed,
+                              name=model_config.name)
   model(tf.zeros((1,) + tuple(image_shape)))
   return model

@@ -63,8 +63,9 @@ def conv_decoder(latent_dim: int, image_shape: Sequence[int],
   height, width, channels = image_shape
   if height % 4 or width % 4:
     raise errors.ConfigError(
-        'image_shape', tuple(image_shape),
-        'must have height and width divisible by 4 for architecture conv')
+        'architecture', 'conv',
+        f'needs image height and width divisible by 4, got '
+        f'{tuple(image_shape)}; use --architecture=mlp')
   return keras.Sequential([
       keras.layers.Input((latent_dim,)),
       keras.layers.Dense(height // 4 * width // 4 * 32, activation='relu'),

@@ -11,7 +11,9 @@
   of pairs of test images;
 * training_curves: per-epoch train and test terms of one or more runs.
 
-Every function returns the arrays it drew so TensorBoard can log the same.
+Figure functions return what they drew (images, points and names), or None
+when there was nothing to draw (the grid beyond 2 latent dimensions);
+`training_curves` and `draw_all` return nothing and paths respectively.
 """
 
 import os

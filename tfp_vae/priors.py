@@ -24,7 +24,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import config as config_lib
 from tfp_vae import errors
 
 tfd = tfp.distributions
@@ -54,7 +53,6 @@ class MixturePrior(keras.layers.Layer):
   def __init__(self, latent_dim: int, components: int,
                means_initializer='random_normal', **kwargs):
     super().__init__(**kwargs)
-    self.latent_dim = latent_dim
     self.components = components
     self.logits = self.add_weight(shape=(components,), initializer='zeros',
                                   name='logits')
@@ -81,11 +79,10 @@ class VampPrior(keras.layers.Layer):
   sigmoid(raw) so they stay valid images.
   """
 
-  def __init__(self, encoder: keras.layers.Layer, image_shape, latent_dim: int,
+  def __init__(self, encoder: keras.layers.Layer, image_shape,
                components: int, **kwargs):
     super().__init__(**kwargs)
     self.encoder = encoder
-    self.latent_dim = latent_dim
     self.components = components
     self.raw_inputs = self.add_weight(
         shape=(components, *image_shape),
@@ -130,7 +127,6 @@ def make_prior(name: str, latent_dim: int, components: int = 10,
   if name == 'mixture':
     return MixturePrior(latent_dim, components, name='prior')
   if name == 'vamp':
-    return VampPrior(encoder, image_shape, latent_dim, components,
-                     name='prior')
+    return VampPrior(encoder, image_shape, components, name='prior')
   raise errors.ConfigError('prior', name,
-                           f'must be one of {list(config_lib.PRIORS)}')
+                           "must be one of ['normal', 'mixture', 'vamp']")

@@ -3,6 +3,8 @@
 import dataclasses
 import os
 import sys
+import typing
+from typing import Any, Optional
 
 # Quieten TensorFlow's C++ start-up chatter before it is imported.
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
@@ -35,6 +37,7 @@ logging.get_absl_logger().addFilter(_QuietCheckpointInfo())
 
 from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
 from tfp_vae import errors
+from tfp_vae import family
 
 FLAGS = flags.FLAGS
 
@@ -47,144 +50,140 @@ EXIT_USER_ERROR = 1
 EXIT_RETRYABLE = 143
 
 
-def define_shared_flags() -> None:
-  """Flags that define what is trained, shared by train and compare."""
-  d = config_lib.TrainConfig()
-  flags.DEFINE_enum('likelihood', d.likelihood, config_lib.LIKELIHOODS,
-                    'p(x|z): Bernoulli logits, or Gaussian with fixed scale '
-                    '--gaussian_scale.')
-  flags.DEFINE_enum('architecture', d.architecture, config_lib.ARCHITECTURES,
-                    'conv: the network of the source document 000.')
-  flags.DEFINE_integer('latent_dim', d.latent_dim, 'Size of the code z.')
-  flags.DEFINE_enum('prior', d.prior, config_lib.PRIORS,
-                    'p(z): normal N(0, I); mixture: learned mixture of '
-                    'Gaussians; vamp: VampPrior (Gaussian encoders only).')
-  flags.DEFINE_integer('prior_components', d.prior_components,
-                       'Mixture components / VampPrior pseudo-inputs.')
-  flags.DEFINE_enum('kernel', d.kernel, config_lib.KERNELS,
-                    "MMD kernel: the sources' Gaussian, rbf (bandwidth "
-                    '--kernel_scales), imq (inverse multiquadrics summed '
-                    'over --kernel_scales).')
-  flags.DEFINE_list('kernel_scales', [],
-                    'rbf: one bandwidth (default 1); imq: scales (default '
-                    '0.1,0.2,0.5,1,2,5,10).')
-  flags.DEFINE_bool('unbiased_mmd', d.unbiased_mmd,
-                    "Unbiased (U-statistic) MMD instead of the sources' "
-                    'biased estimate.')
-  flags.DEFINE_string('dataset', d.dataset,
-                      'mnist_5k (embedded, offline) or a TFDS image dataset '
-                      '(mnist, fashion_mnist, ...).')
-  flags.DEFINE_string('data_dir', d.data_dir,
-                      'TFDS data directory, searched first for prepared '
-                      'data (default ~/tensorflow_datasets).')
-  flags.DEFINE_string('idx_dir', d.idx_dir,
-                      'Directory with the four IDX files of the dataset '
-                      '(train-images-idx3-ubyte[.gz], ...), searched second; '
-                      'default /usr/share/datasets/<dataset with - for _>, '
-                      'where apt-get install dataset-fashion-mnist puts '
-                      'Fashion-MNIST.')
-  flags.DEFINE_bool('download', d.download,
-                    'Last resort: let TFDS download a dataset found nowhere '
-                    'on this machine.')
-  flags.DEFINE_bool('binarize', d.binarize,
-                    'Dynamic binarization of training pixels (Bernoulli).')
-  flags.DEFINE_integer('train_examples', d.train_examples,
-                       'Train on only this many training examples, class by '
-                       'class in turn (0: all); 500 is the InfoVAE small-data '
-                       'experiment.')
-  flags.DEFINE_integer('validation_examples', d.validation_examples,
-                       'Hold this many training examples out as a validation '
-                       'split (val_* after every epoch; never the test '
-                       'split).')
-  flags.DEFINE_integer('early_stopping_patience', d.early_stopping_patience,
-                       'Stop after this many epochs without a better '
-                       'validation loss and keep the best weights (0: off).')
-  flags.DEFINE_enum('lr_schedule', d.lr_schedule, config_lib.LR_SCHEDULES,
-                    'constant, or cosine decay to 0 over the run.')
-  flags.DEFINE_integer('batch_size', d.batch_size,
-                       'Global batch size (over all replicas).')
-  flags.DEFINE_integer('epochs', d.epochs, 'Total epochs to reach.')
-  flags.DEFINE_float('learning_rate', d.learning_rate, 'Adam learning rate.')
-  flags.DEFINE_integer('seed', d.seed, 'Seed for weights, data order, noise.')
-  flags.DEFINE_enum('kl_estimator', d.kl_estimator, config_lib.KL_ESTIMATORS,
-                    'VAE rate: analytic KL, or the sampled log q - log p of '
-                    'the source.')
-  flags.DEFINE_float('mmd_weight', d.mmd_weight,
-                     'MMD-VAE weight of MMD(q(z), p(z)); default: the '
-                     "sources' balance (number of pixels D; D / (2 s^2) for "
-                     'the Gaussian likelihood).')
-  flags.DEFINE_enum('precision', d.precision, config_lib.PRECISIONS,
-                    'float32, or mixed precision for the networks: pays '
-                    'on GPUs and CPUs with 16-bit units, slower on AVX2 '
-                    'CPUs (README: Performance).')
-  flags.DEFINE_float('gaussian_scale', d.gaussian_scale,
-                     'Fixed pixel standard deviation of the Gaussian '
-                     'likelihood.')
+def _base_type(annotation):
+  """int for Optional[int], and so on."""
+  if typing.get_origin(annotation) is typing.Union:
+    return next(a for a in typing.get_args(annotation) if a is not type(None))
+  return annotation
+
+
+def _define(field, module_name=None, name=None) -> None:
+  """A flag for a config field or member setting, from its declaration:
+  its default, help text and allowed values."""
+  name = name or field.metadata.get('flag') or field.name
+  help_text = field.metadata.get('help', '')
+  choices = field.metadata.get('choices')
+  default = field.default
+  kwargs = {'module_name': module_name} if module_name else {}
+  kind = _base_type(field.type)
+  if choices:
+    flags.DEFINE_enum(name, default, list(choices), help_text, **kwargs)
+  elif kind is bool:
+    flags.DEFINE_bool(name, default, help_text, **kwargs)
+  elif kind is int:
+    flags.DEFINE_integer(name, default, help_text, **kwargs)
+  elif kind is float:
+    flags.DEFINE_float(name, default, help_text, **kwargs)
+  elif kind is tuple:
+    flags.DEFINE_list(name, list(default), help_text, **kwargs)
+  else:
+    flags.DEFINE_string(name, default, help_text, **kwargs)
+
+
+def define_config_flags(groups=config_lib.GROUPS, members=None,
+                        exclude=(), module_name=None) -> None:
+  """Defines a flag for every field of the config `groups` and every
+  setting of the family `members` (default: all), except `exclude`."""
+  for group in groups:
+    for field in config_lib.group_fields()[group]:
+      if field.name not in exclude:
+        _define(field, module_name=module_name)
+  defined = set()
+  for name in members or family.names():
+    for field in dataclasses.fields(family.get(name)):
+      if field.name not in defined and field.name not in exclude:
+        defined.add(field.name)
+        _define(field, module_name=module_name)
 
 
 def define_train_flags() -> None:
-  """Defines the flags of `trainers.train` (defaults from TrainConfig)."""
-  define_shared_flags()
-  d = config_lib.TrainConfig()
-  flags.DEFINE_enum('model', d.model, config_lib.MODELS,
+  """The flags of `trainers.train` (defaults from the config)."""
+  flags.DEFINE_enum('model', 'vae', list(family.names()),
                     'vae: ELBO (beta-VAE with --beta); mmd_vae: '
                     'reconstruction + MMD; info_vae: InfoVAE with --alpha '
                     'and --lambda; iwae: k-sample bound (--iwae_samples).')
-  flags.DEFINE_float('beta', d.beta, 'vae: weight of the KL term.')
-  flags.DEFINE_float('alpha', d.alpha,
-                     'info_vae: the objective is distortion + (1 - alpha) '
-                     'KL + (alpha + lambda - 1) MMD.')
-  flags.DEFINE_float('lambda', d.info_lambda,
-                     "info_vae: see --alpha; default 1 + the MMD-VAE's "
-                     'default weight.')
-  flags.DEFINE_integer('iwae_samples', d.iwae_samples,
-                       'iwae: importance samples k of the training bound.')
-  flags.DEFINE_string('model_dir', d.model_dir,
-                      'Checkpoints, config.json, metrics.json, plots, '
-                      'TensorBoard logs.')
-  flags.DEFINE_string('export_dir', d.export_dir,
-                      'Write a SavedModel to EXPORT_DIR/<version>/.')
-  flags.DEFINE_integer('plot_every', d.plot_every,
-                       'Also plot every N epochs into plots/epoch_N/ '
-                       '(0: only at the end).')
-  flags.DEFINE_bool('verbose', d.verbose, 'Show a progress bar.')
-  flags.DEFINE_enum('strategy', d.strategy, config_lib.STRATEGIES,
-                    'auto: multi_worker if TF_CONFIG (or the Kubeflow '
-                    'Trainer v2 environment) names several tasks, mirrored '
-                    'with several GPUs or --cpu_replicas > 1, else default.')
-  flags.DEFINE_integer('cpu_replicas', d.cpu_replicas,
-                       'Split the CPU into N logical devices for mirrored '
-                       'training without GPUs.')
-  flags.DEFINE_integer('steps_per_execution', d.steps_per_execution,
-                       'Training steps per call into the compiled graph.')
+  define_config_flags()
 
 
-def train_config_from_flags() -> config_lib.TrainConfig:
-  """Builds the TrainConfig from parsed flags (not yet validated); fields
-  without a flag (compare defines only the shared ones) keep defaults."""
-  values = {field.name: FLAGS[field.name].value
-            for field in dataclasses.fields(config_lib.TrainConfig)
-            if field.name in FLAGS}
-  if 'lambda' in FLAGS:
-    values['info_lambda'] = FLAGS['lambda'].value
-  if 'kernel_scales' in values:
-    try:
-      values['kernel_scales'] = tuple(float(v) for v in values[
-          'kernel_scales'])
-    except ValueError:
-      _fail(f'invalid flag --kernel_scales={",".join(values["kernel_scales"])}'
-            f' must be comma-separated numbers')
-  return config_lib.TrainConfig(**values)
+def member_settings_from_flags(name: str) -> dict[str, Any]:
+  """The settings of member `name` the user set (flags away from their
+  default); a setting of another member that was set is kept, so that
+  `TrainConfig.create` refuses it with the reason."""
+  values = {}
+  for setting, (field, _) in family.all_settings().items():
+    flag = field.metadata.get('flag') or setting
+    if flag not in FLAGS:
+      continue
+    value = FLAGS[flag].value
+    if setting == 'kernel_scales':
+      try:
+        value = tuple(float(v) for v in value)
+      except ValueError:
+        _fail(f'invalid flag --kernel_scales={",".join(value)}: must be '
+              f'comma-separated numbers')
+    if value != field.default:
+      values[setting] = value
+  del name
+  return values
+
+
+def train_config_from_flags(model: Optional[str] = None
+                            ) -> config_lib.TrainConfig:
+  """Builds the TrainConfig from parsed flags (not yet validated); config
+  fields without a flag keep their defaults.
+
+  Args:
+    model: the member to build for (default: the --model flag).
+
+  Raises:
+    ConfigError: a setting the member does not use was set.
+  """
+  name = model or FLAGS['model'].value
+  values = {}
+  for fields in config_lib.group_fields().values():
+    for field in fields:
+      if field.name in FLAGS:
+        values[field.name] = FLAGS[field.name].value
+  values.update(member_settings_from_flags(name))
+  return config_lib.TrainConfig.create(model=name, **values)
+
+
+EVAL_FLAGS = {'iwae_samples': 'eval_iwae_samples'}
+
+
+def define_eval_flags() -> None:
+  """The flags of `config.EvalConfig` (--eval_iwae_samples, ...)."""
+  for field in dataclasses.fields(config_lib.EvalConfig):
+    _define(field, name=EVAL_FLAGS.get(field.name))
+
+
+def eval_config_from_flags() -> config_lib.EvalConfig:
+  values = {f.name: FLAGS[EVAL_FLAGS.get(f.name, f.name)].value
+            for f in dataclasses.fields(config_lib.EvalConfig)}
+  return config_lib.EvalConfig(**values).validate()
+
+
+def compare_configs_from_flags() -> tuple[config_lib.TrainConfig,
+                                          dict[str, Any],
+                                          config_lib.EvalConfig]:
+  """trainers.compare's shared config, member settings and evaluation."""
+  values = {}
+  for fields in config_lib.group_fields().values():
+    for field in fields:
+      if field.name in FLAGS:
+        values[field.name] = FLAGS[field.name].value
+  return (config_lib.TrainConfig.create(model='vae', **values),
+          member_settings_from_flags('vae'), eval_config_from_flags())
 
 
 def exit_on_user_error(fn, *args, **kwargs):
   """Calls fn; a TfpVaeError becomes one line on stderr and exit code 1."""
   try:
     return fn(*args, **kwargs)
+  except errors.EnvironmentConfigError as e:
+    _fail(f'invalid environment: {e}')
   except errors.ConfigError as e:
-    _fail(f'invalid flag --{e}' if not str(e).startswith(('TF_CONFIG',
-                                                          'TFP_VAE', 'JOB'))
-          else f'invalid environment: {e}')
+    _fail(f'invalid flag --{e}')
   except errors.RetryableError as e:
     _fail(str(e), EXIT_RETRYABLE)
   except errors.TfpVaeError as e:

@@ -4,14 +4,15 @@
       --output_dir=runs/compare
 
 Both models get the same architecture, data, seed and budget (every flag
-below applies to both).  Writes OUTPUT_DIR/report.html (self-contained),
+below applies to both; a model's own settings, such as --mmd_weight, to the
+model that uses them).  Writes OUTPUT_DIR/report.html (self-contained),
 OUTPUT_DIR/metrics.json ({"vae": {...}, "mmd_vae": {...}}), the figures in
 OUTPUT_DIR/figures/ and the two runs in OUTPUT_DIR/vae and
 OUTPUT_DIR/mmd_vae (running the command again resumes or reuses them).
 
 The small-data experiment of the InfoVAE tutorial:
 
-  python -m trainers.compare --train_examples=500 --epochs=100 \
+  python -m trainers.compare --train_examples=500 --epochs=300 \
       --output_dir=runs/compare_500
 """
 
@@ -20,19 +21,12 @@ from absl import flags
 
 from trainers import common
 
-common.define_shared_flags()
+common.define_config_flags(members=('vae', 'mmd_vae'),
+                           exclude=('model_dir', 'export_dir', 'verbose'))
+common.define_eval_flags()
 flags.DEFINE_string('output_dir', None,
                     'Where the report, metrics and both runs go.')
-flags.DEFINE_integer('eval_iwae_samples', 100,
-                     'k of the importance-weighted log-likelihood bound '
-                     '(0: skip it).')
-flags.DEFINE_float('proposal_scale', 0.1,
-                   'Scale of the Gaussian IWAE proposal around the MMD-VAE '
-                   'code.')
-flags.DEFINE_bool('progress', True, 'Show a progress bar for the whole run.')
-flags.DEFINE_integer('plot_every', 10,
-                     'Draw both models\' figures every N epochs; the report '
-                     'shows them side by side (0: only at the end).')
+flags.DEFINE_bool('progress', True, 'Log progress lines for the whole run.')
 flags.mark_flags_as_required(['output_dir'])
 FLAGS = flags.FLAGS
 
@@ -40,11 +34,12 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = common.train_config_from_flags()
+  base, settings, eval_config = common.exit_on_user_error(
+      common.compare_configs_from_flags)
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
   results = common.exit_on_user_error(
-      evaluation.compare, config, FLAGS.output_dir, FLAGS.eval_iwae_samples,
-      FLAGS.proposal_scale, FLAGS.progress)
+      evaluation.compare, base, FLAGS.output_dir, eval_config, FLAGS.progress,
+      member_settings=settings)
   keys = ('test_iwae_log_likelihood', 'test_reconstruction_nll',
           'test_mmd_to_prior', 'test_active_units', 'test_knn_accuracy',
           'test_logreg_accuracy', 'test_classifier_frechet_distance')

@@ -4,7 +4,7 @@
 
 Adds the importance-weighted log-likelihood, latent probes (k-NN, logistic
 regression), active units and the classifier Frechet distance to the
-metrics the trainer wrote (see tfp_vae/metrics.py for every estimator).
+metrics the trainer wrote (tfp_vae/evaluation.py lists every estimator).
 """
 
 import json
@@ -16,15 +16,7 @@ from absl import logging
 from trainers import common
 
 flags.DEFINE_string('model_dir', None, 'Directory of a trainers.train run.')
-flags.DEFINE_integer('eval_iwae_samples', 100,
-                     'k of the importance-weighted log-likelihood bound '
-                     '(0: skip it).')
-flags.DEFINE_float('proposal_scale', 0.1,
-                   'Scale of the Gaussian IWAE proposal around the code of a '
-                   'point-mass (MMD-VAE) encoder.')
-flags.DEFINE_string('cache_dir', None,
-                    'Where the Frechet feature classifier is cached (default '
-                    '$TFP_VAE_CACHE or ~/.cache/tfp_vae).')
+common.define_eval_flags()
 flags.DEFINE_string('data_dir', None,
                     'TFDS data directory (default: the one the run used).')
 flags.DEFINE_string('idx_dir', None,
@@ -37,11 +29,11 @@ FLAGS = flags.FLAGS
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  eval_config = common.exit_on_user_error(common.eval_config_from_flags)
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
   result = common.exit_on_user_error(
-      evaluation.evaluate_run, FLAGS.model_dir, FLAGS.eval_iwae_samples,
-      FLAGS.proposal_scale, FLAGS.cache_dir, FLAGS.data_dir,
-      idx_dir=FLAGS.idx_dir)
+      evaluation.evaluate_run, FLAGS.model_dir, eval_config,
+      data_dir=FLAGS.data_dir, idx_dir=FLAGS.idx_dir)
   logging.info('metrics: %s', result.metrics)
   print(json.dumps(result.metrics, indent=2, sort_keys=True))
 

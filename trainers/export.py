@@ -30,8 +30,8 @@ FLAGS = flags.FLAGS
 def export_run(model_dir: str, export_dir: str, model_name=None,
                serving_base_path=None) -> str:
   from tfp_vae import export as export_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import training  # pylint: disable=g-import-not-at-top
-  model, _, info = training.load_trained_model(model_dir)
+  from tfp_vae import rundir  # pylint: disable=g-import-not-at-top
+  model, _, info = rundir.load_trained_model(model_dir)
   return export_lib.export_savedmodel(model, tuple(info['image_shape']),
                                       export_dir, model_name,
                                       serving_base_path)

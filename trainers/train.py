@@ -1,4 +1,4 @@
-"""Trains a VAE or MMD-VAE.
+"""Trains a model of the family (VAE, MMD-VAE, InfoVAE, IWAE).
 
   python -m trainers.train --model=vae --model_dir=runs/vae \
       --export_dir=runs/export/vae
@@ -18,7 +18,7 @@ common.define_train_flags()
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = common.train_config_from_flags()
+  config = common.exit_on_user_error(common.train_config_from_flags)
   from tfp_vae import training  # pylint: disable=g-import-not-at-top
   metrics = common.exit_on_user_error(training.run, config)
   logging.info('metrics: %s', metrics)

@@ -1,0 +1,214 @@
+"""A run directory's layout and its files, read and written in one place.
+
+  model_dir/
+    config.json          the run's TrainConfig (`tfp_vae.config`)
+    data_info.json       what rebuilding the model needs without the data
+    checkpoints/         model, optimizer, epoch (the last 3 kept)
+    best_checkpoint/     with early stopping: the best epoch's weights
+    history.jsonl        one JSON object per finished epoch
+    metrics.json         test metrics of the run (training and evaluation)
+    plots/               figures; plots/epoch_NNNN/ every plot_every epochs
+    tensorboard/         summaries
+
+Training, evaluation and export read and write runs through this module,
+including the trained model (`load_trained_model`).
+Every JSON file is written atomically (a temporary file renamed into place).
+"""
+
+import json
+import os
+from typing import Any, Optional
+
+from absl import logging
+import tensorflow as tf
+
+from tfp_vae import config as config_lib
+from tfp_vae import errors
+from tfp_vae import models as models_lib
+
+CONFIG_FILE = 'config.json'
+DATA_INFO_FILE = 'data_info.json'
+METRICS_FILE = 'metrics.json'
+HISTORY_FILE = 'history.jsonl'
+CHECKPOINT_SUBDIR = 'checkpoints'
+BEST_CHECKPOINT_SUBDIR = 'best_checkpoint'
+PLOTS_SUBDIR = 'plots'
+TENSORBOARD_SUBDIR = 'tensorboard'
+
+
+def path(model_dir: str, name: str) -> str:
+  return os.path.join(model_dir, name)
+
+
+def write_json(file_path: str, obj: Any) -> None:
+  """Writes JSON atomically (temp file + rename)."""
+  tmp = f'{file_path}.tmp-{os.getpid()}'
+  with open(tmp, 'w') as f:
+    json.dump(obj, f, indent=2, sort_keys=True)
+    f.write('\n')
+  os.replace(tmp, file_path)
+
+
+def read_config(model_dir: str) -> config_lib.TrainConfig:
+  """The run's config.json.
+
+  Raises:
+    CheckpointError: missing or not a readable tfp_vae config.
+  """
+  file_path = path(model_dir, CONFIG_FILE)
+  try:
+    with open(file_path) as f:
+      return config_lib.TrainConfig.from_dict(json.load(f))
+  except (OSError, ValueError, TypeError, errors.ConfigError) as e:
+    raise errors.CheckpointError(
+        f'{file_path} is not a readable tfp_vae config ({type(e).__name__}: '
+        f'{e})') from e
+
+
+def write_config(model_dir: str, config: config_lib.TrainConfig) -> None:
+  write_json(path(model_dir, CONFIG_FILE), config.to_dict())
+
+
+def check_same_run(config: config_lib.TrainConfig) -> None:
+  """Refuses a model_dir whose config.json describes a different run.
+
+  Raises:
+    CheckpointError: naming each differing setting with both values.
+  """
+  model_dir = config.runtime.model_dir
+  if not os.path.exists(path(model_dir, CONFIG_FILE)):
+    return
+  try:
+    previous = read_config(model_dir)
+  except errors.CheckpointError as e:
+    raise errors.CheckpointError(
+        f'{e}; use another --model_dir or remove that file') from e
+  diffs = previous.differences(config)
+  if diffs:
+    listed = ', '.join(f'--{name}={new!r} (checkpoint has {old!r})'
+                       for name, old, new in diffs)
+    raise errors.CheckpointError(
+        f'model_dir {model_dir} holds a checkpoint of a different '
+        f'configuration: {listed}; use another --model_dir or the same flags')
+
+
+def read_data_info(model_dir: str) -> dict[str, Any]:
+  """data_info.json: dataset, image_shape, num_classes, class_names, ...
+
+  Raises:
+    CheckpointError: missing or unreadable.
+  """
+  file_path = path(model_dir, DATA_INFO_FILE)
+  try:
+    with open(file_path) as f:
+      return json.load(f)
+  except (OSError, ValueError) as e:
+    raise errors.CheckpointError(
+        f'{file_path} is not readable ({type(e).__name__}: {e})') from e
+
+
+def write_data_info(model_dir: str, info: dict[str, Any]) -> None:
+  write_json(path(model_dir, DATA_INFO_FILE), info)
+
+
+def read_metrics(model_dir: str) -> dict[str, Any]:
+  """metrics.json, or {} when there is none (or it is unreadable)."""
+  try:
+    with open(path(model_dir, METRICS_FILE)) as f:
+      return json.load(f)
+  except (OSError, ValueError):
+    return {}
+
+
+def update_metrics(model_dir: str, values: dict[str, Any]) -> dict[str, Any]:
+  """Merges `values` into metrics.json (keys other commands wrote stay);
+  returns the merged metrics."""
+  merged = read_metrics(model_dir)
+  merged.update(values)
+  write_json(path(model_dir, METRICS_FILE), merged)
+  return merged
+
+
+def read_history(model_dir: str) -> list[dict[str, float]]:
+  """history.jsonl as a list of per-epoch dicts (may be empty); a line torn
+  by a crash is skipped."""
+  file_path = path(model_dir, HISTORY_FILE)
+  if not os.path.exists(file_path):
+    return []
+  records = []
+  with open(file_path) as f:
+    for line in f:
+      try:
+        records.append(json.loads(line))
+      except ValueError:
+        continue
+  return records
+
+
+def append_history(model_dir: str, record: dict[str, float]) -> None:
+  with open(path(model_dir, HISTORY_FILE), 'a') as f:
+    f.write(json.dumps(record, sort_keys=True) + '\n')
+
+
+def truncate_history(model_dir: str, epochs_done: int) -> None:
+  """Keeps the history of the epochs the checkpoint holds (an epoch that
+  ended in a NaN or a crash after it was logged is dropped)."""
+  file_path = path(model_dir, HISTORY_FILE)
+  if not os.path.exists(file_path):
+    return
+  kept = [json.dumps(r, sort_keys=True) + '\n'
+          for r in read_history(model_dir) if r.get('epoch', 0) <= epochs_done]
+  tmp = f'{file_path}.tmp-{os.getpid()}'
+  with open(tmp, 'w') as f:
+    f.writelines(kept)
+  os.replace(tmp, file_path)
+
+
+def load_trained_model(model_dir: str
+                       ) -> tuple[models_lib.LatentVariableModel,
+                                  config_lib.TrainConfig, dict[str, Any]]:
+  """The model of model_dir's latest checkpoint, its config and data info.
+
+  Raises:
+    CheckpointError: model_dir has no run, or its checkpoint is unreadable.
+  """
+  try:
+    config = read_config(model_dir)
+    info = read_data_info(model_dir)
+  except errors.CheckpointError as e:
+    raise errors.CheckpointError(
+        f'model_dir {model_dir} holds no readable training run ({e}); train '
+        f'one with trainers.train') from e
+  path = tf.train.latest_checkpoint(
+      os.path.join(model_dir, CHECKPOINT_SUBDIR))
+  if path is None:
+    raise errors.CheckpointError(
+        f'model_dir {model_dir} has no checkpoint yet; train at least one '
+        f'epoch with trainers.train')
+  model = models_lib.build_model(config, tuple(info['image_shape']))
+  restore(tf.train.Checkpoint(model=model), path, partial=True)
+  return model, config, info
+
+
+def restore(checkpoint: tf.train.Checkpoint, path: Optional[str],
+            partial: bool = False) -> None:
+  """Restores `path` into `checkpoint` (nothing when None).
+
+  Raises:
+    CheckpointError: the checkpoint is corrupt or of another model.
+  """
+  if path is None:
+    return
+  try:
+    status = checkpoint.restore(path)
+    if partial:
+      status.expect_partial()
+    status.assert_existing_objects_matched()
+  except (tf.errors.OpError, ValueError, AssertionError) as e:
+    first_line = str(e).strip().splitlines()[0] if str(e).strip() else ''
+    raise errors.CheckpointError(
+        f'checkpoint {path} cannot be restored ({type(e).__name__}: '
+        f'{first_line[:300]}); it was written by a different model or is '
+        f'corrupt: use another --model_dir, or delete that checkpoint to '
+        f'fall back to an earlier one') from e
+  logging.info('restored %s', path)
