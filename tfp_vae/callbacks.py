@@ -22,20 +22,49 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfp_vae import faults
 from tfp_vae import rundir
 
 
 @dataclasses.dataclass
 class RunState:
-  """What the callbacks tell the run: why it stopped, and its timings."""
+  """What the callbacks share and tell the run: why it stopped, where in
+  the epoch it is, and its timings.
+
+  Attributes:
+    failure: why training stopped on a non-finite value, if it did.
+    preempted: SIGTERM arrived.
+    steps_per_epoch: steps of a full epoch.
+    resume_epoch, resume_offset: the epoch a resumed run restarts inside
+      and the steps of it the checkpoint already holds.
+    epoch_steps: steps run so far in the current epoch (offset included).
+    epoch_seconds: wall time of each epoch finished in this process.
+    last_logs: the last finished epoch's training means.
+  """
   failure: Optional[str] = None
   preempted: bool = False
+  steps_per_epoch: int = 0
+  resume_epoch: int = -1
+  resume_offset: int = 0
+  epoch_steps: int = 0
   epoch_seconds: list[float] = dataclasses.field(default_factory=list)
   last_logs: dict[str, float] = dataclasses.field(default_factory=dict)
 
+  def first_step(self, epoch: int) -> int:
+    """The global step the epoch's data starts at."""
+    offset = self.resume_offset if epoch == self.resume_epoch else 0
+    return epoch * self.steps_per_epoch + offset
+
+  @property
+  def epoch_complete(self) -> bool:
+    return self.epoch_steps >= self.steps_per_epoch
+
   @property
   def stopped_early(self) -> bool:
-    return self.failure is not None or self.preempted
+    """Whether the current epoch must not be recorded: a non-finite value,
+    or SIGTERM before the epoch's last step."""
+    return self.failure is not None or (self.preempted and
+                                        not self.epoch_complete)
 
 
 def floats(logs: Optional[dict[str, Any]]) -> dict[str, float]:
@@ -59,13 +88,23 @@ class NonFiniteGuard(keras.callbacks.Callback):
     super().__init__()
     self.state = state
     self._epoch = 0
+    self._offset = 0
     self._start = 0.0
 
   def on_epoch_begin(self, epoch, logs=None):
     self._epoch = epoch
     self._start = time.perf_counter()
+    self._offset = (self.state.resume_offset
+                    if epoch == self.state.resume_epoch else 0)
+    self.state.epoch_steps = self._offset
 
   def on_train_batch_end(self, batch, logs=None):
+    # Keras reports the last step of each call; a call at the end of the
+    # data may run fewer.
+    self.state.epoch_steps = min(self._offset + batch + 1,
+                                 self.state.steps_per_epoch)
+    faults.point('step', self._epoch * self.state.steps_per_epoch +
+                 self.state.epoch_steps)
     if self.state.preempted:
       self.model.stop_training = True
       return
@@ -141,14 +180,31 @@ class EarlyStopping(keras.callbacks.Callback):
     return float(self.best.numpy())
 
 
+class DataCursor(keras.callbacks.Callback):
+  """Points the training stream (`data.train_dataset`'s cursor) at the first
+  step of each epoch before Keras starts iterating it."""
+
+  def __init__(self, state: RunState, cursor: tf.Variable):
+    super().__init__()
+    self.state = state
+    self.cursor = cursor
+
+  def on_epoch_begin(self, epoch, logs=None):
+    self.cursor.assign(self.state.first_step(epoch))
+
+
 class EpochRecord(keras.callbacks.Callback):
-  """After each finished epoch: the epoch counter, the checkpoint, and on
-  the chief the test metrics, the history line, TensorBoard summaries and
-  the `on_epoch(epoch, logs)` hook."""
+  """After each finished epoch, one transaction: on the chief the test
+  metrics, the history line and the TensorBoard summaries, then the epoch
+  counter and the checkpoint, which commits the epoch (a process killed
+  before it redoes the epoch, and the history is cut back to the
+  checkpoint when the run resumes); then the `on_epoch(epoch, logs)`
+  hook."""
 
   async_safe = True
 
   def __init__(self, state: RunState, epoch_var: tf.Variable,
+               epoch_steps_var: tf.Variable,
                manager: tf.train.CheckpointManager,
                model_dir: Optional[str] = None,
                evaluate: Optional[Callable[[], tuple[dict, Any]]] = None,
@@ -157,6 +213,7 @@ class EpochRecord(keras.callbacks.Callback):
     super().__init__()
     self.state = state
     self.epoch_var = epoch_var
+    self.epoch_steps_var = epoch_steps_var
     self.manager = manager
     self.model_dir = model_dir
     self.evaluate = evaluate
@@ -169,8 +226,6 @@ class EpochRecord(keras.callbacks.Callback):
     if self.state.stopped_early:
       return
     logs = floats(logs)
-    self.epoch_var.assign(epoch + 1)
-    self.manager.save()
     test, self.last_terms = self.evaluate() if self.evaluate else ({}, None)
     if self.model_dir is not None:
       rundir.append_history(self.model_dir, {
@@ -178,6 +233,11 @@ class EpochRecord(keras.callbacks.Callback):
           **prefixed(logs), **test})
     if self.writer is not None:
       self._summaries(epoch + 1, logs, test)
+    faults.point('epoch_commit', epoch + 1)
+    self.epoch_var.assign(epoch + 1)
+    self.epoch_steps_var.assign(0)
+    self.manager.save()
+    faults.point('checkpoint', epoch + 1)
     if self.on_epoch is not None:
       self.on_epoch(epoch + 1, logs)
 

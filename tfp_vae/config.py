@@ -39,6 +39,7 @@ PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
 KL_ESTIMATORS = family.KL_ESTIMATORS
 KERNELS = family.KERNELS
 GROUPS = ('model', 'data', 'trainer', 'runtime')
+MAX_SEED = 2**31 - 1
 
 
 def _field(default: Any, help_text: str, choices: tuple = (),
@@ -158,6 +159,10 @@ class TrainerConfig:
     checks.positive_float('learning_rate', self.learning_rate)
     checks.one_of('lr_schedule', self.lr_schedule, LR_SCHEDULES)
     checks.non_negative_int('seed', self.seed)
+    if self.seed > MAX_SEED:
+      raise errors.ConfigError('seed', self.seed,
+                               f'must be at most {MAX_SEED} (2^31 - 1: '
+                               f'seeds are 32-bit in TensorFlow)')
     checks.non_negative_int('early_stopping_patience',
                             self.early_stopping_patience)
     checks.one_of('precision', self.precision, PRECISIONS)
@@ -203,6 +208,9 @@ class RuntimeConfig:
   cpu_replicas: int = _field(
       1, 'Split the CPU into N logical devices for mirrored training '
       'without GPUs.', resumable=True)
+  deterministic: bool = _field(
+      False, "TensorFlow's op determinism: a run, interrupted and resumed "
+      'or not, gives the same weights bit for bit (slower).', resumable=True)
 
   def validate(self) -> None:
     checks.text('model_dir', self.model_dir, 'a directory path')
@@ -216,6 +224,7 @@ class RuntimeConfig:
     checks.positive_int('steps_per_execution', self.steps_per_execution)
     checks.one_of('strategy', self.strategy, STRATEGIES)
     checks.positive_int('cpu_replicas', self.cpu_replicas)
+    checks.boolean('deterministic', self.deterministic)
 
 
 @dataclasses.dataclass

@@ -336,28 +336,76 @@ def to_float(images: tf.Tensor) -> tf.Tensor:
 
 
 def binarize(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-  """Dynamic binarization: pixel = 1 with probability equal to its value."""
+  """Dynamic binarization: pixel = 1 with probability equal to its value;
+  `seed` is a stateless seed pair."""
   u = tf.random.stateless_uniform(tf.shape(images), seed=seed)
   return tf.cast(u < images, tf.float32)
 
 
-def train_dataset(images: np.ndarray, batch_size: int, seed: int,
-                  binarized: bool = False) -> tf.data.Dataset:
-  """Shuffled, batched, prefetched training images in [0, 1].
+def steps_per_epoch(num_images: int, batch_size: int) -> int:
+  """Full batches per epoch (the remainder is left out, differently each
+  epoch)."""
+  return num_images // batch_size
 
-  Batches are full (drop_remainder) so every step has the configured global
-  batch; the order is reshuffled every epoch from `seed`.  With `binarized`,
-  pixels are resampled as Bernoulli draws each time they are seen.
+
+def train_dataset(images: np.ndarray, batch_size: int, seed: int,
+                  binarized: bool = False,
+                  cursor: Optional[tf.Variable] = None,
+                  steps: Optional[int] = None) -> tf.data.Dataset:
+  """Training batches in [0, 1] from one deterministic stream.
+
+  The stream's global step s (counted from the start of training) is the
+  batch `s % S` of epoch `s // S` (S = steps per epoch) of the permutation
+  `stateless_shuffle(range(N), seed=(seed, epoch))`: data order is a
+  function of (seed, step) alone, so a run resumed at any step sees what the
+  uninterrupted run saw.  Batches are full (drop_remainder).  With
+  `binarized`, pixels are Bernoulli draws seeded by (seed, s).
+
+  Each iteration of the dataset yields the stream from step `cursor` (an
+  int64 variable, read when the iteration starts; 0 without one) to the end
+  of that step's epoch: set it before each epoch (Keras restarts the
+  iteration every epoch).
+
+  Args:
+    images: uint8 [N, H, W, C].
+    batch_size: B.
+    seed: the run's seed.
+    binarized: dynamic binarization.
+    cursor: where each iteration starts.
+    steps: the number of batches an iteration yields, when known (so Keras
+      can show it); checked.
   """
-  ds = tf.data.Dataset.from_tensor_slices(images)
-  ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
-  ds = ds.batch(batch_size, drop_remainder=True)
-  ds = ds.map(to_float, num_parallel_calls=tf.data.AUTOTUNE)
-  if binarized:
-    seeds = tf.data.Dataset.random(seed=seed).batch(2)
-    ds = tf.data.Dataset.zip(ds, seeds).map(
-        binarize, num_parallel_calls=tf.data.AUTOTUNE)
-  return ds.prefetch(tf.data.AUTOTUNE)
+  num = len(images)
+  per_epoch = steps_per_epoch(num, batch_size)
+  images_t = tf.constant(images)
+  seed = tf.constant(seed, tf.int64)
+
+  def from_step(start):
+    epoch, offset = start // per_epoch, start % per_epoch
+    order = tf.random.experimental.stateless_shuffle(
+        tf.range(num, dtype=tf.int64), seed=tf.stack([seed, epoch]))
+    batches = tf.reshape(order[:per_epoch * batch_size],
+                         [per_epoch, batch_size])[offset:]
+    return tf.data.Dataset.zip(
+        tf.data.Dataset.from_tensor_slices(batches),
+        tf.data.Dataset.range(start, start + per_epoch - offset))
+
+  def start():
+    return (cursor.read_value() if cursor is not None
+            else tf.constant(0, tf.int64))
+
+  ds = tf.data.Dataset.range(1).flat_map(lambda _: from_step(start()))
+  if steps is not None:
+    ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
+
+  def load(indices, step):
+    x = to_float(tf.gather(images_t, indices))
+    if binarized:
+      x = binarize(x, tf.stack([seed, step]))
+    return x
+
+  return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE).prefetch(
+      tf.data.AUTOTUNE)
 
 
 def eval_dataset(images: np.ndarray, batch_size: int,

@@ -149,7 +149,10 @@ def evaluate_run(model_dir: str, eval_config: EvalConfig = EvalConfig(),
       model, train_x, data.train_labels, test_x, data.test_labels,
       data.num_classes, dataclasses.replace(eval_config, cache_dir=cache_dir),
       seed=seed)
-  merged = rundir.update_metrics(model_dir, results)
+  results[rundir.EVALUATED_EPOCH_KEY] = int(
+      rundir.read_metrics(model_dir).get('epochs_completed', 0))
+  with rundir.RunLock(model_dir, 'trainers.evaluate'):
+    merged = rundir.update_metrics(model_dir, results)
   return Evaluation(merged, model, config, data, test_x, arrays)
 
 

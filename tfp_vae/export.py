@@ -34,6 +34,7 @@ versions and renamed into place, so a polling server never sees half a
 model; `export_dir/models.config` is a TF Serving `model_config_list` for it.
 """
 
+import errno
 import os
 import re
 import shutil
@@ -44,9 +45,11 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import faults
 from tfp_vae import likelihood as likelihood_lib
 from tfp_vae import losses
 from tfp_vae import models as models_lib
+from tfp_vae import rundir
 
 tfd = tfp.distributions
 
@@ -216,18 +219,50 @@ def export_savedmodel(model: models_lib.LatentVariableModel,
   where the TF Serving image looks, so mount export_dir there).
   """
   os.makedirs(export_dir, exist_ok=True)
-  version = (versions(export_dir) or [0])[-1] + 1
-  tmp = tempfile.mkdtemp(prefix=f'.tmp-{version}-', dir=export_dir)
+  remove_leftovers(export_dir)
+  tmp = tempfile.mkdtemp(prefix=f'.tmp-{os.getpid()}-', dir=export_dir)
   try:
     build_archive(model, image_shape).write_out(tmp, verbose=False)
-    final = os.path.join(export_dir, str(version))
-    os.rename(tmp, final)
+    faults.point('export', 0)
+    final = _rename_to_next_version(tmp, export_dir)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   name = model_name or os.path.basename(os.path.abspath(export_dir))
   config_path = os.path.join(export_dir, 'models.config')
-  with open(config_path + '.tmp', 'w') as f:
+  tmp_config = f'{config_path}.tmp-{os.getpid()}'
+  with open(tmp_config, 'w') as f:
     f.write(models_config(name, serving_base_path or f'/models/{name}'))
-  os.replace(config_path + '.tmp', config_path)
+  os.replace(tmp_config, config_path)
   return final
+
+
+def _rename_to_next_version(tmp: str, export_dir: str) -> str:
+  """Renames `tmp` to the next free integer version; an export running at
+  the same time that takes a number first makes this one take the next."""
+  version = (versions(export_dir) or [0])[-1] + 1
+  while True:
+    final = os.path.join(export_dir, str(version))
+    try:
+      os.rename(tmp, final)
+      return final
+    except OSError as e:
+      if e.errno not in (errno.EEXIST, errno.ENOTEMPTY) and not (
+          os.path.isdir(final)):
+        raise
+      version += 1
+
+
+def remove_leftovers(export_dir: str) -> None:
+  """Removes the temporary directories and files of exports whose process
+  is gone (`.tmp-PID-*`, `models.config.tmp-PID`)."""
+  for name in os.listdir(export_dir):
+    if '.tmp-' not in name:
+      continue
+    pid = name.split('.tmp-', 1)[1].split('-')[0]
+    if pid.isdigit() and not rundir.pid_alive(int(pid)):
+      full = os.path.join(export_dir, name)
+      if os.path.isdir(full):
+        shutil.rmtree(full, ignore_errors=True)
+      else:
+        os.remove(full)

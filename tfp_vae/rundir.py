@@ -29,6 +29,8 @@ from tfp_vae import models as models_lib
 CONFIG_FILE = 'config.json'
 DATA_INFO_FILE = 'data_info.json'
 METRICS_FILE = 'metrics.json'
+# metrics.json key: the epoch trainers.evaluate measured.
+EVALUATED_EPOCH_KEY = 'evaluated_epoch'
 HISTORY_FILE = 'history.jsonl'
 CHECKPOINT_SUBDIR = 'checkpoints'
 BEST_CHECKPOINT_SUBDIR = 'best_checkpoint'
@@ -179,14 +181,14 @@ def load_trained_model(model_dir: str
     raise errors.CheckpointError(
         f'model_dir {model_dir} holds no readable training run ({e}); train '
         f'one with trainers.train') from e
-  path = tf.train.latest_checkpoint(
-      os.path.join(model_dir, CHECKPOINT_SUBDIR))
+  model = models_lib.build_model(config, tuple(info['image_shape']))
+  path = restore_latest(tf.train.Checkpoint(model=model),
+                        os.path.join(model_dir, CHECKPOINT_SUBDIR),
+                        partial=True)
   if path is None:
     raise errors.CheckpointError(
         f'model_dir {model_dir} has no checkpoint yet; train at least one '
         f'epoch with trainers.train')
-  model = models_lib.build_model(config, tuple(info['image_shape']))
-  restore(tf.train.Checkpoint(model=model), path, partial=True)
   return model, config, info
 
 
@@ -204,7 +206,8 @@ def restore(checkpoint: tf.train.Checkpoint, path: Optional[str],
     if partial:
       status.expect_partial()
     status.assert_existing_objects_matched()
-  except (tf.errors.OpError, ValueError, AssertionError) as e:
+  except (tf.errors.OpError, ValueError, AssertionError, IndexError,
+          KeyError, OSError) as e:
     first_line = str(e).strip().splitlines()[0] if str(e).strip() else ''
     raise errors.CheckpointError(
         f'checkpoint {path} cannot be restored ({type(e).__name__}: '
@@ -212,3 +215,180 @@ def restore(checkpoint: tf.train.Checkpoint, path: Optional[str],
         f'corrupt: use another --model_dir, or delete that checkpoint to '
         f'fall back to an earlier one') from e
   logging.info('restored %s', path)
+
+
+# -- checkpoints that can be trusted ------------------------------------------
+
+
+def checkpoint_prefixes(directory: str) -> list[str]:
+  """Every `ckpt-N` prefix with an index file in `directory`, newest first
+  (found by listing, not through the `checkpoint` state file, which a crash
+  or a user may have removed)."""
+  if not os.path.isdir(directory):
+    return []
+  numbered = []
+  for name in os.listdir(directory):
+    if name.startswith('ckpt-') and name.endswith('.index'):
+      number = name[len('ckpt-'):-len('.index')]
+      if number.isdigit():
+        numbered.append((int(number), os.path.join(directory, name[:-6])))
+  return [p for _, p in sorted(numbered, reverse=True)]
+
+
+def restore_latest(checkpoint: tf.train.Checkpoint, directory: str,
+                   partial: bool = False) -> Optional[str]:
+  """Restores the newest readable checkpoint in `directory`; returns its
+  prefix, or None when the directory holds none.
+
+  A newer checkpoint that cannot be read (a truncated data file, a missing
+  index) is moved aside to `directory/unreadable/` and the next older one
+  is used, with a warning: a run is never silently restarted from scratch
+  over checkpoints it could have used.
+
+  Raises:
+    CheckpointError: checkpoints exist but none can be restored (they
+      belong to another model, or all are corrupt).
+  """
+  prefixes = checkpoint_prefixes(directory)
+  data_without_index = [n for n in (os.listdir(directory) if os.path.isdir(
+      directory) else []) if n.startswith('ckpt-') and '.data-' in n and
+                        os.path.join(directory, n.split('.data-')[0])
+                        not in prefixes]
+  if not prefixes:
+    if data_without_index:
+      raise errors.CheckpointError(
+          f'{directory} holds checkpoint data ({data_without_index[0]}) but '
+          f'no readable index: restore the .index file or remove the '
+          f'directory to train from scratch')
+    return None
+  failures = []
+  for prefix in prefixes:
+    try:
+      restore(checkpoint, prefix, partial=partial)
+    except errors.CheckpointError as e:
+      failures.append((prefix, e))
+      continue
+    for bad, reason in failures:
+      _move_aside(bad, directory)
+      logging.warning('checkpoint %s is unreadable (%s); moved to %s and '
+                      'resumed from %s', bad, reason, os.path.join(
+                          directory, 'unreadable'), prefix)
+    if failures:
+      # The state file named the broken one (or was missing): point it at
+      # the checkpoint in use so that the managers carry on from it.
+      tf.train.update_checkpoint_state(directory, prefix)
+    return prefix
+  raise failures[0][1]
+
+
+def _move_aside(prefix: str, directory: str) -> None:
+  target = os.path.join(directory, 'unreadable')
+  os.makedirs(target, exist_ok=True)
+  base = os.path.basename(prefix)
+  for name in os.listdir(directory):
+    if name == base + '.index' or name.startswith(base + '.data-'):
+      os.replace(os.path.join(directory, name), os.path.join(target, name))
+
+
+# -- leftovers and the one writer ---------------------------------------------
+
+
+def pid_alive(pid: int) -> bool:
+  """Whether process `pid` exists on this host."""
+  try:
+    os.kill(pid, 0)
+  except ProcessLookupError:
+    return False
+  except PermissionError:
+    return True
+  return True
+
+
+def remove_leftovers(model_dir: str) -> list[str]:
+  """Removes what interrupted writes leave behind: TensorFlow's
+  `ckpt-N_temp/` directories and this package's `*.tmp-PID` files of
+  processes that are gone.  Returns what was removed."""
+  removed = []
+  for root in (model_dir, os.path.join(model_dir, CHECKPOINT_SUBDIR),
+               os.path.join(model_dir, BEST_CHECKPOINT_SUBDIR)):
+    if not os.path.isdir(root):
+      continue
+    for name in os.listdir(root):
+      full = os.path.join(root, name)
+      stale = name.endswith('_temp') and os.path.isdir(full)
+      if '.tmp-' in name:
+        pid = name.rsplit('.tmp-', 1)[1].split('.')[0].split('-')[0]
+        stale = pid.isdigit() and not pid_alive(int(pid))
+      if stale:
+        if os.path.isdir(full):
+          import shutil  # pylint: disable=g-import-not-at-top
+          shutil.rmtree(full, ignore_errors=True)
+        else:
+          os.remove(full)
+        removed.append(full)
+  return removed
+
+
+LOCK_FILE = '.lock'
+
+
+class RunLock:
+  """One writer per run directory: `model_dir/.lock` names the holder
+  (pid, host).  A lock left by a dead process on this host is taken over;
+  a live holder, or one on another host, is refused with its name.
+
+  Use as a context manager; the lock is released on exit.
+  """
+
+  def __init__(self, model_dir: str, what: str = 'training'):
+    self.path = path(model_dir, LOCK_FILE)
+    self.what = what
+    self.held = False
+
+  def __enter__(self) -> 'RunLock':
+    import socket  # pylint: disable=g-import-not-at-top
+    import time  # pylint: disable=g-import-not-at-top
+    host = socket.gethostname()
+    mine = {'pid': os.getpid(), 'host': host, 'what': self.what,
+            'since': time.strftime('%Y-%m-%d %H:%M:%S')}
+    for _ in range(3):
+      try:
+        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+      except FileExistsError:
+        holder = self._holder()
+        if holder is None:
+          continue  # released or half-written meanwhile: try again
+        if holder.get('host') == host and not pid_alive(
+            int(holder.get('pid', -1))):
+          logging.warning('taking over %s from pid %s (%s), which is gone',
+                          self.path, holder.get('pid'), holder.get('what'))
+          os.remove(self.path)
+          continue
+        raise errors.CheckpointError(
+            f'{os.path.dirname(self.path)} is in use by {holder.get("what")} '
+            f'(pid {holder.get("pid")} on host {holder.get("host")}, since '
+            f'{holder.get("since")}): wait for it to finish, use another '
+            f'--model_dir, or remove {self.path} if that process is gone')
+      with os.fdopen(fd, 'w') as f:
+        json.dump(mine, f)
+      self.held = True
+      return self
+    raise errors.CheckpointError(f'cannot take the lock {self.path}')
+
+  def _holder(self) -> Optional[dict]:
+    try:
+      with open(self.path) as f:
+        return json.load(f)
+    except FileNotFoundError:
+      return None
+    except ValueError:
+      return {'pid': -1, 'host': None, 'what': 'an unknown process'}
+
+  def __exit__(self, *exc) -> bool:
+    if self.held:
+      try:
+        os.remove(self.path)
+      except FileNotFoundError:
+        pass
+      self.held = False
+    return False

@@ -19,6 +19,7 @@ save their (required, collective) checkpoints and exports under
 model_dir/.worker-<id>/, which they delete at the end.
 """
 
+import contextlib
 import dataclasses
 import os
 import shutil
@@ -30,6 +31,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfp_vae import budget
 from tfp_vae import callbacks as callbacks_lib
 from tfp_vae import config as config_lib
 from tfp_vae import data as data_lib
@@ -57,6 +59,7 @@ class Run:
       default_factory=callbacks_lib.RunState)
   model: Optional[models_lib.LatentVariableModel] = None
   epoch_var: Optional[tf.Variable] = None
+  epoch_steps_var: Optional[tf.Variable] = None
   stopping: Optional[callbacks_lib.EarlyStopping] = None
   manager: Optional[tf.train.CheckpointManager] = None
   trained: bool = False  # whether this process trained any epoch
@@ -104,15 +107,23 @@ def run(config: config_lib.TrainConfig,
     PeerLost.
   """
   the_run = prepare(config)
-  build(the_run)
-  fit(the_run, on_epoch)
-  return finish(the_run)
+  with (rundir.RunLock(the_run.model_dir) if the_run.chief
+        else contextlib.nullcontext()):
+    if the_run.chief:
+      for path in rundir.remove_leftovers(the_run.model_dir):
+        logging.info('removed %s, left by an interrupted run', path)
+    rundir.check_same_run(config)
+    build(the_run)
+    fit(the_run, on_epoch)
+    return finish(the_run)
 
 
 def prepare(config: config_lib.TrainConfig) -> Run:
   """Validates, builds the strategy, checks the model_dir and loads the
   data."""
   config.validate()
+  if config.runtime.deterministic:
+    tf.config.experimental.enable_op_determinism()
   # First: splitting the CPU must happen before TensorFlow initialises.
   strategy = distribute.make_strategy(config.runtime.strategy,
                                       config.runtime.cpu_replicas)
@@ -125,13 +136,14 @@ def prepare(config: config_lib.TrainConfig) -> Run:
         f'{distribute.describe(strategy)}')
   chief = distribute.is_chief(strategy)
   task_type, task_id = distribute.task(strategy)
-  rundir.check_same_run(config)
+  _check_directories(config)
   data, validation_images = prepare_data(config)
   if batch_size > len(data.train_images):
     raise errors.ConfigError(
         'batch_size', batch_size,
         f'must not exceed the {len(data.train_images)} training examples of '
         f'{config.data.dataset}')
+  budget.check(config, data.image_shape)
   model_dir = config.runtime.model_dir
   own_dir = model_dir if chief else os.path.join(
       model_dir, f'.worker-{task_type}-{task_id}')
@@ -168,6 +180,9 @@ def build(the_run: Run) -> None:
                   steps_per_execution=config.runtime.steps_per_execution)
     optimizer.build(model.trainable_variables)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
+    # Steps of the next epoch a SIGTERM checkpoint already holds.
+    epoch_steps_var = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                  name='epoch_steps')
     best_manager = tf.train.CheckpointManager(
         tf.train.Checkpoint(model=model),
         os.path.join(the_run.own_dir, rundir.BEST_CHECKPOINT_SUBDIR),
@@ -178,16 +193,18 @@ def build(the_run: Run) -> None:
   for note in notes:
     logging.warning('%s', note)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
-                                   epoch=epoch_var, **stopping.variables())
-  rundir.restore(checkpoint, tf.train.latest_checkpoint(
-      os.path.join(the_run.model_dir, rundir.CHECKPOINT_SUBDIR)))
+                                   epoch=epoch_var,
+                                   epoch_steps=epoch_steps_var,
+                                   **stopping.variables())
+  rundir.restore_latest(checkpoint, os.path.join(
+      the_run.model_dir, rundir.CHECKPOINT_SUBDIR))
   the_run.manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(the_run.own_dir, rundir.CHECKPOINT_SUBDIR),
       max_to_keep=3 if the_run.chief else 1)
   if config.trainer.lr_schedule == 'constant':
     optimizer.learning_rate.assign(config.trainer.learning_rate)
-  the_run.model, the_run.epoch_var, the_run.stopping = (model, epoch_var,
-                                                        stopping)
+  the_run.model, the_run.stopping = model, stopping
+  the_run.epoch_var, the_run.epoch_steps_var = epoch_var, epoch_steps_var
   if the_run.chief:
     rundir.write_config(the_run.model_dir, config)
     # What trainers.export needs to rebuild the model without the data.
@@ -200,15 +217,19 @@ def build(the_run: Run) -> None:
 
 def fit(the_run: Run,
         on_epoch: Optional[Callable[[int, dict], None]] = None) -> None:
-  """Trains the remaining epochs, if any.
+  """Trains the remaining steps, if any.
+
+  Data order and noise are functions of (seed, step), so a run resumed at
+  any step, including inside an epoch after SIGTERM, continues exactly as
+  the uninterrupted run would have.
 
   Raises:
     Preempted: SIGTERM arrived (a checkpoint was saved).
     NonFiniteLossError: the loss became NaN or infinite.
     PeerLost: a worker of a multi-worker run stopped answering.
   """
-  config, chief = the_run.config, the_run.chief
-  done = the_run.epochs_done
+  config, chief, state = the_run.config, the_run.chief, the_run.state
+  done, offset = the_run.epochs_done, int(the_run.epoch_steps_var.numpy())
   if the_run.stopping.stopped():
     logging.info('%s stopped early after epoch %d (no validation '
                  'improvement for %d epochs): not training again',
@@ -220,45 +241,65 @@ def fit(the_run: Run,
                  'training again', the_run.model_dir, done,
                  config.trainer.epochs)
     return
-  if done:
-    logging.info('resuming %s from epoch %d of %d', the_run.model_dir, done,
-                 config.trainer.epochs)
-  model, state, seed = the_run.model, the_run.state, config.trainer.seed
+  if done or offset:
+    logging.info('resuming %s from epoch %d of %d%s', the_run.model_dir,
+                 done, config.trainer.epochs,
+                 f', step {offset} of epoch {done + 1}' if offset else '')
+  model, seed = the_run.model, config.trainer.seed
+  batch = config.trainer.batch_size
+  per_epoch = data_lib.steps_per_epoch(len(the_run.data.train_images), batch)
+  state.steps_per_epoch = per_epoch
+  state.resume_epoch, state.resume_offset = done, min(offset, per_epoch - 1)
   writer = (tf.summary.create_file_writer(os.path.join(
       the_run.model_dir, rundir.TENSORBOARD_SUBDIR)) if chief else None)
   if chief:
     rundir.truncate_history(the_run.model_dir, done)
   record = callbacks_lib.EpochRecord(
-      state, the_run.epoch_var, the_run.manager,
+      state, the_run.epoch_var, the_run.epoch_steps_var, the_run.manager,
       model_dir=the_run.model_dir if chief else None,
       evaluate=(lambda: metrics_lib.evaluate(model, the_run.test_x, seed))
       if chief else None,
       writer=writer, preview=the_run.test_x[:8],
       on_epoch=on_epoch if chief else None)
-  callbacks = [callbacks_lib.NonFiniteGuard(state), the_run.stopping, record,
+  cursor = tf.Variable(state.first_step(done), dtype=tf.int64,
+                       trainable=False)
+  callbacks = [callbacks_lib.DataCursor(state, cursor),
+               callbacks_lib.NonFiniteGuard(state), the_run.stopping, record,
                callbacks_lib.PeriodicPlots(
                    config.runtime.plot_every if chief else 0, state, record,
                    the_run.draw)]
-  train_ds = data_lib.train_dataset(the_run.data.train_images,
-                                    config.trainer.batch_size, seed + done,
-                                    config.data.binarize)
   validation = the_run.validation_images
+  validation_ds = data_lib.eval_dataset(
+      validation, batch, config.data.binarize, seed) if len(
+          validation) else None
+
+  def train(steps, first_epoch, last_epoch):
+    model.fit(data_lib.train_dataset(
+        the_run.data.train_images, batch, seed, config.data.binarize,
+        cursor=cursor, steps=steps),
+              epochs=last_epoch, initial_epoch=first_epoch,
+              callbacks=callbacks, verbose=_verbosity(config.runtime.verbose),
+              validation_data=validation_ds,
+              shuffle=False)  # the stream is its own order
+
   with callbacks_lib.sigterm_sets_preempted(state), (
       _peer_failures_are_retryable(the_run.strategy)):
-    model.fit(train_ds, epochs=config.trainer.epochs, initial_epoch=done,
-              callbacks=callbacks, verbose=_verbosity(config.runtime.verbose),
-              validation_data=data_lib.eval_dataset(
-                  validation, config.trainer.batch_size,
-                  config.data.binarize, seed) if len(validation) else None,
-              shuffle=False)  # the dataset reshuffles itself
+    if state.resume_offset:  # the rest of the epoch SIGTERM interrupted
+      train(per_epoch - state.resume_offset, done, done + 1)
+    if not model.stop_training and not state.preempted and (
+        the_run.epochs_done < config.trainer.epochs):
+      train(per_epoch, the_run.epochs_done, config.trainer.epochs)
   if writer is not None:
     writer.close()
   the_run.trained = True
   if state.preempted:
+    if not state.epoch_complete:
+      the_run.epoch_steps_var.assign(state.epoch_steps)
     path = the_run.manager.save()
     raise errors.Preempted(
-        f'stopped by SIGTERM in epoch {the_run.epochs_done + 1}; saved '
-        f'{path}; run the same command again to resume')
+        f'stopped by SIGTERM in epoch {the_run.epochs_done + 1} after step '
+        f'{int(the_run.epoch_steps_var.numpy())}; saved {path}; run the same '
+        f'command again to resume')
   if state.failure is not None:
     last = tf.train.latest_checkpoint(
         os.path.join(the_run.model_dir, rundir.CHECKPOINT_SUBDIR))
@@ -266,7 +307,7 @@ def fit(the_run: Run,
             f'{the_run.epochs_done}) is kept' if last else
             'no epoch finished, so there is no checkpoint')
     raise errors.NonFiniteLossError(
-        f'{state.failure}; {kept}; lower --learning_rate and run the '
+        f'{state.failure}; {kept}; {_non_finite_remedy(config)} and run the '
         f'same command again to resume')
 
 
@@ -303,8 +344,10 @@ def finish(the_run: Run) -> dict[str, float]:
   results['train_images_per_second'] = _throughput(the_run)
   if the_run.state.last_logs:
     results.update(callbacks_lib.prefixed(the_run.state.last_logs))
-  else:
-    results.update({k: v for k, v in the_run.previous_metrics.items()
+  else:  # nothing trained here: the last epoch's record has them
+    history = rundir.read_history(the_run.model_dir)
+    last = history[-1] if history else the_run.previous_metrics
+    results.update({k: v for k, v in last.items()
                     if k.startswith(('train_', 'val_')) and k not in results})
   results.update(model.member.recorded())
   the_run.draw(terms=terms)
@@ -317,9 +360,20 @@ def finish(the_run: Run) -> dict[str, float]:
       path = export_lib.export_savedmodel(model, the_run.data.image_shape,
                                           export_dir)
       logging.info('exported SavedModel to %s', path)
+  previous = the_run.previous_metrics
+  evaluated = previous.get(rundir.EVALUATED_EPOCH_KEY)
+  if evaluated is not None and evaluated != results['epochs_completed']:
+    # trainers.evaluate measured other weights: its figures would be stale.
+    stale = sorted(set(previous) - set(results))
+    logging.warning('dropped the evaluation of epoch %s from metrics.json '
+                    '(the model is now at epoch %d): %s; run '
+                    'trainers.evaluate again', evaluated,
+                    results['epochs_completed'], ', '.join(stale))
+    previous = {}
+  merged = {**previous, **results}
   rundir.write_json(rundir.path(the_run.model_dir, rundir.METRICS_FILE),
-                    results)
-  return results
+                    merged)
+  return merged
 
 
 def prepare_data(config: config_lib.TrainConfig
@@ -360,6 +414,51 @@ class _peer_failures_are_retryable:  # pylint: disable=invalid-name
     return False
 
 
+def _check_directories(config: config_lib.TrainConfig) -> None:
+  """model_dir and export_dir must be directories this process can write,
+  checked before any data is read or any epoch trained.
+
+  Raises:
+    ConfigError: naming the directory and what is wrong with it.
+  """
+  for name in ('model_dir', 'export_dir'):
+    where = getattr(config.runtime, name)
+    if where is None:
+      continue
+    if os.path.exists(where) and not os.path.isdir(where):
+      raise errors.ConfigError(name, where, 'is a file, not a directory')
+    try:
+      os.makedirs(where, exist_ok=True)
+      probe = os.path.join(where, f'.write-test.tmp-{os.getpid()}')
+      with open(probe, 'w') as f:
+        f.write('ok')
+      os.remove(probe)
+    except OSError as e:
+      raise errors.ConfigError(
+          name, where, f'is not a writable directory ({e.strerror or e})'
+      ) from None
+
+
+def _non_finite_remedy(config: config_lib.TrainConfig) -> str:
+  """What to change after a NaN: the learning rate, and the settings that
+  scale this model's loss."""
+  member = config.model.member
+  scales = []
+  for field in dataclasses.fields(member):
+    if field.name in ('mmd_weight', 'info_lambda', 'beta'):
+      value = getattr(member, field.name)
+      flag = field.metadata.get('flag') or field.name
+      scales.append(f'--{flag}' + (f'={value:g}' if value is not None
+                                   else ' (default: from the pixel count)'))
+  if config.model.likelihood.startswith('gaussian'):
+    scales.append(f'--gaussian_scale={config.model.gaussian_scale:g} '
+                  f'(a smaller scale weighs pixels by 1/scale^2)')
+  remedy = 'lower --learning_rate'
+  if scales:
+    remedy += ', or make the loss smaller: ' + ', '.join(scales)
+  return remedy
+
+
 def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):
   if config.trainer.lr_schedule == 'cosine':
     return keras.optimizers.schedules.CosineDecay(
@@ -370,8 +469,12 @@ def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):
 
 def _throughput(the_run: Run) -> float:
   """Training images per second, excluding the first (tracing) epoch when
-  more than one epoch ran in this process."""
+  more than one epoch ran; from the history's epoch times when nothing was
+  trained in this process."""
   seconds = the_run.state.epoch_seconds
+  if not seconds:
+    seconds = [r['seconds'] for r in rundir.read_history(the_run.model_dir)
+               if 'seconds' in r]
   if not seconds:
     return float(the_run.previous_metrics.get('train_images_per_second', 0.0))
   if len(seconds) > 1:
