@@ -11,7 +11,8 @@ The estimate counts what grows with the settings:
   activations  every layer's output per image (measured on the networks),
                times the batch, times the importance samples of the IWAE,
                kept for the backward pass; a VampPrior also encodes its K
-               pseudo-inputs every step.
+               pseudo-inputs every step; a mixture prior's densities and
+               samples hold [codes, K, latent] tensors.
 
 It is multiplied by OVERHEAD for TensorFlow's temporaries and allocator
 slack.  `check` refuses a run whose estimate exceeds BUDGET_SHARE of the
@@ -84,14 +85,19 @@ def estimate(config: config_lib.TrainConfig,
   per_param = BYTES_PER_FLOAT * COPIES_OF_PARAMETERS
   out = {'latent_dim': float(p1 + (p2 - p1) * (latent - 1)) * per_param}
   components = model.prior_components
-  if model.prior == 'mixture':
-    out['prior_components'] = float(components * (2 * latent + 1)) * (
-        per_param)
-  elif model.prior == 'vamp':
-    out['prior_components'] = float(components) * (
-        math.prod(image_shape) * per_param + enc_act * BYTES_PER_FLOAT * 2)
   samples = getattr(model.member, 'iwae_samples', 1)
   batch = config.trainer.batch_size
+  # A mixture's log density and its reparameterised samples hold
+  # [codes, components, latent] tensors (and their gradients).
+  per_code = float(batch * samples * components * (latent + 1)) * (
+      BYTES_PER_FLOAT * 4)
+  if model.prior == 'mixture':
+    out['prior_components'] = float(components * (2 * latent + 1)) * (
+        per_param) + per_code
+  elif model.prior == 'vamp':
+    out['prior_components'] = float(components) * (
+        math.prod(image_shape) * per_param + enc_act * BYTES_PER_FLOAT * 2
+    ) + per_code
   # Forward activations kept for the backward pass, and their gradients.
   out['batch_size'] = float(batch) * samples * act * BYTES_PER_FLOAT * 2
   if samples > 1:

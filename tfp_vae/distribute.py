@@ -39,6 +39,9 @@ from tfp_vae import errors
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 DEFAULT_WORKER_ADDRESS = '{jobset}-node-0-{index}.{jobset}:2222'
 _ALLOWED_TASK_TYPES = ('chief', 'worker')
+# More tasks than this is a typo, not a cluster (and building its addresses
+# would take the memory of one).
+MAX_WORKERS = 10000
 
 
 def parse_tf_config(raw: str) -> dict:
@@ -59,6 +62,11 @@ def parse_tf_config(raw: str) -> dict:
     raise errors.EnvironmentConfigError('TF_CONFIG', raw,
                              'must be a JSON object with a "cluster" object')
   cluster = tf_config['cluster']
+  if sum(len(v) if isinstance(v, list) else 1
+         for v in cluster.values()) > MAX_WORKERS:
+    raise errors.EnvironmentConfigError(
+        'TF_CONFIG', f'{raw[:200]}...', f'names more than {MAX_WORKERS:,} '
+        f'tasks')
   for task_type, addresses in cluster.items():
     if task_type not in _ALLOWED_TASK_TYPES:
       hint = (' (use "chief" or "worker": TFJob\'s Master replica type '
@@ -68,15 +76,24 @@ def parse_tf_config(raw: str) -> dict:
           'TF_CONFIG', raw, f'names task type {task_type!r}; only '
           f'{list(_ALLOWED_TASK_TYPES)} are supported{hint}')
     if not isinstance(addresses, list) or not addresses:
-      raise errors.EnvironmentConfigError('TF_CONFIG', raw,
-                               f'has no addresses for {task_type!r}')
+      raise errors.EnvironmentConfigError(
+          'TF_CONFIG', raw, f'has no list of addresses for {task_type!r}')
+    for address in addresses:
+      if not _is_address(address):
+        raise errors.EnvironmentConfigError(
+            'TF_CONFIG', raw, f'has address {address!r} for {task_type!r}; '
+            f'addresses are "host:port" strings with a port in 1-65535')
   if len(cluster.get('chief', [])) > 1:
     raise errors.EnvironmentConfigError(
         'TF_CONFIG', raw, 'names more than one chief')
   task = tf_config.get('task', {})
+  if not isinstance(task, dict):
+    raise errors.EnvironmentConfigError(
+        'TF_CONFIG', raw, 'must have a "task" object with "type" and "index"')
   task_type, index = task.get('type'), task.get('index')
-  if task_type not in cluster or not isinstance(index, int) or not (
-      0 <= index < len(cluster[task_type])):
+  if not isinstance(task_type, str) or task_type not in cluster or (
+      not isinstance(index, int)) or isinstance(index, bool) or not (
+          0 <= index < len(cluster[task_type])):
     raise errors.EnvironmentConfigError(
         'TF_CONFIG', raw, f'has task {task!r}, which is not in its cluster')
   return tf_config
@@ -91,15 +108,14 @@ def tf_config_from_trainer_v2(env: Mapping[str, str]) -> Optional[dict]:
   """
   if 'JOB_COMPLETION_INDEX' not in env:
     return None
-  try:
-    index = int(env['JOB_COMPLETION_INDEX'])
-    num = int(env.get('TFP_VAE_NUM_WORKERS', ''))
-  except ValueError:
+  index = _integer_variable(env, 'JOB_COMPLETION_INDEX',
+                            "this pod's index, set by Kubernetes")
+  num = _integer_variable(env, 'TFP_VAE_NUM_WORKERS',
+                          "the number of pods (the TrainJob's numNodes)")
+  if not 1 <= num <= MAX_WORKERS:
     raise errors.EnvironmentConfigError(
-        'TFP_VAE_NUM_WORKERS', env.get('TFP_VAE_NUM_WORKERS'),
-        'must be set to the number of pods (the TrainJob\'s numNodes) '
-        'with an integer JOB_COMPLETION_INDEX') from None
-  if num < 1 or not 0 <= index < num:
+        'TFP_VAE_NUM_WORKERS', num, f'must be in [1, {MAX_WORKERS:,}]')
+  if not 0 <= index < num:
     raise errors.EnvironmentConfigError(
         'JOB_COMPLETION_INDEX', index,
         f'must be in [0, TFP_VAE_NUM_WORKERS={num})')
@@ -114,6 +130,22 @@ def tf_config_from_trainer_v2(env: Mapping[str, str]) -> Optional[dict]:
   workers = [template.format(jobset=jobset, index=i) for i in range(num)]
   return {'cluster': {'worker': workers},
           'task': {'type': 'worker', 'index': index}}
+
+
+def _integer_variable(env: Mapping[str, str], name: str, what: str) -> int:
+  value = env.get(name, '')
+  try:
+    return int(value)
+  except ValueError:
+    raise errors.EnvironmentConfigError(
+        name, value, f'must be an integer: {what}') from None
+
+
+def _is_address(address) -> bool:
+  if not isinstance(address, str) or ':' not in address:
+    return False
+  host, port = address.rsplit(':', 1)
+  return bool(host) and port.isdigit() and 1 <= int(port) <= 65535
 
 
 def bootstrap(env: Optional[Mapping[str, str]] = None) -> Optional[dict]:

@@ -177,7 +177,11 @@ def compare_configs_from_flags() -> tuple[config_lib.TrainConfig,
 
 
 def exit_on_user_error(fn, *args, **kwargs):
-  """Calls fn; a TfpVaeError becomes one line on stderr and exit code 1."""
+  """Calls fn; any error becomes one line on stderr and an exit code: 1 for
+  what the user can fix (and anything unexpected, so that a job controller
+  does not retry it forever), 143 for what running again resolves
+  (preemption, a lost peer).  TFP_VAE_TRACEBACK=1 re-raises unexpected
+  errors with their traceback."""
   try:
     return fn(*args, **kwargs)
   except errors.EnvironmentConfigError as e:
@@ -188,6 +192,15 @@ def exit_on_user_error(fn, *args, **kwargs):
     _fail(str(e), EXIT_RETRYABLE)
   except errors.TfpVaeError as e:
     _fail(str(e))
+  except OSError as e:  # a full or read-only disk, a vanished directory
+    where = f'{e.filename}: ' if getattr(e, 'filename', None) else ''
+    _fail(f'{where}{e.strerror or e}')
+  except Exception as e:  # pylint: disable=broad-except
+    if os.environ.get('TFP_VAE_TRACEBACK'):
+      raise
+    first = (str(e).strip().splitlines() or [''])[0][:300]
+    _fail(f'unexpected {type(e).__name__}: {first} (set TFP_VAE_TRACEBACK=1 '
+          f'to see where)')
 
 
 def _fail(message: str, code: int = EXIT_USER_ERROR):
