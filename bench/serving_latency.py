@@ -58,8 +58,9 @@ def main(_):
           'encode': lambda: sigs['encode'](images=x),
           'decode': lambda: sigs['decode'](codes=z),
           'reconstruct': lambda: sigs['reconstruct'](images=x),
-          'sample': lambda: sigs['sample'](num_samples=tf.constant(batch),
-                                           seed=tf.constant(0)),
+          'sample': lambda: sigs['sample'](
+              num_samples=tf.constant(batch, tf.int64),
+              seed=tf.constant(0, tf.int64)),
           'log_likelihood': lambda: sigs['log_likelihood'](images=x),
       }
       repeats = FLAGS.repeats if batch == 1 else FLAGS.repeats_large

@@ -31,8 +31,8 @@ out = {
   'encode': m.signatures['encode'](images=images),
   'decode': m.signatures['decode'](codes=tf.constant(inputs['codes'])),
   'reconstruct': m.signatures['reconstruct'](images=images),
-  'sample': m.signatures['sample'](num_samples=tf.constant(5),
-                                   seed=tf.constant(7)),
+  'sample': m.signatures['sample'](num_samples=tf.constant(5, tf.int64),
+                                   seed=tf.constant(7, tf.int64)),
   'log_likelihood': m.signatures['log_likelihood'](images=images),
   'serving_default': m.signatures['serving_default'](images=images),
 }
@@ -118,7 +118,7 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
               'serving_default'):
     assert f"signature_def['{sig}']" in text
   assert "inputs['images'] tensor_info:\n        dtype: DT_FLOAT" in text
-  assert "inputs['num_samples'] tensor_info:\n        dtype: DT_INT32" in text
+  assert "inputs['num_samples'] tensor_info:\n        dtype: DT_INT64" in text
   assert ("outputs['code_mean'] tensor_info:\n        dtype: DT_FLOAT\n"
           "        shape: (-1, 3)") in text
   assert ("outputs['images'] tensor_info:\n        dtype: DT_FLOAT\n"
@@ -156,9 +156,9 @@ BAD = [
      'codes must have shape [batch, 3]', '[2 5]'),
     ('decode', {'codes': np.zeros((3,), np.float32)},
      'codes must have shape [batch, 3]', '[3]'),
-    ('sample', {'num_samples': np.int32(-2), 'seed': np.int32(0)},
+    ('sample', {'num_samples': np.int64(-2), 'seed': np.int64(0)},
      'num_samples must be a scalar in [0, 10000]', '[-2]'),
-    ('sample', {'num_samples': np.int32(2), 'seed': np.int32(-3)},
+    ('sample', {'num_samples': np.int64(2), 'seed': np.int64(-3)},
      'seed must be a scalar >= 0', '[-3]'),
 ]
 
@@ -177,10 +177,11 @@ def test_bad_inputs_fail_with_invalid_argument(exported, sig, inputs,
 def test_sample_seed_minus_one_draws_fresh_samples(exported):
   _, path, _ = exported
   sample = tf.saved_model.load(path).signatures['sample']
-  n, fresh = tf.constant(3), tf.constant(-1)
+  n, fresh = tf.constant(3, tf.int64), tf.constant(-1, tf.int64)
   a, b = sample(num_samples=n, seed=fresh), sample(num_samples=n, seed=fresh)
   assert not np.array_equal(a['codes'], b['codes'])
-  assert sample(num_samples=tf.constant(0), seed=fresh)['images'].shape == (
+  assert sample(num_samples=tf.constant(0, tf.int64),
+                seed=fresh)['images'].shape == (
       0, 28, 28, 1)
 
 
@@ -222,7 +223,7 @@ def test_client_builds_documented_requests():
                                    {'num_samples': 4, 'seed': 0})
   assert request.model_spec.name == 'vae'
   assert request.model_spec.signature_name == 'sample'
-  assert request.inputs['num_samples'].dtype == tf.int32.as_datatype_enum
+  assert request.inputs['num_samples'].dtype == tf.int64.as_datatype_enum
   request = client.predict_request('vae', 'encode', {'images': images})
   assert tf.make_ndarray(request.inputs['images']).shape == (2, 28, 28, 1)
   assert request.IsInitialized()

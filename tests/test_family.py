@@ -282,8 +282,9 @@ def test_family_members_train_export_and_evaluate(tmp_path, kw):
   assert codes.shape == (2, 3)
   out = loaded.signatures['log_likelihood'](images=x)['log_likelihood']
   assert np.all(np.isfinite(out.numpy()))
-  samples = loaded.signatures['sample'](num_samples=tf.constant(4),
-                                        seed=tf.constant(1))['images']
+  samples = loaded.signatures['sample'](
+      num_samples=tf.constant(4, tf.int64),
+      seed=tf.constant(1, tf.int64))['images']
   assert samples.shape == (4, *shape)
 
 

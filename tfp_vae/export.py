@@ -19,6 +19,14 @@ INVALID_ARGUMENT naming what was expected and what came):
   log_likelihood(images) -> log_likelihood [B] (nats per image)
   serving_default       =  encode
 
+Batched inputs hold at most `max_batch` examples (default 1,024, set at
+export); an empty batch returns empty outputs; `log_likelihood` works
+through its batch 64 images at a time, so its memory does not grow with the
+batch.  `sample` takes int64 scalars (no wrap-around of large values):
+num_samples in [0, 10000], seed in [0, 2^31 - 1] for reproducible draws or
+-1 for fresh ones (the clock and a stateful draw, so they differ between
+calls and between server processes).
+
 `encode` is the default because the codes are what the sources' question is
 about and what downstream users embed with; the other signatures are one
 `signature_name` away.
@@ -55,7 +63,13 @@ tfd = tfp.distributions
 
 _VERSION = re.compile(r'^\d+$')
 MAX_SAMPLES = 10000
+MAX_SEED = 2**31 - 1
+# Examples per request of the batched signatures (encode, decode,
+# reconstruct, log_likelihood), unless export_savedmodel is told otherwise.
+DEFAULT_MAX_BATCH = 1024
 LOG_LIKELIHOOD_SAMPLES = 16
+# Images per step of log_likelihood: 64 images x 16 draws = 1,024 decodes.
+LOG_LIKELIHOOD_CHUNK = 64
 # Proposal scale around the deterministic code for the MMD-VAE's estimate.
 POINT_MASS_PROPOSAL_SCALE = likelihood_lib.DEFAULT_PROPOSAL_SCALE
 
@@ -112,7 +126,10 @@ def log_likelihood(model: models_lib.LatentVariableModel, images: tf.Tensor,
                    num_samples: int = LOG_LIKELIHOOD_SAMPLES,
                    seed=(0, 0)) -> tf.Tensor:
   """Per-image log-likelihood estimate in nats, [B], from the model's log
-  weights (`LatentVariableModel.log_weights`) at `num_samples` draws.
+  weights (`LatentVariableModel.log_weights`) at `num_samples` draws,
+  LOG_LIKELIHOOD_CHUNK images at a time (one chunk after another, so memory
+  stays bounded whatever the batch; the draws of a chunk depend on the seed
+  and its place in the batch).
 
   Gaussian encoders: the ELBO, the mean of the log weights with codes drawn
   from q(z|x): a lower bound on log p(x).  Point-mass encoders (MMD-VAE, no
@@ -121,6 +138,23 @@ def log_likelihood(model: models_lib.LatentVariableModel, images: tf.Tensor,
   r(z_k|x), a consistent estimate of log p(x) under decoder and prior
   (biased low for finite K, like IWAE).
   """
+  h, w, c = images.shape[1:]
+  batch = tf.shape(images)[0]
+  chunks = (batch + LOG_LIKELIHOOD_CHUNK - 1) // LOG_LIKELIHOOD_CHUNK
+  padded = tf.pad(images, [[0, chunks * LOG_LIKELIHOOD_CHUNK - batch],
+                           [0, 0], [0, 0], [0, 0]])
+  seed = tf.cast(tf.convert_to_tensor(seed), tf.int32)
+  out = tf.map_fn(
+      lambda args: _log_likelihood_chunk(
+          model, args[0], num_samples, tf.stack([seed[0], seed[1] + args[1]])),
+      (tf.reshape(padded, [chunks, LOG_LIKELIHOOD_CHUNK, h, w, c]),
+       tf.range(chunks)),
+      fn_output_signature=tf.TensorSpec([LOG_LIKELIHOOD_CHUNK], tf.float32),
+      parallel_iterations=1)
+  return tf.reshape(out, [-1])[:batch]
+
+
+def _log_likelihood_chunk(model, images, num_samples, seed) -> tf.Tensor:
   posterior = model.encode(images)
   proposal = model.proposal(posterior, POINT_MASS_PROPOSAL_SCALE)
   codes = proposal.sample(num_samples, seed=seed)  # [K, B, latent]
@@ -131,49 +165,77 @@ def log_likelihood(model: models_lib.LatentVariableModel, images: tf.Tensor,
 
 
 def endpoints(model: models_lib.LatentVariableModel,
-              image_shape: tuple[int, int, int]) -> dict[str, tuple]:
+              image_shape: tuple[int, int, int],
+              max_batch: int = DEFAULT_MAX_BATCH) -> dict[str, tuple]:
   """{signature name: (function, input signature)} of the serving graph.
 
-  The functions also run eagerly (tests call them for every model
-  combination without writing a SavedModel).
+  Batched inputs hold at most `max_batch` examples (refused with
+  INVALID_ARGUMENT beyond); an empty batch gives empty outputs.  The
+  functions also run eagerly (tests call them for every model combination
+  without writing a SavedModel).
   """
   latent = model.latent_dim
+  shape = list(image_shape)
   image_spec = tf.TensorSpec(None, tf.float32, name='images')
   code_spec = tf.TensorSpec(None, tf.float32, name='codes')
 
+  def batched(name, x, row_shape, compute, empty):
+    """`compute(x)`, or `empty` outputs for a batch of 0, after checking
+    the batch size."""
+    size_ok = _check(tf.shape(x)[0] <= max_batch,
+                     f'{name} must hold at most {max_batch} examples per '
+                     f'request; got', tf.shape(x)[0])
+    with tf.control_dependencies([size_ok]):
+      return tf.cond(tf.shape(x)[0] > 0, lambda: compute(x),
+                     lambda: {k: tf.zeros([0, *row_shape[k]])
+                              for k in empty})
+
   def encode(images):
-    posterior = model.encode(check_images(images, image_shape))
-    return {'code_mean': posterior.mean(),
-            'code_stddev': posterior.stddev(),
-            'code_sample': posterior.sample()}
+    def compute(x):
+      posterior = model.encode(x)
+      return {'code_mean': posterior.mean(),
+              'code_stddev': posterior.stddev(),
+              'code_sample': posterior.sample(seed=_fresh_seed())}
+    return batched('images', check_images(images, image_shape),
+                   {k: [latent] for k in ENCODE_OUTPUTS}, compute,
+                   ENCODE_OUTPUTS)
 
   def decode(codes):
-    return {'images': model.decode(check_codes(codes, latent)).mean()}
+    return batched('codes', check_codes(codes, latent), {'images': shape},
+                   lambda z: {'images': model.decode(z).mean()}, ('images',))
 
   def reconstruct(images):
-    return {'reconstructions': model(check_images(images, image_shape))}
+    return batched('images', check_images(images, image_shape),
+                   {'reconstructions': shape},
+                   lambda x: {'reconstructions': model(x)},
+                   ('reconstructions',))
 
   def sample(num_samples, seed):
     n_ok = _check((tf.rank(num_samples) == 0) &
                   (num_samples >= 0) & (num_samples <= MAX_SAMPLES),
                   f'num_samples must be a scalar in [0, {MAX_SAMPLES}]; got',
                   num_samples)
-    seed_ok = _check((tf.rank(seed) == 0) & (seed >= -1),
-                     'seed must be a scalar >= 0 (reproducible) or -1 '
-                     '(fresh draws); got', seed)
+    num_samples = tf.cast(num_samples, tf.int64)
+    seed = tf.cast(seed, tf.int64)
+    seed_ok = _check((tf.rank(seed) == 0) & (seed >= -1) & (seed <= MAX_SEED),
+                     f'seed must be a scalar >= 0 (reproducible, at most '
+                     f'{MAX_SEED}) or -1 (fresh draws); got', seed)
     with tf.control_dependencies([n_ok, seed_ok]):
-      n = tf.reshape(num_samples, [])
+      n = tf.cast(tf.reshape(num_samples, []), tf.int32)
       s = tf.reshape(seed, [])
-      fresh = tf.random.uniform([], 0, 2**31 - 1, dtype=tf.int32)
-      stateless = tf.stack([tf.where(s >= 0, s, fresh), tf.constant(0)])
+      stateless = tf.stack([
+          tf.where(s >= 0, tf.cast(s, tf.int32), _fresh_seed()[0]),
+          tf.constant(0)])
       codes = model.prior_distribution().sample(n, seed=stateless)
       return {'codes': codes, 'images': model.decode(codes).mean()}
 
   def likelihood(images):
-    return {'log_likelihood': log_likelihood(
-        model, check_images(images, image_shape))}
+    return batched('images', check_images(images, image_shape),
+                   {'log_likelihood': []},
+                   lambda x: {'log_likelihood': log_likelihood(model, x)},
+                   ('log_likelihood',))
 
-  scalar = lambda name: tf.TensorSpec(None, tf.int32, name=name)
+  scalar = lambda name: tf.TensorSpec(None, tf.int64, name=name)
   return {
       'serving_default': (encode, [image_spec]),
       'encode': (encode, [image_spec]),
@@ -184,13 +246,28 @@ def endpoints(model: models_lib.LatentVariableModel,
   }
 
 
+ENCODE_OUTPUTS = ('code_mean', 'code_stddev', 'code_sample')
+
+
+def _fresh_seed() -> tf.Tensor:
+  """A stateless seed pair that differs between calls and between server
+  processes: the clock in microseconds and a stateful draw.  (A stateful
+  op alone repeats its sequence in every newly loaded process.)"""
+  micros = tf.cast(tf.timestamp() * 1e6, tf.int64)
+  draw = tf.random.uniform([], 0, MAX_SEED, dtype=tf.int64)
+  return tf.cast(tf.stack([tf.math.floormod(micros, MAX_SEED), draw]),
+                 tf.int32)
+
+
 def build_archive(model: models_lib.LatentVariableModel,
-                  image_shape: tuple[int, int, int]
+                  image_shape: tuple[int, int, int],
+                  max_batch: int = DEFAULT_MAX_BATCH
                   ) -> keras.export.ExportArchive:
   """An ExportArchive tracking `model` with the signatures above."""
   archive = keras.export.ExportArchive()
   archive.track(model)
-  for name, (fn, signature) in endpoints(model, image_shape).items():
+  for name, (fn, signature) in endpoints(model, image_shape,
+                                         max_batch).items():
     archive.add_endpoint(name, fn, input_signature=signature)
   return archive
 
@@ -211,18 +288,22 @@ def models_config(name: str, base_path: str) -> str:
 def export_savedmodel(model: models_lib.LatentVariableModel,
                       image_shape: tuple[int, int, int], export_dir: str,
                       model_name: Optional[str] = None,
-                      serving_base_path: Optional[str] = None) -> str:
+                      serving_base_path: Optional[str] = None,
+                      max_batch: int = DEFAULT_MAX_BATCH) -> str:
   """Writes a new version of `model` under export_dir; returns its path.
 
   Also writes export_dir/models.config naming `model_name` (default: the
   directory's name) at `serving_base_path` (default /models/<model_name>,
-  where the TF Serving image looks, so mount export_dir there).
+  where the TF Serving image looks, so mount export_dir there).  Versions
+  are allocated atomically: concurrent exports get distinct versions.
+  `max_batch` bounds the examples of one request.
   """
   os.makedirs(export_dir, exist_ok=True)
   remove_leftovers(export_dir)
   tmp = tempfile.mkdtemp(prefix=f'.tmp-{os.getpid()}-', dir=export_dir)
   try:
-    build_archive(model, image_shape).write_out(tmp, verbose=False)
+    build_archive(model, image_shape, max_batch).write_out(tmp,
+                                                          verbose=False)
     faults.point('export', 0)
     final = _rename_to_next_version(tmp, export_dir)
   except BaseException:

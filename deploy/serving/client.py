@@ -64,7 +64,7 @@ def predict_request(model: str, signature: str, inputs: Mapping[str, Any]):
   request.model_spec.signature_name = signature
   for name, value in inputs.items():
     array = np.asarray(value)
-    dtype = np.int32 if array.dtype.kind in 'iu' else np.float32
+    dtype = np.int64 if array.dtype.kind in 'iu' else np.float32
     request.inputs[name].CopyFrom(tf.make_tensor_proto(array.astype(dtype)))
   return request
 
@@ -82,8 +82,8 @@ def grpc_predict(target: str, request, timeout: float = 30.0):
 
 def inputs_for(args: argparse.Namespace) -> dict:
   if args.signature == 'sample':
-    return {'num_samples': np.int32(args.num_samples),
-            'seed': np.int32(args.seed)}
+    return {'num_samples': np.int64(args.num_samples),
+            'seed': np.int64(args.seed)}
   if args.signature == 'decode':
     return {'codes': np.zeros((1, args.latent_dim), np.float32)}
   images = (np.load(args.images) if args.images else
