@@ -34,7 +34,6 @@ model; `export_dir/models.config` is a TF Serving `model_config_list` for it.
 """
 
 import os
-import re
 import shutil
 import tempfile
 from typing import Optional
@@ -43,26 +42,19 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import layout
 from tfp_vae import losses
 from tfp_vae import metrics
 from tfp_vae import models as models_lib
 
 tfd = tfp.distributions
+# The reader (tfp_vae.serving) shares the layout without importing TFP.
+versions = layout.versions
 
-_VERSION = re.compile(r'^\d+$')
 MAX_SAMPLES = 10000
 LOG_LIKELIHOOD_SAMPLES = 16
 # Proposal scale around the deterministic code for the MMD-VAE's estimate.
 POINT_MASS_PROPOSAL_SCALE = metrics.DEFAULT_PROPOSAL_SCALE
-
-
-def versions(export_dir: str) -> list[int]:
-  """Integer version directories present in export_dir, ascending."""
-  if not os.path.isdir(export_dir):
-    return []
-  return sorted(int(d) for d in os.listdir(export_dir)
-                if _VERSION.match(d) and
-                os.path.isdir(os.path.join(export_dir, d)))
 
 
 def _check(condition: tf.Tensor, message: str, *data: tf.Tensor):
@@ -156,11 +148,13 @@ def endpoints(model: models_lib.LatentVariableModel,
     return {'reconstructions': model(check_images(images, image_shape))}
 
   def sample(num_samples, seed):
-    n_ok = _check((tf.rank(num_samples) == 0) &
-                  (num_samples >= 0) & (num_samples <= MAX_SAMPLES),
+    # Assert needs a scalar condition whatever shape arrived (a [1] input,
+    # e.g. from TF Serving's row format, is refused with this message too).
+    n_ok = _check((tf.rank(num_samples) == 0) & tf.reduce_all(
+        (num_samples >= 0) & (num_samples <= MAX_SAMPLES)),
                   f'num_samples must be a scalar in [0, {MAX_SAMPLES}]; got',
                   num_samples)
-    seed_ok = _check((tf.rank(seed) == 0) & (seed >= -1),
+    seed_ok = _check((tf.rank(seed) == 0) & tf.reduce_all(seed >= -1),
                      'seed must be a scalar >= 0 (reproducible) or -1 '
                      '(fresh draws); got', seed)
     with tf.control_dependencies([n_ok, seed_ok]):
