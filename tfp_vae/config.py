@@ -1,4 +1,5 @@
-"""Typed configuration of a training run, validated once at the boundary.
+"""Typed configuration of a training run (and of the model server),
+validated once at the boundary.
 
 tensorflow/models `official/` style: flags -> `TrainConfig` -> `validate()` ->
 trainer. The library never reads flags; `trainers/` builds this object.
@@ -7,6 +8,7 @@ trainer. The library never reads flags; `trainers/` builds this object.
 import dataclasses
 import json
 import math
+import os
 from typing import Any, Optional
 
 from tfp_vae import errors
@@ -323,6 +325,78 @@ class TrainConfig:
     return out
 
 
+@dataclasses.dataclass
+class ServeConfig:
+  """How `trainers.serve` serves an export directory (`tfp_vae.serving`).
+
+  Attributes:
+    export_dir: the model base path: the folder holding the integer version
+      folders that `trainers.export` and `trainers.train --export_dir`
+      write.
+    model_name: the NAME in /v1/models/NAME; default the export
+      directory's name, as in the models.config the exporter writes.
+    host: the address to listen on: 0.0.0.0 every interface (a container),
+      127.0.0.1 this machine only.
+    rest_api_port: port of TF Serving's REST API (TF Serving's default 8501).
+    grpc_port: port of TF Serving's gRPC API (8500); 0 turns gRPC off.
+    max_batch: the largest batch a request may carry: instances, the
+      leading dimension of an input, `num_samples`.
+    max_request_bytes: the largest REST request body or gRPC message.
+    poll_seconds: how often to look for new and removed versions, like TF
+      Serving's --file_system_poll_wait_seconds; 0 loads once at start.
+    max_versions: serve only the newest N versions (0: every version).
+    grace_seconds: after SIGTERM, how long requests in flight may take
+      before they are cancelled.
+  """
+  export_dir: str = ''
+  model_name: Optional[str] = None
+  host: str = '0.0.0.0'
+  rest_api_port: int = 8501
+  grpc_port: int = 8500
+  max_batch: int = 1024
+  max_request_bytes: int = 64 * 2**20
+  poll_seconds: float = 1.0
+  max_versions: int = 0
+  grace_seconds: float = 30.0
+
+  def validate(self) -> 'ServeConfig':
+    """Checks every field; returns self.
+
+    Raises:
+      ConfigError: naming the first invalid field and its value.
+    """
+    if not isinstance(self.export_dir, str) or not self.export_dir:
+      raise errors.ConfigError('export_dir', self.export_dir,
+                               'must be a directory path')
+    name = self.resolved_model_name()
+    if not name or any(c in name for c in '/: \t\n'):
+      raise errors.ConfigError('model_name', name,
+                               "must be a name without '/', ':' or spaces "
+                               '(it is a URL path segment)')
+    if not isinstance(self.host, str) or not self.host:
+      raise errors.ConfigError('host', self.host, 'must be an address')
+    _port('rest_api_port', self.rest_api_port, allow_zero=False)
+    _port('grpc_port', self.grpc_port, allow_zero=True)
+    if self.grpc_port == self.rest_api_port:
+      raise errors.ConfigError('grpc_port', self.grpc_port,
+                               'must differ from --rest_api_port')
+    _positive_int('max_batch', self.max_batch)
+    _positive_int('max_request_bytes', self.max_request_bytes)
+    for field in ('poll_seconds', 'grace_seconds'):
+      value = getattr(self, field)
+      if not _is_number(value) or not math.isfinite(value) or value < 0:
+        raise errors.ConfigError(field, value,
+                                 'must be a finite number >= 0')
+    _non_negative_int('max_versions', self.max_versions)
+    return self
+
+  def resolved_model_name(self) -> str:
+    """`model_name`, else the export directory's name."""
+    if self.model_name:
+      return self.model_name
+    return os.path.basename(os.path.abspath(self.export_dir))
+
+
 def _is_number(v) -> bool:
   return isinstance(v, (int, float)) and not isinstance(v, bool)
 
@@ -340,6 +414,14 @@ def _positive_int(name, value):
 def _non_negative_int(name, value):
   if not isinstance(value, int) or isinstance(value, bool) or value < 0:
     raise errors.ConfigError(name, value, 'must be a non-negative integer')
+
+
+def _port(name, value, allow_zero):
+  low = 0 if allow_zero else 1
+  if not isinstance(value, int) or isinstance(value, bool) or not (
+      low <= value <= 65535):
+    raise errors.ConfigError(name, value, f'must be a port in [{low}, 65535]'
+                             + (' (0: off)' if allow_zero else ''))
 
 
 def _positive_float(name, value):
