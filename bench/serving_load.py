@@ -5,9 +5,10 @@ Trains a small run and exports it with `trainers.train`, starts
 over REST from 1, 8 and 32 concurrent clients (threads, one keep-alive
 connection each) for a fixed time: requests/s, p50 and p99 latency, the
 error count (expected 0) and the server's resident memory at the start and
-the end of each run.  Beside each row, the in-process latency of the same
-signature call (`tf.saved_model.load` in a fresh process, benchlib), so the
-table shows what HTTP, JSON and the queue add.  Last, `trainers.export`
+the end of each run.  Beside each row, the same signature called in
+process by as many threads (`tf.saved_model.load` in a fresh process,
+benchlib): what TensorFlow alone does at that concurrency on these cores,
+so the table shows what HTTP, JSON and the server add.  Last, `trainers.export`
 writes a second version and the bench measures the seconds from its folder
 appearing to the server answering with it (gRPC's PredictResponse names the
 version that answered).
@@ -51,7 +52,10 @@ flags.DEFINE_list('signatures', ['encode', 'decode', 'reconstruct', 'sample',
 flags.DEFINE_integer('batch', 1, 'Images (codes, samples) per request.')
 flags.DEFINE_integer('max_requests', 50000, 'Cap on requests per run.')
 flags.DEFINE_float('request_timeout', 30.0, 'Seconds per request.')
-flags.DEFINE_integer('in_process_repeats', 200, 'Timed in-process calls.')
+flags.DEFINE_float('in_process_seconds', 3.0, 'Duration of each in-process '
+                   '(signature, threads) run.')
+flags.DEFINE_integer('exports', 3, 'New versions to time from '
+                     'trainers.export to being served.')
 flags.DEFINE_string('child', None, 'Internal: run one in-process timing.')
 FLAGS = flags.FLAGS
 
@@ -98,8 +102,12 @@ def _inputs(signature: str, batch: int, latent_dim: int) -> dict:
 
 
 def _in_process(spec: dict) -> dict:
+  """{signature: {threads: [calls/s, p50 ms, p99 ms]}} of direct calls."""
+  import gc  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   signatures = tf.saved_model.load(spec['path']).signatures
+  gc.collect()
+  gc.freeze()  # as the server does
   out = {}
   for name in spec['signatures']:
     values = _inputs(name, spec['batch'], spec['latent_dim'])
@@ -108,12 +116,29 @@ def _in_process(spec: dict) -> dict:
     call = lambda: signatures[name](**args)  # pylint: disable=cell-var-from-loop
     for _ in range(5):
       call()
-    ms = []
-    for _ in range(spec['repeats']):
+    out[name] = {}
+    for threads in spec['concurrency']:
+      ms, lock = [], threading.Lock()
+      deadline = time.perf_counter() + spec['seconds']
+
+      def worker():
+        mine = []
+        while time.perf_counter() < deadline:
+          start = time.perf_counter()
+          call()  # pylint: disable=cell-var-from-loop
+          mine.append((time.perf_counter() - start) * 1e3)
+        with lock:
+          ms.extend(mine)
+
+      pool = [threading.Thread(target=worker) for _ in range(threads)]
       start = time.perf_counter()
-      call()
-      ms.append((time.perf_counter() - start) * 1e3)
-    out[name] = [float(np.percentile(ms, 50)), float(np.percentile(ms, 99))]
+      for t in pool:
+        t.start()
+      for t in pool:
+        t.join()
+      rate = len(ms) / (time.perf_counter() - start)
+      out[name][str(threads)] = [rate, float(np.percentile(ms, 50)),
+                                 float(np.percentile(ms, 99))]
   return out
 
 
@@ -208,11 +233,11 @@ def _drive(port: int, body: bytes, clients: int, seconds: float,
           'latencies': latencies, 'errors': errors}
 
 
-def _export_to_served(run_dir: str, export_dir: str, server: _Server
-                      ) -> tuple[float, float]:
-  """Runs trainers.export (version 2) while serving; returns (seconds from
-  the version folder appearing to a default :predict answered by it,
-  seconds from starting trainers.export to that answer)."""
+def _export_to_served(run_dir: str, export_dir: str, server: _Server,
+                      version: int) -> tuple[float, float]:
+  """Runs trainers.export (writing `version`) while serving; returns
+  (seconds from the version folder appearing to a default :predict answered
+  by it, seconds from starting trainers.export to that answer)."""
   import grpc  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
@@ -222,7 +247,7 @@ def _export_to_served(run_dir: str, export_dir: str, server: _Server
   request.model_spec.signature_name = 'decode'
   request.inputs['codes'].CopyFrom(tf.make_tensor_proto(
       np.zeros((1, 2), np.float32)))
-  folder = os.path.join(export_dir, '2')
+  folder = os.path.join(export_dir, str(version))
   started = time.perf_counter()
   exporter = subprocess.Popen(  # pylint: disable=consider-using-with
       [sys.executable, '-m', 'trainers.export', f'--model_dir={run_dir}',
@@ -231,19 +256,20 @@ def _export_to_served(run_dir: str, export_dir: str, server: _Server
   deadline = time.perf_counter() + 600
   while not os.path.isdir(folder):
     if time.perf_counter() > deadline or exporter.poll() not in (None, 0):
-      raise RuntimeError('trainers.export wrote no version 2')
+      raise RuntimeError(f'trainers.export wrote no version {version}')
     time.sleep(0.005)
   written = time.perf_counter()
   with grpc.insecure_channel(f'{HOST}:{server.grpc}') as channel:
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     while time.perf_counter() < deadline:
       reply = stub.Predict(request, timeout=30)
-      if reply.model_spec.version.value == 2:
+      if reply.model_spec.version.value == version:
         answered = time.perf_counter()
         break
       time.sleep(0.02)
     else:
-      raise RuntimeError('the server never answered with version 2')
+      raise RuntimeError(f'the server never answered with version '
+                         f'{version}')
   exporter.wait(600)
   return answered - written, answered - started
 
@@ -269,7 +295,7 @@ def main(_):
     in_process = benchlib.run_child(__file__, {
         'path': os.path.join(export_dir, '1'), 'batch': FLAGS.batch,
         'signatures': FLAGS.signatures, 'latent_dim': latent_dim,
-        'repeats': FLAGS.in_process_repeats})
+        'concurrency': clients, 'seconds': FLAGS.in_process_seconds})
     server = _Server(export_dir, os.path.join(tmp, 'server.log'))
     rows = []
     try:
@@ -290,15 +316,16 @@ def main(_):
           rss_end = _rss_mb(server.proc.pid)
           p50, p99 = (np.percentile(r['latencies'], [50, 99])
                       if r['latencies'] else (float('nan'),) * 2)
-          ip50, ip99 = in_process[signature]
+          rate, ip50, ip99 = in_process[signature][str(n)]
           rows.append([signature, n, f'{r["requests"] / r["seconds"]:.0f}',
                        f'{p50:.1f} / {p99:.1f}', len(r['errors']),
-                       f'{rss_start:.0f} / {rss_end:.0f}',
-                       f'{ip50:.2f} / {ip99:.2f}'])
+                       f'{rss_start:.0f} / {rss_end:.0f}', f'{rate:.0f}',
+                       f'{ip50:.1f} / {ip99:.1f}'])
           if r['errors']:
             print(f'{signature} x{n}: {len(r["errors"])} errors, first: '
                   f'{r["errors"][0]}', file=sys.stderr)
-      seconds, total = _export_to_served(run_dir, export_dir, server)
+      served = [_export_to_served(run_dir, export_dir, server, v)
+                for v in range(2, 2 + FLAGS.exports)]
       rss_last = _rss_mb(server.proc.pid)
     finally:
       code = server.stop()
@@ -307,13 +334,18 @@ def main(_):
           f'row; {machine}')
     benchlib.print_table(
         ['signature', 'clients', 'requests/s', 'p50 / p99 ms', 'errors',
-         'server RSS MB start / end', 'in-process p50 / p99 ms'], rows)
+         'server RSS MB start / end', 'in-process calls/s',
+         'in-process p50 / p99 ms'], rows)
     print(f'\nserver RSS {rss_first:.0f} MB after start, {rss_last:.0f} MB '
-          f'at the end (two versions loaded); exit code {code} after '
-          'SIGTERM')
-    print(f'trainers.export -> served: {seconds:.2f} s from version 2\'s '
-          f'folder appearing to a default :predict answered by version 2 '
-          f'(--poll_seconds=1); {total:.1f} s from starting trainers.export')
+          f'at the end ({1 + FLAGS.exports} versions loaded); exit code '
+          f'{code} after SIGTERM')
+    if served:
+      print('trainers.export -> served (--poll_seconds=1): '
+            + ', '.join(f'{s:.2f}' for s, _ in served) + ' s from the '
+            'version folder appearing to a default :predict answered by '
+            'that version; '
+            + ', '.join(f'{t:.1f}' for _, t in served)
+            + ' s from starting trainers.export')
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
 
