@@ -408,13 +408,13 @@ def test_grpc_predict_metadata_and_status(served, images):
 # -- versions and shutdown ---------------------------------------------------
 
 
-def _wait_for(condition, seconds=120, what='condition'):
+def _wait_for(condition, seconds=120, what='condition', every=0.2):
   deadline = time.time() + seconds
   while time.time() < deadline:
     value = condition()
     if value:
       return value
-    time.sleep(0.2)
+    time.sleep(every)
   pytest.fail(f'{what} not reached in {seconds}s')
 
 
@@ -469,22 +469,29 @@ def test_sigterm_during_a_request_lets_it_finish(tmp_path, mnist_5k):
                   '--max_batch=1000')
   try:
     # log_likelihood decodes 16 samples per image: seconds of work.
-    x = data.eval_images(mnist_5k.test_images[:400])
+    x = data.eval_images(mnist_5k.test_images[:1000])
     body = json.dumps({'signature_name': 'log_likelihood',
                        'instances': x.tolist()}).encode()
     started = _metric(server.url, 'request_preprocess_seconds_count')
     result = {}
-    thread = threading.Thread(target=lambda: result.update(reply=_call(
-        f'{server.url}/v1/models/vae:predict', body, timeout=300)))
+
+    def send():
+      try:
+        result['reply'] = _call(f'{server.url}/v1/models/vae:predict', body,
+                                timeout=300)
+      except Exception as e:  # pylint: disable=broad-except
+        result['reply'] = (None, repr(e))
+
+    thread = threading.Thread(target=send)
     thread.start()
     # KServe counts preprocess before predict runs: the request is in flight.
     _wait_for(lambda: _metric(server.url, 'request_preprocess_seconds_count')
-              > started, what='request in flight')
+              > started, what='request in flight', every=0.02)
     server.proc.send_signal(signal.SIGTERM)
     thread.join(300)
     status, reply = result['reply']
     assert status == 200, reply
-    assert len(reply['predictions']) == 400
+    assert len(reply['predictions']) == 1000
     assert np.all(np.isfinite(reply['predictions']))
     assert server.proc.wait(120) == 0
     log = server.log()
