@@ -55,6 +55,7 @@ bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/iwae_throughput.py
 	$(BIN)/python bench/serving_latency.py
+	$(BIN)/python bench/serving_load.py
 
 # Re-resolves setup.cfg's ranges in a scratch environment and rewrites the
 # lock with what it got; run `make test` on the result before committing it.

@@ -25,9 +25,10 @@ Checks, each problem reported as `file: field: message`:
 4. Cross-file consistency: one image repository everywhere, the TrainJob
    and the TFJob train the same thing, every volume is the PVC that
    pvc.yaml declares, the export path the trainers write is the one TF
-   Serving and KServe read, TFP_VAE_NUM_WORKERS equals numNodes, the
-   TrainJob's runtime exists, and the README names the image, the claim and
-   every manifest.
+   Serving, KServe and tfp-vae-serve read, tfp-vae-serve's probes and
+   container port are its --rest_api_port and ask for the model it serves,
+   TFP_VAE_NUM_WORKERS equals numNodes, the TrainJob's runtime exists, and
+   the README names the image, the claim and every manifest.
 """
 
 import copy
@@ -68,6 +69,9 @@ MODELS = {
 }
 TFJOB_REPLICA_TYPES = ('Chief', 'Worker', 'PS', 'Evaluator')
 TFJOB_RESTART_POLICIES = ('Always', 'OnFailure', 'Never', 'ExitCode')
+# The model server's console script (setup.cfg) and its --rest_api_port.
+SERVE_COMMAND = 'tfp-vae-serve'
+SERVE_DEFAULT_PORT = 8501
 DNS_1035 = re.compile(r'^[a-z]([-a-z0-9]*[a-z0-9])?$')
 IGNORED_DIRS = ('schemas',)
 
@@ -414,26 +418,25 @@ def check_consistency(docs: list[Document], readme: str) -> list[Problem]:
       if name != claim:
         problems.append(Problem(doc.file, path, f'claim {name!r} is not the '
                                 f'PVC {claim!r} of {pvc.file}'))
-    if doc.key[1] == 'InferenceService':
-      uri = doc.body['spec']['predictor'].get('model', {}).get(
-          'storageUri', '')
-      want = _volume_path(flags.get('export_dir', ''), mount)
+    want = _volume_path(flags.get('export_dir', ''), mount)
+    if doc.key[1] == 'InferenceService' and 'model' in (
+        doc.body['spec']['predictor']):
+      uri = doc.body['spec']['predictor']['model'].get('storageUri', '')
       if uri != f'pvc://{claim}/{want}':
         problems.append(Problem(doc.file,
                                 'spec.predictor.model.storageUri',
                                 f'{uri!r} is not where the TFJob exports: '
                                 f'pvc://{claim}/{want}'))
-    if doc.key == ('apps/v1', 'Deployment'):
-      for path, c in _containers(doc):
-        config = _flags(c.get('args')).get('model_config_file')
-        if not config:
-          continue
-        served = _served_volume_path(config, c, doc)
-        want = _volume_path(flags.get('export_dir', ''), mount)
+    for path, c in _containers(doc):
+      c_flags = _flags(c.get('args'))
+      if c_flags.get('model_config_file'):  # TF Serving
+        served = _served_volume_path(c_flags['model_config_file'], c, doc)
         if served != f'{want}/models.config':
           problems.append(Problem(doc.file, f'{path}.args', f'serves '
                                   f'{served!r} of the volume, but the TFJob '
                                   f'exports to {want!r}'))
+      if c.get('command') == [SERVE_COMMAND]:
+        problems += _check_model_server(doc, path, c, c_flags, want)
   if trainjob is not None:
     trainer = trainjob.body['spec'].get('trainer', {})
     if trainer.get('args') != main.get('args'):
@@ -463,6 +466,42 @@ def check_consistency(docs: list[Document], readme: str) -> list[Problem]:
     if doc not in readme:
       problems.append(Problem('README.md', '(text)', f'does not say how to '
                               f'apply {doc}'))
+  return problems
+
+
+def _check_model_server(doc: Document, path: str, container: dict,
+                        flags: dict, want: str) -> list[Problem]:
+  """tfp-vae-serve serves the TFJob's export folder, and its probes and
+  port are the ones it listens on, for the model name it serves."""
+  problems = []
+  export_dir = flags.get('export_dir')
+  served = (_served_volume_path(export_dir, container, doc)
+            if export_dir else None)
+  if served != want:
+    problems.append(Problem(doc.file, f'{path}.args', f'--export_dir serves '
+                            f'{served!r} of the volume, but the TFJob '
+                            f'exports to {want!r}'))
+  name = flags.get('model_name') or os.path.basename(
+      (export_dir or '').rstrip('/'))
+  port = flags.get('rest_api_port', str(SERVE_DEFAULT_PORT))
+  ports = [str(p.get('containerPort')) for p in container.get('ports') or []]
+  if ports and port not in ports:
+    problems.append(Problem(doc.file, f'{path}.ports', f'containerPort '
+                            f'{ports} is not --rest_api_port={port}'))
+  for probe in ('readinessProbe', 'livenessProbe'):
+    get = (container.get(probe) or {}).get('httpGet') or {}
+    if not get:
+      continue
+    if str(get.get('port')) != port:
+      problems.append(Problem(doc.file, f'{path}.{probe}.httpGet.port',
+                              f'{get.get("port")!r} is not '
+                              f'--rest_api_port={port}'))
+    match = re.search(r'/models/([^/:]+)', get.get('path', ''))
+    if match and match.group(1) != name:
+      problems.append(Problem(doc.file, f'{path}.{probe}.httpGet.path',
+                              f'{get.get("path")!r} asks for model '
+                              f'{match.group(1)!r}, but the server serves '
+                              f'{name!r}'))
   return problems
 
 

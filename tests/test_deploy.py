@@ -25,6 +25,7 @@ TRAINJOB = os.path.join(REPO, 'deploy', 'kubeflow', 'trainer-v2',
                         'trainjob.yaml')
 RUNTIME = os.path.join(REPO, 'deploy', 'kubeflow', 'trainer-v2',
                        'runtime.yaml')
+KSERVE_CUSTOM = os.path.join(REPO, 'deploy', 'serving', 'kserve-custom.yaml')
 DOCKERFILE = os.path.join(REPO, 'deploy', 'docker', 'Dockerfile')
 
 
@@ -43,6 +44,16 @@ def _broken(tmp_path, source, edit):
 
 def _worker(body):
   return body['spec']['tfReplicaSpecs']['Worker']['template']['spec']
+
+
+def _predictor(body):
+  return body['spec']['predictor']['containers'][0]
+
+
+def _set_arg(container, flag, value):
+  container['args'] = [a for a in container['args']
+                       if not a.startswith(f'--{flag}=')] + [
+                           f'--{flag}={value}']
 
 
 def test_every_manifest_in_deploy_is_valid():
@@ -102,6 +113,19 @@ def test_validator_cli_exit_codes(tmp_path):
          volumeMount=[]),
      'spec.template.spec.replicatedJobs[0].template.spec.template.spec.'
      'containers[0].volumeMount', "unknown key 'volumeMount'"),
+    (KSERVE_CUSTOM, lambda b: _predictor(b).update(argz=[]),
+     'spec.predictor.containers[0].argz', "unknown key 'argz'"),
+    (KSERVE_CUSTOM, lambda b: b['spec']['predictor'].update(minReplica=1),
+     'spec.predictor.minReplica', "unknown key 'minReplica'"),
+    (KSERVE_CUSTOM, lambda b: _set_arg(_predictor(b), 'model_name', 'digits'),
+     'spec.predictor.containers[0].readinessProbe.httpGet.path',
+     "asks for model 'vae', but the server serves 'digits'"),
+    (KSERVE_CUSTOM, lambda b: _set_arg(_predictor(b), 'rest_api_port', 9000),
+     'spec.predictor.containers[0].ports', 'is not --rest_api_port=9000'),
+    (KSERVE_CUSTOM, lambda b: _set_arg(_predictor(b), 'export_dir',
+                                       '/models/mmd_vae'),
+     'spec.predictor.containers[0].args',
+     "--export_dir serves 'export/mmd_vae' of the volume"),
 ])
 def test_broken_manifest_names_file_and_field(tmp_path, source, edit, field,
                                               message):
@@ -124,6 +148,8 @@ def test_serving_manifests_must_agree_with_the_training_job(tmp_path):
           'spec.predictor.model.storageUri') in fields
   assert ('deploy/serving/tf-serving.yaml',
           'spec.template.spec.containers[0].args') in fields
+  assert ('deploy/serving/kserve-custom.yaml',
+          'spec.predictor.containers[0].args') in fields
   assert ('deploy/kubeflow/trainer-v2/trainjob.yaml',
           'spec.trainer.args') in fields
   path = _broken(tmp_path, TFJOB, lambda b: _worker(b)['volumes'][0][
@@ -185,13 +211,17 @@ def test_dockerfile_installs_the_package_runs_non_root_and_trains():
   assert _dockerfile_instruction('ARG')[0].startswith('BASE_IMAGE=')
   assert _dockerfile_instruction('FROM') == ['${BASE_IMAGE}']
   assert _dockerfile_instruction('USER') == ['1000:1000']
-  assert any('pip install -c requirements/lock.txt .' in r
+  # With the serving extra: the custom KServe predictor runs the server.
+  assert any("pip install -c requirements/lock.txt '.[serving]'" in r
              for r in _dockerfile_instruction('RUN'))
   entrypoint = json.loads(_dockerfile_instruction('ENTRYPOINT')[0])
   assert entrypoint == ['tfp-vae-train']
-  # The console script the image runs is declared by the package.
+  # The console scripts the image runs are declared by the package.
   with open(os.path.join(REPO, 'setup.cfg')) as f:
-    assert 'tfp-vae-train = trainers.train:run' in f.read()
+    setup_cfg = f.read()
+  assert 'tfp-vae-train = trainers.train:run' in setup_cfg
+  assert _predictor(_load(KSERVE_CUSTOM))['command'] == ['tfp-vae-serve']
+  assert 'tfp-vae-serve = trainers.serve:run' in setup_cfg
 
 
 def test_entrypoint_trains_in_two_processes_with_a_tfjob_tf_config(tmp_path):

@@ -160,6 +160,11 @@ BAD = [
      'num_samples must be a scalar in [0, 10000]', '[-2]'),
     ('sample', {'num_samples': np.int64(2), 'seed': np.int64(-3)},
      'seed must be a scalar >= 0', '[-3]'),
+    # One row of TF Serving's row format: shape [1], not a scalar.
+    ('sample', {'num_samples': np.array([4], np.int64), 'seed': np.int64(0)},
+     'num_samples must be a scalar in [0, 10000]', '[4]'),
+    ('sample', {'num_samples': np.int64(4), 'seed': np.array([0], np.int64)},
+     'seed must be a scalar >= 0', '[0]'),
 ]
 
 

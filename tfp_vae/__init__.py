@@ -35,6 +35,9 @@ Evaluating and serving it
   plots       matplotlib figures
   report      the comparison's HTML report
   export      SavedModels with checked serving signatures
+  layout      an export directory's version folders (no TensorFlow)
+  serving     TF Serving's REST and gRPC APIs over an export directory,
+              on KServe's model server (imports TensorFlow, never TFP)
 """
 
 __version__ = '0.1.0'

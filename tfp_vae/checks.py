@@ -54,3 +54,11 @@ def boolean(name: str, value: Any) -> None:
 def text(name: str, value: Any, what: str) -> None:
   if not isinstance(value, str) or not value:
     raise errors.ConfigError(name, value, f'must be {what}')
+
+
+def port(name: str, value: Any, allow_zero: bool) -> None:
+  low = 0 if allow_zero else 1
+  if not isinstance(value, int) or isinstance(value, bool) or not (
+      low <= value <= 65535):
+    raise errors.ConfigError(name, value, f'must be a port in [{low}, 65535]'
+                             + (' (0: off)' if allow_zero else ''))

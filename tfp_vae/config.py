@@ -1,4 +1,5 @@
-"""Typed configuration of a training run, validated once at the boundary.
+"""Typed configuration of a training run (and of the model server),
+validated once at the boundary.
 
 tensorflow/models `official/` style, flags -> config -> `validate()` ->
 trainer, with the run split as the Model Garden splits an experiment:
@@ -23,6 +24,7 @@ The library never reads flags.  Settings are named as users know them
 """
 
 import dataclasses
+import os
 from typing import Any, Optional
 
 from tfp_vae import checks
@@ -453,3 +455,73 @@ class EvalConfig:
     checks.positive_float('proposal_scale', self.proposal_scale)
     checks.positive_int('images_per_call', self.images_per_call)
     return self
+
+
+@dataclasses.dataclass
+class ServeConfig:
+  """How `trainers.serve` serves an export directory (`tfp_vae.serving`).
+
+  Attributes:
+    export_dir: the model base path: the folder holding the integer version
+      folders that `trainers.export` and `trainers.train --export_dir`
+      write.
+    model_name: the NAME in /v1/models/NAME; default the export
+      directory's name, as in the models.config the exporter writes.
+    host: the address to listen on: 0.0.0.0 every interface (a container),
+      127.0.0.1 this machine only.
+    rest_api_port: port of TF Serving's REST API (TF Serving's default 8501).
+    grpc_port: port of TF Serving's gRPC API (8500); 0 turns gRPC off.
+    max_batch: the largest batch a request may carry: instances, the
+      leading dimension of an input, `num_samples`.
+    max_request_bytes: the largest REST request body or gRPC message.
+    poll_seconds: how often to look for new and removed versions, like TF
+      Serving's --file_system_poll_wait_seconds; 0 loads once at start.
+    max_versions: serve only the newest N versions (0: every version).
+    grace_seconds: after SIGTERM, how long requests in flight may take
+      before they are cancelled.
+  """
+  export_dir: str = ''
+  model_name: Optional[str] = None
+  host: str = '0.0.0.0'
+  rest_api_port: int = 8501
+  grpc_port: int = 8500
+  max_batch: int = 1024
+  max_request_bytes: int = 64 * 2**20
+  poll_seconds: float = 1.0
+  max_versions: int = 0
+  grace_seconds: float = 30.0
+
+  def validate(self) -> 'ServeConfig':
+    """Checks every field; returns self.
+
+    Raises:
+      ConfigError: naming the first invalid field and its value.
+    """
+    if not isinstance(self.export_dir, str) or not self.export_dir:
+      raise errors.ConfigError('export_dir', self.export_dir,
+                               'must be a directory path')
+    name = self.resolved_model_name()
+    if not name or any(c in name for c in '/: \t\n'):
+      raise errors.ConfigError('model_name', name,
+                               "must be a name without '/', ':' or spaces "
+                               '(it is a URL path segment)')
+    if not isinstance(self.host, str) or not self.host:
+      raise errors.ConfigError('host', self.host, 'must be an address')
+    checks.port('rest_api_port', self.rest_api_port, allow_zero=False)
+    checks.port('grpc_port', self.grpc_port, allow_zero=True)
+    if self.grpc_port == self.rest_api_port:
+      raise errors.ConfigError('grpc_port', self.grpc_port,
+                               'must differ from --rest_api_port')
+    checks.positive_int('max_batch', self.max_batch)
+    checks.positive_int('max_request_bytes', self.max_request_bytes)
+    for field in ('poll_seconds', 'grace_seconds'):
+      value = getattr(self, field)
+      checks.finite_non_negative(field, value)
+    checks.non_negative_int('max_versions', self.max_versions)
+    return self
+
+  def resolved_model_name(self) -> str:
+    """`model_name`, else the export directory's name."""
+    if self.model_name:
+      return self.model_name
+    return os.path.basename(os.path.abspath(self.export_dir))

@@ -44,7 +44,6 @@ model; `export_dir/models.config` is a TF Serving `model_config_list` for it.
 
 import errno
 import os
-import re
 import shutil
 import tempfile
 from typing import Optional
@@ -54,14 +53,16 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_vae import faults
+from tfp_vae import layout
 from tfp_vae import likelihood as likelihood_lib
 from tfp_vae import losses
 from tfp_vae import models as models_lib
 from tfp_vae import rundir
 
 tfd = tfp.distributions
+# The reader (tfp_vae.serving) shares the layout without importing TFP.
+versions = layout.versions
 
-_VERSION = re.compile(r'^\d+$')
 MAX_SAMPLES = 10000
 MAX_SEED = 2**31 - 1
 # Examples per request of the batched signatures (encode, decode,
@@ -72,15 +73,6 @@ LOG_LIKELIHOOD_SAMPLES = 16
 LOG_LIKELIHOOD_CHUNK = 64
 # Proposal scale around the deterministic code for the MMD-VAE's estimate.
 POINT_MASS_PROPOSAL_SCALE = likelihood_lib.DEFAULT_PROPOSAL_SCALE
-
-
-def versions(export_dir: str) -> list[int]:
-  """Integer version directories present in export_dir, ascending."""
-  if not os.path.isdir(export_dir):
-    return []
-  return sorted(int(d) for d in os.listdir(export_dir)
-                if _VERSION.match(d) and
-                os.path.isdir(os.path.join(export_dir, d)))
 
 
 def _check(condition: tf.Tensor, message: str, *data: tf.Tensor):
@@ -211,13 +203,16 @@ def endpoints(model: models_lib.LatentVariableModel,
                    ('reconstructions',))
 
   def sample(num_samples, seed):
-    n_ok = _check((tf.rank(num_samples) == 0) &
-                  (num_samples >= 0) & (num_samples <= MAX_SAMPLES),
+    # Assert needs a scalar condition whatever shape arrived (a [1] input,
+    # e.g. from TF Serving's row format, is refused with this message too).
+    n_ok = _check((tf.rank(num_samples) == 0) & tf.reduce_all(
+        (num_samples >= 0) & (num_samples <= MAX_SAMPLES)),
                   f'num_samples must be a scalar in [0, {MAX_SAMPLES}]; got',
                   num_samples)
     num_samples = tf.cast(num_samples, tf.int64)
     seed = tf.cast(seed, tf.int64)
-    seed_ok = _check((tf.rank(seed) == 0) & (seed >= -1) & (seed <= MAX_SEED),
+    seed_ok = _check((tf.rank(seed) == 0) & tf.reduce_all(
+        (seed >= -1) & (seed <= MAX_SEED)),
                      f'seed must be a scalar >= 0 (reproducible, at most '
                      f'{MAX_SEED}) or -1 (fresh draws); got', seed)
     with tf.control_dependencies([n_ok, seed_ok]):

@@ -1,28 +1,55 @@
-"""A small client for the exported VAE behind TF Serving or KServe.
+"""A small client for the exported VAE behind TF Serving, KServe or
+`python -m trainers.serve`.
 
 Builds the documented requests and sends them over REST (JSON) or gRPC
 (tensorflow-serving-api's PredictRequest):
 
   python deploy/serving/client.py --rest=http://localhost:8501 --model=vae \
-      --signature=encode --images=batch.npy
+      --signature=reconstruct --from_test_images=16 --output_dir=out
   python deploy/serving/client.py --grpc=localhost:8500 --model=vae \
-      --signature=sample --num_samples=4 --seed=0
+      --signature=sample --num_samples=4 --seed=0 --output_dir=out
 
-`--images` is a .npy file of float32 [batch, 28, 28, 1] in [0, 1]; without it
-the client sends one blank image.  The request builders are plain functions
-so they can be used (and tested) without a server.
+Inputs: `--from_test_images=N` sends the first N test images of `--dataset`
+(default mnist_5k, embedded in tfp-vae; needs tfp-vae installed),
+`--images` a .npy file of float32 [batch, H, W, C] in [0, 1], otherwise one
+blank image; `decode` sends `--codes` (.npy) or one zero code of
+`--latent_dim`; `sample` sends `--num_samples` and `--seed`.
+
+Output: the reply as JSON on stdout (REST: the server's reply; gRPC:
+{"model_spec": ..., "outputs": {name: nested lists}}).  With `--output_dir`
+the reply goes to DIR/reply.json, every image output (and image input) to
+one PNG per image, DIR/<name>_<index>.png, and the paths written are
+printed.
+
+Errors (an HTTP or gRPC error, no server, no reply within `--timeout`, a bad
+local input) print one line, `error: ...` with the server's own message,
+and exit with code 1.  The request builders are plain functions so they can
+be used (and tested) without a server.
 """
 
 import argparse
 import json
+import os
+import socket
 import sys
+import threading
+import urllib.error
 import urllib.request
-from typing import Any, Mapping
+from typing import Any, Mapping, Optional
 
 import numpy as np
 
 SIGNATURES = ('encode', 'decode', 'reconstruct', 'sample', 'log_likelihood',
               'serving_default')
+# The output of the signatures with one output, which TF Serving's replies
+# leave unnamed.
+SINGLE_OUTPUT = {'decode': 'images', 'reconstruct': 'reconstructions',
+                 'log_likelihood': 'log_likelihood'}
+DEFAULT_TIMEOUT = 30.0
+
+
+class ClientError(Exception):
+  """Anything that ends the client with a one-line message and exit 1."""
 
 
 def rest_body(signature: str, inputs: Mapping[str, Any],
@@ -33,6 +60,9 @@ def rest_body(signature: str, inputs: Mapping[str, Any],
   (encode, decode, reconstruct, log_likelihood): one list entry per example.
   Columnar format ("inputs") fits everything, including `sample`, whose
   inputs are scalars.
+
+  Raises:
+    ValueError: row format with several inputs.
   """
   values = {k: np.asarray(v).tolist() for k, v in inputs.items()}
   if row_format:
@@ -44,24 +74,99 @@ def rest_body(signature: str, inputs: Mapping[str, Any],
   return {'signature_name': signature, 'inputs': values}
 
 
+def predict_url(server: str, model: str,
+                version: Optional[int] = None) -> str:
+  """SERVER/v1/models/MODEL[/versions/N]:predict."""
+  where = f'/versions/{version}' if version is not None else ''
+  return f'{server.rstrip("/")}/v1/models/{model}{where}:predict'
+
+
+def _call_with_deadline(fn, timeout: float, what: str):
+  """fn() in a daemon thread, abandoned after `timeout` seconds overall
+  (socket timeouts bound each read, not a reply that trickles in)."""
+  result = {}
+
+  def target():
+    try:
+      result['value'] = fn()
+    except BaseException as e:  # pylint: disable=broad-except
+      result['error'] = e
+
+  thread = threading.Thread(target=target, daemon=True)
+  thread.start()
+  thread.join(timeout)
+  if thread.is_alive():
+    raise ClientError(f'no reply from {what} within {timeout:g}s (--timeout)')
+  if 'error' in result:
+    raise result['error']
+  return result['value']
+
+
+def _one_line(text: str) -> str:
+  return ' '.join(text.split())
+
+
 def rest_predict(server: str, model: str, body: dict,
-                 timeout: float = 30.0) -> dict:
-  """POSTs body to SERVER/v1/models/MODEL:predict; returns the JSON reply."""
+                 timeout: float = DEFAULT_TIMEOUT,
+                 version: Optional[int] = None) -> dict:
+  """POSTs body to SERVER/v1/models/MODEL[/versions/N]:predict.
+
+  Returns:
+    The JSON reply.
+
+  Raises:
+    ClientError: an HTTP error (with the server's {"error": ...} message),
+      no connection, no reply within `timeout` seconds, a reply that is not
+      JSON.
+  """
+  url = predict_url(server, model, version)
   request = urllib.request.Request(
-      f'{server.rstrip("/")}/v1/models/{model}:predict',
-      data=json.dumps(body).encode(), method='POST',
+      url, data=json.dumps(body).encode(), method='POST',
       headers={'Content-Type': 'application/json'})
-  with urllib.request.urlopen(request, timeout=timeout) as reply:
-    return json.load(reply)
+
+  def send():
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+      return reply.read()
+
+  try:
+    raw = _call_with_deadline(send, timeout, url)
+  except urllib.error.HTTPError as e:
+    text = e.read().decode(errors='replace')
+    try:
+      message = json.loads(text)['error']
+    except (ValueError, KeyError, TypeError):
+      message = text or e.reason
+    raise ClientError(f'HTTP {e.code} from {url}: {_one_line(str(message))}'
+                      ) from None
+  except urllib.error.URLError as e:
+    reason = e.reason
+    if isinstance(reason, (socket.timeout, TimeoutError)):
+      raise ClientError(f'no reply from {url} within {timeout:g}s '
+                        '(--timeout)') from None
+    raise ClientError(f'cannot reach {url}: {reason}') from None
+  except (socket.timeout, TimeoutError):
+    raise ClientError(f'no reply from {url} within {timeout:g}s (--timeout)'
+                      ) from None
+  except OSError as e:  # connection reset mid-reply, ...
+    raise ClientError(f'connection to {url} failed: {e}') from None
+  try:
+    return json.loads(raw)
+  except ValueError:
+    raise ClientError(f'{url} replied with something that is not JSON: '
+                      f'{_one_line(raw[:200].decode(errors="replace"))}'
+                      ) from None
 
 
-def predict_request(model: str, signature: str, inputs: Mapping[str, Any]):
+def predict_request(model: str, signature: str, inputs: Mapping[str, Any],
+                    version: Optional[int] = None):
   """A tensorflow_serving.apis.predict_pb2.PredictRequest."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.apis import predict_pb2  # pylint: disable=g-import-not-at-top
   request = predict_pb2.PredictRequest()
   request.model_spec.name = model
   request.model_spec.signature_name = signature
+  if version is not None:
+    request.model_spec.version.value = version
   for name, value in inputs.items():
     array = np.asarray(value)
     dtype = np.int64 if array.dtype.kind in 'iu' else np.float32
@@ -69,51 +174,206 @@ def predict_request(model: str, signature: str, inputs: Mapping[str, Any]):
   return request
 
 
-def grpc_predict(target: str, request, timeout: float = 30.0):
-  """Sends a PredictRequest; returns {output name: numpy array}."""
+def grpc_predict(target: str, request, timeout: float = DEFAULT_TIMEOUT):
+  """Sends a PredictRequest.
+
+  Returns:
+    (the reply's model_spec, {output name: numpy array}).
+
+  Raises:
+    ClientError: the server's status and message, or no reply within
+      `timeout` seconds (gRPC's deadline).
+  """
   import grpc  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow_serving.apis import prediction_service_pb2_grpc  # pylint: disable=g-import-not-at-top
-  with grpc.insecure_channel(target) as channel:
-    stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    reply = stub.Predict(request, timeout=timeout)
-  return {k: tf.make_ndarray(v) for k, v in reply.outputs.items()}
+  options = [('grpc.max_receive_message_length', -1),
+             ('grpc.max_send_message_length', -1)]
+  try:
+    with grpc.insecure_channel(target, options=options) as channel:
+      stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
+      reply = stub.Predict(request, timeout=timeout)
+  except grpc.RpcError as e:
+    if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+      raise ClientError(f'no reply from {target} within {timeout:g}s '
+                        '(--timeout)') from None
+    raise ClientError(f'gRPC {e.code().name} from {target}: '
+                      f'{_one_line(e.details() or "")}') from None
+  return reply.model_spec, {k: tf.make_ndarray(v)
+                            for k, v in reply.outputs.items()}
+
+
+def outputs_of(reply: Mapping[str, Any], signature: str
+               ) -> dict[str, np.ndarray]:
+  """{output name: array} from a REST reply in either format."""
+  if 'outputs' in reply:
+    out = reply['outputs']
+    if isinstance(out, dict):
+      return {k: np.asarray(v) for k, v in out.items()}
+    return {SINGLE_OUTPUT.get(signature, 'output'): np.asarray(out)}
+  rows = reply.get('predictions', [])
+  if rows and isinstance(rows[0], dict):
+    return {k: np.asarray([row[k] for row in rows]) for k in rows[0]}
+  return {SINGLE_OUTPUT.get(signature, 'output'): np.asarray(rows)}
+
+
+def write_pngs(arrays: Mapping[str, np.ndarray], output_dir: str
+               ) -> list[str]:
+  """Every image-shaped array ([N, H, W, 1 or 3] in [0, 1]) as one PNG per
+  image, OUTPUT_DIR/<name>_<index>.png; returns the paths."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  paths = []
+  for name, array in sorted(arrays.items()):
+    array = np.asarray(array)
+    if array.ndim != 4 or array.shape[-1] not in (1, 3):
+      continue
+    pixels = np.round(np.clip(array, 0.0, 1.0) * 255).astype(np.uint8)
+    for i, image in enumerate(pixels):
+      path = os.path.join(output_dir, f'{name}_{i:04d}.png')
+      Image.fromarray(image[..., 0] if image.shape[-1] == 1 else image).save(
+          path)
+      paths.append(path)
+  return paths
+
+
+def test_images(count: int, dataset: str = 'mnist_5k',
+                data_dir: Optional[str] = None) -> np.ndarray:
+  """The first `count` test images of `dataset`, float32 in [0, 1], as the
+  trainers evaluate them (tfp_vae.data)."""
+  try:
+    from tfp_vae import data  # pylint: disable=g-import-not-at-top
+    from tfp_vae import errors  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ClientError(f'--from_test_images needs tfp-vae installed ({e}); '
+                      'or pass --images=FILE.npy') from None
+  try:
+    images = data.load(dataset, data_dir=data_dir, download=False).test_images
+  except errors.TfpVaeError as e:
+    raise ClientError(str(e)) from None
+  if count > len(images):
+    raise ClientError(f'--from_test_images={count} is more than the '
+                      f'{len(images)} test images of {dataset}')
+  return data.eval_images(images[:count])
+
+
+def _load_npy(path: str, flag: str) -> np.ndarray:
+  try:
+    return np.load(path)
+  except (OSError, ValueError) as e:
+    raise ClientError(f'cannot read --{flag}={path}: {e}') from None
 
 
 def inputs_for(args: argparse.Namespace) -> dict:
+  """The signature's inputs from the flags."""
   if args.signature == 'sample':
     return {'num_samples': np.int64(args.num_samples),
             'seed': np.int64(args.seed)}
   if args.signature == 'decode':
-    return {'codes': np.zeros((1, args.latent_dim), np.float32)}
-  images = (np.load(args.images) if args.images else
-            np.zeros((1, 28, 28, 1), np.float32))
+    codes = (_load_npy(args.codes, 'codes') if args.codes else
+             np.zeros((1, args.latent_dim), np.float32))
+    return {'codes': codes.astype(np.float32)}
+  if args.from_test_images:
+    images = test_images(args.from_test_images, args.dataset, args.data_dir)
+  elif args.images:
+    images = _load_npy(args.images, 'images')
+  else:
+    images = np.zeros((1, 28, 28, 1), np.float32)
   return {'images': images.astype(np.float32)}
 
 
-def main(argv=None) -> int:
+def _as_json(value):
+  return value.tolist() if isinstance(value, np.ndarray) else value
+
+
+def run(args: argparse.Namespace) -> list[str]:
+  """Sends the request the flags describe; returns the lines to print.
+
+  Raises:
+    ClientError: see rest_predict, grpc_predict, inputs_for.
+  """
+  inputs = inputs_for(args)
+  if args.rest:
+    row_format = (args.format == 'instances' if args.format else
+                  args.signature != 'sample')
+    try:
+      body = rest_body(args.signature, inputs, row_format=row_format)
+    except ValueError:
+      raise ClientError(f'--format=instances sends one input per row, but '
+                        f'{args.signature} takes {sorted(inputs)}: use '
+                        '--format=inputs') from None
+    reply = rest_predict(args.rest, args.model, body, args.timeout,
+                         args.version)
+    outputs = outputs_of(reply, args.signature)
+  else:
+    try:
+      request = predict_request(args.model, args.signature, inputs,
+                                args.version)
+    except ImportError as e:
+      raise ClientError(f'--grpc needs tensorflow and tensorflow-serving-api '
+                        f'({e}): pip install tensorflow-serving-api') from None
+    spec, outputs = grpc_predict(args.grpc, request, args.timeout)
+    reply = {'model_spec': {'name': spec.name,
+                            'version': spec.version.value,
+                            'signature_name': spec.signature_name},
+             'outputs': {k: v.tolist() for k, v in outputs.items()}}
+  text = json.dumps(reply, default=_as_json)
+  if not args.output_dir:
+    return [text]
+  os.makedirs(args.output_dir, exist_ok=True)
+  path = os.path.join(args.output_dir, 'reply.json')
+  with open(path, 'w') as f:
+    f.write(text + '\n')
+  shown_inputs = {f'input_{k}': v for k, v in inputs.items()}
+  return [path] + write_pngs({**outputs, **shown_inputs}, args.output_dir)
+
+
+def parse_args(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   where = parser.add_mutually_exclusive_group(required=True)
   where.add_argument('--rest', help='e.g. http://localhost:8501')
   where.add_argument('--grpc', help='e.g. localhost:8500')
   parser.add_argument('--model', default='vae')
+  parser.add_argument('--version', type=int,
+                      help='a version number (default: the newest)')
   parser.add_argument('--signature', default='encode', choices=SIGNATURES)
-  parser.add_argument('--images', help='.npy file [batch, H, W, C]')
+  images = parser.add_mutually_exclusive_group()
+  images.add_argument('--images', help='.npy file [batch, H, W, C] in [0, 1]')
+  images.add_argument('--from_test_images', type=int, metavar='N',
+                      help='send the first N test images of --dataset')
+  parser.add_argument('--dataset', default='mnist_5k',
+                      help='dataset of --from_test_images (as trained on)')
+  parser.add_argument('--data_dir', help='TFDS data directory')
+  parser.add_argument('--codes', help='decode: .npy file [batch, latent]')
+  parser.add_argument('--latent_dim', type=int, default=2,
+                      help='decode without --codes: one zero code this long')
   parser.add_argument('--num_samples', type=int, default=4)
   parser.add_argument('--seed', type=int, default=0)
-  parser.add_argument('--latent_dim', type=int, default=2)
+  parser.add_argument('--format', choices=('instances', 'inputs'),
+                      help='REST body format (default: instances, inputs '
+                      'for sample)')
+  parser.add_argument('--output_dir',
+                      help='write reply.json and PNGs here instead of '
+                      'printing the reply')
+  parser.add_argument('--timeout', type=float, default=DEFAULT_TIMEOUT,
+                      help='seconds for the whole call (default 30)')
   args = parser.parse_args(argv)
-  inputs = inputs_for(args)
-  if args.rest:
-    body = rest_body(args.signature, inputs,
-                     row_format=args.signature != 'sample')
-    reply = rest_predict(args.rest, args.model, body)
-    print(json.dumps(reply)[:2000])
-  else:
-    outputs = grpc_predict(args.grpc, predict_request(
-        args.model, args.signature, inputs))
-    for name, value in outputs.items():
-      print(name, value.shape, value.ravel()[:8])
+  if args.from_test_images is not None and args.from_test_images < 1:
+    parser.error(f'--from_test_images must be at least 1, got '
+                 f'{args.from_test_images}')
+  if not args.timeout > 0:
+    parser.error(f'--timeout must be positive, got {args.timeout}')
+  return args
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  try:
+    lines = run(args)
+  except ClientError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 1
+  for line in lines:
+    print(line)
   return 0
 
 
