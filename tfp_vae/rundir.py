@@ -276,7 +276,7 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory: str,
     if failures:
       # The state file named the broken one (or was missing): point it at
       # the checkpoint in use so that the managers carry on from it.
-      tf.train.update_checkpoint_state(directory, prefix)
+      tf.compat.v1.train.update_checkpoint_state(directory, prefix)
     return prefix
   raise failures[0][1]
 
