@@ -586,6 +586,14 @@ def validate(paths: Optional[list[str]] = None,
 
 
 def main(argv: list[str]) -> int:
+  if any(a in ('-h', '--help') for a in argv[1:]):
+    print('usage: validate.py [MANIFEST.yaml ...]\n\n' + __doc__.strip())
+    return 0
+  unknown = [a for a in argv[1:] if a.startswith('-')]
+  if unknown:
+    print(f'error: unknown option {unknown[0]} (see validate.py --help)',
+          file=sys.stderr)
+    return 2
   problems = validate(argv[1:] or None)
   for problem in problems:
     print(problem)

@@ -269,6 +269,6 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
   rundir.write_json(os.path.join(output_dir, 'metrics.json'), results)
   path = report.write_report(
       os.path.join(output_dir, 'report.html'), results, figures,
-      {'training_curves': curves}, base, over_training)
+      {'training_curves': curves}, base, over_training, configs)
   log(f'wrote {path}')
   return results

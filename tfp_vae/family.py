@@ -246,8 +246,8 @@ _SCALES_HELP = ('rbf: one bandwidth (default 1); imq: scales (default '
                 '0.1,0.2,0.5,1,2,5,10).')
 _UNBIASED_HELP = ("Unbiased (U-statistic) MMD instead of the sources' biased "
                   'estimate.')
-_KL_HELP = ('Rate: analytic KL, or the sampled log q(z|x) - log p(z) of the '
-            'source.')
+_KL_HELP = ('Rate: analytic KL, or sampled: log q(z|x) - log p(z) at the '
+            "drawn z (the MMD-VAE article's VAE estimate).")
 
 
 @dataclasses.dataclass(frozen=True)

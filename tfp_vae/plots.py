@@ -21,6 +21,7 @@ from typing import Optional, Sequence
 
 import matplotlib
 matplotlib.use('Agg')  # no display on training machines
+import matplotlib.ticker  # pylint: disable=g-import-not-at-top
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 import tensorflow as tf
@@ -182,7 +183,7 @@ def training_curves(histories: dict[str, list[dict]], path: str) -> None:
   """Per-epoch curves (history.jsonl records) of each named run: train
   (dashed) and test (solid) reconstruction NLL, objective, test MMD to the
   prior and active units."""
-  fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+  fig, axes = plt.subplots(2, 2, figsize=(14, 9.5))
   colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
   for ax, (title, train_key, test_key) in zip(axes.ravel(), CURVES):
     for colour, (name, history) in zip(colours, histories.items()):
@@ -193,9 +194,12 @@ def training_curves(histories: dict[str, list[dict]], path: str) -> None:
       if any(test_key in r for r in history):
         ax.plot(epochs, [r.get(test_key, np.nan) for r in history], '-',
                 color=colour, label=f'{name} test')
-    ax.set_title(title)
-    ax.set_xlabel('epoch')
-    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=13)
+    ax.set_xlabel('epoch', fontsize=11)
+    ax.tick_params(labelsize=10)
+    # Epochs are whole numbers (no 1.25, 1.5 ticks on short runs).
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    ax.legend(fontsize=10)
   axes[1, 1].set_ylim(bottom=0)
   axes[1, 1].yaxis.get_major_locator().set_params(integer=True)
   fig.tight_layout()

@@ -5,6 +5,7 @@ archived alone; the PNGs also stay beside it in figures/.
 """
 
 import base64
+import dataclasses
 import html
 import os
 from typing import Any, Optional
@@ -32,7 +33,8 @@ METRICS = (
     ('test_iwae_samples', 'k of the IWAE bound', ''),
     ('test_iwae_proposal_scale', 'IWAE proposal scale (point-mass encoder)',
      ''),
-    ('train_images_per_second', 'training throughput (images/s)', 'higher'),
+    ('train_images_per_second', 'training throughput (images/s; speed, '
+     'not quality)', ''),
     ('epochs_completed', 'epochs', ''),
     ('num_parameters', 'parameters', ''),
 )
@@ -104,11 +106,60 @@ def _over_training(epoch_figures: dict[str, dict[int, dict[str, str]]],
   return ''.join(sections)
 
 
+def _settings_table(config, results: dict[str, dict[str, Any]],
+                    configs: Optional[dict[str, Any]] = None) -> str:
+  """The shared settings, then each model's own with resolved values (an
+  MMD weight left at its default shows the number it resolved to)."""
+  rows = []
+  shown = {'model': ('likelihood', 'architecture', 'latent_dim', 'prior',
+                     'prior_components', 'gaussian_scale'),
+           'data': ('dataset', 'train_examples', 'validation_examples',
+                    'binarize'),
+           'trainer': ('batch_size', 'epochs', 'learning_rate',
+                       'lr_schedule', 'seed', 'precision')}
+  for group, names in shown.items():
+    for name in names:
+      value = getattr(getattr(config, group), name)
+      if name == 'prior_components' and config.model.prior == 'normal':
+        continue
+      if name == 'gaussian_scale' and not config.model.likelihood.startswith(
+          'gaussian'):
+        continue
+      rows.append(f'<tr><td><code>{name}</code></td><td colspan="2">'
+                  f'{html.escape(_fmt_setting(value))}</td></tr>')
+  for model, metrics in results.items():
+    if configs and model in configs:
+      member = configs[model].model.member
+    else:
+      member = config.for_model(model).model.member
+    values = {f.name: getattr(member, f.name)
+              for f in dataclasses.fields(member)}
+    for name, value in list(values.items()):
+      if value is None and name in metrics:
+        values[name] = f'{_fmt(metrics[name])} (resolved default)'
+      elif value is None and name == 'info_lambda':
+        values[name] = 'default'
+    listed = ', '.join(f'{k}={_fmt_setting(v)}' for k, v in values.items())
+    rows.append(f'<tr><td><code>{html.escape(model)}</code></td>'
+                f'<td colspan="2">{html.escape(listed) or "&ndash;"}</td>'
+                f'</tr>')
+  return f'<table class="settings">{"".join(rows)}</table>'
+
+
+def _fmt_setting(value: Any) -> str:
+  if isinstance(value, float):
+    return f'{value:g}'
+  if isinstance(value, tuple):
+    return ','.join(f'{v:g}' for v in value) or 'default'
+  return str(value)
+
+
 def write_report(path: str, results: dict[str, dict[str, Any]],
                  figures: dict[str, dict[str, str]],
                  shared_figures: dict[str, str], config,
                  epoch_figures: Optional[
-                     dict[str, dict[int, dict[str, str]]]] = None) -> str:
+                     dict[str, dict[int, dict[str, str]]]] = None,
+                 configs: Optional[dict[str, Any]] = None) -> str:
   """Writes the report; returns its path.
 
   Args:
@@ -119,6 +170,8 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
     config: the TrainConfig both models share (model aside).
     epoch_figures: {model: {epoch: {figure kind: png path}}}, the figures
       drawn during training, shown side by side by epoch.
+    configs: {model: its TrainConfig}, for each model's own settings
+      (default: `config` for that model).
   """
   models = list(results)
   rows = []
@@ -145,32 +198,32 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
     figure_rows.append(f'<h3>{html.escape(caption)}</h3><table '
                        f'class="figs"><tr>{head}</tr><tr>{cells}</tr>'
                        f'</table>')
-  setting = ', '.join(
-      f'{k}={v}' for k, v in sorted(config.to_dict().items())
-      if k not in ('model', 'model_dir', 'export_dir', 'verbose',
-                   'plot_every', 'strategy', 'cpu_replicas',
-                   'steps_per_execution', 'download', 'data_dir', 'idx_dir'))
+  settings = _settings_table(config, results, configs)
   curves = ''.join(f'<p>{_img(p)}</p>' for p in shared_figures.values())
   progress = _over_training(epoch_figures, head) if epoch_figures else ''
   if progress:
     progress = ('<h2>Over training</h2><p>The same figures drawn every '
-                f'{config.plot_every} epochs.</p>' + progress)
+                f'{config.runtime.plot_every} epochs.</p>' + progress)
   page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>tfp-vae comparison: {
-    html.escape(config.dataset)}</title>
+    html.escape(config.data.dataset)}</title>
 <style>
-body {{ font-family: sans-serif; max-width: 1400px; margin: 2em auto; }}
+body {{ font-family: sans-serif; max-width: 1400px; margin: 2em auto;
+        padding: 0 2em; line-height: 1.4; }}
 table {{ border-collapse: collapse; }}
 td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
 td.best {{ background: #d8f0d8; font-weight: bold; }}
 table.figs td {{ border: none; }}
 img {{ max-width: 640px; }}
 </style></head><body>
-<h1>VAE (ELBO) vs MMD-VAE on {html.escape(config.dataset)}</h1>
-<p>Same architecture, data, seed and budget: {html.escape(setting)}.
-All metrics on the held-out test split; the best value of each row with a
-direction is highlighted. Estimators are documented in
-<code>tfp_vae/metrics.py</code>.</p>
+<h1>VAE (ELBO) vs MMD-VAE on {html.escape(config.data.dataset)}</h1>
+<p>Same architecture, data, seed and budget. All metrics are on the
+held-out test split; in each row whose direction says what is better, the
+better value is highlighted (throughput and counts have no direction).
+Estimators are documented in <code>tfp_vae/evaluation.py</code> and the
+modules it names.</p>
+<h2>Settings</h2>
+{settings}
 <h2>Metrics</h2>
 <table><tr><th>metric</th>{head}<th>better</th><th>best</th></tr>
 {''.join(rows)}

@@ -1,51 +1,139 @@
-"""Flags shared by the trainers and the one way they report errors."""
+"""What the command-line programs share: flags generated from the config's
+declarations, grouped help, a quiet start, and one way to report errors.
 
+Each program (`trainers.train`, `evaluate`, `compare`, `export`, `serve`)
+defines its flags through `define` (so `--help` can list them by group),
+parses them with `run`, validates its config before importing TensorFlow
+(so a bad value is refused in well under a second), then imports TensorFlow
+with `import_tensorflow`, which keeps TensorFlow's start-up chatter out of
+the terminal unless `--verbosity` is 1 or more.
+"""
+
+import contextlib
 import dataclasses
 import os
+import re
 import sys
+import tempfile
+import textwrap
 import typing
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-# Quieten TensorFlow's C++ start-up chatter before it is imported.
+# Quieten TensorFlow's C++ logging before it is imported (what it prints
+# before its logging starts is filtered in `import_tensorflow`).
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # oneDNN kernels for convolutions and matmuls.  TensorFlow turns them on by
-# default only on CPUs with AVX512/AMX; on this AVX2 machine they trained
-# the VAE 20% and the MMD-VAE 4% faster with 15% less memory
-# (bench/train_throughput.py, README: Performance).  Results differ from
-# Eigen's kernels by float rounding only.  TF_ENABLE_ONEDNN_OPTS=0 opts out.
+# default only on CPUs with AVX512/AMX; on an AVX2 EPYC they trained the VAE
+# 20% and the MMD-VAE 4% faster with 15% less memory (README: Performance).
+# Results differ from Eigen's kernels by float rounding only.
+# TF_ENABLE_ONEDNN_OPTS=0 opts out.
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 
 import logging as std_logging  # pylint: disable=g-import-not-at-top
 
+from absl import app
 from absl import flags
 from absl import logging
-
-# TensorFlow's own INFO lines (one per checkpoint write, "Sharding callback
-# duration", logged through absl by functional_saver.py) drown the progress
-# bars; its warnings and errors still show.
-std_logging.getLogger('tensorflow').setLevel(std_logging.WARNING)
-
-
-class _QuietCheckpointInfo(std_logging.Filter):
-
-  def filter(self, record):
-    return not (record.levelno <= std_logging.INFO and
-                record.pathname.endswith('functional_saver.py'))
-
-
-logging.get_absl_logger().addFilter(_QuietCheckpointInfo())
 
 from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
 from tfp_vae import errors
 from tfp_vae import family
 
 FLAGS = flags.FLAGS
+_PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (
+    config_lib.__file__, __file__))
 
-# Exit codes: 1 for an error the user can fix (bad flag, missing data,
-# mismatched checkpoint, non-finite loss), as absl uses for flag errors; a
-# TFJob with `restartPolicy: ExitCode` treats 1-127 as permanent.  143
-# (128 + SIGTERM) after a preemption was checkpointed, or when a peer worker
-# was lost: retryable (128-255), so the job restarts and resumes.
+
+class _OwnInfoOnly(std_logging.Filter):
+  """At the default verbosity, INFO lines come from this package only
+  (TensorFlow's are about renamed SavedModel inputs, fingerprints and
+  checkpoint sharding); warnings and errors from anywhere still show, but
+  for TensorFlow's retracing notice (each evaluated model traces its own
+  functions once, by design)."""
+
+  def filter(self, record):
+    if FLAGS.is_parsed() and FLAGS['verbosity'].value >= 1:
+      return True
+    if record.levelno > std_logging.INFO:
+      return not (record.pathname.endswith('polymorphic_function.py') and
+                  'triggered tf.function retracing' in record.getMessage())
+    return record.pathname.startswith(_PACKAGE_DIRS)
+
+
+logging.get_absl_logger().addFilter(_OwnInfoOnly())
+std_logging.getLogger('tensorflow').setLevel(std_logging.WARNING)
+
+# What TensorFlow prints to the process's stderr before its logging is set
+# up, on every CPU-only start: not errors, whatever their prefix says.
+_NATIVE_NOISE = re.compile('|'.join((
+    r'All log messages before absl::InitializeLog\(\) is called',
+    r'oneDNN custom operations are on',
+    r'Could not find cuda drivers on your machine',
+    r'failed call to cuInit',
+    r'This TensorFlow binary is optimized to use available CPU instructions',
+    r'To enable the following instructions: ',
+    r'rebuild TensorFlow with the appropriate compiler flags',
+    r'Unable to register cu(DNN|FFT|BLAS) factory',
+    r'computation placer already registered',
+    r'TF-TRT Warning',
+)))
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered():
+  """Captures file descriptor 2 (where C++ code writes) and replays what is
+  not known start-up noise."""
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      yield
+    finally:
+      sys.stderr.flush()
+      os.dup2(saved, 2)
+      os.close(saved)
+      captured.seek(0)
+      for line in captured.read().decode(errors='replace').splitlines():
+        if line.strip() and not _NATIVE_NOISE.search(line):
+          print(line, file=sys.stderr)
+
+
+def import_tensorflow() -> None:
+  """Imports TensorFlow and lists the GPUs (where CUDA's start-up messages
+  come from), filtering what they print unless --verbosity >= 1."""
+  verbose = FLAGS.is_parsed() and FLAGS['verbosity'].value >= 1
+  with (contextlib.nullcontext() if verbose
+        else _native_stderr_filtered()):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    tf.config.list_physical_devices('GPU')
+
+
+# -- flags, grouped for --help ------------------------------------------------
+
+_GROUP_TITLES = {
+    'model': 'What is trained (the model and its own settings)',
+    'data': 'What it is trained on',
+    'trainer': 'How it is trained',
+    'runtime': 'Where and how it runs',
+    'evaluation': 'Evaluation',
+    'command': 'This command',
+}
+_GROUPS: dict[str, list[str]] = {}
+
+
+def define(kind: str, name: str, default: Any, help_text: str,
+           group: str = 'command', **kwargs) -> None:
+  """flags.DEFINE_<kind>(name, default, help_text), listed under `group` in
+  --help."""
+  if kind == 'enum':
+    flags.DEFINE_enum(name, default, kwargs.pop('enum_values'), help_text,
+                      **kwargs)
+  else:
+    getattr(flags, f'DEFINE_{kind}')(name, default, help_text, **kwargs)
+  _GROUPS.setdefault(group, []).append(name)
+
+
 EXIT_USER_ERROR = 1
 EXIT_RETRYABLE = 143
 
@@ -57,51 +145,54 @@ def _base_type(annotation):
   return annotation
 
 
-def _define(field, module_name=None, name=None) -> None:
+def _define(field, group: str, name: Optional[str] = None) -> None:
   """A flag for a config field or member setting, from its declaration:
   its default, help text and allowed values."""
   name = name or field.metadata.get('flag') or field.name
   help_text = field.metadata.get('help', '')
   choices = field.metadata.get('choices')
   default = field.default
-  kwargs = {'module_name': module_name} if module_name else {}
   kind = _base_type(field.type)
   if choices:
-    flags.DEFINE_enum(name, default, list(choices), help_text, **kwargs)
+    define('enum', name, default, help_text, group, enum_values=list(choices))
   elif kind is bool:
-    flags.DEFINE_bool(name, default, help_text, **kwargs)
+    define('bool', name, default, help_text, group)
   elif kind is int:
-    flags.DEFINE_integer(name, default, help_text, **kwargs)
+    define('integer', name, default, help_text, group)
   elif kind is float:
-    flags.DEFINE_float(name, default, help_text, **kwargs)
+    define('float', name, default, help_text, group)
   elif kind is tuple:
-    flags.DEFINE_list(name, list(default), help_text, **kwargs)
+    define('list', name, list(default), help_text, group)
   else:
-    flags.DEFINE_string(name, default, help_text, **kwargs)
+    define('string', name, default, help_text, group)
 
 
 def define_config_flags(groups=config_lib.GROUPS, members=None,
-                        exclude=(), module_name=None) -> None:
+                        exclude=()) -> None:
   """Defines a flag for every field of the config `groups` and every
   setting of the family `members` (default: all), except `exclude`."""
+  defined = set()
   for group in groups:
     for field in config_lib.group_fields()[group]:
       if field.name not in exclude:
-        _define(field, module_name=module_name)
-  defined = set()
-  for name in members or family.names():
-    for field in dataclasses.fields(family.get(name)):
-      if field.name not in defined and field.name not in exclude:
-        defined.add(field.name)
-        _define(field, module_name=module_name)
+        _define(field, group)
+    if group == 'model':
+      for name in members or family.names():
+        for field in dataclasses.fields(family.get(name)):
+          if field.name not in defined and field.name not in exclude:
+            defined.add(field.name)
+            users = family.all_settings()[field.name][1]
+            _define(field, 'model')
+            FLAGS[field.metadata.get('flag') or field.name].help += (
+                f' [--model={"/".join(users)}]')
 
 
 def define_train_flags() -> None:
   """The flags of `trainers.train` (defaults from the config)."""
-  flags.DEFINE_enum('model', 'vae', list(family.names()),
-                    'vae: ELBO (beta-VAE with --beta); mmd_vae: '
-                    'reconstruction + MMD; info_vae: InfoVAE with --alpha '
-                    'and --lambda; iwae: k-sample bound (--iwae_samples).')
+  define('enum', 'model', 'vae', 'vae: the ELBO (beta-VAE with --beta); '
+         'mmd_vae: reconstruction + MMD; info_vae: InfoVAE (--alpha, '
+         '--lambda); iwae: the k-sample bound (--iwae_samples).', 'model',
+         enum_values=list(family.names()))
   define_config_flags()
 
 
@@ -154,7 +245,7 @@ EVAL_FLAGS = {'iwae_samples': 'eval_iwae_samples'}
 def define_eval_flags() -> None:
   """The flags of `config.EvalConfig` (--eval_iwae_samples, ...)."""
   for field in dataclasses.fields(config_lib.EvalConfig):
-    _define(field, name=EVAL_FLAGS.get(field.name))
+    _define(field, 'evaluation', name=EVAL_FLAGS.get(field.name))
 
 
 def eval_config_from_flags() -> config_lib.EvalConfig:
@@ -172,8 +263,13 @@ def compare_configs_from_flags() -> tuple[config_lib.TrainConfig,
     for field in fields:
       if field.name in FLAGS:
         values[field.name] = FLAGS[field.name].value
-  return (config_lib.TrainConfig.create(model='vae', **values),
-          member_settings_from_flags('vae'), eval_config_from_flags())
+  base = config_lib.TrainConfig.create(model='vae', **values)
+  settings = member_settings_from_flags('vae')
+  for name in ('vae', 'mmd_vae'):  # refused here, before TensorFlow loads
+    own = {f.name for f in dataclasses.fields(family.get(name))}
+    base.for_model(name).replace(
+        **{k: v for k, v in settings.items() if k in own}).validate()
+  return base, settings, eval_config_from_flags()
 
 
 def exit_on_user_error(fn, *args, **kwargs):
@@ -204,7 +300,55 @@ def exit_on_user_error(fn, *args, **kwargs):
 
 
 def _fail(message: str, code: int = EXIT_USER_ERROR):
-  logging.error(message)
-  # absl logs to stderr too; the plain line is what a user reads first.
-  print(f'error: {message}', file=sys.stderr)
+  print(f'error: {message}', file=sys.stderr, flush=True)
   sys.exit(code)
+
+
+# -- running a program --------------------------------------------------------
+
+_HELP_ARGS = ('--help', '-h', '-?', '--helpshort', '--help=true')
+
+
+def help_text(program: str, doc: str) -> str:
+  """The command's own flags by group, with defaults and help."""
+  lines = [f'usage: {program} [flags]', '', textwrap.dedent(
+      doc).strip(), '']
+  for group in _GROUP_TITLES:
+    names = _GROUPS.get(group)
+    if not names:
+      continue
+    lines.append(f'{_GROUP_TITLES[group]}:')
+    for name in names:
+      flag = FLAGS[name]
+      default = flag.default_as_str or "''"
+      if flag.flag_type() == 'bool':
+        head = f'  --[no]{name} (default {"on" if flag.default else "off"})'
+      else:
+        head = f'  --{name}={default.strip(chr(39))}'
+      lines.append(head)
+      lines.extend(textwrap.wrap(flag.help, 74, initial_indent='      ',
+                                 subsequent_indent='      '))
+    lines.append('')
+  lines.append('--helpfull lists every flag, absl\'s own (--verbosity: 1 '
+               'shows TensorFlow\'s own log lines) included.')
+  return '\n'.join(lines)
+
+
+def run(main: Callable[[list[str]], None], doc: str) -> None:
+  """Runs an absl `main`: --help prints `help_text`; a flag that does not
+  parse is one line on stderr and exit 1."""
+  program = os.path.basename(sys.argv[0])
+  if program.endswith('.py'):  # python -m trainers.<program>
+    program = f'python -m trainers.{program[:-3]}'
+
+  if any(a in _HELP_ARGS for a in sys.argv[1:]):
+    print(help_text(program, doc))
+    sys.exit(0)
+
+  def parse(argv):
+    try:
+      return FLAGS(argv)
+    except flags.Error as e:
+      _fail(f'{e} (see {program} --help)')
+
+  app.run(main, flags_parser=parse)

@@ -1,4 +1,4 @@
-"""Trains the VAE and the MMD-VAE side by side and writes a report.
+r"""Trains the VAE and the MMD-VAE side by side and writes a report.
 
   python -m trainers.compare --dataset=mnist_5k --epochs=30 \
       --output_dir=runs/compare
@@ -21,12 +21,13 @@ from absl import flags
 
 from trainers import common
 
+common.define('string', 'output_dir', None,
+               'Where the report, metrics and both runs go (required).')
+common.define('bool', 'progress', True,
+              'Log progress lines for the whole comparison.')
 common.define_config_flags(members=('vae', 'mmd_vae'),
                            exclude=('model_dir', 'export_dir', 'verbose'))
 common.define_eval_flags()
-flags.DEFINE_string('output_dir', None,
-                    'Where the report, metrics and both runs go.')
-flags.DEFINE_bool('progress', True, 'Log progress lines for the whole run.')
 flags.mark_flags_as_required(['output_dir'])
 FLAGS = flags.FLAGS
 
@@ -36,6 +37,7 @@ def main(argv):
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   base, settings, eval_config = common.exit_on_user_error(
       common.compare_configs_from_flags)
+  common.import_tensorflow()
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
   results = common.exit_on_user_error(
       evaluation.compare, base, FLAGS.output_dir, eval_config, FLAGS.progress,
@@ -51,7 +53,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  common.run(main, __doc__)
 
 
 if __name__ == '__main__':

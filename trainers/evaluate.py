@@ -15,13 +15,14 @@ from absl import logging
 
 from trainers import common
 
-flags.DEFINE_string('model_dir', None, 'Directory of a trainers.train run.')
+common.define('string', 'model_dir', None,
+              'Directory of a trainers.train run (required).')
+common.define('string', 'data_dir', None,
+              'TFDS data directory (default: the one the run used).')
+common.define('string', 'idx_dir', None,
+              'Directory with the IDX files (default: the one the run '
+              'used).')
 common.define_eval_flags()
-flags.DEFINE_string('data_dir', None,
-                    'TFDS data directory (default: the one the run used).')
-flags.DEFINE_string('idx_dir', None,
-                    'Directory with the IDX files (default: the one the run '
-                    'used).')
 flags.mark_flags_as_required(['model_dir'])
 FLAGS = flags.FLAGS
 
@@ -30,6 +31,7 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   eval_config = common.exit_on_user_error(common.eval_config_from_flags)
+  common.import_tensorflow()
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
   result = common.exit_on_user_error(
       evaluation.evaluate_run, FLAGS.model_dir, eval_config,
@@ -39,7 +41,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  common.run(main, __doc__)
 
 
 if __name__ == '__main__':

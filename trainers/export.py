@@ -2,11 +2,12 @@
 
   python -m trainers.export --model_dir=runs/vae --export_dir=runs/export/vae
 
-Writes EXPORT_DIR/<next version>/ and EXPORT_DIR/models.config (see
-tfp_vae/export.py for the signatures).
+Writes EXPORT_DIR/<next version>/ and EXPORT_DIR/models.config (the
+signatures are listed in README.md, Serving).
 """
 
 import os
+import time
 
 from absl import app
 from absl import flags
@@ -14,41 +15,54 @@ from absl import logging
 
 from trainers import common
 
-flags.DEFINE_string('model_dir', None, 'Directory of a trainers.train run.')
-flags.DEFINE_string('export_dir', None,
-                    'TF Serving model base path: versions go in '
-                    'EXPORT_DIR/<version>/.')
-flags.DEFINE_string('model_name', None,
-                    'Name in models.config (default: export_dir\'s name).')
-flags.DEFINE_string('serving_base_path', None,
-                    'base_path in models.config, as the server sees it '
-                    '(default: /models/<model_name>).')
+from tfp_vae import checks  # pylint: disable=g-bad-import-order
+
+common.define('string', 'model_dir', None,
+              'Directory of a trainers.train run (required).')
+common.define('string', 'export_dir', None,
+              'TF Serving model base path: versions go in '
+              'EXPORT_DIR/<version>/ (required).')
+common.define('string', 'model_name', None,
+              'Name in models.config (default: export_dir\'s name).')
+common.define('string', 'serving_base_path', None,
+              'base_path in models.config, as the server sees it (default: '
+              '/models/<model_name>).')
+common.define('integer', 'max_batch', 1024,
+              'Largest batch one request may carry (encode, decode, '
+              'reconstruct, log_likelihood); larger requests are refused.')
 flags.mark_flags_as_required(['model_dir', 'export_dir'])
 FLAGS = flags.FLAGS
 
 
 def export_run(model_dir: str, export_dir: str, model_name=None,
-               serving_base_path=None) -> str:
+               serving_base_path=None, max_batch: int = 1024) -> str:
+  """Exports model_dir's latest checkpoint; returns the version's path."""
   from tfp_vae import export as export_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import rundir  # pylint: disable=g-import-not-at-top
   model, _, info = rundir.load_trained_model(model_dir)
-  return export_lib.export_savedmodel(model, tuple(info['image_shape']),
+  start = time.perf_counter()
+  logging.info('writing the SavedModel (a few seconds)')
+  path = export_lib.export_savedmodel(model, tuple(info['image_shape']),
                                       export_dir, model_name,
-                                      serving_base_path)
+                                      serving_base_path, max_batch)
+  logging.info('exported %s in %.1f s', path, time.perf_counter() - start)
+  return path
 
 
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+  common.exit_on_user_error(checks.positive_int, 'max_batch',
+                            FLAGS.max_batch)
+  common.import_tensorflow()
   path = common.exit_on_user_error(export_run, FLAGS.model_dir,
                                    FLAGS.export_dir, FLAGS.model_name,
-                                   FLAGS.serving_base_path)
-  logging.info('exported %s', path)
+                                   FLAGS.serving_base_path, FLAGS.max_batch)
   print(os.path.abspath(path))
 
 
 def run():
-  app.run(main)
+  common.run(main, __doc__)
 
 
 if __name__ == '__main__':

@@ -16,30 +16,30 @@ from tfp_vae import config as config_lib  # pylint: disable=g-bad-import-order
 from tfp_vae import errors
 
 _D = config_lib.ServeConfig()
-flags.DEFINE_string('export_dir', None,
+common.define('string', 'export_dir', None,
                     'The model base path: the folder holding the version '
                     'folders 1/, 2/, ... (trainers.export --export_dir).')
-flags.DEFINE_string('model_name', None,
+common.define('string', 'model_name', None,
                     'NAME in /v1/models/NAME (default: export_dir\'s name, '
                     'as in its models.config).')
-flags.DEFINE_string('host', _D.host,
+common.define('string', 'host', _D.host,
                     'Address to listen on (127.0.0.1: this machine only).')
-flags.DEFINE_integer('rest_api_port', _D.rest_api_port,
+common.define('integer', 'rest_api_port', _D.rest_api_port,
                      'Port of the REST API (TF Serving\'s default).')
-flags.DEFINE_integer('grpc_port', _D.grpc_port,
+common.define('integer', 'grpc_port', _D.grpc_port,
                      'Port of TF Serving\'s gRPC API (0: no gRPC).')
-flags.DEFINE_integer('max_batch', _D.max_batch,
+common.define('integer', 'max_batch', _D.max_batch,
                      'Largest batch a request may carry: instances, an '
                      'input\'s leading dimension, num_samples.')
-flags.DEFINE_integer('max_request_bytes', _D.max_request_bytes,
+common.define('integer', 'max_request_bytes', _D.max_request_bytes,
                      'Largest REST request body (HTTP 413 above it) or gRPC '
                      'message.')
-flags.DEFINE_float('poll_seconds', _D.poll_seconds,
+common.define('float', 'poll_seconds', _D.poll_seconds,
                    'Look for new and removed versions this often (TF '
                    'Serving\'s --file_system_poll_wait_seconds; 0: never).')
-flags.DEFINE_integer('max_versions', _D.max_versions,
+common.define('integer', 'max_versions', _D.max_versions,
                      'Serve only the newest N versions (0: all).')
-flags.DEFINE_float('grace_seconds', _D.grace_seconds,
+common.define('float', 'grace_seconds', _D.grace_seconds,
                    'After SIGTERM, how long requests in flight may take.')
 flags.mark_flag_as_required('export_dir')
 FLAGS = flags.FLAGS
@@ -58,6 +58,7 @@ def serve_from_flags() -> None:
           'export_dir', 'model_name', 'host', 'rest_api_port', 'grpc_port',
           'max_batch', 'max_request_bytes', 'poll_seconds', 'max_versions',
           'grace_seconds')}).validate()
+  common.import_tensorflow()
   try:
     from tfp_vae import serving  # pylint: disable=g-import-not-at-top
   except ImportError as e:
@@ -74,7 +75,7 @@ def main(argv):
 
 
 def run():
-  app.run(main)
+  common.run(main, __doc__)
 
 
 if __name__ == '__main__':

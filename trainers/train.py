@@ -1,10 +1,10 @@
-"""Trains a model of the family (VAE, MMD-VAE, InfoVAE, IWAE).
+r"""Trains a model of the family (VAE, MMD-VAE, InfoVAE, IWAE).
 
   python -m trainers.train --model=vae --model_dir=runs/vae \
       --export_dir=runs/export/vae
 
 Running the same command again resumes from the last checkpoint; a finished
-run is not retrained.  See README.md for every flag.
+run is not retrained.
 """
 
 from absl import app
@@ -18,15 +18,18 @@ common.define_train_flags()
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
-  config = common.exit_on_user_error(common.train_config_from_flags)
+  # Every flag is checked before TensorFlow loads.
+  config = common.exit_on_user_error(
+      lambda: common.train_config_from_flags().validate())
+  common.import_tensorflow()
   from tfp_vae import training  # pylint: disable=g-import-not-at-top
   metrics = common.exit_on_user_error(training.run, config)
-  logging.info('metrics: %s', metrics)
-  print(' '.join(f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
+  logging.info('metrics: %s', ', '.join(
+      f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
 
 
 def run():
-  app.run(main)
+  common.run(main, __doc__)
 
 
 if __name__ == '__main__':
