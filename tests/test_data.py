@@ -45,9 +45,19 @@ def test_train_dataset_batches_scaled_and_binarized(mnist_5k):
   assert 0 <= x.min() and x.max() <= 1 and 0 < x.mean() < 0.5
   b1 = next(iter(data.train_dataset(mnist_5k.train_images, 300, 0, True)))
   assert set(np.unique(b1.numpy())) <= {0.0, 1.0}
-  # Reshuffled every epoch.
-  e1, e2 = [next(iter(ds)).numpy() for _ in range(2)]
+  # Reshuffled every epoch: the order is a function of (seed, step), so the
+  # stream read from the cursor of epoch 2 differs from epoch 1's and is
+  # the same every time it is read.
+  cursor = tf.Variable(0, dtype=tf.int64)
+  stream = data.train_dataset(mnist_5k.train_images, 300, 0, cursor=cursor)
+  e1 = next(iter(stream)).numpy()
+  cursor.assign(4000 // 300)
+  e2, again = [next(iter(stream)).numpy() for _ in range(2)]
   assert not np.array_equal(e1, e2)
+  np.testing.assert_array_equal(e2, again)
+  # A cursor inside an epoch starts at that step's batch.
+  cursor.assign(1)
+  np.testing.assert_array_equal(next(iter(stream)).numpy(), batches[1].numpy())
 
 
 def test_eval_images_binarized_once_with_seed(mnist_5k):
@@ -64,6 +74,7 @@ def _prepared():
 
 
 def test_tfds_dataset_loads_through_mock_data(tmp_path):
+  (tmp_path / 'fashion_mnist').mkdir()  # where TFDS keeps prepared data
   with tfds.testing.mock_data(num_examples=12), _prepared():
     d = data.load('fashion_mnist', data_dir=str(tmp_path))
   assert d.train_images.shape == (12, 28, 28, 1)
@@ -73,6 +84,7 @@ def test_tfds_dataset_loads_through_mock_data(tmp_path):
 
 
 def test_tfds_colour_dataset_through_mock_data(tmp_path):
+  (tmp_path / 'cifar10').mkdir()
   with tfds.testing.mock_data(num_examples=4), _prepared():
     d = data.load('cifar10', data_dir=str(tmp_path))
   assert d.image_shape == (32, 32, 3)

@@ -3,6 +3,7 @@ architectures, and every allowed (model, prior, likelihood, architecture)
 combination."""
 
 import itertools
+import os
 from unittest import mock
 
 import numpy as np
@@ -263,6 +264,8 @@ def test_family_members_train_export_and_evaluate(tmp_path, kw):
       export_dir=str(tmp_path / 'export'), data_dir=str(tmp_path / 'tfds'),
       **kw)
   # mock_data mocks TFDS's reading, not `is_prepared`.
+  os.makedirs(tmp_path / 'tfds' / kw.get('dataset', 'mnist_5k'),
+              exist_ok=True)
   with tfds.testing.mock_data(num_examples=40), mock.patch.object(
       tfds.core.DatasetBuilder, 'is_prepared', return_value=True):
     metrics = training.run(config)

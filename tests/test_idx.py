@@ -173,6 +173,7 @@ def test_idx_dir_without_the_files_names_them(tmp_path):
 def test_prepared_tfds_data_comes_before_idx_files(tmp_path,
                                                    distribution_root):
   write_dataset(distribution_root / 'fashion-mnist', train=30)
+  (tmp_path / 'fashion_mnist').mkdir()  # where TFDS keeps prepared data
   with tfds.testing.mock_data(num_examples=7), mock.patch.object(
       tfds.core.DatasetBuilder, 'is_prepared', return_value=True):
     d = data.load('fashion_mnist', data_dir=str(tmp_path))

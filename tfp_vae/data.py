@@ -172,8 +172,12 @@ def load(name: str, data_dir: Optional[str] = None,
   """
   if name == 'mnist_5k':
     return load_mnist_5k()
-  tfds_where = data_dir or os.path.join('~', 'tensorflow_datasets')
-  builder = _tfds_builder(name, data_dir)
+  tfds_where = data_dir or os.environ.get(
+      'TFDS_DATA_DIR', os.path.join('~', 'tensorflow_datasets'))
+  # Only a dataset folder can hold prepared data: without one, TFDS (slow
+  # to import, and noisy about folders it cannot find) is not asked.
+  builder = (_tfds_builder(name, data_dir) if os.path.isdir(os.path.join(
+      os.path.expanduser(tfds_where), name)) else None)
   if builder is not None and builder.is_prepared():
     logging.info('dataset %s: prepared TFDS data in %s', name, tfds_where)
     return _load_tfds(name, builder)
@@ -190,6 +194,7 @@ def load(name: str, data_dir: Optional[str] = None,
         f'--idx_dir={idx_dir} lacks {", ".join(missing)} (the four standard '
         f'IDX files, optionally .gz, are needed)')
   logging.info('dataset %s: no IDX files in %s', name, directory)
+  builder = builder or _tfds_builder(name, data_dir)
   if builder is None:
     raise errors.DataError(
         f'unknown dataset {name!r}: use mnist_5k (embedded), a TFDS image '
