@@ -37,7 +37,7 @@ ARCHITECTURES = ('conv', 'conv_dense16', 'mlp', 'conv_deep')
 PRIORS = ('normal', 'mixture', 'vamp')
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 LR_SCHEDULES = ('constant', 'cosine')
-PRECISIONS = ('float32', 'mixed_bfloat16', 'mixed_float16')
+PRECISIONS = ('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')
 KL_ESTIMATORS = family.KL_ESTIMATORS
 KERNELS = family.KERNELS
 GROUPS = ('model', 'data', 'trainer', 'runtime')
@@ -151,9 +151,11 @@ class TrainerConfig:
       0, 'Stop after this many epochs without a better validation loss and '
       'keep the best weights (0: off; needs validation_examples).')
   precision: str = _field(
-      'float32', 'float32, or mixed precision for the networks '
-      '(mixed_bfloat16, mixed_float16 with loss scaling): pays on GPUs and '
-      'CPUs with 16-bit units (README: Performance).', PRECISIONS)
+      'auto', 'auto: mixed_bfloat16 where it was measured to pay at the same '
+      'quality on this class of machine (GPUs with bfloat16 units, CPUs '
+      'with AMX), else float32; the log says which and why.  Or float32, '
+      'mixed_bfloat16, mixed_float16 (with loss scaling) for the networks.',
+      PRECISIONS)
 
   def validate(self, data: DataConfig) -> None:
     checks.positive_int('batch_size', self.batch_size)

@@ -251,8 +251,8 @@ def compare(base: config_lib.TrainConfig, output_dir: str,
     log(f'training {name} for {epochs} epochs in '
         f'{config.runtime.model_dir}')
     training.run(config, on_epoch=on_epoch)
-    if bar is not None:
-      bar.update(start + epochs - bar.done)
+    if bar is not None:  # epochs a resumed run did not train here
+      bar.skip(start + epochs - bar.done)
     log(f'evaluating {name} (IWAE k={eval_config.iwae_samples}, probes, '
         f'Frechet)')
     evaluations[name] = evaluate_run(config.runtime.model_dir, eval_config)

@@ -27,6 +27,7 @@ from tfp_vae import config as config_lib
 from tfp_vae import decoders
 from tfp_vae import encoders
 from tfp_vae import family
+from tfp_vae import hardware
 from tfp_vae import losses
 from tfp_vae import networks
 from tfp_vae import priors
@@ -329,7 +330,8 @@ def build_model(config: config_lib.TrainConfig,
   member, _ = model_config.resolved_member(image_shape)
   encoder_net, decoder_net = networks.ARCHITECTURES[model_config.architecture]
   gaussian = member.encoder == 'gaussian'
-  with _dtype_policy(config.trainer.precision):
+  precision, _ = hardware.resolve_precision(config.trainer.precision)
+  with _dtype_policy(precision):
     encoder_net = encoder_net(image_shape,
                               2 * latent if gaussian else latent)
     net = decoder_net(latent, image_shape)

@@ -50,6 +50,7 @@ class Progress:
     self.interval = interval
     self.log = log or (lambda line: logging.info('%s', line))
     self.done = 0
+    self.skipped = 0  # units done before this process: not in the rate
     self.start = time.perf_counter()
     self._last = self.start
 
@@ -57,10 +58,17 @@ class Progress:
     elapsed = time.perf_counter() - self.start
     text = (f'{self.what}: {self.done:,}/{self.total:,} {self.unit}'
             f' ({self.done / max(self.total, 1):.0%}), {_duration(elapsed)}')
-    if 0 < self.done < self.total:
-      left = elapsed / self.done * (self.total - self.done)
+    worked = self.done - self.skipped
+    if 0 < worked and self.done < self.total:
+      left = elapsed / worked * (self.total - self.done)
       text += f', about {_duration(left)} left'
     return text
+
+  def skip(self, units: int) -> None:
+    """Counts `units` already done (a resumed run's finished epochs)
+    without counting them into the time estimate."""
+    self.skipped += max(0, min(units, self.total - self.done))
+    self.update(units)
 
   def update(self, units: int = 1) -> None:
     """Adds `units` done; logs when an interval has passed or at the end."""

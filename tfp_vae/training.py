@@ -38,6 +38,7 @@ from tfp_vae import data as data_lib
 from tfp_vae import distribute
 from tfp_vae import errors
 from tfp_vae import export as export_lib
+from tfp_vae import hardware
 from tfp_vae import metrics as metrics_lib
 from tfp_vae import models as models_lib
 from tfp_vae import plots
@@ -167,11 +168,15 @@ def build(the_run: Run) -> None:
   data_info.json."""
   config, data = the_run.config, the_run.data
   num_train = len(data.train_images)
+  precision, why = hardware.resolve_precision(config.trainer.precision)
+  logging.info('precision %s%s', precision,
+               f' (--precision=auto: {why})'
+               if config.trainer.precision == 'auto' else '')
   with the_run.strategy.scope():
     model = models_lib.build_model(config, data.image_shape)
     optimizer = keras.optimizers.Adam(_learning_rate(
         config, num_train // config.trainer.batch_size))
-    if config.trainer.precision == 'mixed_float16':
+    if precision == 'mixed_float16':
       # Dynamic loss scaling keeps float16 gradients from underflowing.
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     # XLA: measured ~2x slower for this network on CPU and untested with

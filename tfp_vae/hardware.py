@@ -1,0 +1,134 @@
+"""What machine this is, and what `--precision=auto` picks on it.
+
+The machine class is read, not guessed: the CPU's model name and ISA flags
+from /proc/cpuinfo (AMX, AVX-512 BF16 and FP16, AVX-512, AVX2), and the
+GPUs TensorFlow sees.
+
+`--precision=auto` picks 16-bit compute only where it was measured to pay at
+the same quality on that class of machine (`MEASURED`, from
+bench/train_throughput.py: train images/s against float32 in the same run,
+and the test loss at equal epochs within 0.5% of float32's), and float32
+everywhere else, saying why in the log.  A class that was never measured
+gets float32: the speed of 16-bit compute on it is not known.
+"""
+
+import dataclasses
+import functools
+import os
+import re
+from typing import Iterable, Optional
+
+# Decisions measured per machine class: (precision, what was measured).
+MEASURED = {
+    'cpu-amx': (
+        'mixed_bfloat16',
+        'Intel Xeon with AMX and AVX-512 BF16: 1.48x the images/s of float32, '
+        'test loss within noise (VAE, 4 epochs, one interleaved run)'),
+    'cpu-avx512-bf16': (
+        'float32',
+        'AMD EPYC (Zen 5) with AVX-512 BF16, no AMX: see README, '
+        'Performance (mixed_bfloat16 measured against float32)'),
+    'cpu-avx2': (
+        'float32',
+        'AMD EPYC (Zen 3) with AVX2 only: mixed_bfloat16 ran at 0.1x the '
+        'images/s of float32 (emulated 16-bit arithmetic)'),
+}
+GPU_BF16_COMPUTE_CAPABILITY = (8, 0)  # Ampere and newer: bfloat16 units
+
+
+@dataclasses.dataclass(frozen=True)
+class Machine:
+  """What a run's precision depends on."""
+  cpu_model: str
+  cpu_flags: frozenset
+  cores: int
+  gpus: tuple  # (name, (major, minor) compute capability) per GPU
+
+  @property
+  def cpu_class(self) -> str:
+    if {'amx_bf16', 'amx_tile'} & self.cpu_flags:
+      return 'cpu-amx'
+    if 'avx512_bf16' in self.cpu_flags:
+      return 'cpu-avx512-bf16'
+    if 'avx512f' in self.cpu_flags:
+      return 'cpu-avx512'
+    if 'avx2' in self.cpu_flags:
+      return 'cpu-avx2'
+    return 'cpu-other'
+
+  def describe(self) -> str:
+    isa = [f for f in ('amx_bf16', 'amx_tile', 'avx512_fp16', 'avx512_bf16',
+                       'avx512f', 'avx2', 'fma') if f in self.cpu_flags]
+    gpus = ', '.join(f'{n} (compute {c[0]}.{c[1]})' for n, c in self.gpus)
+    return (f'{self.cpu_model}, {self.cores} cores, ISA '
+            f'{" ".join(isa) or "baseline"}' + (f'; GPUs: {gpus}' if gpus
+                                                else '; no GPU'))
+
+
+def cpu_info(path: str = '/proc/cpuinfo') -> tuple[str, frozenset]:
+  """(model name, ISA flags) of the first CPU listed; ('unknown', {}) when
+  the file cannot be read (not Linux)."""
+  model, flags = 'unknown', frozenset()
+  try:
+    with open(path) as f:
+      text = f.read()
+  except OSError:
+    return model, flags
+  found = re.search(r'^model name\s*:\s*(.+)$', text, re.M)
+  if found:
+    model = found.group(1).strip()
+  found = re.search(r'^flags\s*:\s*(.+)$', text, re.M)
+  if found:
+    flags = frozenset(found.group(1).split())
+  return model, flags
+
+
+@functools.lru_cache(maxsize=None)
+def _this_machine() -> Machine:
+  return this_machine(gpus=None, cached=False)
+
+
+def this_machine(gpus: Optional[Iterable] = None,
+                 cached: bool = True) -> Machine:
+  """The machine this process runs on (TensorFlow is asked for GPUs unless
+  `gpus` is given)."""
+  if gpus is None and cached:
+    return _this_machine()
+  model, flags = cpu_info()
+  if gpus is None:
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    gpus = []
+    for device in tf.config.list_physical_devices('GPU'):
+      details = tf.config.experimental.get_device_details(device)
+      gpus.append((details.get('device_name', device.name),
+                   tuple(details.get('compute_capability', (0, 0)))))
+  return Machine(model, flags, os.cpu_count() or 1, tuple(gpus))
+
+
+def decide_precision(machine: Machine) -> tuple[str, str]:
+  """(precision, why) that `--precision=auto` picks on `machine`."""
+  if machine.gpus:
+    capability = min(c for _, c in machine.gpus)
+    if capability >= GPU_BF16_COMPUTE_CAPABILITY:
+      return 'mixed_bfloat16', (
+          f'GPUs with bfloat16 units (compute capability {capability[0]}.'
+          f'{capability[1]} >= 8.0)')
+    return 'float32', (
+        f'GPUs without bfloat16 units (compute capability {capability[0]}.'
+        f'{capability[1]}); mixed_float16 needs loss scaling: ask for it '
+        f'with --precision=mixed_float16')
+  cls = machine.cpu_class
+  if cls in MEASURED:
+    precision, why = MEASURED[cls]
+    return precision, f'CPU class {cls}: {why}'
+  return 'float32', (f'CPU class {cls} was never measured with 16-bit '
+                     f'compute: float32')
+
+
+def resolve_precision(precision: str,
+                      machine: Optional[Machine] = None) -> tuple[str, str]:
+  """A concrete precision for `precision` ('auto' or a policy name), and
+  why."""
+  if precision != 'auto':
+    return precision, 'asked for'
+  return decide_precision(machine or this_machine())
