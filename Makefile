@@ -63,7 +63,7 @@ lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
 	.lock-venv/bin/python -m pip install --quiet --upgrade pip
-	.lock-venv/bin/python -m pip install --quiet -e '.[test]'
+	.lock-venv/bin/python -m pip install --quiet -e '.[test,peers]'
 	{ sed -n '/^#/p' requirements/lock.txt; \
 	  .lock-venv/bin/python -m pip freeze --all --exclude-editable \
 	    | grep -v -e '^setuptools==' -e '^wheel==' -e '^tfp.vae'; \

@@ -103,6 +103,22 @@ def plain_train_step(model, optimizer):
     return loss
   return step
 
+def machine_line() -> str:
+  """The machine the figures were measured on: CPU model, ISA, cores,
+  GPUs, TensorFlow's version and whether its oneDNN kernels are on (as the
+  trainers run it)."""
+  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
+  from tfp_vae import hardware  # pylint: disable=g-import-not-at-top
+  machine = hardware.this_machine()
+  return (f'Machine: {machine.describe()}; class {machine.cpu_class}; '
+          f'TensorFlow {tf.__version__}, oneDNN '
+          f'{"on" if _pywrap_util_port.IsMklEnabled() else "off"}; '
+          f'--precision=auto picks '
+          f'{hardware.decide_precision(machine)[0]} here.')
+
+
 def print_table(header: list[str], rows: list[list[Any]]) -> None:
   print('| ' + ' | '.join(header) + ' |')
   print('|' + '---|' * len(header))

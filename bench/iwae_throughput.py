@@ -83,7 +83,8 @@ def main(argv):
                      f"{n * k / r['seconds']:.0f}", f'{flops / 1e9:.1f}',
                      f'{100 * flops / peak:.0f}%',
                      f"{r['peak_rss_mb']:.0f}"])
-  print(f'\nIWAE estimate on {n} mnist_5k test images, conv, latent 2, '
+  print('\n' + benchlib.machine_line())
+  print(f'IWAE estimate on {n} mnist_5k test images, conv, latent 2, '
         f'{os.cpu_count()} CPU cores.  Float32 2048^2 matmul: '
         f'{peak / 1e9:.1f} GFLOP/s.')
   benchlib.print_table(

@@ -72,7 +72,9 @@ def main(_):
               ['--strategy=mirrored', '--cpu_replicas=2'], 1),
              ('multi_worker, 2 processes', ['--strategy=multi_worker'], 2)]
   spes = [int(v) for v in FLAGS.steps_per_execution]
-  print(f'\nmnist_5k, conv, latent 2, global batch {FLAGS.batch_size}, '
+  import benchlib  # pylint: disable=g-import-not-at-top
+  print('\n' + benchlib.machine_line())
+  print(f'mnist_5k, conv, latent 2, global batch {FLAGS.batch_size}, '
         f'{FLAGS.epochs} epochs (first not timed), {os.cpu_count()} CPU '
         f'cores, {FLAGS.repeats} interleaved repeats')
   print('| model | configuration | steps per call | train img/s median '

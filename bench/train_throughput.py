@@ -205,7 +205,8 @@ def main(argv):
               file=sys.stderr, flush=True)
 
   peak = statistics.median(peaks)
-  print(f'\n{FLAGS.dataset}, conv, latent {FLAGS.latent_dim}, batch '
+  print('\n' + benchlib.machine_line())
+  print(f'{FLAGS.dataset}, conv, latent {FLAGS.latent_dim}, batch '
         f'{FLAGS.batch_size}, {FLAGS.epochs} epochs, {FLAGS.repeats} '
         f'interleaved runs per row, {os.cpu_count()} CPU cores.  Float32 '
         f'2048^2 matmul: {peak / 1e9:.1f} GFLOP/s (median; runs: '
