@@ -61,7 +61,7 @@ _NO_TENSORFLOW = 'raise ImportError("TensorFlow was imported")\n'
     ('trainers.compare', ['--output_dir=x', '--batch_size=0'],
      'batch_size must be a positive integer'),
     ('trainers.evaluate', ['--model_dir=x', '--eval_iwae_samples=-1'],
-     'eval_iwae_samples must be a non-negative integer'),
+     'eval_iwae_samples must be >= 0'),
     ('trainers.serve', ['--export_dir=x', '--rest_api_port=0'],
      'rest_api_port must be a port'),
 ])

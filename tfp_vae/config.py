@@ -453,7 +453,9 @@ class EvalConfig:
 
   def validate(self) -> 'EvalConfig':
     """Raises ConfigError naming the first invalid setting."""
-    checks.non_negative_int('eval_iwae_samples', self.iwae_samples)
+    if not isinstance(self.iwae_samples, int) or self.iwae_samples < 0:
+      raise errors.ConfigError('eval_iwae_samples', self.iwae_samples,
+                               'must be >= 0 (0 skips the IWAE estimate)')
     checks.positive_float('proposal_scale', self.proposal_scale)
     checks.positive_int('images_per_call', self.images_per_call)
     return self

@@ -148,7 +148,7 @@ def log_likelihood(model: models_lib.LatentVariableModel, images: tf.Tensor,
 
 def _log_likelihood_chunk(model, images, num_samples, seed) -> tf.Tensor:
   posterior = model.encode(images)
-  proposal = model.proposal(posterior, POINT_MASS_PROPOSAL_SCALE)
+  proposal = losses.proposal(posterior, POINT_MASS_PROPOSAL_SCALE)
   codes = proposal.sample(num_samples, seed=seed)  # [K, B, latent]
   log_w = model.log_weights(images, proposal, codes)
   if proposal is posterior:

@@ -17,6 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_vae import config as config_lib
+from tfp_vae import losses
 from tfp_vae import models as models_lib
 from tfp_vae import progress as progress_lib
 
@@ -31,10 +32,12 @@ def log_importance_weights(model, images: tf.Tensor, num_samples,
                            proposal_scale: float = DEFAULT_PROPOSAL_SCALE
                            ) -> tf.Tensor:
   """log w_i for k = `num_samples` codes z_i ~ r(z|x), [k, B]; r is q(z|x),
-  or for a point-mass q a Gaussian of scale `proposal_scale` around it."""
-  proposal = model.proposal(model.encode(images), proposal_scale)
+  or for a point-mass q a Gaussian of scale `proposal_scale` around it.
+  `model` needs `encode`, `decode` and `prior_distribution`."""
+  proposal = losses.proposal(model.encode(images), proposal_scale)
   codes = proposal.sample(num_samples, seed=seed)  # [k, B, latent]
-  return model.log_weights(images, proposal, codes)
+  return losses.log_importance_weights(
+      images, proposal, model.prior_distribution(), model.decode, codes)
 
 
 def iwae_log_likelihood(model, images: np.ndarray,

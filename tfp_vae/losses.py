@@ -148,6 +148,18 @@ def rate(posterior: tfd.Distribution, prior: tfd.Distribution,
   return sampled_rate(posterior, prior, codes)
 
 
+def proposal(posterior: tfd.Distribution,
+             point_mass_scale: float) -> tfd.Distribution:
+  """The importance-sampling proposal r(z|x): q(z|x) itself, or for a point
+  mass (which has no density) a Gaussian of standard deviation
+  `point_mass_scale` around it."""
+  if isinstance(posterior, tfd.VectorDeterministic):
+    loc = posterior.loc
+    return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.fill(
+        tf.shape(loc), tf.cast(point_mass_scale, loc.dtype)))
+  return posterior
+
+
 def log_importance_weights(images: tf.Tensor, proposal: tfd.Distribution,
                            prior: tfd.Distribution, decode,
                            codes: tf.Tensor) -> tf.Tensor:

@@ -137,17 +137,6 @@ class LatentVariableModel(keras.Model):
                               self.latent_dim, samples)
     return posterior.bijector.forward(eps)
 
-  def proposal(self, posterior: tfd.Distribution,
-               point_mass_scale: float) -> tfd.Distribution:
-    """The importance-sampling proposal r(z|x): q(z|x) itself, or for a
-    point mass (which has no density) a Gaussian of standard deviation
-    `point_mass_scale` around it."""
-    if isinstance(posterior, tfd.VectorDeterministic):
-      loc = posterior.loc
-      return tfd.MultivariateNormalDiag(loc=loc, scale_diag=tf.fill(
-          tf.shape(loc), tf.cast(point_mass_scale, loc.dtype)))
-    return posterior
-
   def log_weights(self, images: tf.Tensor, proposal: tfd.Distribution,
                   codes: tf.Tensor) -> tf.Tensor:
     """log p(x|z_i) + log p(z_i) - log r(z_i|x) at codes [k, B, latent]
