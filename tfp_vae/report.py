@@ -49,11 +49,12 @@ FIGURES = (
 )
 
 
-def _img(path: str) -> str:
+def _img(path: str, css_class: str = '') -> str:
   with open(path, 'rb') as f:
     data = base64.b64encode(f.read()).decode('ascii')
   name = html.escape(os.path.basename(path))
-  return (f'<img alt="{name}" title="{name}" '
+  klass = f' class="{css_class}"' if css_class else ''
+  return (f'<img alt="{name}" title="{name}"{klass} '
           f'src="data:image/png;base64,{data}">')
 
 
@@ -199,7 +200,8 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
                        f'class="figs"><tr>{head}</tr><tr>{cells}</tr>'
                        f'</table>')
   settings = _settings_table(config, results, configs)
-  curves = ''.join(f'<p>{_img(p)}</p>' for p in shared_figures.values())
+  curves = ''.join(f'<p>{_img(p, "wide")}</p>'
+                   for p in shared_figures.values())
   progress = _over_training(epoch_figures, head) if epoch_figures else ''
   if progress:
     progress = ('<h2>Over training</h2><p>The same figures drawn every '
@@ -215,6 +217,7 @@ td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
 td.best {{ background: #d8f0d8; font-weight: bold; }}
 table.figs td {{ border: none; }}
 img {{ max-width: 640px; }}
+img.wide {{ max-width: 100%; }}
 </style></head><body>
 <h1>VAE (ELBO) vs MMD-VAE on {html.escape(config.data.dataset)}</h1>
 <p>Same architecture, data, seed and budget. All metrics are on the
