@@ -17,7 +17,7 @@ from tfp_vae import errors
     ('learning_rate', float('nan'), 'learning_rate must be a positive'),
     ('mmd_weight', -1.0, 'mmd_weight must be a finite number >= 0'),
     ('likelihood', 'poisson', 'likelihood must be one of'),
-    ('steps_per_execution', 0, 'steps_per_execution must be a positive'),
+    ('steps_per_execution', -1, 'steps_per_execution must be'),
 ])
 def test_invalid_values_are_named(field, value, message):
   with pytest.raises(errors.ConfigError) as e:

@@ -1,5 +1,6 @@
-"""--precision=auto resolves as documented for every machine class, from
-faked CPU flags and GPUs; /proc/cpuinfo is parsed."""
+"""--precision=auto and --steps_per_execution=0 resolve as documented for
+every machine class, from faked CPU flags and GPUs; /proc/cpuinfo is
+parsed."""
 
 import pytest
 
@@ -26,6 +27,28 @@ def _machine(flags=(), gpus=()):
 def test_auto_precision_for_each_machine_class(flags, gpus, precision, why):
   picked, reason = hardware.resolve_precision('auto', _machine(flags, gpus))
   assert picked == precision and why in reason
+
+
+@pytest.mark.parametrize('flags,gpus,several,steps,why', [
+    (('avx2', 'avx512f', 'avx512_bf16'), (), False, 1, 'measured fastest'),
+    (('avx2', 'avx512f', 'avx512_bf16'), (), True, 10, 'measured fastest'),
+    (('avx2', 'fma'), (), False, 10, 'measured fastest'),
+    (('avx2', 'fma'), (), True, 10, 'never measured'),
+    (('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'), (), False,
+     10, 'class cpu-amx with one device was never measured'),
+    (('avx2',), (('A100', (8, 0)),), True, 10, 'class gpu with several'),
+])
+def test_auto_steps_per_call_for_each_machine_class(flags, gpus, several,
+                                                     steps, why):
+  picked, reason = hardware.resolve_steps_per_execution(
+      0, several, _machine(flags, gpus))
+  assert picked == steps and why in reason
+
+
+def test_explicit_steps_per_call_are_kept():
+  assert hardware.resolve_steps_per_execution(
+      4, False, _machine(('avx2', 'avx512f', 'avx512_bf16'))) == (
+          4, 'asked for')
 
 
 def test_an_explicit_precision_is_kept():

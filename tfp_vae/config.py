@@ -203,8 +203,11 @@ class RuntimeConfig:
       'end).', resumable=True)
   verbose: bool = _field(True, 'Show a progress bar.', resumable=True)
   steps_per_execution: int = _field(
-      10, 'Training steps per call into the compiled graph; the NaN guard, '
-      'SIGTERM check and progress bar act every N steps.', resumable=True)
+      0, 'Training steps per call into the compiled graph; the NaN guard, '
+      'SIGTERM check and progress bar act every N steps.  0: what was '
+      'measured fastest on this class of machine, for one device or several '
+      'replicas (10 where never measured); the log says which.',
+      resumable=True)
   strategy: str = _field(
       'auto', 'auto: multi_worker if TF_CONFIG (or the Kubeflow Trainer v2 '
       'environment) names several tasks, mirrored with several GPUs or '
@@ -225,7 +228,8 @@ class RuntimeConfig:
     checks.boolean('download', self.download)
     checks.non_negative_int('plot_every', self.plot_every)
     checks.boolean('verbose', self.verbose)
-    checks.positive_int('steps_per_execution', self.steps_per_execution)
+    checks.non_negative_int('steps_per_execution',
+                            self.steps_per_execution)
     checks.one_of('strategy', self.strategy, STRATEGIES)
     checks.positive_int('cpu_replicas', self.cpu_replicas)
     checks.boolean('deterministic', self.deterministic)

@@ -172,6 +172,14 @@ def build(the_run: Run) -> None:
   logging.info('precision %s%s', precision,
                f' (--precision=auto: {why})'
                if config.trainer.precision == 'auto' else '')
+  several_replicas = (
+      the_run.strategy.num_replicas_in_sync > 1 or isinstance(
+          the_run.strategy, tf.distribute.MultiWorkerMirroredStrategy))
+  steps_per_call, why = hardware.resolve_steps_per_execution(
+      config.runtime.steps_per_execution, several_replicas)
+  if not config.runtime.steps_per_execution:
+    logging.info('%d steps per call (--steps_per_execution=0: %s)',
+                 steps_per_call, why)
   with the_run.strategy.scope():
     model = models_lib.build_model(config, data.image_shape)
     optimizer = keras.optimizers.Adam(_learning_rate(
@@ -182,7 +190,7 @@ def build(the_run: Run) -> None:
     # XLA: measured ~2x slower for this network on CPU and untested with
     # the tfd ops; Keras's "auto" would turn it on on GPUs.
     model.compile(optimizer=optimizer, jit_compile=False,
-                  steps_per_execution=config.runtime.steps_per_execution)
+                  steps_per_execution=steps_per_call)
     optimizer.build(model.trainable_variables)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
     # Steps of the next epoch a SIGTERM checkpoint already holds.
