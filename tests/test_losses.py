@@ -152,3 +152,35 @@ def test_eager_and_tf_function_agree():
   graph = tf.function(f)(*args)
   for e, g in zip(eager, graph):
     np.testing.assert_allclose(e, g, rtol=1e-6)
+
+
+def _dense_mmd(x, y, kernel, unbiased):
+  """The estimator with whole kernel matrices in float64 (the formula before
+  row blocks)."""
+  kxx, kyy, kxy = (np.asarray(kernel(a, b), np.float64) for a, b in
+                   ((x, x), (y, y), (x, y)))
+  if not unbiased:
+    return kxx.mean() + kyy.mean() - 2 * kxy.mean()
+  n, m = len(x), len(y)
+  return ((kxx.sum() - np.trace(kxx)) / (n * (n - 1)) +
+          (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
+
+
+@pytest.mark.parametrize('kernel', ['sources', 'rbf', 'imq'])
+@pytest.mark.parametrize('unbiased', [False, True])
+@pytest.mark.parametrize('sizes', [(100, 100), (1234, 1100)])
+def test_mmd_in_row_blocks_equals_whole_kernel_matrices(kernel, unbiased,
+                                                       sizes):
+  # (100, 100): a training batch, one block; (1234, 1100): the test set's
+  # codes, three blocks of MMD_BLOCK_ROWS rows and a partial one.
+  assert sizes[0] > 2 * losses.MMD_BLOCK_ROWS or sizes[0] == 100
+  rng = np.random.default_rng(sizes[0])
+  x = rng.normal(size=(sizes[0], 2)).astype(np.float64)
+  y = (rng.normal(size=(sizes[1], 2)) * 1.3 + 0.2).astype(np.float64)
+  k = losses.make_kernel(kernel)
+  expected = _dense_mmd(x, y, k, unbiased)
+  got = losses.mmd(x.astype(np.float32), y.astype(np.float32), k, unbiased)
+  np.testing.assert_allclose(float(got), expected, rtol=1e-5, atol=5e-6)
+  graph = tf.function(lambda a, b: losses.mmd(a, b, k, unbiased))(
+      x.astype(np.float32), y.astype(np.float32))
+  np.testing.assert_allclose(float(graph), expected, rtol=1e-5, atol=5e-6)

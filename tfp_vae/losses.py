@@ -104,6 +104,30 @@ def make_kernel(name: str = 'sources',
                    f'{name!r}')
 
 
+MMD_BLOCK_ROWS = 500
+
+
+def _kernel_sums(kernel: Kernel, a: tf.Tensor, b: tf.Tensor,
+                 diagonal: bool = False) -> tuple[tf.Tensor, tf.Tensor]:
+  """(sum_ij k(a_i, b_j), and with `diagonal` (b is a) sum_i k(a_i, a_i)),
+  in blocks of MMD_BLOCK_ROWS rows of a, so that at most MMD_BLOCK_ROWS x
+  len(b) kernel values exist at once.  A training batch is one block: one
+  kernel call, as before blocks."""
+  rows = a.shape[0]
+  if rows is None or rows <= MMD_BLOCK_ROWS:
+    bounds = [(None, None)]
+  else:
+    bounds = [(start, min(start + MMD_BLOCK_ROWS, rows))
+              for start in range(0, rows, MMD_BLOCK_ROWS)]
+  total = trace = tf.zeros([], a.dtype)
+  for start, end in bounds:
+    k = kernel(a if start is None else a[start:end], b)
+    total += tf.reduce_sum(k)
+    if diagonal:
+      trace += tf.linalg.trace(k if start is None else k[:, start:end])
+  return total, trace
+
+
 def mmd(x: tf.Tensor, y: tf.Tensor,
         kernel: Kernel = sources_gaussian_kernel,
         unbiased: bool = False) -> tf.Tensor:
@@ -114,7 +138,10 @@ def mmd(x: tf.Tensor, y: tf.Tensor,
   including i == j, exactly as the sources compute it; it is >= 0.  The
   unbiased (U-statistic) estimate leaves the i == j terms out of the first
   two means; its expectation is the true MMD^2 (0 when x and y come from the
-  same distribution), so it can be slightly negative.
+  same distribution), so it can be slightly negative.  More than
+  MMD_BLOCK_ROWS samples (the test set's 2,000 codes) are summed in blocks
+  of rows, which bounds memory and changes the result by float rounding
+  only.
 
   Args:
     x: [N, dim] samples of one distribution.
@@ -125,15 +152,16 @@ def mmd(x: tf.Tensor, y: tf.Tensor,
   Returns:
     A scalar.
   """
-  kxx, kyy, kxy = kernel(x, x), kernel(y, y), kernel(x, y)
-  if not unbiased:
-    return (tf.reduce_mean(kxx) + tf.reduce_mean(kyy) -
-            2.0 * tf.reduce_mean(kxy))
   n = tf.cast(tf.shape(x)[0], x.dtype)
   m = tf.cast(tf.shape(y)[0], y.dtype)
-  within_x = (tf.reduce_sum(kxx) - tf.linalg.trace(kxx)) / (n * (n - 1.0))
-  within_y = (tf.reduce_sum(kyy) - tf.linalg.trace(kyy)) / (m * (m - 1.0))
-  return within_x + within_y - 2.0 * tf.reduce_mean(kxy)
+  sum_xx, trace_xx = _kernel_sums(kernel, x, x, diagonal=unbiased)
+  sum_yy, trace_yy = _kernel_sums(kernel, y, y, diagonal=unbiased)
+  mean_xy = _kernel_sums(kernel, x, y)[0] / (n * m)
+  if not unbiased:
+    return sum_xx / (n * n) + sum_yy / (m * m) - 2.0 * mean_xy
+  within_x = (sum_xx - trace_xx) / (n * (n - 1.0))
+  within_y = (sum_yy - trace_yy) / (m * (m - 1.0))
+  return within_x + within_y - 2.0 * mean_xy
 
 
 def rate(posterior: tfd.Distribution, prior: tfd.Distribution,
