@@ -1,0 +1,184 @@
+"""Where the time of a training step and of the IWAE estimate goes, by op:
+TensorFlow's profiler traced over a run of calls, its per-op statistics
+grouped into kinds (convolutions forward and backward, dense matmuls,
+bias and activations, the MMD term, the rest), against the step's wall time
+and the machine's float32 matmul peak measured in the same run.
+
+  python bench/op_profile.py                         # both models, both jobs
+  python bench/op_profile.py --models=mmd_vae --jobs=train
+
+Each (model, job) runs in a fresh process (benchlib), with oneDNN set as the
+trainers set it.  `train` is a training step (the model's objective, its
+gradient and Adam: `benchlib.plain_train_step`) on one fixed batch, so the
+input pipeline is not in it; `iwae` is one call of the log-weight function the IWAE estimate runs
+(`--iwae_images` images x `--iwae_k` samples decoded per call, as
+`likelihood.iwae_log_likelihood` batches k = 1000).
+
+"Busy" is the time the profiler saw ops run, summed over TensorFlow's
+threads; "idle" is the rest of the threads' time (with 2 cores, 2 threads).
+Kinds are shares of busy time.  Ops inside `tf.name_scope('mmd')` (the MMD
+term, its prior draws and its gradient) count as "MMD term".
+"""
+
+import collections
+import glob
+import json
+import os
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+import benchlib
+
+flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'Models to profile.')
+flags.DEFINE_list('jobs', ['train', 'iwae'], 'train and/or iwae.')
+flags.DEFINE_integer('calls', 100, 'Profiled calls (after 20 not profiled).')
+flags.DEFINE_integer('batch_size', 100, 'Training batch.')
+flags.DEFINE_integer('iwae_k', 1000, 'Samples per image of the IWAE call.')
+flags.DEFINE_integer('iwae_images', 2, 'Images per IWAE call.')
+flags.DEFINE_string('child', None, 'Internal: run one measurement.')
+FLAGS = flags.FLAGS
+
+KINDS = (
+    ('MMD term', lambda t, name: name.startswith(('mmd/', 'gradient_tape/mmd/'))
+     or '/mmd/' in name),
+    ('conv forward', lambda t, _: t.endswith(('Conv2D', 'FusedConv2D'))),
+    ('conv backprop input (and transposed conv)',
+     lambda t, _: 'Conv2DBackpropInput' in t),
+    ('conv backprop filter', lambda t, _: 'Conv2DBackpropFilter' in t),
+    ('dense matmul', lambda t, _: 'MatMul' in t),
+    ('bias and activations',
+     lambda t, _: t in ('BiasAdd', 'BiasAddGrad', 'Relu', 'ReluGrad',
+                        'Softplus', 'SoftplusGrad', 'Sigmoid', 'SigmoidGrad',
+                        'Exp', 'Log1p')),
+    ('data movement (reshape, tile, transpose, gather, cast)',
+     lambda t, _: t in ('Reshape', 'Tile', 'Transpose', 'GatherV2',
+                        'Cast', 'ConcatV2', 'BroadcastTo', 'StridedSlice',
+                        'Pack', 'Slice', 'Identity', '_MklToTf')),
+    ('optimizer and variables',
+     lambda t, _: 'Variable' in t or t.startswith(('Assign', 'ResourceApply'))),
+)
+
+
+def _kind(op_type: str, name: str) -> str:
+  for kind, match in KINDS:
+    if match(op_type, name):
+      return kind
+  return 'other element-wise and reductions'
+
+
+def _op_rows(logdir: str) -> list[dict]:
+  """The profiler's framework op statistics (the table TensorBoard's
+  profile plugin shows), as dicts."""
+  from tensorflow.python.profiler.internal import _pywrap_profiler_plugin  # pylint: disable=g-import-not-at-top
+  paths = glob.glob(os.path.join(logdir, '**', '*.xplane.pb'),
+                    recursive=True)
+  data, ok = _pywrap_profiler_plugin.xspace_to_tools_data(
+      paths, 'framework_op_stats', {})
+  if not ok:
+    raise RuntimeError(f'the profiler could not convert {paths}')
+  table = json.loads(data)
+  table = table[0] if isinstance(table, list) else table
+  columns = [c['id'] for c in table['cols']]
+  return [{c: (cell or {}).get('v') for c, cell in zip(columns, row['c'])}
+          for row in table['rows']]
+
+
+def _child(spec: dict) -> None:
+  from trainers import common  # pylint: disable=g-import-not-at-top,unused-import
+  import keras  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import likelihood  # pylint: disable=g-import-not-at-top
+  from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
+
+  if spec['job'] == 'matmul':
+    benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})
+    return
+  shape = (28, 28, 1)
+  config = config_lib.TrainConfig.create(model=spec['model'], latent_dim=2)
+  model = models_lib.build_model(config, shape)
+  rng = np.random.default_rng(0)
+  if spec['job'] == 'train':
+    x = tf.constant(rng.uniform(size=(spec['batch_size'],) + shape),
+                    tf.float32)
+    call = benchlib.plain_train_step(model, keras.optimizers.Adam(1e-4))
+    traced = call.get_concrete_function(tf.TensorSpec(x.shape, tf.float32))
+    images = spec['batch_size']
+    args = (x,)
+  else:
+    x = tf.constant(rng.uniform(size=(spec['iwae_images'],) + shape),
+                    tf.float32)
+    k = tf.constant(spec['iwae_k'])
+    call = tf.function(lambda x, k: likelihood.log_importance_weights(
+        model, x, k, tf.constant([0, 0])), autograph=False)
+    traced = call.get_concrete_function(tf.TensorSpec(x.shape, tf.float32),
+                                        tf.TensorSpec([], tf.int32))
+    images = spec['iwae_images']
+    args = (x, k)
+  flops = benchlib.flops_of(traced)
+  for _ in range(20):
+    out = call(*args)
+  np.asarray(out)
+  start = time.perf_counter()
+  for _ in range(spec['calls']):
+    out = call(*args)
+  np.asarray(out)
+  wall = (time.perf_counter() - start) / spec['calls']
+  with tempfile.TemporaryDirectory() as logdir:
+    tf.profiler.experimental.start(logdir)
+    for _ in range(spec['calls']):
+      out = call(*args)
+    np.asarray(out)
+    tf.profiler.experimental.stop()
+    rows = _op_rows(logdir)
+  busy = collections.Counter()
+  idle = 0.0
+  for row in rows:
+    us = float(row['total_self_time'] or 0.0) / spec['calls']
+    if row['type'] == 'IDLE':
+      idle += us
+    else:
+      busy[_kind(row['type'], row['operation'] or '')] += us
+  benchlib.report({'wall_ms': 1e3 * wall, 'flops': flops, 'images': images,
+                   'busy_us': dict(busy), 'idle_us': idle})
+
+
+def main(argv):
+  del argv
+  if FLAGS.child:
+    _child(json.loads(FLAGS.child))
+    return
+  peak = benchlib.run_child(__file__, {'job': 'matmul'})['flops_per_second']
+  print(benchlib.machine_line())
+  print(f'Float32 2048^2 matmul: {peak / 1e9:.1f} GFLOP/s.  Profiled calls: '
+        f'{FLAGS.calls} per row.')
+  kinds = [k for k, _ in KINDS] + ['other element-wise and reductions']
+  for job in FLAGS.jobs:
+    for model in FLAGS.models:
+      r = benchlib.run_child(__file__, {
+          'job': job, 'model': model, 'calls': FLAGS.calls,
+          'batch_size': FLAGS.batch_size, 'iwae_k': FLAGS.iwae_k,
+          'iwae_images': FLAGS.iwae_images})
+      busy = sum(r['busy_us'].values())
+      rate = r['flops'] / (r['wall_ms'] / 1e3)
+      what = (f'train step, batch {FLAGS.batch_size}' if job == 'train' else
+              f'IWAE call, {FLAGS.iwae_images} images x {FLAGS.iwae_k} '
+              f'samples')
+      print(f'\n{model}, {what}: {r["wall_ms"]:.2f} ms per call, '
+            f'{r["flops"] / 1e6:.0f} MFLOP per call, {rate / 1e9:.1f} GFLOP/s '
+            f'= {100 * rate / peak:.0f}% of the matmul peak; threads busy '
+            f'{100 * busy / (busy + r["idle_us"]):.0f}% of the profiled '
+            f'time.')
+      rows = [[kind, f'{r["busy_us"].get(kind, 0.0) / 1e3:.2f}',
+               f'{100 * r["busy_us"].get(kind, 0.0) / busy:.1f}%']
+              for kind in kinds if r['busy_us'].get(kind)]
+      benchlib.print_table(['op kind', 'busy ms per call', 'of busy time'],
+                           rows)
+
+
+if __name__ == '__main__':
+  app.run(main)
