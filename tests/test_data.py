@@ -118,3 +118,13 @@ def test_subset_takes_classes_in_turn_in_split_order(mnist_5k):
   assert len(data.subset(mnist_5k, 13).train_images) == 13
   with pytest.raises(errors.ConfigError, match='train_examples'):
     data.subset(mnist_5k, 4001)
+
+
+def test_pipelines_run_without_the_autotuner(mnist_5k):
+  # An autotuned iterator made the end of an epoch wait up to 8 s for the
+  # autotuner's thread (data._pipeline_options); Keras makes one per epoch.
+  train = data.train_dataset(mnist_5k.train_images[:300], 100, seed=0)
+  evaluation = data.eval_dataset(mnist_5k.test_images[:300], 100)
+  for ds in (train, evaluation):
+    assert ds.options().autotune.enabled is False
+    assert [b.shape[0] for b in ds] == [100, 100, 100]

@@ -30,9 +30,10 @@ def test_auto_precision_for_each_machine_class(flags, gpus, precision, why):
 
 
 @pytest.mark.parametrize('flags,gpus,several,steps,why', [
-    (('avx2', 'avx512f', 'avx512_bf16'), (), False, 1, 'measured fastest'),
+    (('avx2', 'avx512f', 'avx512_bf16'), (), False, 10, 'measured fastest'),
     (('avx2', 'avx512f', 'avx512_bf16'), (), True, 10, 'measured fastest'),
     (('avx2', 'fma'), (), False, 10, 'measured fastest'),
+    (('avx2', 'avx512f'), (), False, 10, 'never measured'),
     (('avx2', 'fma'), (), True, 10, 'never measured'),
     (('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'), (), False,
      10, 'class cpu-amx with one device was never measured'),
