@@ -86,13 +86,13 @@ def flops_of(concrete_function) -> float:
   return float(model_analyzer.profile(
       concrete_function.graph, options=options).total_float_ops)
 
-def plain_train_step(model, optimizer):
+def plain_train_step(model, optimizer, jit_compile: bool = False):
   """The baseline loop's step: a `tf.function` + `tf.GradientTape` step on
   `model.objective`, outside Keras fit, with the trainer's noise seeds:
-  step(images) -> loss."""
+  step(images) -> loss.  `jit_compile`: compiled by XLA."""
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  @tf.function
+  @tf.function(jit_compile=jit_compile)
   def step(images):
     seed = tf.stack([tf.constant(model.seed, tf.int32),
                      tf.cast(optimizer.iterations, tf.int32)])

@@ -18,7 +18,9 @@ so their ratio is the figure to trust):
 
 A variant is `loop[:key=value...]` with keys spe (steps per execution),
 onednn (TF_ENABLE_ONEDNN_OPTS for that process; unset: the trainer
-command's choice for trainer, TensorFlow's default for plain), precision.
+command's choice for trainer, TensorFlow's default for plain), precision,
+and for plain jit=1 (the step compiled by XLA; the trainer keeps XLA off,
+so on a GPU `plain,plain:jit=1` is how to measure whether XLA would pay).
 
 Images/s exclude the first epoch (tracing).  "whole run" is images trained
 over the process's wall time from the start of training, including per-epoch
@@ -69,9 +71,11 @@ def _parse_variant(text: str) -> dict:
   variant = {'loop': loop}
   for option in options:
     key, _, value = option.partition('=')
-    if key not in ('spe', 'onednn', 'precision') or not value:
+    if key not in ('spe', 'onednn', 'precision', 'jit') or not value or (
+        key == 'jit' and loop != 'plain'):
       raise app.UsageError(f'--variants: {text!r}: unknown option {option!r} '
-                           f'(spe=N, onednn=0|1, precision=NAME)')
+                           f'(spe=N, onednn=0|1, precision=NAME, and for '
+                           f'plain jit=0|1)')
     variant[key] = value
   return variant
 
@@ -108,7 +112,7 @@ def _child(spec: dict) -> None:
       config = config.replace(model_dir=os.path.join(tmp, config.model.name))
       results = training.run(config)
   else:
-    results = _plain_loop(config, data)
+    results = _plain_loop(config, data, spec.get('jit') == '1')
   wall = time.perf_counter() - start
   images = len(data.train_images) // config.trainer.batch_size * config.trainer.batch_size
   benchlib.report({
@@ -118,7 +122,7 @@ def _child(spec: dict) -> None:
       'onednn': os.environ.get('TF_ENABLE_ONEDNN_OPTS', 'default')})
 
 
-def _plain_loop(config, data):
+def _plain_loop(config, data, jit_compile: bool = False):
   """Images/s and test metrics of `benchlib.plain_train_step` iterating the
   trainer's tf.data pipeline in Python."""
   import keras  # pylint: disable=g-import-not-at-top
@@ -127,7 +131,8 @@ def _plain_loop(config, data):
   from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
   model = models_lib.build_model(config, data.image_shape)
   step = benchlib.plain_train_step(
-      model, keras.optimizers.Adam(config.trainer.learning_rate))
+      model, keras.optimizers.Adam(config.trainer.learning_rate),
+      jit_compile=jit_compile)
   ds = data_lib.train_dataset(data.train_images, config.trainer.batch_size,
                               config.trainer.seed)
   seconds = []
@@ -171,7 +176,8 @@ def _measure(variant_text: str, model: str) -> dict:
       raise app.UsageError('--variants: `before` needs --before_tree')
     pythonpath, loop = os.path.abspath(FLAGS.before_tree), 'trainer'
   return benchlib.run_child(__file__, {'loop': loop,
-                                       'config': _config(model, variant)},
+                                       'config': _config(model, variant),
+                                       'jit': variant.get('jit', '0')},
                             env=env, pythonpath=pythonpath)
 
 
