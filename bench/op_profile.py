@@ -11,8 +11,8 @@ Each (model, job) runs in a fresh process (benchlib), with oneDNN set as the
 trainers set it.  `train` is a training step (the model's objective, its
 gradient and Adam: `benchlib.plain_train_step`) on one fixed batch, so the
 input pipeline is not in it; `iwae` is one call of the log-weight function the IWAE estimate runs
-(`--iwae_images` images x `--iwae_k` samples decoded per call, as
-`likelihood.iwae_log_likelihood` batches k = 1000).
+(`--iwae_images` images x `--iwae_k` samples decoded per call; 1 x 1000 is
+how `likelihood.iwae_log_likelihood` batches k = 1000 by default).
 
 Kinds are shares of the ops' self time as the profiler records it on the
 thread that runs each op (oneDNN's kernels split their work over the other
@@ -39,7 +39,9 @@ flags.DEFINE_list('jobs', ['train', 'iwae'], 'train and/or iwae.')
 flags.DEFINE_integer('calls', 100, 'Profiled calls (after 20 not profiled).')
 flags.DEFINE_integer('batch_size', 100, 'Training batch.')
 flags.DEFINE_integer('iwae_k', 1000, 'Samples per image of the IWAE call.')
-flags.DEFINE_integer('iwae_images', 2, 'Images per IWAE call.')
+flags.DEFINE_integer('iwae_images', 1, 'Images per IWAE call (1: what '
+                     'likelihood.iwae_log_likelihood does at k = 1000 with '
+                     'its default 1,000 samples per call).')
 flags.DEFINE_string('child', None, 'Internal: run one measurement.')
 FLAGS = flags.FLAGS
 
@@ -152,6 +154,12 @@ def main(argv):
   if FLAGS.child:
     _child(json.loads(FLAGS.child))
     return
+  for job in FLAGS.jobs:
+    if job not in ('train', 'iwae'):
+      raise app.UsageError(f'--jobs: {job!r} is not train or iwae')
+  for name in ('calls', 'batch_size', 'iwae_k', 'iwae_images'):
+    if getattr(FLAGS, name) < 1:
+      raise app.UsageError(f'--{name} must be at least 1')
   peak = benchlib.run_child(__file__, {'job': 'matmul'})['flops_per_second']
   print(benchlib.machine_line())
   print(f'Float32 2048^2 matmul: {peak / 1e9:.1f} GFLOP/s.  Profiled calls: '

@@ -206,7 +206,8 @@ class RuntimeConfig:
       0, 'Training steps per call into the compiled graph; the NaN guard, '
       'SIGTERM check and progress bar act every N steps.  0: what was '
       'measured fastest on this class of machine, for one device or several '
-      'replicas (10 where never measured); the log says which.',
+      'replicas (10 where never measured, and always 10 for multi-worker, '
+      'whose workers must agree); the log says which.',
       resumable=True)
   strategy: str = _field(
       'auto', 'auto: multi_worker if TF_CONFIG (or the Kubeflow Trainer v2 '
