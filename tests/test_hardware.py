@@ -29,26 +29,31 @@ def test_auto_precision_for_each_machine_class(flags, gpus, precision, why):
   assert picked == precision and why in reason
 
 
-@pytest.mark.parametrize('flags,gpus,several,steps,why', [
-    (('avx2', 'avx512f', 'avx512_bf16'), (), False, 10, 'measured fastest'),
-    (('avx2', 'avx512f', 'avx512_bf16'), (), True, 10, 'measured fastest'),
-    (('avx2', 'fma'), (), False, 10, 'measured fastest'),
-    (('avx2', 'avx512f'), (), False, 10, 'never measured'),
-    (('avx2', 'fma'), (), True, 10, 'never measured'),
-    (('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'), (), False,
+_ONE, _SEVERAL, _WORKERS = 'one device', 'several replicas', 'multi-worker'
+
+
+@pytest.mark.parametrize('flags,gpus,setup,steps,why', [
+    (('avx2', 'avx512f', 'avx512_bf16'), (), _ONE, 10, 'measured fastest'),
+    (('avx2', 'avx512f', 'avx512_bf16'), (), _SEVERAL, 10, 'measured fastest'),
+    (('avx2', 'fma'), (), _ONE, 10, 'measured fastest'),
+    (('avx2', 'avx512f'), (), _ONE, 10, 'never measured'),
+    (('avx2', 'fma'), (), _SEVERAL, 10, 'never measured'),
+    (('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'), (), _ONE,
      10, 'class cpu-amx with one device was never measured'),
-    (('avx2',), (('A100', (8, 0)),), True, 10, 'class gpu with several'),
+    (('avx2',), (('A100', (8, 0)),), _SEVERAL, 10, 'class gpu with several'),
+    (('avx2', 'avx512f', 'avx512_bf16'), (), _WORKERS, 10,
+     'every worker must run the same number'),
 ])
-def test_auto_steps_per_call_for_each_machine_class(flags, gpus, several,
+def test_auto_steps_per_call_for_each_machine_class(flags, gpus, setup,
                                                      steps, why):
   picked, reason = hardware.resolve_steps_per_execution(
-      0, several, _machine(flags, gpus))
+      0, setup, _machine(flags, gpus))
   assert picked == steps and why in reason
 
 
 def test_explicit_steps_per_call_are_kept():
   assert hardware.resolve_steps_per_execution(
-      4, False, _machine(('avx2', 'avx512f', 'avx512_bf16'))) == (
+      4, _ONE, _machine(('avx2', 'avx512f', 'avx512_bf16'))) == (
           4, 'asked for')
 
 

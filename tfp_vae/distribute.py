@@ -233,6 +233,17 @@ def describe(strategy: tf.distribute.Strategy) -> str:
   return 'default strategy'
 
 
+def replica_setup(strategy: tf.distribute.Strategy) -> str:
+  """'multi-worker', 'several replicas' (in this process) or 'one device':
+  what decides the training loop (`models.LatentVariableModel`) and its
+  steps per call (`hardware.decide_steps_per_execution`)."""
+  if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+    return 'multi-worker'
+  if strategy.num_replicas_in_sync > 1:
+    return 'several replicas'
+  return 'one device'
+
+
 def task(strategy: tf.distribute.Strategy) -> tuple[Optional[str], int]:
   """(task_type, task_id) of this process; (None, 0) without a cluster."""
   resolver = getattr(strategy, 'cluster_resolver', None)

@@ -15,7 +15,8 @@ gets float32: the speed of 16-bit compute on it is not known.
 Steps per call are chosen the same way (`STEPS_PER_CALL`, from
 bench/train_throughput.py and bench/replica_throughput.py: images/s at 1
 and 10 steps per call in the same run), per machine class and for one
-device or several replicas; where that was never measured, 10.
+device or several replicas; where that was never measured, and always for
+multi-worker training, 10.
 """
 
 import dataclasses
@@ -42,7 +43,8 @@ MEASURED = {
         'images/s of float32 (emulated 16-bit arithmetic)'),
 }
 # Steps per call measured per (machine class, 'one device' or 'several
-# replicas'): (steps, what was measured).
+# replicas' in one process): (steps, what was measured).  Multi-worker
+# training always gets DEFAULT_STEPS_PER_CALL (`decide_steps_per_execution`).
 STEPS_PER_CALL = {
     ('cpu-avx2', 'one device'): (
         10, 'AMD EPYC (Zen 3) with AVX2 only: 10 steps per call trained '
@@ -167,11 +169,18 @@ def resolve_precision(precision: str,
 
 
 def decide_steps_per_execution(machine: Machine,
-                               several_replicas: bool) -> tuple[int, str]:
+                               setup: str) -> tuple[int, str]:
   """(steps per call, why) that `--steps_per_execution=0` picks on
-  `machine` for one device or several replicas (mirrored, multi-worker)."""
+  `machine` for `setup` ('one device', 'several replicas' or
+  'multi-worker', as `distribute.replica_setup` names it)."""
+  if setup == 'multi-worker':
+    # Workers' collectives must line up call for call, and workers may run
+    # on different machine classes: one fixed value for all of them.
+    return DEFAULT_STEPS_PER_CALL, (
+        f'multi-worker: every worker must run the same number, so auto is '
+        f'{DEFAULT_STEPS_PER_CALL} whatever the machine; set '
+        f'--steps_per_execution to choose')
   cls = 'gpu' if machine.gpus else machine.cpu_class
-  setup = 'several replicas' if several_replicas else 'one device'
   if (cls, setup) in STEPS_PER_CALL:
     steps, why = STEPS_PER_CALL[(cls, setup)]
     return steps, (f'measured fastest on class {cls} with {setup} '
@@ -181,11 +190,11 @@ def decide_steps_per_execution(machine: Machine,
       f'{DEFAULT_STEPS_PER_CALL}')
 
 
-def resolve_steps_per_execution(steps: int, several_replicas: bool,
+def resolve_steps_per_execution(steps: int, setup: str,
                                 machine: Optional[Machine] = None
                                 ) -> tuple[int, str]:
-  """A concrete number of steps per call for `steps` (0: auto), and why."""
+  """A concrete number of steps per call for `steps` (0: auto) in `setup`
+  (see `decide_steps_per_execution`), and why."""
   if steps:
     return steps, 'asked for'
-  return decide_steps_per_execution(machine or this_machine(),
-                                    several_replicas)
+  return decide_steps_per_execution(machine or this_machine(), setup)

@@ -25,6 +25,7 @@ import tensorflow_probability as tfp
 
 from tfp_vae import config as config_lib
 from tfp_vae import decoders
+from tfp_vae import distribute
 from tfp_vae import encoders
 from tfp_vae import family
 from tfp_vae import hardware
@@ -213,10 +214,8 @@ class LatentVariableModel(keras.Model):
     several steps per call, where `distributed_multi_step` replaces it."""
     if self.train_function is not None and not force:
       return self.train_function
-    strategy = self.distribute_strategy
     if self.steps_per_execution > 1 and not self.run_eagerly and (
-        strategy.num_replicas_in_sync > 1 or isinstance(
-            strategy, tf.distribute.MultiWorkerMirroredStrategy)):
+        distribute.replica_setup(self.distribute_strategy) != 'one device'):
       self.train_function = distributed_multi_step(
           self, self.train_step, self.steps_per_execution)
       return self.train_function

@@ -172,20 +172,9 @@ def build(the_run: Run) -> None:
   logging.info('precision %s%s', precision,
                f' (--precision=auto: {why})'
                if config.trainer.precision == 'auto' else '')
-  several_replicas = (
-      the_run.strategy.num_replicas_in_sync > 1 or isinstance(
-          the_run.strategy, tf.distribute.MultiWorkerMirroredStrategy))
-  if config.runtime.steps_per_execution or not isinstance(
-      the_run.strategy, tf.distribute.MultiWorkerMirroredStrategy):
-    steps_per_call, why = hardware.resolve_steps_per_execution(
-        config.runtime.steps_per_execution, several_replicas)
-  else:
-    # Workers' collectives must line up call for call, and workers may run
-    # on different machine classes: one fixed value for all of them.
-    steps_per_call = hardware.DEFAULT_STEPS_PER_CALL
-    why = ('multi-worker: every worker must run the same number, so auto is '
-           f'{steps_per_call} whatever the machine; set '
-           '--steps_per_execution to choose')
+  steps_per_call, why = hardware.resolve_steps_per_execution(
+      config.runtime.steps_per_execution,
+      distribute.replica_setup(the_run.strategy))
   if not config.runtime.steps_per_execution:
     logging.info('%d steps per call (--steps_per_execution=0: %s)',
                  steps_per_call, why)
