@@ -242,6 +242,13 @@ def train_config_from_flags(model: Optional[str] = None
 EVAL_FLAGS = {'iwae_samples': 'eval_iwae_samples'}
 
 
+def define_run_dir_flag() -> None:
+  """--model_dir of a trainers.train run, for the programs that read one
+  (evaluate, export); they mark it required."""
+  define('string', 'model_dir', None,
+         'Directory of a trainers.train run (required).')
+
+
 def define_eval_flags() -> None:
   """The flags of `config.EvalConfig` (--eval_iwae_samples, ...)."""
   for field in dataclasses.fields(config_lib.EvalConfig):

@@ -15,8 +15,7 @@ from absl import logging
 
 from trainers import common
 
-common.define('string', 'model_dir', None,
-              'Directory of a trainers.train run (required).')
+common.define_run_dir_flag()
 common.define('string', 'data_dir', None,
               'TFDS data directory (default: the one the run used).')
 common.define('string', 'idx_dir', None,

@@ -17,8 +17,7 @@ from trainers import common
 
 from tfp_vae import checks  # pylint: disable=g-bad-import-order
 
-common.define('string', 'model_dir', None,
-              'Directory of a trainers.train run (required).')
+common.define_run_dir_flag()
 common.define('string', 'export_dir', None,
               'TF Serving model base path: versions go in '
               'EXPORT_DIR/<version>/ (required).')
