@@ -22,7 +22,7 @@ from absl import flags
 from trainers import common
 
 common.define('string', 'output_dir', None,
-               'Where the report, metrics and both runs go (required).')
+              'Where the report, metrics and both runs go (required).')
 common.define('bool', 'progress', True,
               'Log progress lines for the whole comparison.')
 common.define_config_flags(members=('vae', 'mmd_vae'),

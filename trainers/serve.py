@@ -17,30 +17,30 @@ from tfp_vae import errors
 
 _D = config_lib.ServeConfig()
 common.define('string', 'export_dir', None,
-                    'The model base path: the folder holding the version '
-                    'folders 1/, 2/, ... (trainers.export --export_dir).')
+              'The model base path: the folder holding the version '
+              'folders 1/, 2/, ... (trainers.export --export_dir).')
 common.define('string', 'model_name', None,
-                    'NAME in /v1/models/NAME (default: export_dir\'s name, '
-                    'as in its models.config).')
+              'NAME in /v1/models/NAME (default: export_dir\'s name, '
+              'as in its models.config).')
 common.define('string', 'host', _D.host,
-                    'Address to listen on (127.0.0.1: this machine only).')
+              'Address to listen on (127.0.0.1: this machine only).')
 common.define('integer', 'rest_api_port', _D.rest_api_port,
-                     'Port of the REST API (TF Serving\'s default).')
+              'Port of the REST API (TF Serving\'s default).')
 common.define('integer', 'grpc_port', _D.grpc_port,
-                     'Port of TF Serving\'s gRPC API (0: no gRPC).')
+              'Port of TF Serving\'s gRPC API (0: no gRPC).')
 common.define('integer', 'max_batch', _D.max_batch,
-                     'Largest batch a request may carry: instances, an '
-                     'input\'s leading dimension, num_samples.')
+              'Largest batch a request may carry: instances, an '
+              'input\'s leading dimension, num_samples.')
 common.define('integer', 'max_request_bytes', _D.max_request_bytes,
-                     'Largest REST request body (HTTP 413 above it) or gRPC '
-                     'message.')
+              'Largest REST request body (HTTP 413 above it) or gRPC '
+              'message.')
 common.define('float', 'poll_seconds', _D.poll_seconds,
-                   'Look for new and removed versions this often (TF '
-                   'Serving\'s --file_system_poll_wait_seconds; 0: never).')
+              'Look for new and removed versions this often (TF '
+              'Serving\'s --file_system_poll_wait_seconds; 0: never).')
 common.define('integer', 'max_versions', _D.max_versions,
-                     'Serve only the newest N versions (0: all).')
+              'Serve only the newest N versions (0: all).')
 common.define('float', 'grace_seconds', _D.grace_seconds,
-                   'After SIGTERM, how long requests in flight may take.')
+              'After SIGTERM, how long requests in flight may take.')
 flags.mark_flag_as_required('export_dir')
 FLAGS = flags.FLAGS
 
