@@ -4,6 +4,7 @@ equivalence, multi-worker runs and preemption."""
 import json
 import math
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -284,6 +285,12 @@ def test_each_strategy_trains_at_the_command_line_defaults(
   outs = _wait_all([proc], 600)
   assert outs[0][0] == 0, outs[0][2][-3000:]
   _assert_trained_and_exported(tmp_path, model)
+  # --xla=auto decided, and said why (off with several replicas).
+  assert re.search(
+      r'XLA (on|off) for the training step \(--xla=auto: ' if not
+      strategy_flags else r'XLA off for the training step \(--xla=auto: '
+      r'several replicas: the trainer compiles with XLA on one device only',
+      outs[0][2]), outs[0][2][-3000:]
 
 
 def test_multi_worker_trains_at_the_command_line_defaults(tmp_path):
@@ -304,6 +311,8 @@ def test_multi_worker_trains_at_the_command_line_defaults(tmp_path):
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2]
+  assert ('XLA off for the training step (--xla=auto: multi-worker: the '
+          'trainer compiles with XLA on one device only') in outs[0][2]
   _assert_trained_and_exported(tmp_path, 'vae')
 
 

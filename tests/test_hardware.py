@@ -1,9 +1,11 @@
-"""--precision=auto and --steps_per_execution=0 resolve as documented for
+"""--precision=auto, --steps_per_execution=0 and --xla=auto resolve as
+documented for
 every machine class, from faked CPU flags and GPUs; /proc/cpuinfo is
 parsed."""
 
 import pytest
 
+from tfp_vae import errors
 from tfp_vae import hardware
 
 
@@ -60,6 +62,45 @@ def test_explicit_steps_per_call_are_kept():
 def test_an_explicit_precision_is_kept():
   assert hardware.resolve_precision('mixed_float16', _machine())[0] == (
       'mixed_float16')
+
+
+_BF16 = ('avx2', 'avx512f', 'avx512_bf16')
+
+
+@pytest.mark.parametrize('flags,gpus,setup,on,why', [
+    (_BF16, (), _ONE, hardware.XLA['cpu-avx512-bf16'][0],
+     'class cpu-avx512-bf16'),
+    (('avx2', 'fma'), (), _ONE, False, 'never measured'),
+    (('avx2',), (('A100', (8, 0)),), _ONE, False,
+     'class gpu was never measured'),
+    (_BF16, (), _SEVERAL, False, 'on one device only'),
+    (_BF16, (), _WORKERS, False, 'on one device only'),
+])
+def test_auto_xla_for_each_machine_class(flags, gpus, setup, on, why):
+  picked, reason = hardware.resolve_xla('auto', setup, _machine(flags, gpus))
+  assert picked == on and why in reason
+
+
+def test_auto_xla_follows_the_measured_table(monkeypatch):
+  monkeypatch.setitem(hardware.XLA, 'gpu', (True, 'Some GPU: 1.5x'))
+  machine = _machine(('avx2',), (('A100', (8, 0)),))
+  assert hardware.resolve_xla('auto', _ONE, machine) == (
+      True, 'measured faster on class gpu (tfp_vae/hardware.py: Some GPU)')
+  assert not hardware.resolve_xla('auto', _SEVERAL, machine)[0]
+
+
+@pytest.mark.parametrize('setup', [_ONE, _SEVERAL, _WORKERS])
+def test_explicit_xla(setup):
+  assert hardware.resolve_xla('off', setup, _machine(_BF16)) == (
+      False, 'asked for')
+  if setup == _ONE:
+    assert hardware.resolve_xla('on', setup, _machine(_BF16)) == (
+        True, 'asked for')
+  else:
+    with pytest.raises(errors.ConfigError,
+                       match=f'xla is not available with {setup}') as e:
+      hardware.resolve_xla('on', setup, _machine(_BF16))
+    assert e.value.field == 'xla'
 
 
 def test_cpuinfo_is_parsed(tmp_path):

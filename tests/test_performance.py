@@ -6,6 +6,8 @@
 * trainers.train with steps_per_execution 1 and 4 (6 steps per epoch, so a
   partial last call) writes the same metrics.
 * oneDNN kernels (the trainers turn them on) change float rounding only.
+* XLA (`--xla=on`) trains both models to the same loss as without it,
+  within what its other noise draws and fusions change, and exports.
 * Each mixed-precision policy trains: the networks compute in 16 bits with
   float32 weights, the loss falls, bfloat16 stays close to float32, and the
   SavedModel serves float32.
@@ -106,6 +108,35 @@ def test_trainer_steps_per_execution_does_not_change_results(tmp_path):
   for key in ('train_loss', 'test_loss', 'test_neg_elbo',
               'test_reconstruction_nll'):
     assert four[key] == pytest.approx(one[key], rel=1e-4), key
+
+
+@pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+def test_xla_trains_like_without_it_and_exports(tmp_path, model,
+                                                monkeypatch):
+  compiled = []  # the trained models' jit_compile after compile()
+  original = models_lib.LatentVariableModel.compile
+
+  def compile_and_record(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    compiled.append(self.jit_compile)
+  monkeypatch.setattr(models_lib.LatentVariableModel, 'compile',
+                      compile_and_record)
+  off = _run(tmp_path, 'off', model=model, xla='off')
+  on = _run(tmp_path, 'on', model=model, xla='on',
+            export_dir=str(tmp_path / 'export'))
+  assert compiled == [False, True]
+  # XLA draws the prior's samples from another random stream and fuses
+  # ops (other rounding): close, not equal.
+  for key in ('train_loss', 'test_loss'):
+    assert on[key] == pytest.approx(off[key], rel=0.03), key
+  losses = _history_losses(tmp_path / 'on')
+  assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+  loaded = tf.saved_model.load(
+      str(tmp_path / 'export' / str(export_lib.versions(
+          str(tmp_path / 'export'))[-1])))
+  out = loaded.signatures['reconstruct'](
+      images=tf.zeros([2, 28, 28, 1], tf.float32))
+  assert all(np.isfinite(v.numpy()).all() for v in out.values())
 
 
 def _history_losses(model_dir):

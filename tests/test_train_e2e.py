@@ -154,6 +154,18 @@ def test_batch_larger_than_training_set(tmp_path):
   assert 'Traceback' not in r.stderr
 
 
+def test_xla_with_several_replicas_is_refused_before_the_data(tmp_path):
+  r = run_cli('trainers.train', '--xla=on', '--cpu_replicas=2',
+              '--dataset=fashion_mnist', f'--idx_dir={tmp_path}',
+              '--nodownload', f'--model_dir={tmp_path}/r')
+  assert r.returncode == 1
+  assert ('invalid flag --xla is not available with several replicas: the '
+          'trainer compiles the training step with XLA on one device only'
+          ) in r.stderr
+  assert 'not on this machine' not in r.stderr  # refused before the data
+  assert 'Traceback' not in r.stderr
+
+
 def test_missing_dataset_is_one_clear_sentence(tmp_path):
   r = run_cli('trainers.train', '--dataset=mnist', f'--data_dir={tmp_path}',
               '--nodownload', f'--model_dir={tmp_path}/r')

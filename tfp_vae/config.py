@@ -38,6 +38,7 @@ PRIORS = ('normal', 'mixture', 'vamp')
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 LR_SCHEDULES = ('constant', 'cosine')
 PRECISIONS = ('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')
+XLA_CHOICES = ('auto', 'on', 'off')
 KL_ESTIMATORS = family.KL_ESTIMATORS
 KERNELS = family.KERNELS
 GROUPS = ('model', 'data', 'trainer', 'runtime')
@@ -209,6 +210,12 @@ class RuntimeConfig:
       'replicas (10 where never measured, and always 10 for multi-worker, '
       'whose workers must agree); the log says which.',
       resumable=True)
+  xla: str = _field(
+      'auto', 'Compile the training step with XLA: on, off, or auto: what '
+      'was measured faster on this class of machine (off where never '
+      'measured); the log says which.  One device only: with several '
+      'replicas or workers auto is off and on is refused.', XLA_CHOICES,
+      resumable=True)
   strategy: str = _field(
       'auto', 'auto: multi_worker if TF_CONFIG (or the Kubeflow Trainer v2 '
       'environment) names several tasks, mirrored with several GPUs or '
@@ -231,6 +238,7 @@ class RuntimeConfig:
     checks.boolean('verbose', self.verbose)
     checks.non_negative_int('steps_per_execution',
                             self.steps_per_execution)
+    checks.one_of('xla', self.xla, XLA_CHOICES)
     checks.one_of('strategy', self.strategy, STRATEGIES)
     checks.positive_int('cpu_replicas', self.cpu_replicas)
     checks.boolean('deterministic', self.deterministic)

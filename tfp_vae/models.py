@@ -244,6 +244,10 @@ def distributed_multi_step(model: keras.Model, step_fn, steps: int):
   # a collective mean across workers), as its own train function uses.
   from keras.src.backend.tensorflow.trainer import reduce_per_replica  # pylint: disable=g-import-not-at-top
   strategy = model.distribute_strategy
+  if model.jit_compile:
+    # As Keras's own train function does: the step, not the loop, is
+    # compiled by XLA.
+    step_fn = tf.function(step_fn, jit_compile=True, reduce_retracing=True)
 
   def one_step(data):
     outputs = strategy.run(step_fn, args=(data,))

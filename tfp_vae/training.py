@@ -56,6 +56,7 @@ class Run:
   validation_images: np.ndarray
   test_x: np.ndarray
   previous_metrics: dict[str, Any]
+  xla: tuple[bool, str]  # (compile the step with XLA, why): `prepare`
   state: callbacks_lib.RunState = dataclasses.field(
       default_factory=callbacks_lib.RunState)
   model: Optional[models_lib.LatentVariableModel] = None
@@ -135,6 +136,9 @@ def prepare(config: config_lib.TrainConfig) -> Run:
         'batch_size', batch_size,
         f'must be divisible by the {replicas} replicas of the '
         f'{distribute.describe(strategy)}')
+  # Before the data: --xla=on with several replicas is refused here.
+  xla = hardware.resolve_xla(config.runtime.xla,
+                             distribute.replica_setup(strategy))
   chief = distribute.is_chief(strategy)
   task_type, task_id = distribute.task(strategy)
   _check_directories(config)
@@ -159,7 +163,7 @@ def prepare(config: config_lib.TrainConfig) -> Run:
              test_x=data_lib.eval_images(data.test_images,
                                          config.data.binarize,
                                          config.trainer.seed),
-             previous_metrics=rundir.read_metrics(model_dir))
+             previous_metrics=rundir.read_metrics(model_dir), xla=xla)
 
 
 def build(the_run: Run) -> None:
@@ -185,10 +189,15 @@ def build(the_run: Run) -> None:
     if precision == 'mixed_float16':
       # Dynamic loss scaling keeps float16 gradients from underflowing.
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    # XLA: measured ~2x slower for this network on CPU and untested with
-    # the tfd ops; Keras's "auto" would turn it on on GPUs.
-    model.compile(optimizer=optimizer, jit_compile=False,
+    xla, why = the_run.xla
+    model.compile(optimizer=optimizer, jit_compile=xla,
                   steps_per_execution=steps_per_call)
+    if xla and not model.jit_compile:
+      why = 'Keras found the model not compilable by XLA on this platform'
+    logging.info('XLA %s for the training step%s',
+                 'on' if model.jit_compile else 'off',
+                 '' if why == 'asked for' else
+                 f' (--xla={config.runtime.xla}: {why})')
     optimizer.build(model.trainable_variables)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
     # Steps of the next epoch a SIGTERM checkpoint already holds.
