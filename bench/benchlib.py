@@ -103,6 +103,21 @@ def plain_train_step(model, optimizer, jit_compile: bool = False):
     return loss
   return step
 
+def default_train_variants(machine) -> list[str]:
+  """What bench/train_throughput.py measures by default on `machine` (a
+  `hardware.Machine`): the plain loop, and the trainer at the settings its
+  auto decisions choose between there: 1 and 10 steps per call, XLA, and
+  where the machine has 16-bit units (a GPU, or a CPU with AMX or AVX-512
+  BF16) float32 against mixed_bfloat16 (and mixed_float16 on a GPU)."""
+  variants = ['plain', 'trainer:spe=1', 'trainer', 'trainer:xla=on']
+  if machine.gpus or machine.cpu_class in ('cpu-amx', 'cpu-avx512-bf16'):
+    variants += ['trainer:precision=float32',
+                 'trainer:precision=mixed_bfloat16']
+  if machine.gpus:
+    variants.append('trainer:precision=mixed_float16')
+  return variants
+
+
 def machine_line() -> str:
   """The machine the figures were measured on: CPU model, ISA, cores,
   GPUs, TensorFlow's version and whether its oneDNN kernels are on (as the

@@ -14,6 +14,12 @@ input pipeline is not in it; `iwae` is one call of the log-weight function the I
 (`--iwae_images` images x `--iwae_k` samples decoded per call; 1 x 1000 is
 how `likelihood.iwae_log_likelihood` batches k = 1000 by default).
 
+A second table per row splits the same op time by network layer (forward
+and gradient ops of the layer together, everything outside the two networks
+as one row), with each layer's FLOPs (TensorFlow's per-op FLOP statistics of
+the traced graph) and so its own GFLOP/s against the matmul peak: which
+layers run near the machine's peak and which do not.
+
 Kinds are shares of the ops' self time as the profiler records it on the
 thread that runs each op (oneDNN's kernels split their work over the other
 cores without showing there, so the profiler's idle time is not a measure
@@ -26,6 +32,7 @@ import collections
 import glob
 import json
 import os
+import re
 import tempfile
 import time
 
@@ -71,6 +78,56 @@ def _kind(op_type: str, name: str) -> str:
     if match(op_type, name):
       return kind
   return 'other element-wise and reductions'
+
+
+OUTSIDE = 'outside the networks (likelihood, KL/MMD, optimizer)'
+
+
+def _layer_scope(op_name: str) -> str:
+  """'encoder/conv2d_1' for an op of that network layer (forward or
+  gradient), else OUTSIDE.  Op names carry the Keras layer names with a
+  `_N` suffix that makes them unique in the graph:
+  '[gradient_tape/]encoder_1/conv_encoder_1/conv2d_1_2/...' is the layer
+  'conv2d_1' of the encoder's network."""
+  name = op_name[len('gradient_tape/'):] if op_name.startswith(
+      'gradient_tape/') else op_name
+  found = re.match(r'(encoder|decoder)(?:_\d+)?/[^/]+/([^/]+?)_\d+/', name)
+  return f'{found.group(1)}/{found.group(2)}' if found else OUTSIDE
+
+
+def _layer_labels(model) -> dict[str, str]:
+  """'encoder/conv2d_1' -> a readable description, networks' layers in
+  order."""
+  labels = {}
+  for part, net in (('encoder', model.encoder.network),
+                    ('decoder', model.decoder.network)):
+    for layer in net.layers:
+      if not layer.weights:
+        continue
+      config = layer.get_config()
+      kind = type(layer).__name__
+      if 'kernel_size' in config:
+        kind += (f' {config["filters"]} ({"x".join(map(str, config["kernel_size"]))}'
+                 f', stride {config["strides"][0]})')
+      elif 'units' in config:
+        kind += f' {config["units"]}'
+      shape = 'x'.join(str(d) for d in layer.output.shape[1:])
+      labels[f'{part}/{layer.name}'] = f'{part} {kind} -> {shape}'
+  return labels
+
+
+def _op_flops(graph) -> dict[str, float]:
+  """FLOPs of each op of a traced graph that has FLOP statistics."""
+  from tensorflow.python.framework import ops  # pylint: disable=g-import-not-at-top
+  flops = {}
+  for op in graph.get_operations():
+    try:
+      value = ops.get_stats_for_node_def(graph, op.node_def, 'flops').value
+    except ValueError:  # a shape the statistics cannot use
+      value = None
+    if value:
+      flops[op.name] = float(value)
+  return flops
 
 
 def _op_rows(logdir: str) -> list[dict]:
@@ -141,12 +198,21 @@ def _child(spec: dict) -> None:
     tf.profiler.experimental.stop()
     rows = _op_rows(logdir)
   busy = collections.Counter()
+  layer_us = collections.Counter()
   for row in rows:
     us = float(row['total_self_time'] or 0.0) / spec['calls']
     if row['type'] != 'IDLE':
       busy[_kind(row['type'], row['operation'] or '')] += us
+      layer_us[_layer_scope(row['operation'] or '')] += us
+  layer_flops = collections.Counter()
+  for name, value in _op_flops(traced.graph).items():
+    layer_flops[_layer_scope(name)] += value
+  labels = _layer_labels(model)
+  layers = [{'layer': labels.get(scope, scope), 'us': layer_us[scope],
+             'flops': layer_flops[scope]}
+            for scope in list(labels) + [OUTSIDE] if layer_us[scope]]
   benchlib.report({'wall_ms': 1e3 * wall, 'flops': flops, 'images': images,
-                   'busy_us': dict(busy)})
+                   'busy_us': dict(busy), 'layers': layers})
 
 
 def main(argv):
@@ -184,6 +250,17 @@ def main(argv):
               for kind in kinds if r['busy_us'].get(kind)]
       benchlib.print_table(['op kind', 'op time, ms per call', 'share'],
                            rows)
+      print()
+      rows = []
+      for layer in r['layers']:
+        rate = layer['flops'] / (layer['us'] / 1e6)
+        rows.append([layer['layer'], f'{layer["us"] / 1e3:.2f}',
+                     f'{100 * layer["us"] / busy:.1f}%',
+                     f'{layer["flops"] / 1e6:.0f}', f'{rate / 1e9:.0f}',
+                     f'{100 * rate / peak:.0f}%'])
+      benchlib.print_table(['layer (forward and gradient ops)',
+                            'op time, ms per call', 'share', 'MFLOP',
+                            'GFLOP/s', 'of matmul peak'], rows)
 
 
 if __name__ == '__main__':

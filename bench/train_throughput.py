@@ -19,8 +19,11 @@ so their ratio is the figure to trust):
 A variant is `loop[:key=value...]` with keys spe (steps per execution),
 onednn (TF_ENABLE_ONEDNN_OPTS for that process; unset: the trainer
 command's choice for trainer, TensorFlow's default for plain), precision,
-and for plain jit=1 (the step compiled by XLA; the trainer keeps XLA off,
-so on a GPU `plain,plain:jit=1` is how to measure whether XLA would pay).
+for the trainer xla=on|off|auto (its --xla; `trainer,trainer:xla=on` is how
+to measure a machine class for `hardware.XLA`), seed (weights, data order
+and noise: another seed shows how far the test loss moves by chance, the
+yardstick for precision's), and for plain jit=1 (the step compiled by
+XLA).
 
 Images/s exclude the first epoch (tracing).  "whole run" is images trained
 over the process's wall time from the start of training, including per-epoch
@@ -54,9 +57,12 @@ flags.DEFINE_string('dataset', 'mnist_5k',
                     'sources, found as trainers.train finds it).')
 flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'Models to measure.')
 flags.DEFINE_integer('repeats', 3, 'Interleaved runs of each variant.')
-flags.DEFINE_list('variants', ['plain', 'trainer:spe=1', 'trainer'],
+flags.DEFINE_list('variants', None,
                   'What to measure (see the module doc); the first is the '
-                  'baseline of the ratio column.')
+                  'baseline of the ratio column.  Default: '
+                  'benchlib.default_train_variants for this machine (plain, '
+                  'the trainer at 1 and 10 steps per call and with XLA, and '
+                  'float32 against 16-bit where it has 16-bit units).')
 flags.DEFINE_string('before_tree', None, 'Checkout of an earlier commit for '
                     'the `before` variants.')
 flags.DEFINE_string('child', None, 'Internal: run one measurement.')
@@ -71,11 +77,13 @@ def _parse_variant(text: str) -> dict:
   variant = {'loop': loop}
   for option in options:
     key, _, value = option.partition('=')
-    if key not in ('spe', 'onednn', 'precision', 'jit') or not value or (
-        key == 'jit' and loop != 'plain'):
+    if key not in ('spe', 'onednn', 'precision', 'jit', 'xla', 'seed') or (
+        not value) or (key == 'jit' and loop != 'plain') or (
+            key == 'xla' and loop == 'plain'):
       raise app.UsageError(f'--variants: {text!r}: unknown option {option!r} '
-                           f'(spe=N, onednn=0|1, precision=NAME, and for '
-                           f'plain jit=0|1)')
+                           f'(spe=N, onednn=0|1, precision=NAME, seed=N, '
+                           f'for the trainer xla=on|off|auto, for plain '
+                           f'jit=0|1)')
     variant[key] = value
   return variant
 
@@ -161,6 +169,10 @@ def _config(model: str, variant: dict) -> dict:
     config['steps_per_execution'] = int(variant['spe'])
   if 'precision' in variant:
     config['precision'] = variant['precision']
+  if 'xla' in variant:
+    config['xla'] = variant['xla']
+  if 'seed' in variant:
+    config['seed'] = int(variant['seed'])
   return config
 
 
@@ -186,6 +198,9 @@ def main(argv):
   if FLAGS.child:
     _child(json.loads(FLAGS.child))
     return
+  if FLAGS.variants is None:
+    from tfp_vae import hardware  # pylint: disable=g-import-not-at-top
+    FLAGS.variants = benchlib.default_train_variants(hardware.this_machine())
   for text in FLAGS.variants:
     _parse_variant(text)  # fail on a typo before an hour of measuring
   runs = {}  # (model, variant) -> [result per repeat]
