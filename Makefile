@@ -51,12 +51,21 @@ experiment-latent16: install
 test: install
 	$(BIN)/python -m pytest -q -n 2
 
+# What the per-machine-class decisions (tfp_vae/hardware.py) are measured
+# with, the profile, serving, and the PyTorch peer when the peers extra is
+# installed (README: Tests and benchmarks).
 bench: install
 	$(BIN)/python bench/train_throughput.py
+	$(BIN)/python bench/replica_throughput.py
 	$(BIN)/python bench/iwae_throughput.py
 	$(BIN)/python bench/op_profile.py
 	$(BIN)/python bench/serving_latency.py
 	$(BIN)/python bench/serving_load.py
+	@if $(BIN)/python -c 'import torch' 2>/dev/null; then \
+	  $(BIN)/python bench/torch_peer.py; \
+	else \
+	  echo "bench/torch_peer.py skipped: torch is not installed (pip install -c $(LOCK) '.[peers]')"; \
+	fi
 
 # Re-resolves setup.cfg's ranges in a scratch environment and rewrites the
 # lock with what it got; run `make test` on the result before committing it.

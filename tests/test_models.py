@@ -76,3 +76,21 @@ def test_fit_reduces_the_loss(images, name):
   ds = tf.data.Dataset.from_tensor_slices(images).batch(32).repeat(8)
   history = model.fit(ds, epochs=2, verbose=0, shuffle=False).history
   assert history['loss'][1] < history['loss'][0]
+
+
+def test_in_float32_keeps_the_weights_and_computes_in_float32():
+  config = config_lib.TrainConfig.create(precision='mixed_bfloat16',
+                                         latent_dim=3).validate()
+  trained = models.build_model(config, (28, 28, 1))
+  copy = models.in_float32(trained, config, (28, 28, 1))
+  assert copy is not trained
+  assert copy.decoder.network.layers[-1].compute_dtype == 'float32'
+  for a, b in zip(trained.weights, copy.weights):
+    np.testing.assert_array_equal(a.numpy(), b.numpy())
+  x = tf.random.stateless_uniform([4, 28, 28, 1], [1, 2])
+  # The same function, in 8-bit mantissas against 24.
+  np.testing.assert_allclose(copy.encode(x).mean(), trained.encode(x).mean(),
+                             atol=0.05)
+  float32 = config.replace(precision='float32')
+  model = models.build_model(float32, (28, 28, 1))
+  assert models.in_float32(model, float32, (28, 28, 1)) is model

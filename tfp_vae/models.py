@@ -244,10 +244,6 @@ def distributed_multi_step(model: keras.Model, step_fn, steps: int):
   # a collective mean across workers), as its own train function uses.
   from keras.src.backend.tensorflow.trainer import reduce_per_replica  # pylint: disable=g-import-not-at-top
   strategy = model.distribute_strategy
-  if model.jit_compile:
-    # As Keras's own train function does: the step, not the loop, is
-    # compiled by XLA.
-    step_fn = tf.function(step_fn, jit_compile=True, reduce_retracing=True)
 
   def one_step(data):
     outputs = strategy.run(step_fn, args=(data,))
@@ -296,6 +292,26 @@ class _dtype_policy:  # pylint: disable=invalid-name
   def __exit__(self, *exc):
     keras.config.set_dtype_policy(self.previous)
     return False
+
+
+def in_float32(model: 'LatentVariableModel', config: config_lib.TrainConfig,
+               image_shape: tuple[int, int, int]) -> 'LatentVariableModel':
+  """`model` computing in float32: `model` itself when it does, else the
+  same model built in float32 holding `model`'s weights.
+
+  16-bit compute (`TrainConfig.precision`) is for training speed.  Test
+  metrics, plots and SavedModels are computed in float32 on every machine:
+  figures stay comparable between machines, and an export does not need
+  16-bit units where it is served (bfloat16 is emulated, about 10x slower,
+  on CPUs without them).  The weights are float32 either way.
+  """
+  precision, _ = hardware.resolve_precision(config.trainer.precision)
+  if precision == 'float32':
+    return model
+  copy = build_model(config.replace(precision='float32'), image_shape,
+                     seed=model.seed)
+  copy.set_weights(model.get_weights())
+  return copy
 
 
 def build_model(config: config_lib.TrainConfig,

@@ -169,7 +169,9 @@ def truncate_history(model_dir: str, epochs_done: int) -> None:
 def load_trained_model(model_dir: str
                        ) -> tuple[models_lib.LatentVariableModel,
                                   config_lib.TrainConfig, dict[str, Any]]:
-  """The model of model_dir's latest checkpoint, its config and data info.
+  """The model of model_dir's latest checkpoint (computing in float32,
+  whatever precision it was trained in: `models.in_float32`), its config
+  and data info.
 
   Raises:
     CheckpointError: model_dir has no run, or its checkpoint is unreadable.
@@ -181,7 +183,8 @@ def load_trained_model(model_dir: str
     raise errors.CheckpointError(
         f'model_dir {model_dir} holds no readable training run ({e}); train '
         f'one with trainers.train') from e
-  model = models_lib.build_model(config, tuple(info['image_shape']))
+  model = models_lib.build_model(config.replace(precision='float32'),
+                                 tuple(info['image_shape']))
   path = restore_latest(tf.train.Checkpoint(model=model),
                         os.path.join(model_dir, CHECKPOINT_SUBDIR),
                         partial=True)

@@ -344,6 +344,9 @@ def finish(the_run: Run) -> dict[str, float]:
     logging.info('early stopping: using the weights of epoch %d (best '
                  'validation loss %.4f)', stopping.best_epoch(),
                  stopping.best_loss())
+  # Metrics, plots and the export in float32 (`models.in_float32`).
+  the_run.model = model = models_lib.in_float32(model, config,
+                                                the_run.data.image_shape)
   export_dir = config.runtime.export_dir
   if not the_run.chief:
     if export_dir:
