@@ -89,9 +89,8 @@ def _layer_scope(op_name: str) -> str:
   `_N` suffix that makes them unique in the graph:
   '[gradient_tape/]encoder_1/conv_encoder_1/conv2d_1_2/...' is the layer
   'conv2d_1' of the encoder's network."""
-  name = op_name[len('gradient_tape/'):] if op_name.startswith(
-      'gradient_tape/') else op_name
-  found = re.match(r'(encoder|decoder)(?:_\d+)?/[^/]+/([^/]+?)_\d+/', name)
+  found = re.match(r'(encoder|decoder)(?:_\d+)?/[^/]+/([^/]+?)_\d+/',
+                   op_name.removeprefix('gradient_tape/'))
   return f'{found.group(1)}/{found.group(2)}' if found else OUTSIDE
 
 

@@ -103,6 +103,12 @@ class Machine:
       return 'cpu-avx2'
     return 'cpu-other'
 
+  @property
+  def measured_class(self) -> str:
+    """The key of the measured tables (`STEPS_PER_CALL`, `XLA`): 'gpu' on
+    any machine with a GPU, else the CPU class."""
+    return 'gpu' if self.gpus else self.cpu_class
+
   def describe(self) -> str:
     isa = [f for f in ('amx_bf16', 'amx_tile', 'avx512_fp16', 'avx512_bf16',
                        'avx512f', 'avx2', 'fma') if f in self.cpu_flags]
@@ -197,7 +203,7 @@ def decide_steps_per_execution(machine: Machine,
         f'multi-worker: every worker must run the same number, so auto is '
         f'{DEFAULT_STEPS_PER_CALL} whatever the machine; set '
         f'--steps_per_execution to choose')
-  cls = 'gpu' if machine.gpus else machine.cpu_class
+  cls = machine.measured_class
   if (cls, setup) in STEPS_PER_CALL:
     steps, why = STEPS_PER_CALL[(cls, setup)]
     return steps, (f'measured fastest on class {cls} with {setup} '
@@ -222,7 +228,7 @@ def decide_xla(machine: Machine, setup: str) -> tuple[bool, str]:
   `decide_steps_per_execution` names it)."""
   if setup != 'one device':
     return False, f'{setup}: the trainer compiles with XLA on one device only'
-  cls = 'gpu' if machine.gpus else machine.cpu_class
+  cls = machine.measured_class
   if cls in XLA:
     on, why = XLA[cls]
     return on, (f'measured {"faster" if on else "slower"} on class {cls} '
