@@ -31,6 +31,7 @@ COMMANDS = {
 def test_help_lists_the_commands_own_flags_by_group(module):
   script, expected = COMMANDS[module]
   console = os.path.join(os.path.dirname(sys.executable), script)
+  outs = []
   for argv in ([sys.executable, '-m', module, '--help'],
                [sys.executable, '-m', module, '--helpshort'],
                [console, '--help']):
@@ -38,6 +39,7 @@ def test_help_lists_the_commands_own_flags_by_group(module):
                        timeout=60)
     assert r.returncode == 0, r.stderr[-2000:]
     out = r.stdout
+    outs.append(out)
     for flag in expected:
       assert flag in out, (argv, flag)
     assert '--helpfull' in out and 'usage:' in out
@@ -47,6 +49,10 @@ def test_help_lists_the_commands_own_flags_by_group(module):
                   'How it is trained', 'Where and how it runs'):
       assert title in out
     assert '[--model=mmd_vae]' in out  # which model a setting belongs to
+    # The copy the repository shows users is `python -m trainers.train
+    # --help` as they get it.
+    with open(os.path.join(REPO, 'docs', 'help.txt')) as f:
+      assert f.read() == outs[0], 'docs/help.txt is stale: regenerate it'
 
 
 _NO_TENSORFLOW = 'raise ImportError("TensorFlow was imported")\n'
