@@ -273,13 +273,16 @@ def _assert_trained_and_exported(cwd, model):
   assert os.path.exists(os.path.join(cwd, 'export', '1', 'saved_model.pb'))
 
 
-@pytest.mark.parametrize('model,strategy_flags', [
-    ('vae', []),
-    ('vae', ['--strategy=mirrored', '--cpu_replicas=2']),
-    ('mmd_vae', ['--strategy=mirrored', '--cpu_replicas=2']),
+@pytest.mark.parametrize('model,strategy_flags,setup', [
+    ('vae', [], 'one device'),
+    ('vae', ['--strategy=mirrored', '--cpu_replicas=2'], 'several replicas'),
+    ('mmd_vae', ['--strategy=mirrored', '--cpu_replicas=2'],
+     'several replicas'),
+    # One local worker (the suite runs without TF_CONFIG): no cluster.
+    ('vae', ['--strategy=multi_worker'], 'multi-worker'),
 ])
 def test_each_strategy_trains_at_the_command_line_defaults(
-    tmp_path, model, strategy_flags):
+    tmp_path, model, strategy_flags, setup):
   """One epoch at every default (steps per call included) and an export:
   what a user runs, not a configuration the suite chose."""
   proc = _cli_at_defaults(tmp_path, f'--model={model}', '--epochs=1',
@@ -288,12 +291,12 @@ def test_each_strategy_trains_at_the_command_line_defaults(
   outs = _wait_all([proc], 600)
   assert outs[0][0] == 0, outs[0][2][-3000:]
   _assert_trained_and_exported(tmp_path, model)
-  # --xla=auto decided, and said why (off with several replicas).
+  # --xla=auto decided, and said why (off with several replicas or workers).
   assert re.search(
-      r'XLA (on|off) for the training step \(--xla=auto: ' if not
-      strategy_flags else r'XLA off for the training step \(--xla=auto: '
-      r'several replicas: the trainer compiles with XLA on one device only',
-      outs[0][2]), outs[0][2][-3000:]
+      r'XLA (on|off) for the training step \(--xla=auto: ' if
+      setup == 'one device' else r'XLA off for the training step '
+      rf'\(--xla=auto: {setup}: the trainer compiles with XLA on one device '
+      r'only', outs[0][2]), outs[0][2][-3000:]
 
 
 def test_multi_worker_trains_at_the_command_line_defaults(tmp_path):

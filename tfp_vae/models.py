@@ -247,7 +247,11 @@ def distributed_multi_step(model: keras.Model, step_fn, steps: int):
 
   def one_step(data):
     outputs = strategy.run(step_fn, args=(data,))
-    return reduce_per_replica(outputs, strategy, reduction='auto')
+    # Scalars, as the loop carries them: a MultiWorkerMirroredStrategy
+    # without a cluster (one local worker) leaves `_track`'s shape [1]
+    # unreduced.
+    return {name: tf.reshape(value, []) for name, value in
+            reduce_per_replica(outputs, strategy, reduction='auto').items()}
 
   @tf.function(reduce_retracing=True, autograph=False)
   def multi_step(iterator):
