@@ -5,29 +5,32 @@ The estimate counts what grows with the settings:
 
   parameters   the networks' weights, which grow linearly with latent_dim
                (measured by building the networks at latent sizes 1 and 2:
-               exact for these architectures), plus the prior's (a mixture:
-               K (2 latent + 1); a VampPrior: K pseudo-images), each held four
-               times (weights, gradients, Adam's two moments);
+               exact for these architectures), each held four times
+               (weights, gradients, Adam's two moments);
   activations  every layer's output per image (measured on the networks),
-               times the batch, times the importance samples of the IWAE,
-               kept for the backward pass; a VampPrior also encodes its K
-               pseudo-inputs every step; a mixture prior's densities and
-               samples hold [codes, K, latent] tensors.
+               times the batch, times the member's codes per image (the
+               IWAE's importance samples), kept for the backward pass;
+  the prior    what its declaration says it adds
+               (`components.Prior.memory_bytes`: a mixture's parameters and
+               [codes, K, latent] densities, a VampPrior's K pseudo-images
+               encoded every step).
 
 It is multiplied by OVERHEAD for TensorFlow's temporaries and allocator
 slack.  `check` refuses a run whose estimate exceeds BUDGET_SHARE of the
 available memory, naming the setting that contributes most.
 """
 
+import dataclasses
 import math
-import os
 from typing import Optional
 
+from tfp_vae import components
 from tfp_vae import config as config_lib
 from tfp_vae import errors
+from tfp_vae import plan as plan_lib
 
-BYTES_PER_FLOAT = 4
-COPIES_OF_PARAMETERS = 4  # weights, gradients, Adam m and v
+BYTES_PER_FLOAT = components.FLOAT_BYTES
+COPIES_OF_PARAMETERS = components.PARAMETER_COPIES  # weights, grads, Adam m, v
 OVERHEAD = 2.0
 BUDGET_SHARE = 0.8
 
@@ -56,13 +59,12 @@ def available_bytes() -> Optional[int]:
 
 
 def _network_sizes(architecture: str, image_shape, latent: int,
-                   gaussian: bool) -> tuple[int, int, int]:
+                   encoder_outputs: int) -> tuple[int, int, int]:
   """(parameters, activations per image, encoder activations per image) of
   the encoder and decoder networks at `latent`."""
-  from tfp_vae import networks  # pylint: disable=g-import-not-at-top
-  encoder_fn, decoder_fn = networks.ARCHITECTURES[architecture]
-  encoder = encoder_fn(image_shape, 2 * latent if gaussian else latent)
-  decoder = decoder_fn(latent, image_shape)
+  arch = components.ARCHITECTURES.get(architecture)()
+  encoder = arch.encoder(image_shape, encoder_outputs)
+  decoder = arch.decoder(latent, image_shape)
 
   def activations(net):
     return sum(math.prod(layer.output.shape[1:]) for layer in net.layers)
@@ -73,39 +75,34 @@ def _network_sizes(architecture: str, image_shape, latent: int,
 
 
 def estimate(config: config_lib.TrainConfig,
-             image_shape: tuple[int, int, int]) -> dict[str, float]:
+             the_plan: plan_lib.Plan) -> dict[str, float]:
   """Estimated bytes by the setting they grow with: {'latent_dim': ...,
-  'prior_components': ..., 'batch_size': ...} (before OVERHEAD)."""
-  model = config.model
-  gaussian = model.member.encoder == 'gaussian'
+  'prior_components': ..., 'batch_size': ...} (before OVERHEAD); the
+  member's samples per image (`family.Member.samples_setting`) replace
+  'batch_size' when they multiply it."""
+  model, image_shape, member = config.model, the_plan.image_shape, (
+      the_plan.member)
+  encoder, _, prior, _ = model.parts()
   p1, act, enc_act = _network_sizes(model.architecture, image_shape, 1,
-                                    gaussian)
-  p2, _, _ = _network_sizes(model.architecture, image_shape, 2, gaussian)
+                                    encoder.outputs(1))
+  p2, _, _ = _network_sizes(model.architecture, image_shape, 2,
+                            encoder.outputs(2))
   latent = model.latent_dim
   per_param = BYTES_PER_FLOAT * COPIES_OF_PARAMETERS
   out = {'latent_dim': float(p1 + (p2 - p1) * (latent - 1)) * per_param}
-  components = model.prior_components
-  samples = getattr(model.member, 'iwae_samples', 1)
+  samples = member.samples_per_image()
   batch = config.trainer.batch_size
-  # A mixture's log density and its reparameterised samples hold
-  # [codes, components, latent] tensors (and their gradients).
-  per_code = float(batch * samples * components * (latent + 1)) * (
-      BYTES_PER_FLOAT * 4)
-  if model.prior == 'mixture':
-    out['prior_components'] = float(components * (2 * latent + 1)) * (
-        per_param) + per_code
-  elif model.prior == 'vamp':
-    out['prior_components'] = float(components) * (
-        math.prod(image_shape) * per_param + enc_act * BYTES_PER_FLOAT * 2
-    ) + per_code
+  prior_bytes = prior.memory_bytes(latent, model.prior_components,
+                                   image_shape, batch * samples, enc_act)
+  if prior_bytes:
+    out['prior_components'] = prior_bytes
   # Forward activations kept for the backward pass, and their gradients.
-  out['batch_size'] = float(batch) * samples * act * BYTES_PER_FLOAT * 2
-  if samples > 1:
-    out['iwae_samples'] = out.pop('batch_size')
+  activations = float(batch) * samples * act * BYTES_PER_FLOAT * 2
+  out[member.samples_setting if samples > 1 else 'batch_size'] = activations
   return out
 
 
-def check(config: config_lib.TrainConfig, image_shape: tuple[int, int, int],
+def check(config: config_lib.TrainConfig, the_plan: plan_lib.Plan,
           available: Optional[int] = None) -> float:
   """Refuses a run that would not fit in memory; returns the estimate in
   bytes (OVERHEAD included).
@@ -114,30 +111,16 @@ def check(config: config_lib.TrainConfig, image_shape: tuple[int, int, int],
     ConfigError: naming the setting that contributes most, with the
       estimate and what is available.
   """
-  parts = estimate(config, image_shape)
+  parts = estimate(config, the_plan)
   total = OVERHEAD * sum(parts.values())
   available = available_bytes() if available is None else available
   if available and total > BUDGET_SHARE * available:
     name = max(parts, key=parts.get)
-    values = {'latent_dim': config.model.latent_dim,
-              'prior_components': config.model.prior_components,
-              'batch_size': config.trainer.batch_size,
-              'iwae_samples': getattr(config.model.member, 'iwae_samples',
-                                      None)}
+    flat = {**config.flat(), **dataclasses.asdict(the_plan.member)}
     raise errors.ConfigError(
-        name, values[name],
+        name, flat.get(name),
         f'would need about {total / 2**30:,.1f} GB of memory '
         f'({OVERHEAD * parts[name] / 2**30:,.1f} GB of it from {name}), '
         f'more than {BUDGET_SHARE:.0%} of the {available / 2**30:,.1f} GB '
         f'available here; use a smaller value')
   return total
-
-
-def check_size(name: str, value: int, limit: int, why: str) -> None:
-  """A hard bound for settings whose cost is not memory alone.
-
-  Raises:
-    ConfigError: value above limit.
-  """
-  if value > limit:
-    raise errors.ConfigError(name, value, f'must be at most {limit:,} ({why})')

@@ -28,19 +28,15 @@ import os
 from typing import Any, Optional
 
 from tfp_vae import checks
+from tfp_vae import components
 from tfp_vae import errors
 from tfp_vae import family
+from tfp_vae import registry
 
-LIKELIHOODS = ('bernoulli', 'gaussian', 'gaussian_learned',
-               'gaussian_per_pixel')
-ARCHITECTURES = ('conv', 'conv_dense16', 'mlp', 'conv_deep')
-PRIORS = ('normal', 'mixture', 'vamp')
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 LR_SCHEDULES = ('constant', 'cosine')
 PRECISIONS = ('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')
 XLA_CHOICES = ('auto', 'on', 'off')
-KL_ESTIMATORS = family.KL_ESTIMATORS
-KERNELS = family.KERNELS
 GROUPS = ('model', 'data', 'trainer', 'runtime')
 MAX_SEED = 2**31 - 1
 
@@ -55,23 +51,17 @@ def _field(default: Any, help_text: str, choices: tuple = (),
 
 @dataclasses.dataclass
 class ModelConfig:
-  """What is trained."""
+  """What is trained.  The likelihood, architecture and prior are names in
+  their registries (`tfp_vae.components`); the help of their flags lists
+  every registered value."""
   member: family.Member = _field(
-      None, 'The family member and its own settings.', factory=family.VAE)
-  likelihood: str = _field(
-      'bernoulli', 'p(x|z): bernoulli (logits), gaussian (fixed scale '
-      '--gaussian_scale), gaussian_learned (one learned scale) or '
-      'gaussian_per_pixel (a learned scale per pixel).', LIKELIHOODS)
-  architecture: str = _field(
-      'conv', 'Networks: conv (the MMD-VAE article\'s: conv 32 and 64, 3x3 '
-      'stride 2), conv_dense16 (same-padded convs and a dense-16 '
-      'bottleneck, the Keras VAE example\'s), mlp (dense 128, elu), '
-      'conv_deep (three strided convs, for 32x32 colour images).',
-      ARCHITECTURES)
+      None, 'The family member and its own settings.',
+      factory=lambda: family.create(family.DEFAULT))
+  likelihood: str = _field('bernoulli', 'p(x|z).', components.LIKELIHOODS)
+  architecture: str = _field('conv', 'Encoder and decoder networks.',
+                             components.ARCHITECTURES)
   latent_dim: int = _field(2, 'Size of the code z.')
-  prior: str = _field(
-      'normal', 'p(z): normal N(0, I); mixture: learned mixture of '
-      'Gaussians; vamp: VampPrior (Gaussian encoders only).', PRIORS)
+  prior: str = _field('normal', 'p(z).', components.PRIORS)
   prior_components: int = _field(
       10, 'Mixture components or VampPrior pseudo-inputs.')
   gaussian_scale: float = _field(
@@ -83,31 +73,30 @@ class ModelConfig:
     """The member's `--model` value."""
     return self.member.name
 
+  def parts(self) -> tuple[components.Encoder, components.Likelihood,
+                           components.Prior, components.Architecture]:
+    """The declarations this config names (validated names)."""
+    return (components.ENCODERS.get(self.member.encoder)(),
+            components.LIKELIHOODS.get(self.likelihood)(),
+            components.PRIORS.get(self.prior)(),
+            components.ARCHITECTURES.get(self.architecture)())
+
   def validate(self) -> None:
     self.member.validate()
-    checks.one_of('likelihood', self.likelihood, LIKELIHOODS)
-    checks.one_of('architecture', self.architecture, ARCHITECTURES)
-    checks.one_of('prior', self.prior, PRIORS)
+    for name in ('likelihood', 'architecture', 'prior'):
+      checks.text(name, getattr(self, name), 'a name')
+    encoder, _, prior, _ = self.parts()
     checks.positive_int('prior_components', self.prior_components)
     checks.positive_int('latent_dim', self.latent_dim)
     checks.positive_float('gaussian_scale', self.gaussian_scale)
-    if self.prior == 'vamp' and self.member.encoder != 'gaussian':
-      gaussian = [n for n in family.names()
-                  if family.get(n).encoder == 'gaussian']
+    if prior.needs_density and not encoder.has_density:
+      fits = family.MEMBERS.where(
+          lambda cls: components.ENCODERS.get(cls.encoder).has_density)
       raise errors.ConfigError(
           'prior', self.prior,
-          f'needs a Gaussian encoder (--model={", ".join(gaussian)}): the '
-          f'VampPrior is a mixture of q(z|u_k), and the {self.name} encoder '
-          f'is a point mass with no density')
-
-  def resolved_member(self, image_shape: tuple[int, int, int]
-                      ) -> tuple[family.Member, list[str]]:
-    """The member with its data-dependent defaults filled in (e.g. the
-    MMD weight from the pixel count), and notes about what was resolved."""
-    h, w, c = image_shape
-    return self.member.resolve(family.Context(
-        num_pixels=h * w * c, likelihood=self.likelihood,
-        gaussian_scale=self.gaussian_scale, prior=self.prior))
+          f'needs an encoder with a density (--model={", ".join(fits)}): '
+          f'it is built from q(z|x), and the {self.name} encoder '
+          f'({self.member.encoder}) has none')
 
 
 @dataclasses.dataclass
@@ -130,11 +119,12 @@ class DataConfig:
     checks.boolean('binarize', self.binarize)
     checks.non_negative_int('train_examples', self.train_examples)
     checks.non_negative_int('validation_examples', self.validation_examples)
-    if self.binarize and likelihood != 'bernoulli':
+    if self.binarize and not components.LIKELIHOODS.get(likelihood).binary:
+      binary = components.LIKELIHOODS.where(lambda cls: cls.binary)
       raise errors.ConfigError(
           'binarize', self.binarize,
-          'needs likelihood bernoulli (binary pixels under a Gaussian '
-          'likelihood are not what the setting is for)')
+          f'needs a likelihood of binary pixels ({", ".join(binary)}), not '
+          f'{likelihood}')
 
 
 @dataclasses.dataclass
@@ -269,7 +259,7 @@ class TrainConfig:
   # -- flat settings, as the command line names them ---------------------
 
   @classmethod
-  def create(cls, model: str = 'vae', **settings: Any) -> 'TrainConfig':
+  def create(cls, model: str = family.DEFAULT, **settings: Any) -> 'TrainConfig':
     """A config from flat settings (`latent_dim=8, beta=2.0, epochs=5`).
 
     `model` picks the family member; its own settings go to it, and a
@@ -284,8 +274,6 @@ class TrainConfig:
     member_values = {}
     for key, value in settings.items():
       if key in member_settings:
-        if key == 'kernel_scales' and isinstance(value, list):
-          value = tuple(value)
         member_values[key] = value
       elif key in owner:
         groups[owner[key]][key] = value
@@ -307,14 +295,11 @@ class TrainConfig:
           out[f.name] = getattr(getattr(self, group), f.name)
     return out
 
-  def for_model(self, name: str) -> 'TrainConfig':
-    """A copy for member `name`, keeping the member settings it shares with
-    the current one (trainers.compare shares one set of flags)."""
-    own = {f.name for f in dataclasses.fields(family.get(name))}
-    settings = {k: v for k, v in _public_fields(self.model.member).items()
-                if k in own}
+  def with_member(self, member: family.Member) -> 'TrainConfig':
+    """A copy training `member` (a compared member) with every other
+    setting kept."""
     return dataclasses.replace(self, model=dataclasses.replace(
-        self.model, member=family.create(name, **settings)))
+        self.model, member=member))
 
   def replace(self, **settings: Any) -> 'TrainConfig':
     """A copy with flat settings changed (member settings included)."""
@@ -358,7 +343,7 @@ class TrainConfig:
           raise errors.ConfigError(group, body, 'must be a JSON object')
         body = dict(body)
         if group == 'model':
-          flat['model'] = body.pop('name', 'vae')
+          flat['model'] = body.pop('name', family.DEFAULT)
           flat.update(body.pop('settings', {}))
         unknown = sorted(set(body) - set(_fields_of(group)))
         if unknown:
@@ -374,12 +359,17 @@ class TrainConfig:
       flat = _legacy_member_settings(flat)
     return cls.create(**flat)
 
-  def differences(self, other: 'TrainConfig') -> list[tuple[str, Any, Any]]:
-    """Settings outside the resumable ones whose values differ:
-    (name, self's value, other's value), in declaration order."""
-    resumable = _resumable()
+  def differences(self, other: 'TrainConfig',
+                  ignore_member_settings: bool = False,
+                  ignore: tuple[str, ...] = ()
+                  ) -> list[tuple[str, Any, Any]]:
+    """Settings outside the resumable ones (and `ignore`) whose values
+    differ: (name, self's value, other's value), in declaration order.
+    `ignore_member_settings`: the members' settings are compared resolved,
+    elsewhere (`plan.differences`)."""
+    resumable = _resumable() | set(ignore)
     a, b = self.flat(), other.flat()
-    if a['model'] != b['model']:  # then their settings differ by nature
+    if a['model'] != b['model'] or ignore_member_settings:
       resumable |= set(family.all_settings())
     out = []
     for name in dict.fromkeys(list(a) + list(b)):
@@ -425,7 +415,7 @@ def group_fields() -> dict[str, list[dataclasses.Field]]:
 def _legacy_member_settings(flat: dict[str, Any]) -> dict[str, Any]:
   """A flat config.json of the earlier layout stored every member's setting
   at its default; keep only those the run's member declares."""
-  name = flat.get('model', 'vae')
+  name = flat.get('model', family.DEFAULT)
   try:
     own = {f.name: f for f in dataclasses.fields(family.get(name))}
   except errors.ConfigError:

@@ -6,8 +6,8 @@ Each returns `tfd.Independent(..., reinterpreted_batch_ndims=3)`: batch shape
 The sources' MMD-VAE minimises a mean squared error.  A Gaussian with fixed
 scale s gives -log p(x|z) = sum((x - mu)^2) / (2 s^2) + D log(s sqrt(2 pi)),
 so the squared error is this likelihood up to a factor and a constant; see
-`family._default_mmd_weight` for how the MMD weight keeps the sources'
-balance.
+`components.Likelihood.pixel_weight` for how the MMD weight keeps the
+sources' balance.
 """
 
 import keras
@@ -20,7 +20,30 @@ from tfp_vae import networks
 tfd = tfp.distributions
 
 
-class BernoulliDecoder(keras.layers.Layer):
+class Decoder(keras.layers.Layer):
+  """p(x|z) = prod_pixels pixels(net(z)): `tfd.Independent` over [H, W, C]
+  of the per-pixel distribution that `pixels` (or a subclass's
+  `pixel_distribution`) builds from the network's float32 outputs.
+
+  A likelihood declared elsewhere (`components.Likelihood.decoder`) can use
+  this layer as it is: `Decoder(network, lambda out: tfd.Laplace(...))`.
+  """
+
+  def __init__(self, network: keras.Model, pixels=None, **kwargs):
+    super().__init__(**kwargs)
+    self.network = network
+    self._pixels = pixels
+
+  def pixel_distribution(self, outputs: tf.Tensor) -> tfd.Distribution:
+    return self._pixels(outputs)
+
+  def call(self, codes: tf.Tensor) -> tfd.Independent:
+    return tfd.Independent(
+        self.pixel_distribution(networks.as_float32(self.network(codes))),
+        reinterpreted_batch_ndims=3)
+
+
+class BernoulliDecoder(Decoder):
   """p(x|z) = prod_pixels Bernoulli(sigmoid(logits(z))).
 
   Parameterised by logits (numerically stable log_prob, as the source's
@@ -28,18 +51,11 @@ class BernoulliDecoder(keras.layers.Layer):
   accepted as soft labels, which is what the sources train on.
   """
 
-  def __init__(self, network: keras.Model, **kwargs):
-    super().__init__(**kwargs)
-    self.network = network
-
-  def call(self, codes: tf.Tensor) -> tfd.Independent:
-    return tfd.Independent(
-        tfd.Bernoulli(logits=networks.as_float32(self.network(codes)),
-                      dtype=tf.float32),
-        reinterpreted_batch_ndims=3)
+  def pixel_distribution(self, outputs):
+    return tfd.Bernoulli(logits=outputs, dtype=tf.float32)
 
 
-class GaussianDecoder(keras.layers.Layer):
+class GaussianDecoder(Decoder):
   """p(x|z) = prod_pixels N(sigmoid(net(z)), scale^2) with a fixed scale.
 
   The sigmoid keeps the mean in the pixel range [0, 1], as the source's
@@ -47,18 +63,15 @@ class GaussianDecoder(keras.layers.Layer):
   """
 
   def __init__(self, network: keras.Model, scale: float, **kwargs):
-    super().__init__(**kwargs)
-    self.network = network
+    super().__init__(network, **kwargs)
     self.scale = float(scale)
 
-  def call(self, codes: tf.Tensor) -> tfd.Independent:
-    loc = tf.sigmoid(networks.as_float32(self.network(codes)))
-    return tfd.Independent(
-        tfd.Normal(loc=loc, scale=tf.fill(tf.shape(loc), self.scale)),
-        reinterpreted_batch_ndims=3)
+  def pixel_distribution(self, outputs):
+    loc = tf.sigmoid(outputs)
+    return tfd.Normal(loc=loc, scale=tf.fill(tf.shape(loc), self.scale))
 
 
-class LearnedScaleGaussianDecoder(keras.layers.Layer):
+class LearnedScaleGaussianDecoder(Decoder):
   """p(x|z) = prod_pixels N(sigmoid(net(z)), s^2) with a learned scale s.
 
   `per_pixel=False`: one scale for every pixel (`gaussian_learned`);
@@ -71,8 +84,7 @@ class LearnedScaleGaussianDecoder(keras.layers.Layer):
 
   def __init__(self, network: keras.Model, image_shape, initial_scale: float,
                per_pixel: bool, min_scale: float = 1e-2, **kwargs):
-    super().__init__(**kwargs)
-    self.network = network
+    super().__init__(network, **kwargs)
     self.min_scale = float(min_scale)
     self.per_pixel = per_pixel
     start = max(float(initial_scale) - self.min_scale, 1e-4)
@@ -84,9 +96,7 @@ class LearnedScaleGaussianDecoder(keras.layers.Layer):
   def scale(self) -> tf.Tensor:
     return tf.nn.softplus(self.raw_scale) + self.min_scale
 
-  def call(self, codes: tf.Tensor) -> tfd.Independent:
-    loc = tf.sigmoid(networks.as_float32(self.network(codes)))
-    return tfd.Independent(
-        tfd.Normal(loc=loc, scale=tf.broadcast_to(self.scale(),
-                                                  tf.shape(loc))),
-        reinterpreted_batch_ndims=3)
+  def pixel_distribution(self, outputs):
+    loc = tf.sigmoid(outputs)
+    return tfd.Normal(loc=loc, scale=tf.broadcast_to(self.scale(),
+                                                     tf.shape(loc)))

@@ -14,10 +14,16 @@ defaults, help texts and checks) and whose methods are its objective:
 `models.LatentVariableModel` reduces the two the same way in training (a
 batch, replicas included), in validation and on the test set
 (`metrics.evaluate`), so the test loss is the model's own objective.
-Configuration (`config.ModelConfig.member`), validation, the command-line
-flags, the builder, evaluation and export read the declaration; adding a
-member is one class here (or anywhere, with `@register`) plus its README
-line.  A setting a member does not declare cannot be set for it.
+
+Besides its objective a member declares what generic code needs of it:
+`summary` (its --model help), `encoder` (a `components.ENCODERS` name),
+`loss_scales` (the settings that scale its loss, named in the advice after
+a NaN), `samples_setting` (the setting that multiplies the codes drawn per
+image, for the memory estimate) and `resolve` (its data-dependent
+defaults).  Members register in `MEMBERS` (`tfp_vae.registry`), here or in
+any installed plugin; configuration, the command-line flags and their help,
+the builder, the comparison, evaluation, the report and export read the
+declaration.  A setting a member does not declare cannot be set for it.
 
 This module does not import TensorFlow at load time (objectives import it
 when they run), so command lines check settings before TensorFlow loads.
@@ -28,10 +34,10 @@ from typing import Any, Callable, ClassVar, Optional
 
 from tfp_vae import checks
 from tfp_vae import errors
+from tfp_vae import registry
 
 KL_ESTIMATORS = ('analytic', 'sampled')
 KERNELS = ('sources', 'rbf', 'imq')
-ENCODERS = ('gaussian', 'point_mass')
 
 
 def setting(default: Any, help_text: str,
@@ -52,29 +58,49 @@ def public_name(field: dataclasses.Field) -> str:
 @dataclasses.dataclass(frozen=True)
 class Context:
   """What resolving a member's defaults may depend on."""
-  num_pixels: int        # D = H * W * C
-  likelihood: str        # 'bernoulli' or a 'gaussian*' likelihood
-  gaussian_scale: float  # fixed (or initial learned) pixel scale s
-  prior: str             # 'normal' has a closed-form KL; the others do not
+  num_pixels: int          # D = H * W * C
+  pixel_weight: float      # `components.Likelihood.pixel_weight` at its scale
+  closed_form_kl: bool     # the prior has a closed-form KL to q(z|x)
+  prior: str               # its name, for messages
 
 
 @dataclasses.dataclass(frozen=True)
-class Member:
+class Member(registry.Registrable):
   """Base of the family members (see the module doc).
 
   Class attributes every member sets:
     name: the `--model` value.
-    encoder: 'gaussian' (q(z|x) = N(mu, diag sigma^2)) or 'point_mass' (a
-      deterministic code; no density, so no ELBO and no VampPrior).
+    summary: one line for the --model help.
+    encoder: a `components.ENCODERS` name: 'gaussian' (q(z|x) = N(mu, diag
+      sigma^2)) or 'point_mass' (a deterministic code; no density, so no
+      ELBO and no VampPrior).
     terms: the terms `per_example` and `batch_terms` return, 'loss' first
       (shown while training, in history.jsonl and in metrics.json).
     batch_term_names: the terms `batch_terms` returns (none: the codes are
       not gathered across replicas).
+    loss_scales: settings that scale the loss (NaN advice).
+    samples_setting: the setting holding the codes drawn per image, if it
+      is more than one (memory estimate).
   """
   name: ClassVar[str] = ''
+  summary: ClassVar[str] = ''
   encoder: ClassVar[str] = 'gaussian'
   terms: ClassVar[tuple[str, ...]] = ('loss',)
   batch_term_names: ClassVar[tuple[str, ...]] = ()
+  loss_scales: ClassVar[tuple[str, ...]] = ()
+  samples_setting: ClassVar[Optional[str]] = None
+
+  @classmethod
+  def validate_declaration(cls) -> None:
+    own = {f.name for f in dataclasses.fields(cls)}
+    if not cls.terms or cls.terms[0] != 'loss':
+      raise ValueError(f'{cls.__name__}.terms must start with "loss"')
+    if not set(cls.batch_term_names) <= set(cls.terms):
+      raise ValueError(f'{cls.__name__}.batch_term_names must be terms')
+    for name in (*cls.loss_scales, *filter(None, [cls.samples_setting])):
+      if name not in own:
+        raise ValueError(f'{cls.__name__} declares {name!r}, which is not '
+                         f'one of its settings')
 
   def validate(self) -> 'Member':
     """Checks every setting; returns self.
@@ -98,6 +124,17 @@ class Member:
     """Resolved weights worth keeping in metrics.json."""
     return {}
 
+  def samples_per_image(self) -> int:
+    """Codes drawn per image in a training step."""
+    return int(getattr(self, self.samples_setting)) if (
+        self.samples_setting) else 1
+
+  def settings(self) -> dict[str, Any]:
+    """{public name: value} of every setting (the report and the NaN
+    advice show them so)."""
+    return {public_name(f): getattr(self, f.name)
+            for f in dataclasses.fields(self)}
+
   def per_example(self, model, images, seed):
     raise NotImplementedError
 
@@ -106,55 +143,34 @@ class Member:
     return {}
 
 
-_MEMBERS: dict[str, type[Member]] = {}
-
-
-def register(cls: type[Member]) -> type[Member]:
-  """Class decorator: makes `cls` a `--model` value."""
-  if not cls.name or cls.encoder not in ENCODERS:
-    raise ValueError(f'{cls.__name__} needs a name and an encoder in '
-                     f'{ENCODERS}')
-  if cls.name in _MEMBERS and _MEMBERS[cls.name] is not cls:
-    raise ValueError(f'model name {cls.name!r} is already taken by '
-                     f'{_MEMBERS[cls.name].__name__}')
-  _MEMBERS[cls.name] = cls
-  return cls
-
-
-def names() -> tuple[str, ...]:
-  return tuple(_MEMBERS)
-
-
-def get(name: str) -> type[Member]:
-  """The member called `name`.
-
-  Raises:
-    ConfigError: no member has that name.
-  """
-  if name not in _MEMBERS:
-    raise errors.ConfigError('model', name, f'must be one of {list(names())}')
-  return _MEMBERS[name]
+MEMBERS = registry.Registry('model', 'model', Member)
+# The member a run trains when none is named: the sources' VAE.
+DEFAULT = 'vae'
+register = MEMBERS.register
+names = MEMBERS.names
+get = MEMBERS.get
 
 
 def all_settings() -> dict[str, tuple[dataclasses.Field, list[str]]]:
   """Every setting of every member: {field name: (field, member names)}
   (a setting several members share must have one default and help)."""
   out: dict[str, tuple[dataclasses.Field, list[str]]] = {}
-  for cls in _MEMBERS.values():
+  for name, cls in MEMBERS.items():
     for field in dataclasses.fields(cls):
-      out.setdefault(field.name, (field, []))[1].append(cls.name)
+      out.setdefault(field.name, (field, []))[1].append(name)
   return out
 
 
 def create(name: str, **settings: Any) -> Member:
-  """Member `name` with `settings`; a setting it does not declare is
-  refused, naming the members that use it.
+  """Member `name` with `settings` (field names); a setting it does not
+  declare is refused, naming the members that use it.  Lists given for
+  tuple settings become tuples.
 
   Raises:
     ConfigError: unknown member or a setting it does not use.
   """
   cls = get(name)
-  own = {f.name for f in dataclasses.fields(cls)}
+  own = {f.name: f for f in dataclasses.fields(cls)}
   shared = all_settings()
   for key in settings:
     if key not in own:
@@ -167,7 +183,9 @@ def create(name: str, **settings: Any) -> Member:
                if users else 'is not a setting of any model')
       raise errors.ConfigError(field_name, settings[key],
                                f'{where}, not --model={name}')
-  return cls(**settings)
+  values = {k: tuple(v) if isinstance(v, list) and isinstance(
+      own[k].default, tuple) else v for k, v in settings.items()}
+  return cls(**values)
 
 
 # -- objectives' building blocks -----------------------------------------
@@ -177,22 +195,20 @@ def _default_mmd_weight(context: Context) -> float:
   """The sources' balance of reconstruction and MMD.
 
   The sources' MMD-VAE minimises `mean((x - x_hat)^2) + MMD`, the mean over
-  the D pixel values of a batch.  With a Gaussian likelihood of fixed scale
-  s, -log p(x|z) = sum((x - x_hat)^2) / (2 s^2) + const = D / (2 s^2) *
-  mean(...) + const per image, so weight D / (2 s^2) reproduces the sources'
-  objective up to a constant factor and offset.  For the Bernoulli
-  likelihood the default is D, the same balance with the cross-entropy sum in
-  place of the squared-error sum (equivalent to s^2 = 1/2).  Learned scales
-  start at s.
+  the D pixel values of a batch.  A likelihood whose -log p(x|z) is w *
+  sum((x - x_hat)^2) + const (`components.Likelihood.pixel_weight`: w = 1 /
+  (2 s^2) for a Gaussian of scale s) makes that D w * mean(...) + const per
+  image, so weight D w reproduces the sources' objective up to a constant
+  factor and offset.  The Bernoulli likelihood's w is 1, the same balance
+  with the cross-entropy sum in place of the squared-error sum (equivalent
+  to s^2 = 1/2).  Learned scales start at s.
   """
-  if context.likelihood.startswith('gaussian'):
-    return context.num_pixels / (2.0 * context.gaussian_scale**2)
-  return float(context.num_pixels)
+  return context.num_pixels * context.pixel_weight
 
 
 def _resolved_kl(kl_estimator: str, context: Context) -> tuple[str, list[str]]:
   """'analytic' becomes 'sampled' for priors without a closed-form KL."""
-  if kl_estimator == 'analytic' and context.prior != 'normal':
+  if kl_estimator == 'analytic' and not context.closed_form_kl:
     return 'sampled', [
         f'--prior={context.prior} has no closed-form KL to q(z|x): the rate '
         f'uses the one-sample estimate log q(z|x) - log p(z) instead of '
@@ -253,9 +269,10 @@ _KL_HELP = ('Rate: analytic KL, or sampled: log q(z|x) - log p(z) at the '
 @dataclasses.dataclass(frozen=True)
 class _MMDMember(Member):
   """A member with an MMD(q(z), p(z)) term between the batch's codes and as
-  many prior samples, and the kernel settings it uses."""
+  many prior samples, weighted by its `mmd_weight`, and the kernel settings
+  it uses."""
   kernel: str = setting('sources', _KERNEL_HELP, _check_kernel)
-  kernel_scales: tuple = setting((), _SCALES_HELP, _check_kernel_scales)
+  kernel_scales: tuple[float, ...] = setting((), _SCALES_HELP, _check_kernel_scales)
   unbiased_mmd: bool = setting(False, _UNBIASED_HELP, checks.boolean)
 
   def validate(self):
@@ -265,22 +282,24 @@ class _MMDMember(Member):
                                'takes one bandwidth for --kernel=rbf')
     return self
 
-  def _mmd(self, model, codes, seed, weight: float):
+  def batch_terms(self, model, codes, seed):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
     import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
+    from tfp_vae import components  # pylint: disable=g-import-not-at-top
     from tfp_vae import losses  # pylint: disable=g-import-not-at-top
-    # A Gaussian encoder used the step seed for its codes; a point mass drew
-    # no noise, so the seed is free for the prior.
     # One name scope, so that profiles (bench/op_profile.py) can tell what
     # the MMD term costs.
     with tf.name_scope('mmd'):
-      prior_seed = (seed if self.encoder == 'point_mass'
-                    else tfp.random.split_seed(seed, 2)[1])
+      # An encoder with a density drew the codes' noise from the step seed;
+      # a point mass drew none, so the seed is free for the prior.
+      prior_seed = (tfp.random.split_seed(seed, 2)[1]
+                    if components.ENCODERS.get(self.encoder).has_density
+                    else seed)
       prior_samples = model.prior_distribution().sample(
           tf.shape(codes)[0], seed=prior_seed)
       kernel = losses.make_kernel(self.kernel, self.kernel_scales)
-      return weight * losses.mmd(codes, prior_samples, kernel,
-                                 self.unbiased_mmd)
+      return {'mmd': self.mmd_weight * losses.mmd(
+          codes, prior_samples, kernel, self.unbiased_mmd)}
 
 
 # -- the members ------------------------------------------------------------
@@ -292,8 +311,10 @@ class VAE(Member):
   """Gaussian encoder trained on distortion + beta * rate: the negative ELBO
   at beta = 1 (the sources' VAE), the beta-VAE otherwise."""
   name: ClassVar[str] = 'vae'
+  summary: ClassVar[str] = 'the ELBO (the beta-VAE with --beta)'
   encoder: ClassVar[str] = 'gaussian'
   terms: ClassVar[tuple[str, ...]] = ('loss', 'distortion', 'rate')
+  loss_scales: ClassVar[tuple[str, ...]] = ('beta',)
 
   beta: float = setting(1.0, 'Weight of the KL term (1: the ELBO; '
                         'beta-VAE otherwise).', checks.finite_non_negative)
@@ -316,9 +337,11 @@ class MMDVAE(_MMDMember):
   """Deterministic encoder trained on distortion + mmd_weight *
   MMD(q(z), p(z)), with the sources' Gaussian kernel by default."""
   name: ClassVar[str] = 'mmd_vae'
+  summary: ClassVar[str] = 'reconstruction + MMD to the prior (--mmd_weight)'
   encoder: ClassVar[str] = 'point_mass'
   terms: ClassVar[tuple[str, ...]] = ('loss', 'distortion', 'mmd')
   batch_term_names: ClassVar[tuple[str, ...]] = ('mmd',)
+  loss_scales: ClassVar[tuple[str, ...]] = ('mmd_weight',)
 
   mmd_weight: Optional[float] = setting(
       None, "Weight of MMD(q(z), p(z)); default: the sources' balance "
@@ -338,9 +361,6 @@ class MMDVAE(_MMDMember):
     _, codes, distortion, _ = _distortion_and_rate(model, images, seed, None)
     return {'loss': distortion, 'distortion': distortion}, codes
 
-  def batch_terms(self, model, codes, seed):
-    return {'mmd': self._mmd(model, codes, seed, self.mmd_weight)}
-
 
 @register
 @dataclasses.dataclass(frozen=True)
@@ -354,9 +374,11 @@ class InfoVAE(_MMDMember):
   (global) batch with as many prior samples.
   """
   name: ClassVar[str] = 'info_vae'
+  summary: ClassVar[str] = 'InfoVAE (--alpha, --lambda)'
   encoder: ClassVar[str] = 'gaussian'
   terms: ClassVar[tuple[str, ...]] = ('loss', 'distortion', 'rate', 'mmd')
   batch_term_names: ClassVar[tuple[str, ...]] = ('mmd',)
+  loss_scales: ClassVar[tuple[str, ...]] = ('info_lambda',)
 
   alpha: float = setting(0.0, 'The objective is distortion + (1 - alpha) KL '
                          '+ (alpha + lambda - 1) MMD.', checks.finite)
@@ -381,16 +403,14 @@ class InfoVAE(_MMDMember):
     return self.alpha + self.info_lambda - 1.0
 
   def recorded(self):
-    return {'mmd_weight': self.mmd_weight, 'rate_weight': self.rate_weight}
+    return {'mmd_weight': self.mmd_weight,
+            'rate_weight': self.rate_weight}
 
   def per_example(self, model, images, seed):
     _, codes, distortion, rate = _distortion_and_rate(
         model, images, seed, self.kl_estimator)
     return {'loss': distortion + self.rate_weight * rate,
             'distortion': distortion, 'rate': rate}, codes
-
-  def batch_terms(self, model, codes, seed):
-    return {'mmd': self._mmd(model, codes, seed, self.mmd_weight)}
 
 
 @register
@@ -400,8 +420,11 @@ class IWAE(Member):
   (Burda et al.): loss = -log (1/k) sum_i p(x|z_i) p(z_i) / q(z_i|x),
   z_i ~ q(z|x).  k = 1 is the single-sample ELBO estimate."""
   name: ClassVar[str] = 'iwae'
+  summary: ClassVar[str] = ('the k-sample importance-weighted bound '
+                            '(--iwae_samples)')
   encoder: ClassVar[str] = 'gaussian'
   terms: ClassVar[tuple[str, ...]] = ('loss', 'neg_elbo')
+  samples_setting: ClassVar[Optional[str]] = 'iwae_samples'
 
   iwae_samples: int = setting(5, 'Importance samples k of the training '
                               'bound.', checks.positive_int)

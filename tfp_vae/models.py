@@ -16,6 +16,7 @@ The Monte-Carlo noise of a step is drawn for the global batch from a
 stateless seed (seed, step) and sliced per replica, for the same reason.
 """
 
+import dataclasses
 from typing import Optional
 import weakref
 
@@ -24,14 +25,10 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_vae import config as config_lib
-from tfp_vae import decoders
 from tfp_vae import distribute
-from tfp_vae import encoders
 from tfp_vae import family
-from tfp_vae import hardware
 from tfp_vae import losses
-from tfp_vae import networks
-from tfp_vae import priors
+from tfp_vae import plan as plan_lib
 
 tfd = tfp.distributions
 
@@ -299,74 +296,65 @@ class _dtype_policy:  # pylint: disable=invalid-name
 
 
 def in_float32(model: 'LatentVariableModel', config: config_lib.TrainConfig,
-               image_shape: tuple[int, int, int]) -> 'LatentVariableModel':
+               the_plan: plan_lib.Plan) -> 'LatentVariableModel':
   """`model` computing in float32: `model` itself when it does, else the
   same model built in float32 holding `model`'s weights.
 
-  16-bit compute (`TrainConfig.precision`) is for training speed.  Test
+  16-bit compute (the plan's precision) is for training speed.  Test
   metrics, plots and SavedModels are computed in float32 on every machine:
   figures stay comparable between machines, and an export does not need
   16-bit units where it is served (bfloat16 is emulated, about 10x slower,
   on CPUs without them).  The weights are float32 either way.
   """
-  precision, _ = hardware.resolve_precision(config.trainer.precision)
-  if precision == 'float32':
+  if the_plan.precision == 'float32':
     return model
-  copy = build_model(config.replace(precision='float32'), image_shape,
-                     seed=model.seed)
+  copy = build_model(config, seed=model.seed, the_plan=dataclasses.replace(
+      the_plan, runtime=dataclasses.replace(the_plan.runtime,
+                                            precision='float32')))
   copy.set_weights(model.get_weights())
   return copy
 
 
 def build_model(config: config_lib.TrainConfig,
-                image_shape: tuple[int, int, int],
-                seed: Optional[int] = None) -> LatentVariableModel:
+                image_shape: Optional[tuple[int, int, int]] = None,
+                seed: Optional[int] = None,
+                the_plan: Optional[plan_lib.Plan] = None
+                ) -> LatentVariableModel:
   """Builds (and builds the weights of) the model `config` describes.
 
   Args:
     config: a validated TrainConfig.
-    image_shape: (H, W, C) of the data.
+    image_shape: (H, W, C) of the data, when there is no plan.
     seed: weight-initialisation seed; defaults to the trainer's seed.
+    the_plan: the run's plan (`tfp_vae.plan`): its resolved member, image
+      shape and precision.  Without one, `plan.for_model` makes one for
+      this config and image shape.
 
   Returns:
     A built, uncompiled LatentVariableModel whose `member` has its defaults
-    resolved for this image shape.
+    resolved for the image shape.
 
   Raises:
     ConfigError: the architecture does not fit the image shape.
   """
-  model_config = config.model
+  if the_plan is None:
+    the_plan = plan_lib.for_model(config, image_shape)
+  model_config, image_shape = config.model, the_plan.image_shape
   seed = config.trainer.seed if seed is None else seed
   keras.utils.set_random_seed(seed)
   latent = model_config.latent_dim
-  member, _ = model_config.resolved_member(image_shape)
-  encoder_net, decoder_net = networks.ARCHITECTURES[model_config.architecture]
-  gaussian = member.encoder == 'gaussian'
-  precision, _ = hardware.resolve_precision(config.trainer.precision)
-  with _dtype_policy(precision):
-    encoder_net = encoder_net(image_shape,
-                              2 * latent if gaussian else latent)
-    net = decoder_net(latent, image_shape)
-  if gaussian:
-    encoder = encoders.GaussianEncoder(encoder_net, latent, name='encoder')
-  else:
-    encoder = encoders.DeterministicEncoder(encoder_net, latent,
-                                            name='encoder')
-  likelihood = model_config.likelihood
-  if likelihood == 'bernoulli':
-    decoder = decoders.BernoulliDecoder(net, name='decoder')
-  elif likelihood == 'gaussian':
-    decoder = decoders.GaussianDecoder(net, model_config.gaussian_scale,
-                                       name='decoder')
-  else:
-    decoder = decoders.LearnedScaleGaussianDecoder(
-        net, image_shape, model_config.gaussian_scale,
-        per_pixel=likelihood == 'gaussian_per_pixel', name='decoder')
-  prior = priors.make_prior(model_config.prior, latent,
-                            model_config.prior_components, encoder=encoder,
-                            image_shape=image_shape)
-  model = LatentVariableModel(member, encoder, decoder, prior, latent,
-                              seed=config.trainer.seed,
+  encoder_kind, likelihood, prior, architecture = model_config.parts()
+  with _dtype_policy(the_plan.precision):
+    encoder_net = architecture.encoder(image_shape,
+                                       encoder_kind.outputs(latent))
+    decoder_net = architecture.decoder(latent, image_shape)
+  encoder = encoder_kind.layer(encoder_net, latent)
+  decoder = likelihood.decoder(decoder_net, image_shape,
+                               model_config.gaussian_scale)
+  prior_layer = prior.layer(latent, model_config.prior_components, encoder,
+                            image_shape)
+  model = LatentVariableModel(the_plan.member, encoder, decoder, prior_layer,
+                              latent, seed=config.trainer.seed,
                               name=model_config.name)
   model(tf.zeros((1,) + tuple(image_shape)))
   return model

@@ -1,10 +1,13 @@
-"""Keras layer stacks: tensors in, tensors out.  No distributions here."""
+"""Keras layer stacks: tensors in, tensors out.  No distributions here.
+
+Which image shapes each stack takes is declared with its architecture
+(`components.ARCHITECTURES`), which checks them before a stack is built.
+"""
 
 from typing import Sequence
 
 import keras
 
-from tfp_vae import errors
 
 
 def as_float32(outputs):
@@ -41,35 +44,32 @@ def conv_encoder(image_shape: Sequence[int], output_units: int,
 
 
 def conv_decoder(latent_dim: int, image_shape: Sequence[int],
+                 dense_channels: int = 32,
                  name: str = 'conv_decoder') -> keras.Sequential:
-  """The decoder network of the source document 000, for any image size.
+  """The decoder network of the source documents, for any image size whose
+  height and width are divisible by 4 (two stride-2 upsamplings).
 
-  dense (H/4 * W/4 * 32, relu) -> reshape -> deconv 64 (3x3, stride 2, same,
-  relu) -> deconv 32 (3x3, stride 2, same, relu) -> deconv C (3x3, stride 1,
-  same, linear).  The output is unconstrained (logits); decoders map it to
-  likelihood parameters.
+  dense (H/4 * W/4 * dense_channels, relu) -> reshape -> deconv 64 (3x3,
+  stride 2, same, relu) -> deconv 32 (3x3, stride 2, same, relu) -> deconv C
+  (3x3, stride 1, same, linear).  Document 000 reshapes to 32 channels,
+  document 003 to 64.  The output is unconstrained (logits); decoders map it
+  to likelihood parameters.
 
   Args:
     latent_dim: size of the code z.
-    image_shape: (height, width, channels) of the images to produce; height
-      and width must be divisible by 4 (two stride-2 upsamplings).
+    image_shape: (height, width, channels) of the images to produce.
+    dense_channels: channels of the reshaped dense output.
+    name: Keras name of the stack.
 
   Returns:
     A `keras.Sequential` mapping [B, latent_dim] -> [B, H, W, C].
-
-  Raises:
-    ConfigError: if height or width is not divisible by 4.
   """
   height, width, channels = image_shape
-  if height % 4 or width % 4:
-    raise errors.ConfigError(
-        'architecture', 'conv',
-        f'needs image height and width divisible by 4, got '
-        f'{tuple(image_shape)}; use --architecture=mlp')
   return keras.Sequential([
       keras.layers.Input((latent_dim,)),
-      keras.layers.Dense(height // 4 * width // 4 * 32, activation='relu'),
-      keras.layers.Reshape((height // 4, width // 4, 32)),
+      keras.layers.Dense(height // 4 * width // 4 * dense_channels,
+                         activation='relu'),
+      keras.layers.Reshape((height // 4, width // 4, dense_channels)),
       keras.layers.Conv2DTranspose(64, 3, strides=2, padding='same',
                                    activation='relu'),
       keras.layers.Conv2DTranspose(32, 3, strides=2, padding='same',
@@ -83,7 +83,8 @@ def conv_dense16_encoder(image_shape: Sequence[int], output_units: int,
                          ) -> keras.Sequential:
   """The encoder of the source document 003: conv 32 and conv 64 (3x3,
   stride 2, 'same', relu) -> flatten -> dense 16 (relu) -> dense
-  `output_units` (the 16-unit bottleneck before the code)."""
+  `output_units` (the 16-unit bottleneck before the code).  Its decoder is
+  `conv_decoder` with 64 dense channels."""
   return keras.Sequential([
       keras.layers.Input(tuple(image_shape)),
       keras.layers.Conv2D(32, 3, strides=2, padding='same', activation='relu'),
@@ -91,25 +92,6 @@ def conv_dense16_encoder(image_shape: Sequence[int], output_units: int,
       keras.layers.Flatten(),
       keras.layers.Dense(16, activation='relu'),
       keras.layers.Dense(output_units),
-  ], name=name)
-
-
-def conv_dense16_decoder(latent_dim: int, image_shape: Sequence[int],
-                         name: str = 'conv_dense16_decoder'
-                         ) -> keras.Sequential:
-  """The decoder of the source document 003: dense (H/4 * W/4 * 64, relu)
-  -> reshape -> deconv 64 and 32 (3x3, stride 2, same, relu) -> deconv C
-  (3x3, same, linear: decoders apply the sigmoid or use logits)."""
-  height, width, channels = _divisible_by_4(image_shape, 'conv_dense16')
-  return keras.Sequential([
-      keras.layers.Input((latent_dim,)),
-      keras.layers.Dense(height // 4 * width // 4 * 64, activation='relu'),
-      keras.layers.Reshape((height // 4, width // 4, 64)),
-      keras.layers.Conv2DTranspose(64, 3, strides=2, padding='same',
-                                   activation='relu'),
-      keras.layers.Conv2DTranspose(32, 3, strides=2, padding='same',
-                                   activation='relu'),
-      keras.layers.Conv2DTranspose(channels, 3, padding='same'),
   ], name=name)
 
 
@@ -147,7 +129,6 @@ def conv_deep_encoder(image_shape: Sequence[int], output_units: int,
   """A deeper conv encoder for 32x32 colour images (CIFAR-10): conv 32, 64,
   128 (4x4, stride 2, same, relu; 32 -> 16 -> 8 -> 4) -> flatten -> dense
   256 (relu) -> dense `output_units`."""
-  _divisible_by_8(image_shape)
   return keras.Sequential([
       keras.layers.Input(tuple(image_shape)),
       keras.layers.Conv2D(32, 4, strides=2, padding='same', activation='relu'),
@@ -164,7 +145,7 @@ def conv_deep_decoder(latent_dim: int, image_shape: Sequence[int],
                       name: str = 'conv_deep_decoder') -> keras.Sequential:
   """Mirror of `conv_deep_encoder`: dense 256, dense H/8 * W/8 * 128 (relu)
   -> deconv 128, 64, 32 (4x4, stride 2, same, relu) -> conv C (3x3)."""
-  height, width, channels = _divisible_by_8(image_shape)
+  height, width, channels = image_shape
   return keras.Sequential([
       keras.layers.Input((latent_dim,)),
       keras.layers.Dense(256, activation='relu'),
@@ -178,32 +159,3 @@ def conv_deep_decoder(latent_dim: int, image_shape: Sequence[int],
                                    activation='relu'),
       keras.layers.Conv2D(channels, 3, padding='same'),
   ], name=name)
-
-
-def _divisible_by_4(image_shape, architecture):
-  height, width, channels = image_shape
-  if height % 4 or width % 4:
-    raise errors.ConfigError(
-        'architecture', architecture,
-        f'needs image height and width divisible by 4, got '
-        f'{tuple(image_shape)}; use --architecture=mlp')
-  return height, width, channels
-
-
-def _divisible_by_8(image_shape):
-  height, width, channels = image_shape
-  if height % 8 or width % 8:
-    raise errors.ConfigError(
-        'architecture', 'conv_deep',
-        f'needs image height and width divisible by 8 (e.g. 32x32 '
-        f'cifar10), got {tuple(image_shape)}; use --architecture=conv or '
-        f'mlp')
-  return height, width, channels
-
-
-ARCHITECTURES = {
-    'conv': (conv_encoder, conv_decoder),
-    'conv_dense16': (conv_dense16_encoder, conv_dense16_decoder),
-    'mlp': (mlp_encoder, mlp_decoder),
-    'conv_deep': (conv_deep_encoder, conv_deep_decoder),
-}

@@ -1,11 +1,10 @@
-"""The self-contained HTML report of a VAE / MMD-VAE comparison.
+"""The self-contained HTML report of a comparison (`tfp_vae.comparison`).
 
 Images are embedded as base64 data URIs, so report.html can be mailed or
 archived alone; the PNGs also stay beside it in figures/.
 """
 
 import base64
-import dataclasses
 import html
 import os
 from typing import Any, Optional
@@ -108,40 +107,32 @@ def _over_training(epoch_figures: dict[str, dict[int, dict[str, str]]],
 
 
 def _settings_table(config, results: dict[str, dict[str, Any]],
-                    configs: Optional[dict[str, Any]] = None) -> str:
-  """The shared settings, then each model's own with resolved values (an
-  MMD weight left at its default shows the number it resolved to)."""
+                    members: dict[str, Any]) -> str:
+  """The shared settings, then each member's own at their resolved values
+  (an MMD weight left at its default shows the number it resolved to)."""
   rows = []
+  _, likelihood, prior, _ = config.model.parts()
   shown = {'model': ('likelihood', 'architecture', 'latent_dim', 'prior',
                      'prior_components', 'gaussian_scale'),
            'data': ('dataset', 'train_examples', 'validation_examples',
                     'binarize'),
            'trainer': ('batch_size', 'epochs', 'learning_rate',
                        'lr_schedule', 'seed', 'precision')}
+  # Settings of parts that do not read them are not shown.
+  unused = {'prior_components': not prior.uses_components,
+            'gaussian_scale': not likelihood.uses_scale}
   for group, names in shown.items():
     for name in names:
+      if unused.get(name):
+        continue
       value = getattr(getattr(config, group), name)
-      if name == 'prior_components' and config.model.prior == 'normal':
-        continue
-      if name == 'gaussian_scale' and not config.model.likelihood.startswith(
-          'gaussian'):
-        continue
       rows.append(f'<tr><td><code>{name}</code></td><td colspan="2">'
                   f'{html.escape(_fmt_setting(value))}</td></tr>')
-  for model, metrics in results.items():
-    if configs and model in configs:
-      member = configs[model].model.member
-    else:
-      member = config.for_model(model).model.member
-    values = {f.name: getattr(member, f.name)
-              for f in dataclasses.fields(member)}
-    for name, value in list(values.items()):
-      if value is None and name in metrics:
-        values[name] = f'{_fmt(metrics[name])} (resolved default)'
-      elif value is None and name == 'info_lambda':
-        values[name] = 'default'
-    listed = ', '.join(f'{k}={_fmt_setting(v)}' for k, v in values.items())
-    rows.append(f'<tr><td><code>{html.escape(model)}</code></td>'
+  for label in results:
+    member = members[label]
+    listed = ', '.join(f'{k}={_fmt_setting(v)}'
+                       for k, v in member.settings().items())
+    rows.append(f'<tr><td><code>{html.escape(label)}</code></td>'
                 f'<td colspan="2">{html.escape(listed) or "&ndash;"}</td>'
                 f'</tr>')
   return f'<table class="settings">{"".join(rows)}</table>'
@@ -155,29 +146,10 @@ def _fmt_setting(value: Any) -> str:
   return str(value)
 
 
-def write_report(path: str, results: dict[str, dict[str, Any]],
-                 figures: dict[str, dict[str, str]],
-                 shared_figures: dict[str, str], config,
-                 epoch_figures: Optional[
-                     dict[str, dict[int, dict[str, str]]]] = None,
-                 configs: Optional[dict[str, Any]] = None) -> str:
-  """Writes the report; returns its path.
-
-  Args:
-    path: output HTML file.
-    results: {model: metrics}.
-    figures: {model: {figure kind: png path}} (kinds as in FIGURES).
-    shared_figures: {'training_curves': png path}.
-    config: the TrainConfig both models share (model aside).
-    epoch_figures: {model: {epoch: {figure kind: png path}}}, the figures
-      drawn during training, shown side by side by epoch.
-    configs: {model: its TrainConfig}, for each model's own settings
-      (default: `config` for that model).
-  """
-  models = list(results)
+def _metric_rows(results: dict[str, dict[str, Any]]) -> str:
   rows = []
   for key, description, better in METRICS:
-    values = {m: results[m].get(key) for m in models}
+    values = {m: results[m].get(key) for m in results}
     if all(v is None for v in values.values()):
       continue
     winner = _winner(values, better)
@@ -188,55 +160,85 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
                 f'{html.escape(description)}</small></td>{cells}'
                 f'<td>{html.escape(better)}</td><td>{html.escape(winner)}'
                 f'</td></tr>')
-  head = ''.join(f'<th>{html.escape(m)}</th>' for m in models)
-  figure_rows = []
+  return ''.join(rows)
+
+
+def _figure_rows(models: list[str], figures: dict[str, dict[str, str]],
+                 head: str) -> str:
+  out = []
   for kind, caption in FIGURES:
     if not any(kind in figures.get(m, {}) for m in models):
       continue
     cells = ''.join(
         f'<td>{_img(figures[m][kind]) if kind in figures.get(m, {}) else ""}'
         f'</td>' for m in models)
-    figure_rows.append(f'<h3>{html.escape(caption)}</h3><table '
-                       f'class="figs"><tr>{head}</tr><tr>{cells}</tr>'
-                       f'</table>')
-  settings = _settings_table(config, results, configs)
+    out.append(f'<h3>{html.escape(caption)}</h3><table class="figs"><tr>'
+               f'{head}</tr><tr>{cells}</tr></table>')
+  return ''.join(out)
+
+
+_STYLE = """
+body { font-family: sans-serif; max-width: 1400px; margin: 2em auto;
+       padding: 0 2em; line-height: 1.4; }
+table { border-collapse: collapse; }
+td, th { border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }
+td.best { background: #d8f0d8; font-weight: bold; }
+table.figs td { border: none; }
+img { max-width: 640px; }
+img.wide { max-width: 100%; }
+"""
+
+
+def write_report(path: str, results: dict[str, dict[str, Any]],
+                 figures: dict[str, dict[str, str]],
+                 shared_figures: dict[str, str], config,
+                 epoch_figures: Optional[
+                     dict[str, dict[int, dict[str, str]]]] = None,
+                 members: Optional[dict[str, Any]] = None) -> str:
+  """Writes the report; returns its path.
+
+  Args:
+    path: output HTML file.
+    results: {label: metrics}, in the order to show.
+    figures: {label: {figure kind: png path}} (kinds as in FIGURES).
+    shared_figures: {'training_curves': png path}.
+    config: the TrainConfig the runs share (member aside).
+    epoch_figures: {label: {epoch: {figure kind: png path}}}, the figures
+      drawn during training, shown side by side by epoch.
+    members: {label: its resolved `family.Member`}, for each one's own
+      settings (default: config's member for every label).
+  """
+  models = list(results)
+  members = members or {m: config.model.member for m in models}
+  head = ''.join(f'<th>{html.escape(m)}</th>' for m in models)
   curves = ''.join(f'<p>{_img(p, "wide")}</p>'
                    for p in shared_figures.values())
   progress = _over_training(epoch_figures, head) if epoch_figures else ''
   if progress:
     progress = ('<h2>Over training</h2><p>The same figures drawn every '
                 f'{config.runtime.plot_every} epochs.</p>' + progress)
+  dataset = html.escape(config.data.dataset)
   page = f"""<!DOCTYPE html>
-<html><head><meta charset="utf-8"><title>tfp-vae comparison: {
-    html.escape(config.data.dataset)}</title>
-<style>
-body {{ font-family: sans-serif; max-width: 1400px; margin: 2em auto;
-        padding: 0 2em; line-height: 1.4; }}
-table {{ border-collapse: collapse; }}
-td, th {{ border: 1px solid #ccc; padding: 4px 8px; vertical-align: top; }}
-td.best {{ background: #d8f0d8; font-weight: bold; }}
-table.figs td {{ border: none; }}
-img {{ max-width: 640px; }}
-img.wide {{ max-width: 100%; }}
-</style></head><body>
-<h1>VAE (ELBO) vs MMD-VAE on {html.escape(config.data.dataset)}</h1>
+<html><head><meta charset="utf-8"><title>tfp-vae comparison: {dataset}</title>
+<style>{_STYLE}</style></head><body>
+<h1>{html.escape(", ".join(models))} on {dataset}</h1>
 <p>Same architecture, data, seed and budget. All metrics are on the
 held-out test split; in each row whose direction says what is better, the
 better value is highlighted (throughput and counts have no direction).
 Estimators are documented in <code>tfp_vae/evaluation.py</code> and the
 modules it names.</p>
 <h2>Settings</h2>
-{settings}
+{_settings_table(config, results, members)}
 <h2>Metrics</h2>
 <table><tr><th>metric</th>{head}<th>better</th><th>best</th></tr>
-{''.join(rows)}
+{_metric_rows(results)}
 </table>
 <h2>Training curves</h2>
 <p>Dashed: training batches (epoch mean); solid: test split after each
 epoch. A test curve rising while the training curve falls is overfitting.</p>
 {curves}
 <h2>Figures</h2>
-{''.join(figure_rows)}
+{_figure_rows(models, figures, head)}
 {progress}
 </body></html>
 """

@@ -24,7 +24,9 @@ import tensorflow as tf
 
 from tfp_vae import config as config_lib
 from tfp_vae import errors
+from tfp_vae import family
 from tfp_vae import models as models_lib
+from tfp_vae import plan as plan_lib
 
 CONFIG_FILE = 'config.json'
 DATA_INFO_FILE = 'data_info.json'
@@ -51,28 +53,83 @@ def write_json(file_path: str, obj: Any) -> None:
   os.replace(tmp, file_path)
 
 
+# config.json's key for the run's plan (`tfp_vae.plan`), beside the flags.
+PLAN_KEY = 'plan'
+
+
+def _read_config_json(model_dir: str) -> dict[str, Any]:
+  file_path = path(model_dir, CONFIG_FILE)
+  with open(file_path) as f:
+    values = json.load(f)
+  if not isinstance(values, dict):
+    raise ValueError('config.json must hold a JSON object')
+  return values
+
+
 def read_config(model_dir: str) -> config_lib.TrainConfig:
-  """The run's config.json.
+  """The run's config.json (its flags; `read_plan` reads its plan).
 
   Raises:
     CheckpointError: missing or not a readable tfp_vae config.
   """
   file_path = path(model_dir, CONFIG_FILE)
   try:
-    with open(file_path) as f:
-      return config_lib.TrainConfig.from_dict(json.load(f))
+    values = _read_config_json(model_dir)
+    values.pop(PLAN_KEY, None)
+    return config_lib.TrainConfig.from_dict(values)
   except (OSError, ValueError, TypeError, errors.ConfigError) as e:
     raise errors.CheckpointError(
         f'{file_path} is not a readable tfp_vae config ({type(e).__name__}: '
         f'{e})') from e
 
 
-def write_config(model_dir: str, config: config_lib.TrainConfig) -> None:
-  write_json(path(model_dir, CONFIG_FILE), config.to_dict())
+def read_plan(model_dir: str) -> Optional[dict[str, Any]]:
+  """The plan config.json recorded when the run started, as a dict; None
+  when there is no run or it was recorded before plans were."""
+  try:
+    plan = _read_config_json(model_dir).get(PLAN_KEY)
+  except (OSError, ValueError):
+    return None
+  return plan if isinstance(plan, dict) else None
 
 
-def check_same_run(config: config_lib.TrainConfig) -> None:
-  """Refuses a model_dir whose config.json describes a different run.
+def resolved_member(model_dir: str) -> family.Member:
+  """The run's member with its defaults resolved: as its plan recorded it,
+  or, for a run recorded before plans were, resolved from config.json and
+  data_info.json the way `plan.resolve_member` does at a run's start.
+
+  Raises:
+    CheckpointError: model_dir holds no readable run.
+  """
+  recorded = read_plan(model_dir)
+  if recorded:
+    try:
+      return plan_lib.recorded_member(recorded)
+    except errors.ConfigError as e:
+      raise errors.CheckpointError(
+          f'{path(model_dir, CONFIG_FILE)} records a plan this version '
+          f'cannot read ({e})') from e
+  config = read_config(model_dir)
+  shape = tuple(read_data_info(model_dir)['image_shape'])
+  return plan_lib.resolve_member(config.model, shape)[0]
+
+
+def write_config(model_dir: str, config: config_lib.TrainConfig,
+                 the_plan: plan_lib.Plan) -> None:
+  """config.json: the flags' config and, under `plan`, what was decided.
+
+  The plan's precision is the one the run started with (a resume keeps it:
+  `plan.resolve_runtime`)."""
+  write_json(path(model_dir, CONFIG_FILE),
+             {**config.to_dict(), PLAN_KEY: the_plan.to_dict()})
+
+
+def check_same_run(config: config_lib.TrainConfig,
+                   the_plan: plan_lib.Plan) -> None:
+  """Refuses a model_dir whose config.json describes a different run: a
+  setting outside the resumable ones differs, or what the checkpoint
+  depends on (the resolved member, the image shape) differs from the plan
+  recorded there.  The precision was compared when it was resolved.
 
   Raises:
     CheckpointError: naming each differing setting with both values.
@@ -85,7 +142,13 @@ def check_same_run(config: config_lib.TrainConfig) -> None:
   except errors.CheckpointError as e:
     raise errors.CheckpointError(
         f'{e}; use another --model_dir or remove that file') from e
-  diffs = previous.differences(config)
+  recorded = read_plan(model_dir)
+  if recorded:  # resolved values instead of the flags that led to them
+    diffs = previous.differences(config, ignore_member_settings=True,
+                                 ignore=('precision',))
+    diffs += plan_lib.differences(recorded, the_plan)
+  else:
+    diffs = previous.differences(config)
   if diffs:
     listed = ', '.join(f'--{name}={new!r} (checkpoint has {old!r})'
                        for name, old, new in diffs)
@@ -183,8 +246,8 @@ def load_trained_model(model_dir: str
     raise errors.CheckpointError(
         f'model_dir {model_dir} holds no readable training run ({e}); train '
         f'one with trainers.train') from e
-  model = models_lib.build_model(config.replace(precision='float32'),
-                                 tuple(info['image_shape']))
+  model = models_lib.build_model(config, the_plan=plan_lib.for_model(
+      config, tuple(info['image_shape']), precision='float32'))
   path = restore_latest(tf.train.Checkpoint(model=model),
                         os.path.join(model_dir, CHECKPOINT_SUBDIR),
                         partial=True)

@@ -38,9 +38,10 @@ from tfp_vae import data as data_lib
 from tfp_vae import distribute
 from tfp_vae import errors
 from tfp_vae import export as export_lib
-from tfp_vae import hardware
+from tfp_vae import family
 from tfp_vae import metrics as metrics_lib
 from tfp_vae import models as models_lib
+from tfp_vae import plan as plan_lib
 from tfp_vae import plots
 from tfp_vae import rundir
 
@@ -56,7 +57,8 @@ class Run:
   validation_images: np.ndarray
   test_x: np.ndarray
   previous_metrics: dict[str, Any]
-  xla: tuple[bool, str]  # (compile the step with XLA, why): `prepare`
+  plan: plan_lib.Plan
+  previous_plan: Optional[dict[str, Any]]  # recorded when the run started
   state: callbacks_lib.RunState = dataclasses.field(
       default_factory=callbacks_lib.RunState)
   model: Optional[models_lib.LatentVariableModel] = None
@@ -68,7 +70,7 @@ class Run:
 
   @property
   def model_dir(self) -> str:
-    return self.config.runtime.model_dir
+    return self.plan.model_dir
 
   @property
   def epochs_done(self) -> int:
@@ -114,15 +116,15 @@ def run(config: config_lib.TrainConfig,
     if the_run.chief:
       for path in rundir.remove_leftovers(the_run.model_dir):
         logging.info('removed %s, left by an interrupted run', path)
-    rundir.check_same_run(config)
+    rundir.check_same_run(config, the_run.plan)
     build(the_run)
     fit(the_run, on_epoch)
     return finish(the_run)
 
 
 def prepare(config: config_lib.TrainConfig) -> Run:
-  """Validates, builds the strategy, checks the model_dir and loads the
-  data."""
+  """Validates, builds the strategy, checks the model_dir, loads the data
+  and makes the run's plan (`tfp_vae.plan`), which it logs."""
   config.validate()
   if config.runtime.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -136,11 +138,15 @@ def prepare(config: config_lib.TrainConfig) -> Run:
         'batch_size', batch_size,
         f'must be divisible by the {replicas} replicas of the '
         f'{distribute.describe(strategy)}')
-  # Before the data: --xla=on with several replicas is refused here.
-  xla = hardware.resolve_xla(config.runtime.xla,
-                             distribute.replica_setup(strategy))
   chief = distribute.is_chief(strategy)
   task_type, task_id = distribute.task(strategy)
+  previous_plan = rundir.read_plan(config.runtime.model_dir)
+  # Before the data: a setting that cannot work here is refused first.
+  runtime = plan_lib.resolve_runtime(
+      config, distribute.describe(strategy),
+      distribute.replica_setup(strategy), replicas,
+      f'{task_type}:{task_id}' if task_type is not None else '', chief,
+      previous_plan)
   _check_directories(config)
   data, validation_images = prepare_data(config)
   if batch_size > len(data.train_images):
@@ -148,56 +154,45 @@ def prepare(config: config_lib.TrainConfig) -> Run:
         'batch_size', batch_size,
         f'must not exceed the {len(data.train_images)} training examples of '
         f'{config.data.dataset}')
-  budget.check(config, data.image_shape)
   model_dir = config.runtime.model_dir
   own_dir = model_dir if chief else os.path.join(
       model_dir, f'.worker-{task_type}-{task_id}')
+  the_plan = plan_lib.make(config, runtime, plan_lib.Data(
+      dataset=data.name, source=data.source, image_shape=data.image_shape,
+      num_train=len(data.train_images),
+      num_validation=len(validation_images),
+      num_test=len(data.test_images), num_classes=data.num_classes),
+                           own_dir)
+  budget.check(config, the_plan)
   os.makedirs(own_dir, exist_ok=True)
-  logging.info('strategy %s with %d replica(s)%s',
-               distribute.describe(strategy), replicas,
-               f'; this task {task_type}:{task_id} is '
-               f'{"the chief" if chief else "not the chief"}'
-               if task_type is not None else '')
+  the_plan.log()
   return Run(config=config, strategy=strategy, chief=chief, own_dir=own_dir,
              data=data, validation_images=validation_images,
              test_x=data_lib.eval_images(data.test_images,
                                          config.data.binarize,
                                          config.trainer.seed),
-             previous_metrics=rundir.read_metrics(model_dir), xla=xla)
+             previous_metrics=rundir.read_metrics(model_dir), plan=the_plan,
+             previous_plan=previous_plan)
 
 
 def build(the_run: Run) -> None:
   """Builds model and optimizer in the strategy's scope, restores the
-  latest checkpoint and, on the chief, writes config.json and
-  data_info.json."""
-  config, data = the_run.config, the_run.data
-  num_train = len(data.train_images)
-  precision, why = hardware.resolve_precision(config.trainer.precision)
-  logging.info('precision %s%s', precision,
-               f' (--precision=auto: {why})'
-               if config.trainer.precision == 'auto' else '')
-  steps_per_call, why = hardware.resolve_steps_per_execution(
-      config.runtime.steps_per_execution,
-      distribute.replica_setup(the_run.strategy))
-  if not config.runtime.steps_per_execution:
-    logging.info('%d steps per call (--steps_per_execution=0: %s)',
-                 steps_per_call, why)
+  latest checkpoint and, on the chief, writes config.json (with the plan)
+  and data_info.json."""
+  config, the_plan = the_run.config, the_run.plan
+  runtime = the_plan.runtime
   with the_run.strategy.scope():
-    model = models_lib.build_model(config, data.image_shape)
+    model = models_lib.build_model(config, the_plan=the_plan)
     optimizer = keras.optimizers.Adam(_learning_rate(
-        config, num_train // config.trainer.batch_size))
-    if precision == 'mixed_float16':
+        config, the_plan.data.num_train // config.trainer.batch_size))
+    if runtime.precision == 'mixed_float16':
       # Dynamic loss scaling keeps float16 gradients from underflowing.
       optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    xla, why = the_run.xla
-    model.compile(optimizer=optimizer, jit_compile=xla,
-                  steps_per_execution=steps_per_call)
-    if xla and not model.jit_compile:
-      why = 'Keras found the model not compilable by XLA on this platform'
-    logging.info('XLA %s for the training step%s',
-                 'on' if model.jit_compile else 'off',
-                 '' if why == 'asked for' else
-                 f' (--xla={config.runtime.xla}: {why})')
+    model.compile(optimizer=optimizer, jit_compile=runtime.xla,
+                  steps_per_execution=runtime.steps_per_execution)
+    if runtime.xla and not model.jit_compile:
+      logging.warning('XLA off for the training step: Keras found the model '
+                      'not compilable by XLA on this platform')
     optimizer.build(model.trainable_variables)
     epoch_var = tf.Variable(0, dtype=tf.int64, trainable=False, name='epoch')
     # Steps of the next epoch a SIGTERM checkpoint already holds.
@@ -209,9 +204,6 @@ def build(the_run: Run) -> None:
         max_to_keep=1)
     stopping = callbacks_lib.EarlyStopping(
         config.trainer.early_stopping_patience, the_run.state, best_manager)
-  _, notes = config.model.resolved_member(data.image_shape)
-  for note in notes:
-    logging.warning('%s', note)
   checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer,
                                    epoch=epoch_var,
                                    epoch_steps=epoch_steps_var,
@@ -226,13 +218,15 @@ def build(the_run: Run) -> None:
   the_run.model, the_run.stopping = model, stopping
   the_run.epoch_var, the_run.epoch_steps_var = epoch_var, epoch_steps_var
   if the_run.chief:
-    rundir.write_config(the_run.model_dir, config)
+    rundir.write_config(the_run.model_dir, config, the_plan)
     # What trainers.export needs to rebuild the model without the data.
+    data = the_run.data
     rundir.write_data_info(the_run.model_dir, {
         'dataset': data.name, 'image_shape': list(data.image_shape),
         'num_classes': data.num_classes,
         'class_names': list(data.class_names), 'source': data.source,
-        'num_train': num_train, 'num_test': len(data.test_images)})
+        'num_train': the_plan.data.num_train,
+        'num_test': the_plan.data.num_test})
 
 
 def fit(the_run: Run,
@@ -248,32 +242,63 @@ def fit(the_run: Run,
     NonFiniteLossError: the loss became NaN or infinite.
     PeerLost: a worker of a multi-worker run stopped answering.
   """
-  config, chief, state = the_run.config, the_run.chief, the_run.state
+  config, state = the_run.config, the_run.state
   done, offset = the_run.epochs_done, int(the_run.epoch_steps_var.numpy())
-  if the_run.stopping.stopped():
-    logging.info('%s stopped early after epoch %d (no validation '
-                 'improvement for %d epochs): not training again',
-                 the_run.model_dir, done,
-                 config.trainer.early_stopping_patience)
-    return
-  if done >= config.trainer.epochs:
-    logging.info('%s already trained for %d epochs (--epochs=%d): not '
-                 'training again', the_run.model_dir, done,
-                 config.trainer.epochs)
+  if not _epochs_left(the_run, done):
     return
   if done or offset:
     logging.info('resuming %s from epoch %d of %d%s', the_run.model_dir,
                  done, config.trainer.epochs,
                  f', step {offset} of epoch {done + 1}' if offset else '')
-  model, seed = the_run.model, config.trainer.seed
-  batch = config.trainer.batch_size
-  per_epoch = data_lib.steps_per_epoch(len(the_run.data.train_images), batch)
+  per_epoch = data_lib.steps_per_epoch(the_run.plan.data.num_train,
+                                       config.trainer.batch_size)
   state.steps_per_epoch = per_epoch
   state.resume_epoch, state.resume_offset = done, min(offset, per_epoch - 1)
   writer = (tf.summary.create_file_writer(os.path.join(
-      the_run.model_dir, rundir.TENSORBOARD_SUBDIR)) if chief else None)
-  if chief:
+      the_run.model_dir, rundir.TENSORBOARD_SUBDIR)) if the_run.chief
+            else None)
+  if the_run.chief:
     rundir.truncate_history(the_run.model_dir, done)
+  cursor = tf.Variable(state.first_step(done), dtype=tf.int64,
+                       trainable=False)
+  train = _trainer(the_run, _callbacks(the_run, cursor, writer, on_epoch),
+                   cursor)
+  with callbacks_lib.sigterm_sets_preempted(state), (
+      _peer_failures_are_retryable(the_run.strategy)):
+    if state.resume_offset:  # the rest of the epoch SIGTERM interrupted
+      train(per_epoch - state.resume_offset, done, done + 1)
+    if not the_run.model.stop_training and not state.preempted and (
+        the_run.epochs_done < config.trainer.epochs):
+      train(per_epoch, the_run.epochs_done, config.trainer.epochs)
+  if writer is not None:
+    writer.close()
+  the_run.trained = True
+  _raise_if_stopped(the_run)
+
+
+def _epochs_left(the_run: Run, done: int) -> bool:
+  """Whether the run has epochs to train (it may have stopped early or be
+  finished); says why not."""
+  config = the_run.config
+  if the_run.stopping.stopped():
+    logging.info('%s stopped early after epoch %d (no validation '
+                 'improvement for %d epochs): not training again',
+                 the_run.model_dir, done,
+                 config.trainer.early_stopping_patience)
+    return False
+  if done >= config.trainer.epochs:
+    logging.info('%s already trained for %d epochs (--epochs=%d): not '
+                 'training again', the_run.model_dir, done,
+                 config.trainer.epochs)
+    return False
+  return True
+
+
+def _callbacks(the_run: Run, cursor: tf.Variable, writer,
+               on_epoch: Optional[Callable[[int, dict], None]]) -> list:
+  """The run's callbacks, in the order `tfp_vae.callbacks` needs."""
+  config, chief, state = the_run.config, the_run.chief, the_run.state
+  model, seed = the_run.model, config.trainer.seed
   record = callbacks_lib.EpochRecord(
       state, the_run.epoch_var, the_run.epoch_steps_var, the_run.manager,
       model_dir=the_run.model_dir if chief else None,
@@ -281,13 +306,18 @@ def fit(the_run: Run,
       if chief else None,
       writer=writer, preview=the_run.test_x[:8],
       on_epoch=on_epoch if chief else None)
-  cursor = tf.Variable(state.first_step(done), dtype=tf.int64,
-                       trainable=False)
-  callbacks = [callbacks_lib.DataCursor(state, cursor),
-               callbacks_lib.NonFiniteGuard(state), the_run.stopping, record,
-               callbacks_lib.PeriodicPlots(
-                   config.runtime.plot_every if chief else 0, state, record,
-                   the_run.draw)]
+  return [callbacks_lib.DataCursor(state, cursor),
+          callbacks_lib.NonFiniteGuard(state), the_run.stopping, record,
+          callbacks_lib.PeriodicPlots(
+              config.runtime.plot_every if chief else 0, state, record,
+              the_run.draw)]
+
+
+def _trainer(the_run: Run, callbacks: list, cursor: tf.Variable):
+  """train(steps, first_epoch, last_epoch): Keras fit over the run's data
+  stream from the cursor."""
+  config, model = the_run.config, the_run.model
+  batch, seed = config.trainer.batch_size, config.trainer.seed
   validation = the_run.validation_images
   validation_ds = data_lib.eval_dataset(
       validation, batch, config.data.binarize, seed) if len(
@@ -302,16 +332,13 @@ def fit(the_run: Run,
               validation_data=validation_ds,
               shuffle=False)  # the stream is its own order
 
-  with callbacks_lib.sigterm_sets_preempted(state), (
-      _peer_failures_are_retryable(the_run.strategy)):
-    if state.resume_offset:  # the rest of the epoch SIGTERM interrupted
-      train(per_epoch - state.resume_offset, done, done + 1)
-    if not model.stop_training and not state.preempted and (
-        the_run.epochs_done < config.trainer.epochs):
-      train(per_epoch, the_run.epochs_done, config.trainer.epochs)
-  if writer is not None:
-    writer.close()
-  the_run.trained = True
+  return train
+
+
+def _raise_if_stopped(the_run: Run) -> None:
+  """After training: SIGTERM saves a checkpoint and raises Preempted; a
+  non-finite loss raises NonFiniteLossError with what to change."""
+  state = the_run.state
   if state.preempted:
     if not state.epoch_complete:
       the_run.epoch_steps_var.assign(state.epoch_steps)
@@ -327,7 +354,8 @@ def fit(the_run: Run,
             f'{the_run.epochs_done}) is kept' if last else
             'no epoch finished, so there is no checkpoint')
     raise errors.NonFiniteLossError(
-        f'{state.failure}; {kept}; {_non_finite_remedy(config)} and run the '
+        f'{state.failure}; {kept}; '
+        f'{_non_finite_remedy(the_run.config, the_run.plan)} and run the '
         f'same command again to resume')
 
 
@@ -346,7 +374,7 @@ def finish(the_run: Run) -> dict[str, float]:
                  stopping.best_loss())
   # Metrics, plots and the export in float32 (`models.in_float32`).
   the_run.model = model = models_lib.in_float32(model, config,
-                                                the_run.data.image_shape)
+                                                the_run.plan)
   export_dir = config.runtime.export_dir
   if not the_run.chief:
     if export_dir:
@@ -462,18 +490,20 @@ def _check_directories(config: config_lib.TrainConfig) -> None:
       ) from None
 
 
-def _non_finite_remedy(config: config_lib.TrainConfig) -> str:
+def _non_finite_remedy(config: config_lib.TrainConfig,
+                       the_plan: plan_lib.Plan) -> str:
   """What to change after a NaN: the learning rate, and the settings that
-  scale this model's loss."""
-  member = config.model.member
+  scale this model's loss (`family.Member.loss_scales`, at their resolved
+  values) and its likelihood's (`components.Likelihood.uses_scale`)."""
+  member = the_plan.member
+  fields = {f.name: f for f in dataclasses.fields(member)}
   scales = []
-  for field in dataclasses.fields(member):
-    if field.name in ('mmd_weight', 'info_lambda', 'beta'):
-      value = getattr(member, field.name)
-      flag = field.metadata.get('flag') or field.name
-      scales.append(f'--{flag}' + (f'={value:g}' if value is not None
-                                   else ' (default: from the pixel count)'))
-  if config.model.likelihood.startswith('gaussian'):
+  for name in member.loss_scales:
+    value = getattr(member, name)
+    scales.append(f'--{family.public_name(fields[name])}' + (
+        f'={value:g}' if value is not None else ''))
+  _, likelihood, _, _ = config.model.parts()
+  if likelihood.uses_scale:
     scales.append(f'--gaussian_scale={config.model.gaussian_scale:g} '
                   f'(a smaller scale weighs pixels by 1/scale^2)')
   remedy = 'lower --learning_rate'
@@ -503,7 +533,7 @@ def _throughput(the_run: Run) -> float:
   if len(seconds) > 1:
     seconds = seconds[1:]
   batch = the_run.config.trainer.batch_size
-  images_per_epoch = len(the_run.data.train_images) // batch * batch
+  images_per_epoch = the_run.plan.data.num_train // batch * batch
   return images_per_epoch * len(seconds) / sum(seconds)
 
 

@@ -38,6 +38,8 @@ from absl import logging
 from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
 from tfp_vae import errors
 from tfp_vae import family
+from tfp_vae import registry
+from tfp_vae import specs
 
 FLAGS = flags.FLAGS
 _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (
@@ -139,22 +141,32 @@ EXIT_RETRYABLE = 143
 
 
 def _base_type(annotation):
-  """int for Optional[int], and so on."""
+  """int for Optional[int], tuple for tuple[float, ...], and so on."""
   if typing.get_origin(annotation) is typing.Union:
-    return next(a for a in typing.get_args(annotation) if a is not type(None))
-  return annotation
+    annotation = next(a for a in typing.get_args(annotation)
+                      if a is not type(None))
+  return typing.get_origin(annotation) or annotation
+
+
+def _choices(field) -> tuple[list[str], str]:
+  """A field's allowed values and what they mean: from its registry
+  (`tfp_vae.registry`, plugins included) or its declared tuple."""
+  choices = field.metadata.get('choices')
+  if isinstance(choices, registry.Registry):
+    return list(choices.names()), ' ' + choices.describe() + '.'
+  return list(choices or ()), ''
 
 
 def _define(field, group: str, name: Optional[str] = None) -> None:
   """A flag for a config field or member setting, from its declaration:
   its default, help text and allowed values."""
   name = name or field.metadata.get('flag') or field.name
-  help_text = field.metadata.get('help', '')
-  choices = field.metadata.get('choices')
+  choices, described = _choices(field)
+  help_text = field.metadata.get('help', '') + described
   default = field.default
   kind = _base_type(field.type)
   if choices:
-    define('enum', name, default, help_text, group, enum_values=list(choices))
+    define('enum', name, default, help_text, group, enum_values=choices)
   elif kind is bool:
     define('bool', name, default, help_text, group)
   elif kind is int:
@@ -170,7 +182,8 @@ def _define(field, group: str, name: Optional[str] = None) -> None:
 def define_config_flags(groups=config_lib.GROUPS, members=None,
                         exclude=()) -> None:
   """Defines a flag for every field of the config `groups` and every
-  setting of the family `members` (default: all), except `exclude`."""
+  setting of the family `members` (default: all registered, plugins
+  included), except `exclude`."""
   defined = set()
   for group in groups:
     for field in config_lib.group_fields()[group]:
@@ -183,38 +196,53 @@ def define_config_flags(groups=config_lib.GROUPS, members=None,
             defined.add(field.name)
             users = family.all_settings()[field.name][1]
             _define(field, 'model')
-            FLAGS[field.metadata.get('flag') or field.name].help += (
+            FLAGS[family.public_name(field)].help += (
                 f' [--model={"/".join(users)}]')
 
 
 def define_train_flags() -> None:
-  """The flags of `trainers.train` (defaults from the config)."""
-  define('enum', 'model', 'vae', 'vae: the ELBO (beta-VAE with --beta); '
-         'mmd_vae: reconstruction + MMD; info_vae: InfoVAE (--alpha, '
-         '--lambda); iwae: the k-sample bound (--iwae_samples).', 'model',
+  """The flags of `trainers.train` (defaults from the config; --model's
+  values and help from the registered members)."""
+  define('enum', 'model', family.DEFAULT,
+         family.MEMBERS.describe() + '.', 'model',
          enum_values=list(family.names()))
   define_config_flags()
 
 
-def member_settings_from_flags(name: str) -> dict[str, Any]:
-  """The settings of member `name` the user set (flags away from their
-  default); a setting of another member that was set is kept, so that
-  `TrainConfig.create` refuses it with the reason."""
+def _setting_value(field, flag: str) -> Any:
+  """A member setting's flag value, as the field's type (a list flag's
+  items as numbers for a tuple of numbers)."""
+  value = FLAGS[flag].value
+  if _base_type(field.type) is not tuple:
+    return value
+  item = (typing.get_args(field.type) or (str,))[0]
+  try:
+    return tuple(item(v) for v in value)
+  except ValueError:
+    _fail(f'invalid flag --{flag}={",".join(value)}: must be comma-separated '
+          f'{"numbers" if item in (int, float) else "values"}')
+
+
+def member_settings_from_flags() -> dict[str, Any]:
+  """The member settings given on the command line, whatever their value
+  (a flag's presence, not its value, says it was set): a setting of
+  another member that was given is kept, so that `TrainConfig.create`
+  refuses it with the reason."""
   values = {}
   for setting, (field, _) in family.all_settings().items():
-    flag = field.metadata.get('flag') or setting
-    if flag not in FLAGS:
-      continue
-    value = FLAGS[flag].value
-    if setting == 'kernel_scales':
-      try:
-        value = tuple(float(v) for v in value)
-      except ValueError:
-        _fail(f'invalid flag --kernel_scales={",".join(value)}: must be '
-              f'comma-separated numbers')
-    if value != field.default:
-      values[setting] = value
-  del name
+    flag = family.public_name(field)
+    if flag in FLAGS and FLAGS[flag].present:
+      values[setting] = _setting_value(field, flag)
+  return values
+
+
+def _config_values() -> dict[str, Any]:
+  """Every config field that has a flag, at the flag's value."""
+  values = {}
+  for fields in config_lib.group_fields().values():
+    for field in fields:
+      if field.name in FLAGS:
+        values[field.name] = FLAGS[field.name].value
   return values
 
 
@@ -230,13 +258,8 @@ def train_config_from_flags(model: Optional[str] = None
     ConfigError: a setting the member does not use was set.
   """
   name = model or FLAGS['model'].value
-  values = {}
-  for fields in config_lib.group_fields().values():
-    for field in fields:
-      if field.name in FLAGS:
-        values[field.name] = FLAGS[field.name].value
-  values.update(member_settings_from_flags(name))
-  return config_lib.TrainConfig.create(model=name, **values)
+  return config_lib.TrainConfig.create(
+      model=name, **_config_values(), **member_settings_from_flags())
 
 
 EVAL_FLAGS = {'iwae_samples': 'eval_iwae_samples'}
@@ -261,22 +284,22 @@ def eval_config_from_flags() -> config_lib.EvalConfig:
   return config_lib.EvalConfig(**values).validate()
 
 
-def compare_configs_from_flags() -> tuple[config_lib.TrainConfig,
-                                          dict[str, Any],
+def compare_configs_from_flags(models: list[str]
+                               ) -> tuple[config_lib.TrainConfig,
+                                          list[tuple[str, family.Member]],
                                           config_lib.EvalConfig]:
-  """trainers.compare's shared config, member settings and evaluation."""
-  values = {}
-  for fields in config_lib.group_fields().values():
-    for field in fields:
-      if field.name in FLAGS:
-        values[field.name] = FLAGS[field.name].value
-  base = config_lib.TrainConfig.create(model='vae', **values)
-  settings = member_settings_from_flags('vae')
-  for name in ('vae', 'mmd_vae'):  # refused here, before TensorFlow loads
-    own = {f.name for f in dataclasses.fields(family.get(name))}
-    base.for_model(name).replace(
-        **{k: v for k, v in settings.items() if k in own}).validate()
-  return base, settings, eval_config_from_flags()
+  """trainers.compare's shared config, its compared members (`--models`
+  specs, `tfp_vae.specs`, each with the setting flags given that it
+  declares) and evaluation, all validated before TensorFlow loads.
+
+  Raises:
+    ConfigError: a bad spec, or a setting flag no compared member has.
+  """
+  base = config_lib.TrainConfig.create(**_config_values())
+  members = specs.parse_all(models, member_settings_from_flags())
+  for _, member in members:
+    base.with_member(member).validate()
+  return base, members, eval_config_from_flags()
 
 
 def exit_on_user_error(fn, *args, **kwargs):

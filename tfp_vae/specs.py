@@ -1,0 +1,103 @@
+"""Member specs: a family member and its own settings in one string, as
+`trainers.compare --models` and the comparison pipeline take them.
+
+  vae                          the member at its defaults
+  vae:beta=4                   with a setting (its command-line name)
+  info_vae:alpha=0.5:lambda=10 several settings, ':'-separated
+  mmd_vae:kernel=imq:kernel_scales=0.5/1/2
+                               a tuple setting, '/'-separated
+
+A spec's label is the spec itself; its run directory is the label with ':'
+written '_' and '/' written '-' (`run_name`), so `vae` runs in `vae/` as
+before specs existed.
+
+This module does not import TensorFlow.
+"""
+
+import dataclasses
+import typing
+from typing import Any
+
+from tfp_vae import errors
+from tfp_vae import family
+
+
+def _convert(field: dataclasses.Field, text: str, spec: str) -> Any:
+  """`text` as the type of `field`."""
+  kind = field.type
+  if typing.get_origin(kind) is typing.Union:
+    kind = next(a for a in typing.get_args(kind) if a is not type(None))
+  try:
+    if typing.get_origin(kind) is tuple:
+      item = (typing.get_args(kind) or (str,))[0]
+      return tuple(item(v) for v in text.split('/') if v)
+    if kind is bool:
+      if text.lower() not in ('true', 'false', '1', '0'):
+        raise ValueError(text)
+      return text.lower() in ('true', '1')
+    return kind(text)
+  except ValueError:
+    raise errors.ConfigError(
+        'models', spec, f'sets {family.public_name(field)}={text}, which is '
+        f'not a {getattr(kind, "__name__", kind)}') from None
+
+
+def parse(spec: str, shared: dict[str, Any] | None = None
+          ) -> family.Member:
+  """The member a spec names, with its settings; `shared` settings (field
+  names, e.g. from flags given to every compared member) apply where the
+  member declares them and the spec does not set them.
+
+  Raises:
+    ConfigError: an unknown member, a malformed entry, or a setting the
+      member does not have.
+  """
+  if not isinstance(spec, str) or not spec.strip():
+    raise errors.ConfigError('models', spec, 'entries must be member names')
+  name, *pairs = spec.strip().split(':')
+  cls = family.get(name)
+  fields = {family.public_name(f): f for f in dataclasses.fields(cls)}
+  settings = {k: v for k, v in (shared or {}).items()
+              if k in {f.name for f in fields.values()}}
+  for pair in pairs:
+    key, sep, text = pair.partition('=')
+    if not sep or not key:
+      raise errors.ConfigError('models', spec,
+                               f'has {pair!r}; settings are written key=value')
+    if key not in fields:
+      raise errors.ConfigError(
+          'models', spec, f'sets {key}, which --model={name} does not have '
+          f'(its settings: {", ".join(fields) or "none"})')
+    settings[fields[key].name] = _convert(fields[key], text, spec)
+  return family.create(name, **settings)
+
+
+def parse_all(specs: list[str], shared: dict[str, Any]
+              ) -> list[tuple[str, family.Member]]:
+  """[(label, member)] for `specs`; every `shared` setting must be declared
+  by at least one of them.
+
+  Raises:
+    ConfigError: a bad spec, a label given twice, or a shared setting no
+      compared member has.
+  """
+  out, seen = [], set()
+  for spec in specs:
+    label = spec.strip()
+    if label in seen:
+      raise errors.ConfigError('models', spec, 'is listed twice')
+    seen.add(label)
+    out.append((label, parse(spec, shared)))
+  declared = {f.name for _, m in out for f in dataclasses.fields(m)}
+  for key, value in shared.items():
+    if key not in declared:
+      users = family.all_settings().get(key, (None, []))[1]
+      raise errors.ConfigError(
+          key, value, f'is a setting of {", ".join(users) or "no member"}, '
+          f'none of which is compared (--models={",".join(specs)})')
+  return out
+
+
+def run_name(label: str) -> str:
+  """The run directory's name for a spec's label."""
+  return label.replace(':', '_').replace('/', '-')
