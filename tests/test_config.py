@@ -4,6 +4,7 @@ import pytest
 
 from tfp_vae import config as config_lib
 from tfp_vae import errors
+from tfp_vae import plan
 
 
 @pytest.mark.parametrize('field,value,message', [
@@ -53,7 +54,7 @@ def test_resolved_mmd_weight_reproduces_the_sources_balance():
   # Gaussian: D / (2 s^2) so that NLL + w * MMD = w * (mean SE + MMD) + c.
   def resolved_mmd_weight(**kw):
     config = config_lib.TrainConfig.create(model='mmd_vae', **kw)
-    return config.model.resolved_member((28, 28, 1))[0].mmd_weight
+    return plan.resolve_member(config.model, (28, 28, 1))[0].mmd_weight
   assert resolved_mmd_weight(likelihood='gaussian',
                              gaussian_scale=0.1) == pytest.approx(784 / 0.02)
   assert resolved_mmd_weight() == 784.0

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import components
 from tfp_vae import decoders
 from tfp_vae import encoders
 from tfp_vae import errors
@@ -47,12 +48,12 @@ def test_decoder_likelihoods_have_batch_and_event_shapes(shape):
 
 
 def test_prior_is_standard_normal():
-  p = priors.make_prior('normal', 5).distribution()
+  p = components.PRIORS.get('normal')().layer(5, 1, None, None).distribution()
   assert p.batch_shape == [] and p.event_shape == [5]
   np.testing.assert_array_equal(p.mean(), 0.0)
   np.testing.assert_array_equal(p.stddev(), 1.0)
   with pytest.raises(errors.ConfigError, match="prior must be one of"):
-    priors.make_prior('laplace', 5)
+    components.PRIORS.get('laplace')
 
 
 def test_conv_network_is_the_sources_network():
@@ -68,9 +69,14 @@ def test_conv_network_is_the_sources_network():
                                                           (6, 6, 64)]
 
 
-def test_conv_decoder_rejects_sizes_not_divisible_by_4():
-  with pytest.raises(errors.ConfigError, match='divisible by 4'):
-    networks.conv_decoder(2, (30, 30, 1))
+def test_an_architecture_refuses_a_shape_it_cannot_take_naming_one_that_can():
+  with pytest.raises(errors.ConfigError,
+                     match=r'architecture needs .*divisible by 4, got '
+                     r'\(30, 30, 1\); --architecture=mlp takes it'):
+    components.check_architecture('conv', (30, 30, 1))
+  with pytest.raises(errors.ConfigError, match='divisible by 8.*conv takes'):
+    components.check_architecture('conv_deep', (28, 28, 1))
+  components.check_architecture('conv_deep', (32, 32, 3))
 
 
 def test_sample_codes_is_the_reparameterised_gaussian_draw():

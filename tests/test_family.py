@@ -11,11 +11,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import components
 from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import family
 from tfp_vae import losses
 from tfp_vae import models
+from tfp_vae import plan
 from tfp_vae import priors
 from tfp_vae import rundir
 
@@ -86,7 +88,7 @@ def test_one_component_mixture_with_zero_means_is_the_standard_normal():
 
 def test_mixture_prior_falls_back_to_the_sampled_kl_and_trains(images):
   config = config_lib.TrainConfig.create(model='vae', prior='mixture')
-  assert config.model.resolved_member((28, 28, 1))[0].kl_estimator == (
+  assert plan.resolve_member(config.model, (28, 28, 1))[0].kl_estimator == (
       'sampled')
   model = _model(model='vae', prior='mixture')
   names = {v.path for v in model.trainable_variables}
@@ -169,8 +171,8 @@ def test_learned_gaussian_scale_is_trained(images, likelihood, shape):
 def _allowed():
   combos = []
   for model, prior, likelihood, arch in itertools.product(
-      family.names(), config_lib.PRIORS, config_lib.LIKELIHOODS,
-      config_lib.ARCHITECTURES):
+      family.names(), components.PRIORS.names(),
+      components.LIKELIHOODS.names(), components.ARCHITECTURES.names()):
     try:
       config_lib.TrainConfig.create(model=model, prior=prior, likelihood=likelihood,
                              architecture=arch, prior_components=3,

@@ -8,6 +8,7 @@ import tensorflow as tf
 from tfp_vae import config as config_lib
 from tfp_vae import losses
 from tfp_vae import models
+from tfp_vae import plan
 
 
 @pytest.fixture(scope='module')
@@ -81,8 +82,10 @@ def test_fit_reduces_the_loss(images, name):
 def test_in_float32_keeps_the_weights_and_computes_in_float32():
   config = config_lib.TrainConfig.create(precision='mixed_bfloat16',
                                          latent_dim=3).validate()
-  trained = models.build_model(config, (28, 28, 1))
-  copy = models.in_float32(trained, config, (28, 28, 1))
+  the_plan = plan.for_model(config, (28, 28, 1))
+  assert the_plan.precision == 'mixed_bfloat16'
+  trained = models.build_model(config, the_plan=the_plan)
+  copy = models.in_float32(trained, config, the_plan)
   assert copy is not trained
   assert copy.decoder.network.layers[-1].compute_dtype == 'float32'
   for a, b in zip(trained.weights, copy.weights):
@@ -93,4 +96,5 @@ def test_in_float32_keeps_the_weights_and_computes_in_float32():
                              atol=0.05)
   float32 = config.replace(precision='float32')
   model = models.build_model(float32, (28, 28, 1))
-  assert models.in_float32(model, float32, (28, 28, 1)) is model
+  assert models.in_float32(model, float32, plan.for_model(
+      float32, (28, 28, 1))) is model

@@ -1,21 +1,30 @@
-"""A family member defined here alone, in one class, trains, evaluates and
-exports through the public entry points: the declaration is all the package
-needs."""
+"""A family member, a prior and a likelihood defined in this file alone,
+each in one class, train, evaluate, export and compare through the public
+entry points: in this process after `register`, and from the command line
+as a plugin (the `tfp_vae.plugins` entry points of an installed
+distribution, here a dist-info folder on PYTHONPATH that names this
+module).  The declarations are all the package needs.
+
+This module imports no TensorFlow at load time, as a plugin module should
+not: the command line loads plugins before it checks its flags.
+"""
 
 import dataclasses
+import json
+import math
+import os
 from typing import ClassVar
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
+from tests.conftest import REPO, run_cli
 from tfp_vae import checks
+from tfp_vae import components
 from tfp_vae import config as config_lib
 from tfp_vae import errors
-from tfp_vae import evaluation
 from tfp_vae import family
-from tfp_vae import losses
-from tfp_vae import training
+from tfp_vae import registry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -24,8 +33,10 @@ class CapacityVAE(family.Member):
   "Understanding disentangling in beta-VAE"):
   loss = distortion + gamma * |rate - capacity|."""
   name: ClassVar[str] = 'capacity_vae'
+  summary: ClassVar[str] = 'rate held at --capacity nats'
   encoder: ClassVar[str] = 'gaussian'
   terms: ClassVar[tuple[str, ...]] = ('loss', 'distortion', 'rate')
+  loss_scales: ClassVar[tuple[str, ...]] = ('gamma',)
 
   gamma: float = family.setting(10.0, 'Weight of the capacity penalty.',
                                 checks.finite_non_negative)
@@ -36,6 +47,8 @@ class CapacityVAE(family.Member):
     return {'capacity': self.capacity}
 
   def per_example(self, model, images, seed):
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+    from tfp_vae import losses  # pylint: disable=g-import-not-at-top
     posterior = model.encode(images)
     codes = model.sample_codes(posterior, seed)
     distortion = losses.distortion(model.decode(codes), images)
@@ -44,18 +57,77 @@ class CapacityVAE(family.Member):
             'distortion': distortion, 'rate': rate}, codes
 
 
+class LaplacePrior(components.Prior):
+  """Independent Laplace units of variance 1: no closed-form KL to a
+  Gaussian, so a VAE's rate is estimated."""
+  name = 'laplace'
+  summary = 'independent Laplace(0, 1/sqrt(2)) units'
+
+  def layer(self, latent_dim, components_, encoder, image_shape):
+    import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
+    from tfp_vae import priors  # pylint: disable=g-import-not-at-top
+    tfd = tfp.distributions
+    return priors.FixedPrior(lambda: tfd.Independent(tfd.Laplace(
+        [0.0] * latent_dim, [1 / math.sqrt(2)] * latent_dim), 1),
+                             name='prior')
+
+
+class ContinuousBernoulli(components.Likelihood):
+  """The continuous Bernoulli (Loaiza-Ganem & Cunningham 2019): the
+  normalised density on [0, 1] that the Bernoulli of grey levels is not."""
+  name = 'continuous_bernoulli'
+  summary = 'continuous Bernoulli logits per pixel'
+
+  def pixel_weight(self, scale):
+    return 1.0
+
+  def decoder(self, network, image_shape, scale):
+    import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
+    from tfp_vae import decoders  # pylint: disable=g-import-not-at-top
+    return decoders.Decoder(network, lambda out: (
+        tfp.distributions.ContinuousBernoulli(logits=out)), name='decoder')
+
+
+PLUGINS = {'capacity_vae': CapacityVAE, 'laplace': LaplacePrior,
+           'continuous_bernoulli': ContinuousBernoulli}
+REGISTRIES = {'capacity_vae': family.MEMBERS, 'laplace': components.PRIORS,
+              'continuous_bernoulli': components.LIKELIHOODS}
+
+
 @pytest.fixture
 def registered():
-  family.register(CapacityVAE)
+  for name, cls in PLUGINS.items():
+    REGISTRIES[name].register(cls)
   yield
-  family._MEMBERS.pop(CapacityVAE.name)  # pylint: disable=protected-access
+  for name in PLUGINS:
+    REGISTRIES[name].unregister(name)
+
+
+@pytest.fixture(scope='module')
+def plugin_path(tmp_path_factory):
+  """PYTHONPATH on which an installed distribution declares this module's
+  classes as `tfp_vae.plugins` entry points (what `pip install` of a
+  plugin package leaves in site-packages)."""
+  root = tmp_path_factory.mktemp('site')
+  info = root / 'tfp_vae_test_plugin-0.1.dist-info'
+  info.mkdir()
+  (info / 'METADATA').write_text(
+      'Metadata-Version: 2.1\nName: tfp-vae-test-plugin\nVersion: 0.1\n')
+  (info / 'entry_points.txt').write_text('[tfp_vae.plugins]\n' + ''.join(
+      f'{name} = tests.test_new_member:{cls.__name__}\n'
+      for name, cls in PLUGINS.items()))
+  return f'{root}{os.pathsep}{REPO}'
 
 
 def test_a_member_declared_in_one_class_trains_evaluates_and_exports(
     tmp_path, registered):
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
+  from tfp_vae import training  # pylint: disable=g-import-not-at-top
   del registered
   config = config_lib.TrainConfig.create(
       model='capacity_vae', gamma=5.0, capacity=2.0, epochs=2,
+      prior='laplace', likelihood='continuous_bernoulli',
       train_examples=300, batch_size=100, plot_every=0, verbose=False,
       model_dir=str(tmp_path / 'run'), export_dir=str(tmp_path / 'export'))
   metrics = training.run(config)
@@ -78,6 +150,103 @@ def test_a_member_declared_in_one_class_trains_evaluates_and_exports(
   x = tf.constant(np.full((2, 28, 28, 1), 0.5, np.float32))
   out = loaded.signatures['log_likelihood'](images=x)['log_likelihood']
   assert out.shape == (2,) and np.all(np.isfinite(out.numpy()))
+  # The prior's samples come from the plugin's Laplace.
+  codes = loaded.signatures['sample'](
+      num_samples=tf.constant(2000, tf.int64),
+      seed=tf.constant(1, tf.int64))['codes'].numpy()
+  kurtosis = np.mean(codes**4, axis=0) / np.mean(codes**2, axis=0)**2
+  assert np.all(kurtosis > 4.5), kurtosis  # Laplace 6, Gaussian 3
   # config.json names the member and its settings; a rerun resumes it.
   again = training.run(config)
   assert again['epochs_completed'] == 2
+
+
+def test_a_declaration_missing_what_generic_code_needs_is_refused():
+  @dataclasses.dataclass(frozen=True)
+  class Nameless(family.Member):
+    pass
+
+  with pytest.raises(ValueError, match='needs a name and a summary'):
+    family.register(Nameless)
+
+  @dataclasses.dataclass(frozen=True)
+  class Undeclared(family.Member):
+    name: ClassVar[str] = 'undeclared'
+    summary: ClassVar[str] = 'scales a loss with a setting it lacks'
+    loss_scales: ClassVar[tuple[str, ...]] = ('weight',)
+
+  with pytest.raises(ValueError, match="declares 'weight'"):
+    family.register(Undeclared)
+  with pytest.raises(ValueError, match='already taken'):
+    components.PRIORS.register(type('Other', (components.Prior,), {
+        'name': 'normal', 'summary': 'a second normal'}))
+  with pytest.raises(ValueError, match='must subclass Prior'):
+    components.PRIORS.register(ContinuousBernoulli)
+
+
+def test_plugins_are_flags_with_help_on_the_command_line(plugin_path):
+  r = run_cli('trainers.train', '--help', env={'PYTHONPATH': plugin_path})
+  assert r.returncode == 0, r.stderr[-2000:]
+  text = ' '.join(r.stdout.split())  # unwrapped
+  assert '<vae|mmd_vae|info_vae|iwae|capacity_vae>' in text
+  assert 'capacity_vae: rate held at --capacity nats' in text
+  assert '--gamma=10.0' in text and '[--model=capacity_vae]' in text
+  assert 'laplace: independent Laplace' in text
+  assert 'continuous_bernoulli: continuous Bernoulli' in text
+  # Without the plugin, the names are unknown, and said so.
+  r = run_cli('trainers.train', '--model=capacity_vae')
+  assert r.returncode == 1 and 'capacity_vae' in r.stderr
+  # A setting the plugin's member lacks is refused at any value.
+  r = run_cli('trainers.train', '--model=capacity_vae', '--beta=1',
+              env={'PYTHONPATH': plugin_path})
+  assert r.returncode == 1
+  assert 'beta is used only by --model=vae' in r.stderr, r.stderr
+
+
+def test_a_plugin_trains_from_the_command_line_and_compares(
+    tmp_path, plugin_path):
+  env = {'PYTHONPATH': plugin_path}
+  common = ('--epochs=1', '--train_examples=200', '--batch_size=50',
+            '--plot_every=0')
+  r = run_cli('trainers.train', '--model=capacity_vae', '--gamma=5',
+              '--prior=laplace', '--likelihood=continuous_bernoulli',
+              f'--model_dir={tmp_path / "run"}',
+              f'--export_dir={tmp_path / "export"}', *common, env=env)
+  assert r.returncode == 0, r.stderr[-3000:]
+  with open(tmp_path / 'run' / 'config.json') as f:
+    recorded = json.load(f)
+  assert recorded['model']['settings'] == {'gamma': 5.0, 'capacity': 3.0}
+  assert recorded['plan']['member']['name'] == 'capacity_vae'
+  assert os.path.isdir(tmp_path / 'export' / '1')
+  out = tmp_path / 'compare'
+  r = run_cli('trainers.compare', '--models=vae,capacity_vae:gamma=2',
+              f'--output_dir={out}', '--eval_iwae_samples=2', *common,
+              env=env)
+  assert r.returncode == 0, r.stderr[-3000:]
+  with open(out / 'metrics.json') as f:
+    metrics = json.load(f)
+  assert set(metrics) == {'vae', 'capacity_vae:gamma=2'}
+  assert metrics['capacity_vae:gamma=2']['capacity'] == 3.0
+  with open(out / 'capacity_vae_gamma=2' / 'config.json') as f:
+    assert json.load(f)['model']['settings']['gamma'] == 2.0
+  assert 'capacity_vae:gamma=2' in (out / 'report.html').read_text()
+
+
+def test_a_plugin_that_fails_to_load_is_named_where_it_matters(
+    tmp_path, monkeypatch):
+  info = tmp_path / 'broken_plugin-0.1.dist-info'
+  info.mkdir()
+  (info / 'METADATA').write_text(
+      'Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n')
+  (info / 'entry_points.txt').write_text(
+      '[tfp_vae.plugins]\nmine = no_such_module_here:Member\n')
+  monkeypatch.syspath_prepend(str(tmp_path))
+  registry.reset_discovery()
+  try:
+    with pytest.raises(errors.ConfigError,
+                       match=r'plugin mine = no_such_module_here:Member '
+                       r'failed to load \(ModuleNotFoundError'):
+      family.get('mine')
+  finally:
+    monkeypatch.undo()
+    registry.reset_discovery()

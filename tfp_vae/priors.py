@@ -1,4 +1,4 @@
-"""Priors p(z) as TFP distributions.
+"""Priors p(z) as TFP distributions (declared in `components.PRIORS`).
 
 A prior is a Keras layer (so that learnable priors have their variables
 tracked, trained and checkpointed) whose `distribution()` returns a
@@ -24,8 +24,6 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import errors
-
 tfd = tfp.distributions
 
 _MIN_SCALE = 1e-3
@@ -41,6 +39,19 @@ class StandardNormalPrior(keras.layers.Layer):
   def distribution(self) -> tfd.MultivariateNormalDiag:
     return tfd.MultivariateNormalDiag(
         loc=tf.zeros([self.latent_dim]), scale_diag=tf.ones([self.latent_dim]))
+
+
+class FixedPrior(keras.layers.Layer):
+  """A prior without parameters: `distribution()` is `make()` (a prior
+  declared elsewhere can use this layer as it is:
+  `FixedPrior(lambda: tfd.Independent(tfd.Laplace(...), 1))`)."""
+
+  def __init__(self, make, **kwargs):
+    super().__init__(**kwargs)
+    self._make = make
+
+  def distribution(self) -> tfd.Distribution:
+    return self._make()
 
 
 class MixturePrior(keras.layers.Layer):
@@ -106,27 +117,3 @@ def _diagonal_gaussian(loc, scale) -> tfd.Independent:
   """N(loc, diag(scale^2)) as Independent(Normal): the form TFP's
   reparameterised mixture sampling needs (univariate components)."""
   return tfd.Independent(tfd.Normal(loc, scale), reinterpreted_batch_ndims=1)
-
-
-def make_prior(name: str, latent_dim: int, components: int = 10,
-               encoder=None, image_shape=None) -> keras.layers.Layer:
-  """Builds the prior called `name`.
-
-  Args:
-    name: one of PRIORS.
-    latent_dim: event size.
-    components: mixture components or VampPrior pseudo-inputs.
-    encoder: the model's Gaussian encoder (vamp only).
-    image_shape: (H, W, C) of the pseudo-inputs (vamp only).
-
-  Raises:
-    ConfigError: for an unknown name.
-  """
-  if name == 'normal':
-    return StandardNormalPrior(latent_dim, name='prior')
-  if name == 'mixture':
-    return MixturePrior(latent_dim, components, name='prior')
-  if name == 'vamp':
-    return VampPrior(encoder, image_shape, components, name='prior')
-  raise errors.ConfigError('prior', name,
-                           "must be one of ['normal', 'mixture', 'vamp']")
