@@ -25,10 +25,6 @@ from tfp_vae import rundir
 from tfp_vae import specs
 from tfp_vae import training
 
-# The sources' question: the ELBO's VAE against the MMD-VAE.
-DEFAULT_MODELS = ('vae', 'mmd_vae')
-
-
 def _figures(ev: evaluation.Evaluation, out_dir: str,
              prefix: str) -> dict[str, str]:
   """A run's figures for the report, named by figure kind."""

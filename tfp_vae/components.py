@@ -50,7 +50,7 @@ class Encoder(registry.Registrable):
     raise NotImplementedError
 
 
-ENCODERS = registry.Registry('encoder', 'encoder', Encoder)
+ENCODERS = registry.Registry('encoder', 'encoder', Encoder, 'gaussian')
 
 
 @ENCODERS.register
@@ -107,7 +107,8 @@ class Likelihood(registry.Registrable):
     raise NotImplementedError
 
 
-LIKELIHOODS = registry.Registry('likelihood', 'likelihood', Likelihood)
+LIKELIHOODS = registry.Registry('likelihood', 'likelihood', Likelihood,
+                                'bernoulli')
 
 
 @LIKELIHOODS.register
@@ -197,7 +198,7 @@ class Prior(registry.Registrable):
     return 0.0
 
 
-PRIORS = registry.Registry('prior', 'prior', Prior)
+PRIORS = registry.Registry('prior', 'prior', Prior, 'normal')
 # Bytes of a float32, and copies of a parameter during training (weights,
 # gradients, Adam's two moments): `budget` uses the same.
 FLOAT_BYTES = 4
@@ -286,7 +287,7 @@ class Architecture(registry.Registrable):
 
 
 ARCHITECTURES = registry.Registry('architecture', 'architecture',
-                                  Architecture)
+                                  Architecture, 'conv')
 
 
 def _divisible(image_shape: Sequence[int], by: int) -> Optional[str]:

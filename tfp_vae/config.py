@@ -57,11 +57,13 @@ class ModelConfig:
   member: family.Member = _field(
       None, 'The family member and its own settings.',
       factory=lambda: family.create(family.DEFAULT))
-  likelihood: str = _field('bernoulli', 'p(x|z).', components.LIKELIHOODS)
-  architecture: str = _field('conv', 'Encoder and decoder networks.',
+  likelihood: str = _field(components.LIKELIHOODS.default, 'p(x|z).',
+                           components.LIKELIHOODS)
+  architecture: str = _field(components.ARCHITECTURES.default,
+                             'Encoder and decoder networks.',
                              components.ARCHITECTURES)
   latent_dim: int = _field(2, 'Size of the code z.')
-  prior: str = _field('normal', 'p(z).', components.PRIORS)
+  prior: str = _field(components.PRIORS.default, 'p(z).', components.PRIORS)
   prior_components: int = _field(
       10, 'Mixture components or VampPrior pseudo-inputs.')
   gaussian_scale: float = _field(

@@ -68,8 +68,8 @@ def evaluate_all(model, train_images: np.ndarray, train_labels: np.ndarray,
 
   Returns:
     (metrics, arrays): the flat metrics dict, and per-image arrays
-    ('code_mean', 'code_sample', 'distortion', 'iwae', 'train_code_mean',
-    'generated').
+    ('code_mean', 'code_sample', 'distortion', 'log_likelihood' (the IWAE
+    estimate), 'train_code_mean', 'generated').
   """
   out, terms = metrics_lib.evaluate(model, test_images, seed=seed)
   if eval_config.iwae_samples:
@@ -77,7 +77,7 @@ def evaluate_all(model, train_images: np.ndarray, train_labels: np.ndarray,
         model, test_images, eval_config.iwae_samples, seed=seed,
         proposal_scale=eval_config.proposal_scale,
         images_per_call=eval_config.images_per_call)
-    terms['iwae'] = iwae
+    terms['log_likelihood'] = iwae
     out['test_iwae_log_likelihood'] = float(iwae.mean())
     out['test_iwae_samples'] = int(eval_config.iwae_samples)
     if not components.ENCODERS.get(model.member.encoder).has_density:

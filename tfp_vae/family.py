@@ -143,9 +143,11 @@ class Member(registry.Registrable):
     return {}
 
 
-MEMBERS = registry.Registry('model', 'model', Member)
 # The member a run trains when none is named: the sources' VAE.
-DEFAULT = 'vae'
+MEMBERS = registry.Registry('model', 'model', Member, 'vae')
+DEFAULT = MEMBERS.default
+# What trainers.compare compares when not told: the sources' question.
+SOURCES_PAIR = ('vae', 'mmd_vae')
 register = MEMBERS.register
 names = MEMBERS.names
 get = MEMBERS.get

@@ -60,12 +60,15 @@ class Registry:
     kind: what the classes are, in messages ('likelihood').
     setting: the setting that names one (`--likelihood`), in errors.
     base: the class every entry derives from (plugins are sorted by it).
+    default: the name a config takes when none is given.
   """
 
-  def __init__(self, kind: str, setting: str, base: type):
+  def __init__(self, kind: str, setting: str, base: type,
+               default: str = ''):
     self.kind = kind
     self.setting = setting
     self.base = base
+    self.default = default
     self._entries: dict[str, type] = {}
     _REGISTRIES.append(self)
 

@@ -27,11 +27,12 @@ The small-data experiment of the InfoVAE tutorial:
 from absl import app
 from absl import flags
 
+from tfp_vae import family
 from trainers import common
 
 common.define('string', 'output_dir', None,
               'Where the report, metrics and the runs go (required).')
-common.define('list', 'models', ['vae', 'mmd_vae'],
+common.define('list', 'models', list(family.SOURCES_PAIR),
               'The compared members: registered --model names, each with '
               'its own settings as name:key=value[:key=value]; default the '
               "sources' pair.")
