@@ -63,6 +63,13 @@ _NO_TENSORFLOW = 'raise ImportError("TensorFlow was imported")\n'
      'latent_dim must be a positive integer, got -3'),
     ('trainers.train', ['--model=mmd_vae', '--beta=2'],
      'beta is used only by --model=vae'),
+    # Given at its default value, a setting the member lacks is refused too.
+    ('trainers.train', ['--model=mmd_vae', '--beta=1'],
+     'beta is used only by --model=vae'),
+    ('trainers.compare', ['--output_dir=x', '--models=vae,mmd_vae:beta=2'],
+     'sets beta, which --model=mmd_vae does not have'),
+    ('trainers.compare', ['--output_dir=x', '--iwae_samples=3'],
+     'iwae_samples is a setting of iwae, none of which is compared'),
     ('trainers.train', ['--model=gan'], 'value should be one of'),
     ('trainers.compare', ['--output_dir=x', '--batch_size=0'],
      'batch_size must be a positive integer'),

@@ -34,7 +34,7 @@ def _builtin_names() -> dict[str, str]:
   for reg in REGISTRIES:
     for name, cls in reg.items():
       if cls.__module__.startswith('tfp_vae.'):
-        out[name] = reg.kind
+        out[name] = '/'.join(filter(None, (out.get(name), reg.kind)))
         out[cls.__name__] = f'{reg.kind} class'
   config_fields = {f.name for fields in config_lib.group_fields().values()
                    for f in fields} | {
@@ -107,7 +107,7 @@ def test_the_check_finds_a_part_named_in_generic_code(tmp_path):
       '    return member.iwae_samples\n'
       "  return getattr(member, 'mmd_weight', None), MMDVAE\n")
   assert named_parts(str(tmp_path)) == [
-      'tfp_vae/report.py:3: likelihood gaussian',
+      'tfp_vae/report.py:3: likelihood/encoder gaussian',
       'tfp_vae/report.py:5: model class MMDVAE',
       'tfp_vae/report.py:5: setting of mmd_vae mmd_weight']
 

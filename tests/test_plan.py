@@ -1,0 +1,93 @@
+"""The run's plan: every decision made once, recorded in config.json, and
+what a resume compares."""
+
+import json
+
+import pytest
+
+from tfp_vae import config as config_lib
+from tfp_vae import errors
+from tfp_vae import hardware
+from tfp_vae import plan
+
+AVX2 = hardware.Machine('AMD EPYC', frozenset({'avx2', 'fma'}), 2, ())
+AMX = hardware.Machine('Intel Xeon', frozenset({'amx_tile', 'amx_bf16',
+                                                'avx512_bf16', 'avx512f'}),
+                       2, ())
+
+
+def _runtime(machine, previous=None, **settings):
+  config = config_lib.TrainConfig.create(**settings).validate()
+  return plan.resolve_runtime(config, 'default strategy', 'one device', 1,
+                              '', True, previous, machine)
+
+
+def test_auto_is_decided_once_with_its_reason():
+  rt = _runtime(AMX)
+  assert rt.precision == 'mixed_bfloat16'
+  assert rt.reasons['precision'].startswith('--precision=auto: CPU class '
+                                            'cpu-amx')
+  assert rt.reasons['steps_per_execution'].startswith(
+      '--steps_per_execution=0: class cpu-amx with one device was never')
+  assert _runtime(AVX2).precision == 'float32'
+  assert _runtime(AVX2, precision='mixed_bfloat16').reasons[
+      'precision'] == 'asked for'
+
+
+def test_a_resume_keeps_the_recorded_precision_or_refuses_another():
+  started = {'runtime': {'precision': 'float32'}}
+  kept = _runtime(AMX, started)  # auto would pick bfloat16 here
+  assert kept.precision == 'float32'
+  assert 'recorded when the run started' in kept.reasons['precision']
+  assert 'auto would pick mixed_bfloat16' in kept.reasons['precision']
+  assert _runtime(AMX, started, precision='float32').precision == 'float32'
+  with pytest.raises(errors.CheckpointError,
+                     match=r'was trained in float32: '
+                     r'--precision=mixed_bfloat16 would continue it in '
+                     r'another precision'):
+    _runtime(AVX2, started, precision='mixed_bfloat16')
+
+
+def test_the_member_is_resolved_once_and_compared_resolved():
+  config = config_lib.TrainConfig.create(model='mmd_vae').validate()
+  the_plan = plan.for_model(config, (28, 28, 1), precision='float32')
+  assert the_plan.member.mmd_weight == 784.0
+  recorded = json.loads(json.dumps(the_plan.to_dict()))
+  assert plan.recorded_member(recorded) == the_plan.member
+  # The default given explicitly is the same run; another value is not.
+  same = config_lib.TrainConfig.create(model='mmd_vae', mmd_weight=784.0)
+  assert plan.differences(recorded, plan.for_model(
+      same, (28, 28, 1), precision='float32')) == []
+  other = config_lib.TrainConfig.create(model='mmd_vae', mmd_weight=10.0)
+  assert plan.differences(recorded, plan.for_model(
+      other, (28, 28, 1), precision='float32')) == [
+          ('mmd_weight', 784.0, 10.0)]
+  assert plan.differences(recorded, plan.for_model(
+      config, (32, 32, 1), precision='float32')) == [
+          ('mmd_weight', 784.0, 1024.0),
+          ('image_shape', [28, 28, 1], [32, 32, 1])]
+
+
+def test_a_run_resumed_on_another_machine_class_keeps_its_precision(
+    tmp_path, monkeypatch):
+  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(hardware, 'this_machine', lambda *a, **k: AVX2)
+  config = config_lib.TrainConfig.create(
+      epochs=1, train_examples=100, batch_size=50, plot_every=0,
+      verbose=False, model_dir=str(tmp_path / 'run'))
+  training.run(config)
+  with open(tmp_path / 'run' / 'config.json') as f:
+    recorded = json.load(f)
+  assert recorded['trainer']['precision'] == 'auto'
+  assert recorded['plan']['runtime']['precision'] == 'float32'
+  # On a class whose auto is bfloat16, the run goes on in float32.
+  monkeypatch.setattr(hardware, 'this_machine', lambda *a, **k: AMX)
+  resumed = config_lib.TrainConfig.create(**{**config.flat(), 'epochs': 2})
+  the_run = training.prepare(resumed)
+  assert the_run.plan.precision == 'float32'
+  metrics = training.run(resumed)
+  assert metrics['epochs_completed'] == 2
+  with open(tmp_path / 'run' / 'config.json') as f:
+    assert json.load(f)['plan']['runtime']['precision'] == 'float32'
+  with pytest.raises(errors.CheckpointError, match='was trained in float32'):
+    training.run(resumed.replace(precision='mixed_bfloat16', epochs=3))
