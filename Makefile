@@ -10,7 +10,7 @@ EPOCHS ?= 30
 LOCK ?= requirements/lock.txt
 CONSTRAINTS = $(if $(LOCK),-c $(LOCK))
 
-.PHONY: install quickstart experiment experiment-latent16 test bench clean lock
+.PHONY: install quickstart experiment experiment-latent16 test test-fast docs bench clean lock
 
 $(BIN)/.installed: setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed, got " + sys.version'
@@ -51,9 +51,19 @@ experiment-latent16: install
 test: install
 	$(BIN)/python -m pytest -q -n 2
 
+# The inner loop: the suite without the tests marked slow (end-to-end runs
+# of real processes and data), in under 3 minutes on 2 cores.
+test-fast: install
+	$(BIN)/python -m pytest -q -n 2 -m 'not slow'
+
+# Rewrites the generated docs (docs/flags.md, docs/architecture.md's module
+# list) from what the code prints; tests/test_docs.py checks they are current.
+docs: install
+	$(BIN)/python docs/generate.py
+
 # What the per-machine-class decisions (tfp_vae/hardware.py) are measured
 # with, the profile, serving, and the PyTorch peer when the peers extra is
-# installed (README: Tests and benchmarks).
+# installed (docs/testing.md).
 bench: install
 	$(BIN)/python bench/train_throughput.py
 	$(BIN)/python bench/replica_throughput.py

@@ -28,7 +28,8 @@ Checks, each problem reported as `file: field: message`:
    Serving, KServe and tfp-vae-serve read, tfp-vae-serve's probes and
    container port are its --rest_api_port and ask for the model it serves,
    TFP_VAE_NUM_WORKERS equals numNodes, the TrainJob's runtime exists, and
-   the README names the image, the claim and every manifest.
+   the deployment docs (docs/kubeflow.md) name the image, the claim and
+   every manifest.
 """
 
 import copy
@@ -44,6 +45,9 @@ import yaml
 DEPLOY = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(DEPLOY)
 SCHEMAS = os.path.join(DEPLOY, 'schemas')
+# The page that says how to deploy: it names the image, the claim and every
+# manifest (`_check_docs`).
+DOCS_PAGE = os.path.join('docs', 'kubeflow.md')
 CRDS = {
     ('kubeflow.org/v1', 'TFJob'): 'kubeflow.org_tfjobs.yaml',
     ('trainer.kubeflow.org/v1alpha1', 'TrainJob'):
@@ -384,15 +388,16 @@ def _one(docs, kind) -> Optional[Document]:
   return found[0] if found else None
 
 
-def check_consistency(docs: list[Document], readme: str) -> list[Problem]:
-  problems = []
-  tfjob = _one(docs, 'TFJob')
-  pvc = _one(docs, 'PersistentVolumeClaim')
-  trainjob = _one(docs, 'TrainJob')
-  claim = pvc.body['metadata']['name'] if pvc else None
-  if tfjob is None or pvc is None:
-    return [Problem('deploy/', '(files)', 'expected a TFJob and a '
-                    'PersistentVolumeClaim among the manifests')]
+class _Training(NamedTuple):
+  """What the TFJob trains with, that the other manifests must agree with."""
+  main: dict        # its tensorflow container
+  repository: str   # image without the tag
+  claim: str        # the PVC's name
+  export: str       # the export folder's path inside the volume
+
+
+def _training(docs: list[Document]) -> Optional[_Training]:
+  tfjob, pvc = _one(docs, 'TFJob'), _one(docs, 'PersistentVolumeClaim')
   try:
     replicas = tfjob.body['spec']['tfReplicaSpecs']
     worker = replicas.get('Worker') or next(iter(replicas.values()))
@@ -400,73 +405,117 @@ def check_consistency(docs: list[Document], readme: str) -> list[Problem]:
     main = next((c for c in containers if c.get('name') == 'tensorflow'),
                 containers[0])
   except (KeyError, TypeError, AttributeError, IndexError, StopIteration):
-    return []  # the TFJob's own checks report what is missing
-  image = main.get('image', '')
-  repository = image.rsplit(':', 1)[0]
-  flags = _flags(main.get('args'))
+    return None  # the TFJob's own checks report what is missing
   mount = next((m['mountPath'] for m in main.get('volumeMounts', [])), '')
-  for doc in docs:
-    for path, c in _containers(doc):
-      c_image = c.get('image', '')
-      ours = c_image.split(':')[0].endswith('/tfp-vae') or c_image.startswith(
-          'tfp-vae')
-      if ours and c_image.rsplit(':', 1)[0] != repository:
-        problems.append(Problem(doc.file, f'{path}.image', f'{c_image!r} is '
-                                f'not the TFJob\'s image repository '
-                                f'{repository!r}'))
-    for path, name in _claims(doc):
-      if name != claim:
-        problems.append(Problem(doc.file, path, f'claim {name!r} is not the '
-                                f'PVC {claim!r} of {pvc.file}'))
-    want = _volume_path(flags.get('export_dir', ''), mount)
-    if doc.key[1] == 'InferenceService' and 'model' in (
-        doc.body['spec']['predictor']):
-      uri = doc.body['spec']['predictor']['model'].get('storageUri', '')
-      if uri != f'pvc://{claim}/{want}':
-        problems.append(Problem(doc.file,
-                                'spec.predictor.model.storageUri',
-                                f'{uri!r} is not where the TFJob exports: '
-                                f'pvc://{claim}/{want}'))
-    for path, c in _containers(doc):
-      c_flags = _flags(c.get('args'))
-      if c_flags.get('model_config_file'):  # TF Serving
-        served = _served_volume_path(c_flags['model_config_file'], c, doc)
-        if served != f'{want}/models.config':
-          problems.append(Problem(doc.file, f'{path}.args', f'serves '
-                                  f'{served!r} of the volume, but the TFJob '
-                                  f'exports to {want!r}'))
-      if c.get('command') == [SERVE_COMMAND]:
-        problems += _check_model_server(doc, path, c, c_flags, want)
-  if trainjob is not None:
-    trainer = trainjob.body['spec'].get('trainer', {})
-    if trainer.get('args') != main.get('args'):
-      problems.append(Problem(trainjob.file, 'spec.trainer.args',
-                              f'{trainer.get("args")} differ from the TFJob '
-                              f'args {main.get("args")}'))
-    env = {e.get('name'): e.get('value') for e in trainer.get('env', [])}
-    nodes = trainer.get('numNodes')
-    if str(nodes) != str(env.get('TFP_VAE_NUM_WORKERS')):
-      problems.append(Problem(trainjob.file, 'spec.trainer.env',
-                              f'TFP_VAE_NUM_WORKERS='
-                              f'{env.get("TFP_VAE_NUM_WORKERS")!r} must equal '
-                              f'numNodes={nodes}'))
-    ref = trainjob.body['spec'].get('runtimeRef', {})
-    runtimes = [d for d in docs if d.key[1] == ref.get('kind') and
-                d.body['metadata']['name'] == ref.get('name')]
-    if not runtimes:
-      problems.append(Problem(trainjob.file, 'spec.runtimeRef',
-                              f'no {ref.get("kind")} named '
-                              f'{ref.get("name")!r} in deploy/'))
-  for needle, what in ((repository, 'image repository'),
-                       (claim, 'volume claim')):
-    if needle not in readme:
-      problems.append(Problem('README.md', '(text)', f'does not name the '
-                              f'{what} {needle!r}'))
-  for doc in sorted({d.file for d in docs if d.file.startswith('deploy/')}):
-    if doc not in readme:
-      problems.append(Problem('README.md', '(text)', f'does not say how to '
-                              f'apply {doc}'))
+  return _Training(main, main.get('image', '').rsplit(':', 1)[0],
+                   pvc.body['metadata']['name'],
+                   _volume_path(_flags(main.get('args')).get('export_dir',
+                                                             ''), mount))
+
+
+def _check_images_and_claims(doc: Document, t: _Training) -> list[Problem]:
+  """One image repository and one volume claim everywhere."""
+  problems = []
+  for path, c in _containers(doc):
+    c_image = c.get('image', '')
+    ours = c_image.split(':')[0].endswith('/tfp-vae') or c_image.startswith(
+        'tfp-vae')
+    if ours and c_image.rsplit(':', 1)[0] != t.repository:
+      problems.append(Problem(doc.file, f'{path}.image', f'{c_image!r} is '
+                              f'not the TFJob\'s image repository '
+                              f'{t.repository!r}'))
+  for path, name in _claims(doc):
+    if name != t.claim:
+      problems.append(Problem(doc.file, path, f'claim {name!r} is not the '
+                              f'PVC {t.claim!r} of deploy/kubeflow/pvc.yaml'))
   return problems
+
+
+def _check_served_paths(doc: Document, t: _Training) -> list[Problem]:
+  """KServe, TF Serving and tfp-vae-serve read where the TFJob exports."""
+  problems = []
+  if doc.key[1] == 'InferenceService' and 'model' in (
+      doc.body['spec']['predictor']):
+    uri = doc.body['spec']['predictor']['model'].get('storageUri', '')
+    if uri != f'pvc://{t.claim}/{t.export}':
+      problems.append(Problem(doc.file, 'spec.predictor.model.storageUri',
+                              f'{uri!r} is not where the TFJob exports: '
+                              f'pvc://{t.claim}/{t.export}'))
+  for path, c in _containers(doc):
+    c_flags = _flags(c.get('args'))
+    if c_flags.get('model_config_file'):  # TF Serving
+      served = _served_volume_path(c_flags['model_config_file'], c, doc)
+      if served != f'{t.export}/models.config':
+        problems.append(Problem(doc.file, f'{path}.args', f'serves '
+                                f'{served!r} of the volume, but the TFJob '
+                                f'exports to {t.export!r}'))
+    if c.get('command') == [SERVE_COMMAND]:
+      problems += _check_model_server(doc, path, c, c_flags, t.export)
+  return problems
+
+
+def _check_trainjob(docs: list[Document], t: _Training) -> list[Problem]:
+  """The TrainJob trains what the TFJob does, on as many workers as it
+  says, with a runtime that exists."""
+  trainjob = _one(docs, 'TrainJob')
+  if trainjob is None:
+    return []
+  problems = []
+  trainer = trainjob.body['spec'].get('trainer', {})
+  if trainer.get('args') != t.main.get('args'):
+    problems.append(Problem(trainjob.file, 'spec.trainer.args',
+                            f'{trainer.get("args")} differ from the TFJob '
+                            f'args {t.main.get("args")}'))
+  env = {e.get('name'): e.get('value') for e in trainer.get('env', [])}
+  nodes = trainer.get('numNodes')
+  if str(nodes) != str(env.get('TFP_VAE_NUM_WORKERS')):
+    problems.append(Problem(trainjob.file, 'spec.trainer.env',
+                            f'TFP_VAE_NUM_WORKERS='
+                            f'{env.get("TFP_VAE_NUM_WORKERS")!r} must equal '
+                            f'numNodes={nodes}'))
+  ref = trainjob.body['spec'].get('runtimeRef', {})
+  if not [d for d in docs if d.key[1] == ref.get('kind') and
+          d.body['metadata']['name'] == ref.get('name')]:
+    problems.append(Problem(trainjob.file, 'spec.runtimeRef',
+                            f'no {ref.get("kind")} named '
+                            f'{ref.get("name")!r} in deploy/'))
+  return problems
+
+
+def _check_docs(docs: list[Document], t: _Training, text: str,
+                page: str) -> list[Problem]:
+  """The deployment page names the image, the claim and how to apply every
+  manifest."""
+  problems = []
+  for needle, what in ((t.repository, 'image repository'),
+                       (t.claim, 'volume claim')):
+    if needle not in text:
+      problems.append(Problem(page, '(text)', f'does not name the {what} '
+                              f'{needle!r}'))
+  for doc in sorted({d.file for d in docs if d.file.startswith('deploy/')}):
+    if doc not in text:
+      problems.append(Problem(page, '(text)', f'does not say how to apply '
+                              f'{doc}'))
+  return problems
+
+
+def check_consistency(docs: list[Document], page_text: str,
+                      page: str = DOCS_PAGE) -> list[Problem]:
+  """The cross-file rules (module doc, 4), and that `page_text` (the
+  deployment docs) names what it must."""
+  if _one(docs, 'TFJob') is None or _one(
+      docs, 'PersistentVolumeClaim') is None:
+    return [Problem('deploy/', '(files)', 'expected a TFJob and a '
+                    'PersistentVolumeClaim among the manifests')]
+  t = _training(docs)
+  if t is None:
+    return []
+  problems = []
+  for doc in docs:
+    problems += _check_images_and_claims(doc, t) + _check_served_paths(doc,
+                                                                      t)
+  return (problems + _check_trainjob(docs, t) +
+          _check_docs(docs, t, page_text, page))
 
 
 def _check_model_server(doc: Document, path: str, container: dict,
@@ -558,7 +607,7 @@ def load(path: str) -> tuple[list[Document], list[Problem]]:
 
 
 def validate(paths: Optional[list[str]] = None,
-             readme_path: str = os.path.join(REPO, 'README.md')
+             docs_path: str = os.path.join(REPO, DOCS_PAGE)
              ) -> list[Problem]:
   """All problems of `paths` (default: every manifest in deploy/).
 
@@ -579,9 +628,10 @@ def validate(paths: Optional[list[str]] = None,
       problems += load_problems
       for doc in loaded:
         problems += check_crd(doc) + check_model(doc) + check_rules(doc)
-  with open(readme_path) as f:
-    readme = f.read()
-  problems += check_consistency(docs, readme)
+  with open(docs_path) as f:
+    page_text = f.read()
+  problems += check_consistency(docs, page_text,
+                                os.path.relpath(docs_path, REPO))
   return problems
 
 

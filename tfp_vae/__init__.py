@@ -2,14 +2,22 @@
 
 Each module, one responsibility:
 
-The boundary
+The boundary (no TensorFlow)
   config      typed, validated run settings (model, data, trainer, runtime;
-              evaluation), no TensorFlow
+              evaluation)
   checks      value checks that name the setting and show the bad value
   errors      the errors a user can cause
+  registry    the one registration mechanism of the extension points, and
+              the plugins (`tfp_vae.plugins` entry points) that extend it
+  family      the members (VAE, MMD-VAE, InfoVAE, IWAE): settings, objective
+              and what generic code needs of them
+  components  the other parts, declared: encoders, likelihoods, priors,
+              architectures
+  specs       a member and its settings in one string (`vae:beta=4`)
+  plan        a run's decisions, made once at its start and recorded
+  hardware    what machine this is, and what `auto` picks on it
 
 The model library
-  family      the members (VAE, MMD-VAE, InfoVAE, IWAE): settings and objective
   networks    Keras layer stacks, tensors in and out
   encoders    networks -> q(z|x) distributions
   decoders    networks -> p(x|z) likelihoods
@@ -20,18 +28,21 @@ The model library
 Running it
   data        datasets (embedded, TFDS, IDX files) -> tf.data pipelines
   idx         the IDX file format, read and checked
+  budget      the memory a run would need, before it is built
   distribute  tf.distribute strategies and the cluster bootstrap
   callbacks   Keras callbacks of a run, one job each
   training    one run: prepare, build, fit, finish
   rundir      a run directory's layout, files and trained model
   progress    progress lines for long steps
+  faults      named fault points for tests (inert unless TFP_VAE_FAULT is set)
 
 Evaluating and serving it
   metrics     the cheap test metrics (every epoch)
   likelihood  the importance-weighted log-likelihood
   probes      latent probes (scikit-learn k-NN, logistic regression)
   frechet     the classifier Frechet distance
-  evaluation  every metric of a run, and the VAE / MMD-VAE comparison
+  evaluation  every metric of a run
+  comparison  family members side by side: trained, evaluated, reported
   plots       matplotlib figures
   report      the comparison's HTML report
   export      SavedModels with checked serving signatures

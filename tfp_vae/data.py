@@ -362,7 +362,7 @@ def _pipeline_options() -> tf.data.Options:
   14 Fashion-MNIST epochs (10 s each; py-spy showed the main thread in
   `~IteratorResource` -> `UnboundedThreadPool` join).  The pipeline is a
   gather and a cast per batch (about 0.5 ms), so fixed parallelism loses
-  nothing (README: Performance).
+  nothing (docs/performance.md).
   """
   options = tf.data.Options()
   options.autotune.enabled = False

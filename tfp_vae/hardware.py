@@ -176,7 +176,7 @@ def decide_precision(machine: Machine) -> tuple[str, str]:
     verdict = ('16-bit compute measured faster at the same quality'
                if precision != 'float32' else
                '16-bit compute measured not to pay here')
-    return precision, (f'CPU class {cls}: {verdict} (README: Performance; '
+    return precision, (f'CPU class {cls}: {verdict} (docs/performance.md; '
                        f'tfp_vae/hardware.py: {why.split(":")[0]})')
   return 'float32', (f'CPU class {cls} was never measured with 16-bit '
                      f'compute: float32')

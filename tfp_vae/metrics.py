@@ -45,7 +45,7 @@ tfd = tfp.distributions
 ACTIVE_UNIT_THRESHOLD = 0.01
 MMD_MAX_CODES = 2000
 # Images per call of the test pass: 100 took the same time as 500 and 135 MB
-# less memory (Fashion-MNIST's 10,000 test images, README: Performance).
+# less memory (Fashion-MNIST's 10,000 test images, docs/performance.md).
 EVAL_BATCH_SIZE = 100
 
 

@@ -24,7 +24,7 @@ from typing import Any, Callable, Optional
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # oneDNN kernels for convolutions and matmuls.  TensorFlow turns them on by
 # default only on CPUs with AVX512/AMX; on an AVX2 EPYC they trained the VAE
-# 20% and the MMD-VAE 4% faster with 15% less memory (README: Performance).
+# 20% and the MMD-VAE 4% faster with 15% less memory (docs/performance.md).
 # Results differ from Eigen's kernels by float rounding only.
 # TF_ENABLE_ONEDNN_OPTS=0 opts out.
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')

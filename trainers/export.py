@@ -3,7 +3,7 @@
   python -m trainers.export --model_dir=runs/vae --export_dir=runs/export/vae
 
 Writes EXPORT_DIR/<next version>/ and EXPORT_DIR/models.config (the
-signatures are listed in README.md, Serving).
+signatures are listed in docs/serving.md).
 """
 
 import os

@@ -4,7 +4,7 @@
 
 Every version folder is served (the newest by default), new ones written by
 trainers.export are picked up while running, SIGTERM finishes the requests
-in flight and exits.  See tfp_vae/serving.py and README.md (Serving).
+in flight and exits.  See tfp_vae/serving.py and docs/serving.md.
 """
 
 from absl import app

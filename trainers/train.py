@@ -1,4 +1,4 @@
-r"""Trains a model of the family (VAE, MMD-VAE, InfoVAE, IWAE).
+r"""Trains a member of the model family (--model; --help lists every one).
 
   python -m trainers.train --model=vae --model_dir=runs/vae \
       --export_dir=runs/export/vae
