@@ -274,6 +274,38 @@ def _export_to_served(run_dir: str, export_dir: str, server: _Server,
   return answered - written, answered - started
 
 
+def _load_rows(server, in_process: dict, clients: list[int],
+               latent_dim: int) -> list[list]:
+  """A table row per (signature, clients): the server under load beside
+  the in-process rate and latency."""
+  rows = []
+  for signature in FLAGS.signatures:
+    values = _inputs(signature, FLAGS.batch, latent_dim)
+    if signature == 'sample':
+      body = {'signature_name': signature, 'inputs': values}
+    else:
+      body = {'signature_name': signature,
+              'instances': next(iter(values.values())).tolist()}
+    body = json.dumps(body).encode()
+    _drive(server.rest, body, 1, 1.0, 20, FLAGS.request_timeout)  # warm
+    for n in clients:
+      rss_start = _rss_mb(server.proc.pid)
+      r = _drive(server.rest, body, n, FLAGS.seconds, FLAGS.max_requests,
+                 FLAGS.request_timeout)
+      rss_end = _rss_mb(server.proc.pid)
+      p50, p99 = (np.percentile(r['latencies'], [50, 99])
+                  if r['latencies'] else (float('nan'),) * 2)
+      rate, ip50, ip99 = in_process[signature][str(n)]
+      rows.append([signature, n, f'{r["requests"] / r["seconds"]:.0f}',
+                   f'{p50:.1f} / {p99:.1f}', len(r['errors']),
+                   f'{rss_start:.0f} / {rss_end:.0f}', f'{rate:.0f}',
+                   f'{ip50:.1f} / {ip99:.1f}'])
+      if r['errors']:
+        print(f'{signature} x{n}: {len(r["errors"])} errors, first: '
+              f'{r["errors"][0]}', file=sys.stderr)
+  return rows
+
+
 def main(_):
   if FLAGS.child:
     benchlib.report(_in_process(json.loads(FLAGS.child)))
@@ -297,33 +329,9 @@ def main(_):
         'signatures': FLAGS.signatures, 'latent_dim': latent_dim,
         'concurrency': clients, 'seconds': FLAGS.in_process_seconds})
     server = _Server(export_dir, os.path.join(tmp, 'server.log'))
-    rows = []
     try:
       rss_first = _rss_mb(server.proc.pid)
-      for signature in FLAGS.signatures:
-        values = _inputs(signature, FLAGS.batch, latent_dim)
-        if signature == 'sample':
-          body = {'signature_name': signature, 'inputs': values}
-        else:
-          body = {'signature_name': signature,
-                  'instances': next(iter(values.values())).tolist()}
-        body = json.dumps(body).encode()
-        _drive(server.rest, body, 1, 1.0, 20, FLAGS.request_timeout)  # warm
-        for n in clients:
-          rss_start = _rss_mb(server.proc.pid)
-          r = _drive(server.rest, body, n, FLAGS.seconds, FLAGS.max_requests,
-                     FLAGS.request_timeout)
-          rss_end = _rss_mb(server.proc.pid)
-          p50, p99 = (np.percentile(r['latencies'], [50, 99])
-                      if r['latencies'] else (float('nan'),) * 2)
-          rate, ip50, ip99 = in_process[signature][str(n)]
-          rows.append([signature, n, f'{r["requests"] / r["seconds"]:.0f}',
-                       f'{p50:.1f} / {p99:.1f}', len(r['errors']),
-                       f'{rss_start:.0f} / {rss_end:.0f}', f'{rate:.0f}',
-                       f'{ip50:.1f} / {ip99:.1f}'])
-          if r['errors']:
-            print(f'{signature} x{n}: {len(r["errors"])} errors, first: '
-                  f'{r["errors"][0]}', file=sys.stderr)
+      rows = _load_rows(server, in_process, clients, latent_dim)
       served = [_export_to_served(run_dir, export_dir, server, v)
                 for v in range(2, 2 + FLAGS.exports)]
       rss_last = _rss_mb(server.proc.pid)

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import REPO
+from tests.helpers import REPO
 from tfp_vae import hardware
 
 sys.path.insert(0, os.path.join(REPO, 'bench'))

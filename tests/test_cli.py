@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.helpers import REPO, run_cli
 
 COMMANDS = {
     'trainers.train': ('tfp-vae-train', ['--model=', '--latent_dim=',

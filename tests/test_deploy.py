@@ -14,8 +14,7 @@ import sys
 import pytest
 import yaml
 
-from tests.conftest import REPO
-from tests.test_distribute import _free_port, _wait_all
+from tests.helpers import REPO, free_port, wait_all
 
 sys.path.insert(0, os.path.join(REPO, 'deploy'))
 import validate  # pylint: disable=g-import-not-at-top,wrong-import-position
@@ -235,7 +234,7 @@ def test_entrypoint_trains_in_two_processes_with_a_tfjob_tf_config(tmp_path):
   args = [a.replace('/runs', str(tmp_path)) for a in container['args']]
   # A tiny budget after the job's own flags (absl: the last one wins).
   args += ['--epochs=1', '--batch_size=500', '--plot_every=0']
-  workers = [f'localhost:{_free_port()}', f'localhost:{_free_port()}']
+  workers = [f'localhost:{free_port()}', f'localhost:{free_port()}']
   procs = []
   for index in range(2):
     tf_config = {'cluster': {'worker': workers},
@@ -247,7 +246,7 @@ def test_entrypoint_trains_in_two_processes_with_a_tfjob_tf_config(tmp_path):
     procs.append(subprocess.Popen([command, *args], cwd=str(tmp_path),
                                   env=env, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True))
-  outs = _wait_all(procs, 600)
+  outs = wait_all(procs, 600)
   for code, _, err in outs:
     assert code == 0, shlex.join([command, *args]) + '\n' + err[-3000:]
   with open(model_dir / 'metrics.json') as f:

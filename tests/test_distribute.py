@@ -14,24 +14,9 @@ import time
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO, run_cli
+from tests.helpers import REPO, free_port, port_is_free, run_cli, wait_all
 from tfp_vae import distribute
 from tfp_vae import errors
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind(('localhost', 0))
-    return s.getsockname()[1]
-
-
-def _port_is_free(port: int) -> bool:
-  with socket.socket() as s:
-    try:
-      s.bind(('localhost', port))
-      return True
-    except OSError:
-      return False
 
 
 @pytest.mark.parametrize('raw,message', [
@@ -151,20 +136,6 @@ def test_two_replicas_make_the_same_step_as_one(model, optimizer):
   assert diff < 1e-6, line
 
 
-def _wait_all(procs, timeout):
-  deadline = time.time() + timeout
-  outs = []
-  for p in procs:
-    try:
-      out, err = p.communicate(timeout=max(1, deadline - time.time()))
-    except subprocess.TimeoutExpired:
-      for q in procs:
-        q.kill()
-      raise
-    outs.append((p.returncode, out, err))
-  return outs
-
-
 def _start_workers(envs, model_dir, export_dir, extra=()):
   args = [sys.executable, '-m', 'trainers.train', f'--model_dir={model_dir}',
           f'--export_dir={export_dir}', '--epochs=2', '--batch_size=500',
@@ -189,19 +160,19 @@ def _assert_only_chief_artifacts(model_dir, export_dir, outs):
 
 
 def test_two_worker_processes_train_with_tf_config(tmp_path):
-  workers = [f'localhost:{_free_port()}', f'localhost:{_free_port()}']
+  workers = [f'localhost:{free_port()}', f'localhost:{free_port()}']
   envs = [{'TF_CONFIG': json.dumps({'cluster': {'worker': workers},
                                     'task': {'type': 'worker', 'index': i}})}
           for i in range(2)]
   model_dir, export_dir = str(tmp_path / 'run'), str(tmp_path / 'export')
-  outs = _wait_all(_start_workers(envs, model_dir, export_dir), 600)
+  outs = wait_all(_start_workers(envs, model_dir, export_dir), 600)
   _assert_only_chief_artifacts(model_dir, export_dir, outs)
 
 
 def test_two_worker_processes_train_through_the_trainer_v2_bootstrap(
     tmp_path):
   for prefix in range(3456, 6000, 7):
-    if all(_port_is_free(prefix * 10 + i) for i in range(2)):
+    if all(port_is_free(prefix * 10 + i) for i in range(2)):
       break
   envs = [{'JOB_COMPLETION_INDEX': str(i), 'TFP_VAE_NUM_WORKERS': '2',
            'JOBSET_NAME': 'vae-job',
@@ -211,7 +182,7 @@ def test_two_worker_processes_train_through_the_trainer_v2_bootstrap(
     e.pop('TF_CONFIG', None)
   model_dir, export_dir = str(tmp_path / 'run'), str(tmp_path / 'export')
   procs = _start_workers(envs, model_dir, export_dir)
-  outs = _wait_all(procs, 600)
+  outs = wait_all(procs, 600)
   _assert_only_chief_artifacts(model_dir, export_dir, outs)
 
 
@@ -288,7 +259,7 @@ def test_each_strategy_trains_at_the_command_line_defaults(
   proc = _cli_at_defaults(tmp_path, f'--model={model}', '--epochs=1',
                           f'--model_dir=runs/{model}', '--export_dir=export',
                           *strategy_flags)
-  outs = _wait_all([proc], 600)
+  outs = wait_all([proc], 600)
   assert outs[0][0] == 0, outs[0][2][-3000:]
   _assert_trained_and_exported(tmp_path, model)
   # --xla=auto decided, and said why (off with several replicas or workers).
@@ -300,7 +271,7 @@ def test_each_strategy_trains_at_the_command_line_defaults(
 
 
 def test_multi_worker_trains_at_the_command_line_defaults(tmp_path):
-  workers = [f'localhost:{_free_port()}', f'localhost:{_free_port()}']
+  workers = [f'localhost:{free_port()}', f'localhost:{free_port()}']
   procs = []
   for i in range(2):
     cwd = tmp_path if i == 0 else tmp_path / 'worker1'
@@ -313,7 +284,7 @@ def test_multi_worker_trains_at_the_command_line_defaults(tmp_path):
         cwd, '--epochs=1', f'--model_dir={tmp_path}/runs/vae',
         f'--export_dir={tmp_path}/export', '--strategy=multi_worker',
         env=env))
-  outs = _wait_all(procs, 600)
+  outs = wait_all(procs, 600)
   for code, _, err in outs:
     assert code == 0, err[-3000:]
   assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2]

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 sys.path.insert(0, os.path.join(REPO, 'docs'))
 import generate  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from tfp_vae import config as config_lib
 from tfp_vae import evaluation
 from tfp_vae import report

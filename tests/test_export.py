@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO, run_cli
+from tests.helpers import BAD, REPO, run_cli
 from tfp_vae import config as config_lib
 from tfp_vae import export
 from tfp_vae import models
@@ -141,31 +141,6 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
   assert 'images must have shape [batch, 28, 28, 1]' in r.stderr
 
 
-BAD = [
-    ('encode', {'images': np.zeros((2, 28, 28), np.float32)},
-     'images must have shape [batch, 28, 28, 1]', '[2 28 28]'),
-    ('reconstruct', {'images': np.zeros((2, 32, 32, 1), np.float32)},
-     'images must have shape [batch, 28, 28, 1]', '[2 32 32 1]'),
-    ('log_likelihood', {'images': np.zeros((2, 28, 28, 3), np.float32)},
-     'images must have shape [batch, 28, 28, 1]', '[2 28 28 3]'),
-    ('encode', {'images': np.full((1, 28, 28, 1), 255.0, np.float32)},
-     'images must have values in [0, 1]', '[255]'),
-    ('encode', {'images': np.full((1, 28, 28, 1), np.nan, np.float32)},
-     'images must have values in [0, 1]', ''),
-    ('decode', {'codes': np.zeros((2, 5), np.float32)},
-     'codes must have shape [batch, 3]', '[2 5]'),
-    ('decode', {'codes': np.zeros((3,), np.float32)},
-     'codes must have shape [batch, 3]', '[3]'),
-    ('sample', {'num_samples': np.int64(-2), 'seed': np.int64(0)},
-     'num_samples must be a scalar in [0, 10000]', '[-2]'),
-    ('sample', {'num_samples': np.int64(2), 'seed': np.int64(-3)},
-     'seed must be a scalar >= 0', '[-3]'),
-    # One row of TF Serving's row format: shape [1], not a scalar.
-    ('sample', {'num_samples': np.array([4], np.int64), 'seed': np.int64(0)},
-     'num_samples must be a scalar in [0, 10000]', '[4]'),
-    ('sample', {'num_samples': np.int64(4), 'seed': np.array([0], np.int64)},
-     'seed must be a scalar >= 0', '[0]'),
-]
 
 
 @pytest.mark.parametrize('sig,inputs,message,got', BAD)

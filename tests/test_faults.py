@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.conftest import REPO, run_cli
+from tests.helpers import REPO, run_cli
 from tfp_vae import budget
 from tfp_vae import config as config_lib
 from tfp_vae import errors

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 from tfp_vae import data
 from tfp_vae import errors
 from tfp_vae import idx

@@ -8,7 +8,7 @@ import re
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from tests.conftest import REPO
+from tests.helpers import REPO
 
 LOCK = os.path.join(REPO, 'requirements', 'lock.txt')
 

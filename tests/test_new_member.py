@@ -18,7 +18,7 @@ from typing import ClassVar
 import numpy as np
 import pytest
 
-from tests.conftest import REPO, run_cli
+from tests.helpers import REPO, run_cli
 from tfp_vae import checks
 from tfp_vae import components
 from tfp_vae import config as config_lib

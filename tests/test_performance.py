@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from conftest import REPO
+from tests.helpers import REPO, bench_module
 from tfp_vae import config as config_lib
 from tfp_vae import data as data_lib
 from tfp_vae import export as export_lib
@@ -53,26 +53,11 @@ def _fit(config, batches, steps_per_execution):
   return _weights(model)
 
 
-def plain_train_step(model, optimizer):
-  """An independent reference: a `tf.function` + `GradientTape` step on
-  the model's objective with the trainer's noise seeds (seed, step)."""
-
-  @tf.function
-  def step(images):
-    seed = tf.stack([tf.constant(model.seed, tf.int32),
-                     tf.cast(optimizer.iterations, tf.int32)])
-    with tf.GradientTape() as tape:
-      loss, _ = model.objective(images, seed)
-    grads = tape.gradient(loss, model.trainable_variables)
-    optimizer.apply_gradients(zip(grads, model.trainable_variables))
-    return loss
-  return step
-
-
 def _plain_loop(config, batches):
   """A plain loop over the same batches."""
   model = models_lib.build_model(config, batches.shape[2:])
-  step = plain_train_step(
+  # The bench's baseline step: an independent reference outside Keras fit.
+  step = bench_module('benchlib').plain_train_step(
       model, keras.optimizers.Adam(config.trainer.learning_rate))
   for x in batches:
     step(tf.constant(x))

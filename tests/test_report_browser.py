@@ -8,7 +8,7 @@ import shutil
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.helpers import run_cli
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 CHROMEDRIVER = shutil.which('chromedriver')

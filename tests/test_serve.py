@@ -26,9 +26,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tests.conftest import REPO
-from tests.test_distribute import _free_port
-from tests.test_export import BAD
+from tests.helpers import BAD, REPO, free_port
 from tfp_vae import config as config_lib
 from tfp_vae import data
 from tfp_vae import export
@@ -50,9 +48,9 @@ class Server:
   """`python -m trainers.serve` on 127.0.0.1, its log in a file."""
 
   def __init__(self, export_dir, log_path, *flags):
-    self.rest_port, self.grpc_port = _free_port(), _free_port()
+    self.rest_port, self.grpc_port = free_port(), free_port()
     while self.grpc_port == self.rest_port:
-      self.grpc_port = _free_port()
+      self.grpc_port = free_port()
     self.url = f'http://127.0.0.1:{self.rest_port}'
     self.grpc = f'127.0.0.1:{self.grpc_port}'
     self.log_path = log_path
@@ -509,7 +507,7 @@ def test_sigterm_during_a_request_lets_it_finish(tmp_path, mnist_5k):
 
 
 def test_serve_cli_user_errors_are_one_line(tmp_path):
-  port = f'--rest_api_port={_free_port()}'
+  port = f'--rest_api_port={free_port()}'
   for flags, message in (
       ([f'--export_dir={tmp_path}/missing', port], 'is not a directory'),
       ([f'--export_dir={tmp_path}', port], 'holds no version folder'),
@@ -601,7 +599,7 @@ def test_client_prints_the_servers_error_in_one_line(served, transport):
 
 def test_client_connection_and_timeout_errors(served):
   server, _, _ = served
-  closed = _free_port()
+  closed = free_port()
   r = _client(f'--rest=http://127.0.0.1:{closed}', '--signature=decode',
               f'--latent_dim={LATENT}')
   assert r.returncode == 1

@@ -200,18 +200,26 @@ def load(name: str, data_dir: Optional[str] = None,
         f'unknown dataset {name!r}: use mnist_5k (embedded), a TFDS image '
         f'dataset name such as mnist or fashion_mnist, or --idx_dir with '
         f'the four IDX files of a dataset in the MNIST layout')
+  return _download(name, builder, tfds_where, directory, download)
+
+
+def _download(name: str, builder, tfds_where: str, directory: str,
+              download: bool) -> ImageData:
+  """The last source: a TFDS download, when allowed and the host answers.
+
+  Raises:
+    DataError: not allowed, unreachable or failed, with the remedies.
+  """
   remedies = _remedies(name, tfds_where)
+  nowhere = (f'dataset {name!r} is not on this machine (no prepared TFDS '
+             f'data in {tfds_where}, no IDX files in {directory})')
   if not download:
-    raise errors.DataError(
-        f'dataset {name!r} is not on this machine (no prepared TFDS data in '
-        f'{tfds_where}, no IDX files in {directory}) and downloading is off '
-        f'(--nodownload): {remedies}')
+    raise errors.DataError(f'{nowhere} and downloading is off '
+                           f'(--nodownload): {remedies}')
   reason = _unreachable(*DOWNLOAD_HOST)
   if reason:
-    raise errors.DataError(
-        f'dataset {name!r} is not on this machine (no prepared TFDS data in '
-        f'{tfds_where}, no IDX files in {directory}) and cannot be '
-        f'downloaded ({DOWNLOAD_HOST[0]} {reason}): {remedies}')
+    raise errors.DataError(f'{nowhere} and cannot be downloaded '
+                           f'({DOWNLOAD_HOST[0]} {reason}): {remedies}')
   logging.info('dataset %s: downloading with TFDS into %s', name, tfds_where)
   try:
     builder.download_and_prepare()

@@ -156,6 +156,41 @@ def _log_likelihood_chunk(model, images, num_samples, seed) -> tf.Tensor:
   return losses.iwae_bound(log_w)
 
 
+def _batched(name: str, x: tf.Tensor, row_shape: dict, compute, empty,
+             max_batch: int) -> dict[str, tf.Tensor]:
+  """`compute(x)`, or `empty` outputs of `row_shape` for a batch of 0,
+  after checking the batch holds at most `max_batch` examples."""
+  size_ok = _check(tf.shape(x)[0] <= max_batch,
+                   f'{name} must hold at most {max_batch} examples per '
+                   f'request; got', tf.shape(x)[0])
+  with tf.control_dependencies([size_ok]):
+    return tf.cond(tf.shape(x)[0] > 0, lambda: compute(x),
+                   lambda: {k: tf.zeros([0, *row_shape[k]]) for k in empty})
+
+
+def _sample_arguments(num_samples: tf.Tensor, seed: tf.Tensor
+                      ) -> tuple[tf.Tensor, tf.Tensor]:
+  """(n int32 scalar, stateless seed pair) after checking both inputs."""
+  # Assert needs a scalar condition whatever shape arrived (a [1] input,
+  # e.g. from TF Serving's row format, is refused with this message too).
+  n_ok = _check((tf.rank(num_samples) == 0) & tf.reduce_all(
+      (num_samples >= 0) & (num_samples <= MAX_SAMPLES)),
+                f'num_samples must be a scalar in [0, {MAX_SAMPLES}]; got',
+                num_samples)
+  num_samples = tf.cast(num_samples, tf.int64)
+  seed = tf.cast(seed, tf.int64)
+  seed_ok = _check((tf.rank(seed) == 0) & tf.reduce_all(
+      (seed >= -1) & (seed <= MAX_SEED)),
+                   f'seed must be a scalar >= 0 (reproducible, at most '
+                   f'{MAX_SEED}) or -1 (fresh draws); got', seed)
+  with tf.control_dependencies([n_ok, seed_ok]):
+    n = tf.cast(tf.reshape(num_samples, []), tf.int32)
+    s = tf.reshape(seed, [])
+    return n, tf.stack([
+        tf.where(s >= 0, tf.cast(s, tf.int32), _fresh_seed()[0]),
+        tf.constant(0)])
+
+
 def endpoints(model: models_lib.LatentVariableModel,
               image_shape: tuple[int, int, int],
               max_batch: int = DEFAULT_MAX_BATCH) -> dict[str, tuple]:
@@ -171,16 +206,9 @@ def endpoints(model: models_lib.LatentVariableModel,
   image_spec = tf.TensorSpec(None, tf.float32, name='images')
   code_spec = tf.TensorSpec(None, tf.float32, name='codes')
 
-  def batched(name, x, row_shape, compute, empty):
-    """`compute(x)`, or `empty` outputs for a batch of 0, after checking
-    the batch size."""
-    size_ok = _check(tf.shape(x)[0] <= max_batch,
-                     f'{name} must hold at most {max_batch} examples per '
-                     f'request; got', tf.shape(x)[0])
-    with tf.control_dependencies([size_ok]):
-      return tf.cond(tf.shape(x)[0] > 0, lambda: compute(x),
-                     lambda: {k: tf.zeros([0, *row_shape[k]])
-                              for k in empty})
+  def on_images(images, outputs, compute):
+    return _batched('images', check_images(images, image_shape), outputs,
+                    compute, tuple(outputs), max_batch)
 
   def encode(images):
     def compute(x):
@@ -188,47 +216,25 @@ def endpoints(model: models_lib.LatentVariableModel,
       return {'code_mean': posterior.mean(),
               'code_stddev': posterior.stddev(),
               'code_sample': posterior.sample(seed=_fresh_seed())}
-    return batched('images', check_images(images, image_shape),
-                   {k: [latent] for k in ENCODE_OUTPUTS}, compute,
-                   ENCODE_OUTPUTS)
+    return on_images(images, {k: [latent] for k in ENCODE_OUTPUTS}, compute)
 
   def decode(codes):
-    return batched('codes', check_codes(codes, latent), {'images': shape},
-                   lambda z: {'images': model.decode(z).mean()}, ('images',))
+    return _batched('codes', check_codes(codes, latent), {'images': shape},
+                    lambda z: {'images': model.decode(z).mean()},
+                    ('images',), max_batch)
 
   def reconstruct(images):
-    return batched('images', check_images(images, image_shape),
-                   {'reconstructions': shape},
-                   lambda x: {'reconstructions': model(x)},
-                   ('reconstructions',))
+    return on_images(images, {'reconstructions': shape},
+                     lambda x: {'reconstructions': model(x)})
 
   def sample(num_samples, seed):
-    # Assert needs a scalar condition whatever shape arrived (a [1] input,
-    # e.g. from TF Serving's row format, is refused with this message too).
-    n_ok = _check((tf.rank(num_samples) == 0) & tf.reduce_all(
-        (num_samples >= 0) & (num_samples <= MAX_SAMPLES)),
-                  f'num_samples must be a scalar in [0, {MAX_SAMPLES}]; got',
-                  num_samples)
-    num_samples = tf.cast(num_samples, tf.int64)
-    seed = tf.cast(seed, tf.int64)
-    seed_ok = _check((tf.rank(seed) == 0) & tf.reduce_all(
-        (seed >= -1) & (seed <= MAX_SEED)),
-                     f'seed must be a scalar >= 0 (reproducible, at most '
-                     f'{MAX_SEED}) or -1 (fresh draws); got', seed)
-    with tf.control_dependencies([n_ok, seed_ok]):
-      n = tf.cast(tf.reshape(num_samples, []), tf.int32)
-      s = tf.reshape(seed, [])
-      stateless = tf.stack([
-          tf.where(s >= 0, tf.cast(s, tf.int32), _fresh_seed()[0]),
-          tf.constant(0)])
-      codes = model.prior_distribution().sample(n, seed=stateless)
-      return {'codes': codes, 'images': model.decode(codes).mean()}
+    n, stateless = _sample_arguments(num_samples, seed)
+    codes = model.prior_distribution().sample(n, seed=stateless)
+    return {'codes': codes, 'images': model.decode(codes).mean()}
 
   def likelihood(images):
-    return batched('images', check_images(images, image_shape),
-                   {'log_likelihood': []},
-                   lambda x: {'log_likelihood': log_likelihood(model, x)},
-                   ('log_likelihood',))
+    return on_images(images, {'log_likelihood': []},
+                     lambda x: {'log_likelihood': log_likelihood(model, x)})
 
   scalar = lambda name: tf.TensorSpec(None, tf.int64, name=name)
   return {

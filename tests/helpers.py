@@ -1,0 +1,93 @@
+"""What several test files share: the repository root, a CLI runner, free
+ports, waiting on processes, and the serving signatures' bad inputs.
+
+Test files import from here, never from each other."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_cli(module: str, *args: str, timeout: float = 600,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+  """Runs `python -m module args` from the repository root."""
+  full_env = dict(os.environ)
+  full_env.update(env or {})
+  return subprocess.run([sys.executable, '-m', module, *args], cwd=REPO,
+                        capture_output=True, text=True, timeout=timeout,
+                        env=full_env)
+
+
+def free_port() -> int:
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+  with socket.socket() as s:
+    try:
+      s.bind(('localhost', port))
+      return True
+    except OSError:
+      return False
+
+
+def wait_all(procs, timeout: float) -> list[tuple[int, str, str]]:
+  """(returncode, stdout, stderr) of each process; all are killed if one
+  does not finish within `timeout` seconds in all."""
+  deadline = time.time() + timeout
+  outs = []
+  for p in procs:
+    try:
+      out, err = p.communicate(timeout=max(1, deadline - time.time()))
+    except subprocess.TimeoutExpired:
+      for q in procs:
+        q.kill()
+      raise
+    outs.append((p.returncode, out, err))
+  return outs
+
+
+def bench_module(name: str):
+  """bench/<name>.py as a module (the benchmarks' own helpers, e.g. the
+  plain training step both the bench and the tests compare against)."""
+  path = os.path.join(REPO, 'bench')
+  if path not in sys.path:
+    sys.path.insert(0, path)
+  return __import__(name)
+
+
+# Bad inputs of the serving signatures at latent 3: (signature, inputs,
+# the in-graph check's message, the values it shows).
+BAD = [
+    ('encode', {'images': np.zeros((2, 28, 28), np.float32)},
+     'images must have shape [batch, 28, 28, 1]', '[2 28 28]'),
+    ('reconstruct', {'images': np.zeros((2, 32, 32, 1), np.float32)},
+     'images must have shape [batch, 28, 28, 1]', '[2 32 32 1]'),
+    ('log_likelihood', {'images': np.zeros((2, 28, 28, 3), np.float32)},
+     'images must have shape [batch, 28, 28, 1]', '[2 28 28 3]'),
+    ('encode', {'images': np.full((1, 28, 28, 1), 255.0, np.float32)},
+     'images must have values in [0, 1]', '[255]'),
+    ('encode', {'images': np.full((1, 28, 28, 1), np.nan, np.float32)},
+     'images must have values in [0, 1]', ''),
+    ('decode', {'codes': np.zeros((2, 5), np.float32)},
+     'codes must have shape [batch, 3]', '[2 5]'),
+    ('decode', {'codes': np.zeros((3,), np.float32)},
+     'codes must have shape [batch, 3]', '[3]'),
+    ('sample', {'num_samples': np.int64(-2), 'seed': np.int64(0)},
+     'num_samples must be a scalar in [0, 10000]', '[-2]'),
+    ('sample', {'num_samples': np.int64(2), 'seed': np.int64(-3)},
+     'seed must be a scalar >= 0', '[-3]'),
+    # One row of TF Serving's row format: shape [1], not a scalar.
+    ('sample', {'num_samples': np.array([4], np.int64), 'seed': np.int64(0)},
+     'num_samples must be a scalar in [0, 10000]', '[4]'),
+    ('sample', {'num_samples': np.int64(4), 'seed': np.array([0], np.int64)},
+     'seed must be a scalar >= 0', '[0]'),
+]
