@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import BAD, REPO, run_cli
+from tfp_vae import layout
 from tfp_vae import config as config_lib
 from tfp_vae import export
 from tfp_vae import models
@@ -215,7 +216,7 @@ def test_versions_increase_and_failed_export_leaves_nothing(tmp_path,
   model = models.build_model(config, SHAPE)
   export.export_savedmodel(model, SHAPE, str(tmp_path))
   export.export_savedmodel(model, SHAPE, str(tmp_path))
-  assert export.versions(str(tmp_path)) == [1, 2]
+  assert layout.versions(str(tmp_path)) == [1, 2]
 
   class HalfWritten:
     """Writes part of a SavedModel, then fails as a full disk would."""

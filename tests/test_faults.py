@@ -17,6 +17,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import REPO, run_cli
+from tfp_vae import layout
 from tfp_vae import budget
 from tfp_vae import config as config_lib
 from tfp_vae import errors
@@ -220,7 +221,7 @@ def test_concurrent_exports_get_distinct_versions(tmp_path):
   assert all(p.returncode == 0 for p in procs), [o[1][-1500:] for o in outs]
   paths = sorted(o[0].strip().splitlines()[-1] for o in outs)
   assert len(set(paths)) == 3
-  assert export.versions(export_dir) == [1, 2, 3]
+  assert layout.versions(export_dir) == [1, 2, 3]
   del model
 
 

@@ -24,6 +24,7 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import REPO, bench_module
+from tfp_vae import layout
 from tfp_vae import config as config_lib
 from tfp_vae import data as data_lib
 from tfp_vae import export as export_lib
@@ -117,7 +118,7 @@ def test_xla_trains_like_without_it_and_exports(tmp_path, model,
   losses = _history_losses(tmp_path / 'on')
   assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
   loaded = tf.saved_model.load(
-      str(tmp_path / 'export' / str(export_lib.versions(
+      str(tmp_path / 'export' / str(layout.versions(
           str(tmp_path / 'export'))[-1])))
   out = loaded.signatures['reconstruct'](
       images=tf.zeros([2, 28, 28, 1], tf.float32))
@@ -151,7 +152,7 @@ def test_mixed_precision_trains_and_serves_float32(tmp_path, precision):
   assert model.encoder.network.layers[0].compute_dtype == 'float32'
   assert model.decoder.network.layers[-1].compute_dtype == 'float32'
   export_root = tmp_path / f'{precision}-export'
-  version = export_lib.versions(str(export_root))[-1]
+  version = layout.versions(str(export_root))[-1]
   loaded = tf.saved_model.load(str(export_root / str(version)))
   out = loaded.signatures['reconstruct'](
       images=tf.zeros([2, 28, 28, 1], tf.float32))

@@ -53,15 +53,13 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_vae import faults
+from tfp_vae import files
 from tfp_vae import layout
 from tfp_vae import likelihood as likelihood_lib
 from tfp_vae import losses
 from tfp_vae import models as models_lib
-from tfp_vae import rundir
 
 tfd = tfp.distributions
-# The reader (tfp_vae.serving) shares the layout without importing TFP.
-versions = layout.versions
 
 MAX_SAMPLES = 10000
 MAX_SEED = 2**31 - 1
@@ -311,18 +309,15 @@ def export_savedmodel(model: models_lib.LatentVariableModel,
     shutil.rmtree(tmp, ignore_errors=True)
     raise
   name = model_name or os.path.basename(os.path.abspath(export_dir))
-  config_path = os.path.join(export_dir, 'models.config')
-  tmp_config = f'{config_path}.tmp-{os.getpid()}'
-  with open(tmp_config, 'w') as f:
-    f.write(models_config(name, serving_base_path or f'/models/{name}'))
-  os.replace(tmp_config, config_path)
+  files.write_text(os.path.join(export_dir, 'models.config'),
+                   models_config(name, serving_base_path or f'/models/{name}'))
   return final
 
 
 def _rename_to_next_version(tmp: str, export_dir: str) -> str:
   """Renames `tmp` to the next free integer version; an export running at
   the same time that takes a number first makes this one take the next."""
-  version = (versions(export_dir) or [0])[-1] + 1
+  version = (layout.versions(export_dir) or [0])[-1] + 1
   while True:
     final = os.path.join(export_dir, str(version))
     try:
@@ -335,16 +330,7 @@ def _rename_to_next_version(tmp: str, export_dir: str) -> str:
       version += 1
 
 
-def remove_leftovers(export_dir: str) -> None:
+def remove_leftovers(export_dir: str) -> list[str]:
   """Removes the temporary directories and files of exports whose process
-  is gone (`.tmp-PID-*`, `models.config.tmp-PID`)."""
-  for name in os.listdir(export_dir):
-    if '.tmp-' not in name:
-      continue
-    pid = name.split('.tmp-', 1)[1].split('-')[0]
-    if pid.isdigit() and not rundir.pid_alive(int(pid)):
-      full = os.path.join(export_dir, name)
-      if os.path.isdir(full):
-        shutil.rmtree(full, ignore_errors=True)
-      else:
-        os.remove(full)
+  is gone (`.tmp-PID-*`, `models.config.tmp-PID`: `tfp_vae.files`)."""
+  return files.remove_leftovers([export_dir])

@@ -38,8 +38,6 @@ from tfp_vae import family
 from tfp_vae import hardware
 
 ImageShape = tuple[int, int, int]
-# What a checkpoint depends on beyond the flags, compared on resume.
-COMPARED_ON_RESUME = ('precision', 'member', 'image_shape')
 
 
 @dataclasses.dataclass(frozen=True)

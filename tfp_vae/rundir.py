@@ -25,6 +25,7 @@ import tensorflow as tf
 from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import family
+from tfp_vae import files
 from tfp_vae import models as models_lib
 from tfp_vae import plan as plan_lib
 
@@ -44,13 +45,7 @@ def path(model_dir: str, name: str) -> str:
   return os.path.join(model_dir, name)
 
 
-def write_json(file_path: str, obj: Any) -> None:
-  """Writes JSON atomically (temp file + rename)."""
-  tmp = f'{file_path}.tmp-{os.getpid()}'
-  with open(tmp, 'w') as f:
-    json.dump(obj, f, indent=2, sort_keys=True)
-    f.write('\n')
-  os.replace(tmp, file_path)
+write_json = files.write_json
 
 
 # config.json's key for the run's plan (`tfp_vae.plan`), beside the flags.
@@ -221,12 +216,9 @@ def truncate_history(model_dir: str, epochs_done: int) -> None:
   file_path = path(model_dir, HISTORY_FILE)
   if not os.path.exists(file_path):
     return
-  kept = [json.dumps(r, sort_keys=True) + '\n'
-          for r in read_history(model_dir) if r.get('epoch', 0) <= epochs_done]
-  tmp = f'{file_path}.tmp-{os.getpid()}'
-  with open(tmp, 'w') as f:
-    f.writelines(kept)
-  os.replace(tmp, file_path)
+  files.write_text(file_path, ''.join(
+      json.dumps(r, sort_keys=True) + '\n'
+      for r in read_history(model_dir) if r.get('epoch', 0) <= epochs_done))
 
 
 def load_trained_model(model_dir: str
@@ -359,40 +351,15 @@ def _move_aside(prefix: str, directory: str) -> None:
 # -- leftovers and the one writer ---------------------------------------------
 
 
-def pid_alive(pid: int) -> bool:
-  """Whether process `pid` exists on this host."""
-  try:
-    os.kill(pid, 0)
-  except ProcessLookupError:
-    return False
-  except PermissionError:
-    return True
-  return True
-
-
 def remove_leftovers(model_dir: str) -> list[str]:
   """Removes what interrupted writes leave behind: TensorFlow's
-  `ckpt-N_temp/` directories and this package's `*.tmp-PID` files of
-  processes that are gone.  Returns what was removed."""
-  removed = []
-  for root in (model_dir, os.path.join(model_dir, CHECKPOINT_SUBDIR),
-               os.path.join(model_dir, BEST_CHECKPOINT_SUBDIR)):
-    if not os.path.isdir(root):
-      continue
-    for name in os.listdir(root):
-      full = os.path.join(root, name)
-      stale = name.endswith('_temp') and os.path.isdir(full)
-      if '.tmp-' in name:
-        pid = name.rsplit('.tmp-', 1)[1].split('.')[0].split('-')[0]
-        stale = pid.isdigit() and not pid_alive(int(pid))
-      if stale:
-        if os.path.isdir(full):
-          import shutil  # pylint: disable=g-import-not-at-top
-          shutil.rmtree(full, ignore_errors=True)
-        else:
-          os.remove(full)
-        removed.append(full)
-  return removed
+  `ckpt-N_temp/` directories and this package's temporary files of
+  processes that are gone (`tfp_vae.files`).  Returns what was removed."""
+  return files.remove_leftovers(
+      [model_dir, os.path.join(model_dir, CHECKPOINT_SUBDIR),
+       os.path.join(model_dir, BEST_CHECKPOINT_SUBDIR)],
+      also=lambda d, name: name.endswith('_temp') and os.path.isdir(
+          os.path.join(d, name)))
 
 
 LOCK_FILE = '.lock'
@@ -424,7 +391,7 @@ class RunLock:
         holder = self._holder()
         if holder is None:
           continue  # released or half-written meanwhile: try again
-        if holder.get('host') == host and not pid_alive(
+        if holder.get('host') == host and not files.pid_alive(
             int(holder.get('pid', -1))):
           logging.warning('taking over %s from pid %s (%s), which is gone',
                           self.path, holder.get('pid'), holder.get('what'))

@@ -38,6 +38,7 @@ from tfp_vae import data as data_lib
 from tfp_vae import distribute
 from tfp_vae import errors
 from tfp_vae import export as export_lib
+from tfp_vae import layout
 from tfp_vae import family
 from tfp_vae import metrics as metrics_lib
 from tfp_vae import models as models_lib
@@ -403,7 +404,7 @@ def finish(the_run: Run) -> dict[str, float]:
   results.update(model.member.recorded())
   the_run.draw(terms=terms)
   if export_dir:
-    existing = export_lib.versions(export_dir)
+    existing = layout.versions(export_dir)
     if not the_run.trained and existing:
       logging.info('%s already holds version %d and nothing was trained: not '
                    'exporting again', export_dir, existing[-1])
