@@ -58,3 +58,48 @@ def test_better_is_given_only_where_the_interval_excludes_zero():
   single = stats.paired_difference({0: 1.0}, {0: 5.0})
   assert stats.verdict(single, 'higher', 'a', 'b') == (
       None, '1 seed: no interval')
+
+
+def _summary(per_seed):
+  """comparison.summarise over constructed metrics: {label: {seed: {...}}}."""
+  from tfp_vae import comparison  # pylint: disable=g-import-not-at-top
+  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import family  # pylint: disable=g-import-not-at-top
+  runs = [comparison.Run(label, seed, config_lib.TrainConfig.create())
+          for label in per_seed for seed in per_seed[label]]
+  flat = {(label, seed): m for label, by in per_seed.items()
+          for seed, m in by.items()}
+  return comparison.summarise(runs, flat, {l: family.create(l.split(':')[0])
+                                           for l in per_seed})
+
+
+def test_the_summary_keeps_every_seed_and_marks_better_only_when_clear():
+  from tfp_vae import report  # pylint: disable=g-import-not-at-top
+  knn = {'vae': [0.60, 0.62, 0.61], 'mmd_vae': [0.70, 0.71, 0.73],
+         'vae:beta=4': [0.59, 0.64, 0.60]}
+  per_seed = {label: {s: {'test_knn_accuracy': v[s], 'epochs_completed': 2}
+                      for s in range(3)} for label, v in knn.items()}
+  summary = _summary(per_seed)
+  assert summary['seeds'] == [0, 1, 2]
+  assert summary['models']['vae']['seeds']['1'] == {
+      'test_knn_accuracy': 0.62, 'epochs_completed': 2}
+  vae = summary['models']['vae']['summary']['test_knn_accuracy']
+  assert vae['mean'] == pytest.approx(0.61) and vae['n'] == 3
+  pairs = {(p['a'], p['b']): p['metrics']['test_knn_accuracy']
+           for p in summary['differences']}
+  assert set(pairs) == {('vae', 'mmd_vae'), ('vae', 'vae:beta=4'),
+                        ('mmd_vae', 'vae:beta=4')}
+  assert pairs[('vae', 'mmd_vae')]['better'] == 'mmd_vae'
+  assert pairs[('vae', 'vae:beta=4')]['verdict'] == 'no difference at 3 seeds'
+  # mmd_vae beats both others: it is the best; epochs have no direction.
+  assert report.best_of(summary, 'test_knn_accuracy') == (
+      'mmd_vae', 'mmd_vae better at 3 seeds')
+  assert report.best_of(summary, 'epochs_completed') == ('', '')
+  # Without mmd_vae no one is best, and the row says why.
+  del per_seed['mmd_vae']
+  assert report.best_of(_summary(per_seed), 'test_knn_accuracy') == (
+      '', 'no difference at 3 seeds')
+  one = _summary({'vae': {0: {'test_knn_accuracy': 0.6}},
+                  'mmd_vae': {0: {'test_knn_accuracy': 0.9}}})
+  assert report.best_of(one, 'test_knn_accuracy') == ('',
+                                                       '1 seed: no interval')

@@ -1,66 +1,104 @@
-"""Family members side by side: trained with the same architecture, data,
-seed and budget, evaluated in the same feature space, reported together.
+"""Family members side by side over seeds: trained with the same
+architecture, data and budget, evaluated in the same feature space,
+summarised with intervals and reported together.
 
 `compare` takes any registered members, each with its own settings
-(`tfp_vae.specs`: `vae`, `mmd_vae`, `vae:beta=4`, ...), trains each in
-OUTPUT_DIR/<run name> (rerunning resumes or reuses the runs), evaluates it
-(`evaluation.evaluate_run`), draws its figures and writes
-OUTPUT_DIR/metrics.json (one object per member) and the self-contained
-OUTPUT_DIR/report.html (`tfp_vae.report`).
+(`tfp_vae.specs`: `vae`, `mmd_vae`, `vae:beta=4`, ...), and N seeds (the
+same seeds for every member, so differences are paired).  Each (member,
+seed) is one run in OUTPUT_DIR/<run name>[-seed<S>] (the first seed's runs
+keep the names they had before seeds; rerunning resumes or reuses runs, and
+reuses evaluations of the same epoch and settings).  Runs go one after
+another in this process, or `parallel` at a time as `trainers.train` and
+`trainers.evaluate` children (`tfp_vae.fanout`).  It writes
+OUTPUT_DIR/metrics.json (every seed's values, means, intervals and paired
+differences: `summarise`) and the self-contained OUTPUT_DIR/report.html
+(`tfp_vae.report`), whose figures are the first seed's.
 """
 
 import dataclasses
+import itertools
 import os
 from typing import Any, Callable
 
 from absl import logging
 
 from tfp_vae import config as config_lib
+from tfp_vae import data as data_lib
 from tfp_vae import evaluation
 from tfp_vae import family
+from tfp_vae import fanout
+from tfp_vae import frechet
+from tfp_vae import metrics as metrics_lib
 from tfp_vae import plots
 from tfp_vae import progress as progress_lib
 from tfp_vae import report
 from tfp_vae import rundir
 from tfp_vae import specs
+from tfp_vae import stats
 from tfp_vae import training
 
-def _figures(ev: evaluation.Evaluation, out_dir: str,
-             prefix: str) -> dict[str, str]:
-  """A run's figures for the report, named by figure kind."""
-  labels = ev.data.test_labels
-  paths = plots.draw_all(ev.model, ev.test_x, labels, ev.arrays['code_mean'],
-                         out_dir, seed=ev.config.trainer.seed,
-                         prefix=prefix, class_names=ev.data.class_names)
-  paths['interpolations'] = os.path.join(out_dir,
-                                         f'{prefix}interpolations.png')
-  pairs = plots.interpolation_pairs(labels)
-  plots.interpolations(ev.model, ev.test_x[pairs[:, 0]],
-                       ev.test_x[pairs[:, 1]], paths['interpolations'])
-  return paths
+SCHEMA = 2
 
 
-def run_configs(base: config_lib.TrainConfig,
-                members: list[tuple[str, family.Member]], output_dir: str
-                ) -> dict[str, config_lib.TrainConfig]:
-  """{label: the validated config of its run} (module doc)."""
-  out = {}
-  for label, member in members:
-    config = base.with_member(member).validate()
-    out[label] = dataclasses.replace(config, runtime=dataclasses.replace(
-        config.runtime, model_dir=os.path.join(output_dir,
-                                               specs.run_name(label)),
-        export_dir=None, verbose=False))
-  return out
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """One (member, seed) of a comparison."""
+  label: str
+  seed: int
+  config: config_lib.TrainConfig
+
+  @property
+  def model_dir(self) -> str:
+    return self.config.runtime.model_dir
 
 
-def _train_and_evaluate(configs: dict[str, config_lib.TrainConfig],
-                        eval_config: config_lib.EvalConfig, bar,
-                        log: Callable[[str], None]
-                        ) -> dict[str, evaluation.Evaluation]:
-  evaluations = {}
-  for label, config in configs.items():
-    epochs = config.trainer.epochs
+def run_dir(output_dir: str, label: str, seed: int, first_seed: int) -> str:
+  """OUTPUT_DIR/<run name>, and -seed<S> for every seed but the first."""
+  name = specs.run_name(label)
+  return os.path.join(output_dir, name if seed == first_seed
+                      else f'{name}-seed{seed}')
+
+
+def plan_runs(base: config_lib.TrainConfig,
+              members: list[tuple[str, family.Member]], output_dir: str,
+              seeds: int) -> list[Run]:
+  """Every (member, seed) run, validated: seeds base.seed .. + seeds - 1.
+
+  Raises:
+    ConfigError: a member's settings are invalid with the shared ones, or
+      the seeds go past the largest seed.
+  """
+  first = base.trainer.seed
+  runs = []
+  for (label, member), seed in itertools.product(
+      members, range(first, first + seeds)):
+    config = base.with_member(member).replace(seed=seed)
+    config = dataclasses.replace(config, runtime=dataclasses.replace(
+        config.runtime, model_dir=run_dir(output_dir, label, seed, first),
+        export_dir=None, verbose=False)).validate()
+    runs.append(Run(label, seed, config))
+  return runs
+
+
+def _evaluated(model_dir: str, eval_config: config_lib.EvalConfig) -> bool:
+  """Whether metrics.json already holds an evaluation of the run's current
+  epoch with these settings."""
+  metrics = rundir.read_metrics(model_dir)
+  if metrics.get(rundir.EVALUATED_EPOCH_KEY) != metrics.get(
+      'epochs_completed') or 'test_knn_accuracy' not in metrics:
+    return False
+  if not eval_config.iwae_samples:
+    return True
+  return metrics.get('test_iwae_samples') == eval_config.iwae_samples and (
+      metrics.get('test_iwae_proposal_scale', eval_config.proposal_scale)
+      == eval_config.proposal_scale)
+
+
+def _in_process(runs: list[Run], eval_config: config_lib.EvalConfig, bar,
+                log: Callable[[str], None]) -> None:
+  """Trains and evaluates every run here, one after another."""
+  for run in runs:
+    epochs = run.config.trainer.epochs
     start = bar.done if bar else 0
 
     def on_epoch(epoch, logs, start=start):
@@ -68,68 +106,164 @@ def _train_and_evaluate(configs: dict[str, config_lib.TrainConfig],
       if bar is not None:
         bar.update(start + epoch - bar.done)
 
-    log(f'training {label} for {epochs} epochs in '
-        f'{config.runtime.model_dir}')
-    training.run(config, on_epoch=on_epoch)
+    log(f'training {run.label} seed {run.seed} for {epochs} epochs in '
+        f'{run.model_dir}')
+    training.run(run.config, on_epoch=on_epoch)
     if bar is not None:  # epochs a resumed run did not train here
       bar.skip(start + epochs - bar.done)
-    log(f'evaluating {label} (IWAE k={eval_config.iwae_samples}, probes, '
-        f'Frechet)')
-    evaluations[label] = evaluation.evaluate_run(config.runtime.model_dir,
-                                                 eval_config)
+    if not _evaluated(run.model_dir, eval_config):
+      log(f'evaluating {run.label} seed {run.seed} (IWAE '
+          f'k={eval_config.iwae_samples}, probes, Frechet)')
+      evaluation.evaluate_run(run.model_dir, eval_config)
     if bar is not None:
       bar.update(1)
-  return evaluations
+
+
+def _eval_flags(eval_config: config_lib.EvalConfig) -> list[str]:
+  return [f'--eval_iwae_samples={eval_config.iwae_samples}',
+          f'--proposal_scale={eval_config.proposal_scale}',
+          f'--images_per_call={eval_config.images_per_call}',
+          f'--cache_dir={eval_config.cache_dir}']
+
+
+def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,
+                 parallel: int, log: Callable[[str], None]) -> list[fanout.Job]:
+  """Trains and evaluates the runs `parallel` at a time, each as the
+  command lines a user would run."""
+  # The feature classifier first, once, so that evaluations running at
+  # once read it from the cache instead of each training it.
+  data, _ = training.prepare_data(runs[0].config)
+  first = runs[0].config
+  frechet.feature_classifier(
+      data_lib.eval_images(data.train_images, first.data.binarize,
+                           first.trainer.seed),
+      data.train_labels, data.num_classes, cache_dir=eval_config.cache_dir,
+      seed=frechet.CLASSIFIER_SEED)
+  jobs = []
+  for run in runs:
+    os.makedirs(run.model_dir, exist_ok=True)
+    commands = [fanout.module_command('trainers.train', run.config.to_flags(
+        exclude=('verbose',)) + ['--noverbose'])]
+    if not _evaluated(run.model_dir, eval_config):
+      commands.append(fanout.module_command(
+          'trainers.evaluate', [f'--model_dir={run.model_dir}',
+                                *_eval_flags(eval_config)]))
+    jobs.append(fanout.Job(f'{run.label} seed {run.seed}', commands,
+                           os.path.join(run.model_dir, 'compare.log')))
+  log(f'{len(jobs)} runs, {parallel} at a time')
+  return fanout.run(jobs, parallel, on_done=lambda job: log(
+      f'{job.name}: {"done" if not job.returncode else "failed"} in '
+      f'{job.seconds:.0f} s'))
+
+
+def summarise(runs: list[Run], per_run: dict[tuple[str, int], dict],
+              members: dict[str, family.Member]) -> dict[str, Any]:
+  """metrics.json of a comparison: every seed's metrics, each metric's
+  mean and t interval over seeds, and each pair's paired difference with
+  its verdict (`tfp_vae.stats`)."""
+  labels = list(dict.fromkeys(r.label for r in runs))
+  seeds = sorted({r.seed for r in runs})
+  out = {'schema': SCHEMA, 'seeds': seeds,
+         'interval': f'{stats.LEVEL:.0%} Student t over seeds',
+         'models': {}, 'differences': []}
+  values = {}  # label -> metric -> {seed: value}
+  for label in labels:
+    by_seed = {str(s): per_run[(label, s)] for s in seeds}
+    metric_values = {}
+    for seed, metrics in zip(seeds, by_seed.values()):
+      for key, value in metrics.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+          metric_values.setdefault(key, {})[seed] = float(value)
+    values[label] = metric_values
+    out['models'][label] = {
+        'settings': members[label].settings(),
+        'runs': {str(r.seed): r.model_dir for r in runs if r.label == label},
+        'seeds': by_seed,
+        'summary': {k: stats.t_interval(list(v.values())).to_dict()
+                    for k, v in metric_values.items() if len(v) == len(seeds)}}
+  directions = {key: better for key, _, better in report.METRICS}
+  for a, b in itertools.combinations(labels, 2):
+    pair = {}
+    for key in sorted(set(values[a]) & set(values[b])):
+      d = stats.paired_difference(values[a][key], values[b][key])
+      winner, words = stats.verdict(d, directions.get(key, ''), a, b)
+      pair[key] = {**d.to_dict(), 'better': winner, 'verdict': words}
+    out['differences'].append({'a': a, 'b': b, 'metrics': pair})
+  return out
+
+
+def _figures(run: Run, figures_dir: str) -> dict[str, str]:
+  """The first seed's figures of a member, named by kind."""
+  model, config, info = rundir.load_trained_model(run.model_dir)
+  data, _ = training.prepare_data(config)
+  test_x = data_lib.eval_images(data.test_images, config.data.binarize,
+                                config.trainer.seed)
+  _, terms = metrics_lib.evaluate(model, test_x, seed=config.trainer.seed)
+  prefix = f'{specs.run_name(run.label)}_'
+  paths = plots.draw_all(model, test_x, data.test_labels, terms['code_mean'],
+                         figures_dir, seed=config.trainer.seed, prefix=prefix,
+                         class_names=tuple(info.get('class_names', ())))
+  paths['interpolations'] = os.path.join(figures_dir,
+                                         f'{prefix}interpolations.png')
+  pairs = plots.interpolation_pairs(data.test_labels)
+  plots.interpolations(model, test_x[pairs[:, 0]], test_x[pairs[:, 1]],
+                       paths['interpolations'])
+  return paths
 
 
 def compare(base: config_lib.TrainConfig,
             members: list[tuple[str, family.Member]], output_dir: str,
             eval_config: config_lib.EvalConfig = config_lib.EvalConfig(),
             progress: bool = True,
-            log: Callable[[str], None] = logging.info) -> dict[str, Any]:
-  """Trains, evaluates and reports `members` side by side.
+            log: Callable[[str], None] = logging.info,
+            seeds: int = 1, parallel: int = 1) -> dict[str, Any]:
+  """Trains, evaluates and reports `members` side by side over `seeds`.
 
   Args:
-    base: the shared settings (its member is replaced by each of
-      `members`).
+    base: the shared settings (its member and seed are replaced per run).
     members: [(label, member)], e.g. from `specs.parse_all`.
     output_dir: where the runs, figures, metrics.json and report.html go.
     eval_config: how every run is evaluated.
     progress: log progress lines for the whole comparison.
     log: where progress and stage lines go.
+    seeds: seeds per member: base's seed and the next ones.
+    parallel: runs at once (1: one after another in this process).
 
   Returns:
-    {label: metrics} as written to output_dir/metrics.json.
+    What is written to output_dir/metrics.json (`summarise`).
 
   Raises:
     ConfigError: a member's settings are invalid with the shared ones.
+    TfpVaeError: a run failed (from the training or evaluation errors).
   """
-  configs = run_configs(base, members, output_dir)
-  eval_config.validate()
+  runs = plan_runs(base, members, output_dir, seeds)
+  eval_config = dataclasses.replace(
+      eval_config.validate(),
+      cache_dir=os.path.join(output_dir, 'feature_classifier'))
   figures_dir = os.path.join(output_dir, 'figures')
   os.makedirs(figures_dir, exist_ok=True)
-  eval_config = dataclasses.replace(
-      eval_config, cache_dir=os.path.join(output_dir, 'feature_classifier'))
-  # Units: every epoch of every run, then each run's evaluation.
-  bar = progress_lib.Progress(
-      'compare', len(configs) * (base.trainer.epochs + 1), unit='steps',
-      log=log) if progress else None
-  evaluations = _train_and_evaluate(configs, eval_config, bar, log)
-  figures = {label: _figures(ev, figures_dir,
-                             f'{specs.run_name(label)}_')
-             for label, ev in evaluations.items()}
-  over_training = {label: evaluation.epoch_figures(
-      ev.config.runtime.model_dir) for label, ev in evaluations.items()}
-  curves = os.path.join(figures_dir, 'training_curves.png')
-  plots.training_curves({label: rundir.read_history(
-      ev.config.runtime.model_dir) for label, ev in evaluations.items()},
-                        curves)
-  results = {label: ev.metrics for label, ev in evaluations.items()}
+  if parallel > 1:
+    _in_children(runs, eval_config, parallel, log)
+  else:
+    bar = progress_lib.Progress(
+        'compare', len(runs) * (base.trainer.epochs + 1), unit='steps',
+        log=log) if progress else None
+    _in_process(runs, eval_config, bar, log)
+  resolved = {label: rundir.resolved_member(run.model_dir)
+              for label, run in {r.label: r for r in runs[::-1]}.items()}
+  results = summarise(runs, {(r.label, r.seed): rundir.read_metrics(
+      r.model_dir) for r in runs}, resolved)
   rundir.write_json(os.path.join(output_dir, 'metrics.json'), results)
-  resolved = {label: rundir.resolved_member(ev.config.runtime.model_dir)
-              for label, ev in evaluations.items()}
+  firsts = {r.label: r for r in runs[::-1]}  # the first seed of each
+  firsts = {label: firsts[label] for label, _ in members}
+  curves = os.path.join(figures_dir, 'training_curves.png')
+  plots.training_curves({label: rundir.read_history(run.model_dir)
+                         for label, run in firsts.items()}, curves)
   path = report.write_report(
-      os.path.join(output_dir, 'report.html'), results, figures,
-      {'training_curves': curves}, base, over_training, resolved)
+      os.path.join(output_dir, 'report.html'), results,
+      {label: _figures(run, figures_dir) for label, run in firsts.items()},
+      {'training_curves': curves}, base,
+      {label: evaluation.epoch_figures(run.model_dir)
+       for label, run in firsts.items()}, resolved)
   log(f'wrote {path}')
   return results

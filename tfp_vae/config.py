@@ -297,6 +297,25 @@ class TrainConfig:
           out[f.name] = getattr(getattr(self, group), f.name)
     return out
 
+  def to_flags(self, exclude: tuple[str, ...] = ()) -> list[str]:
+    """The command line of `trainers.train` that builds this config:
+    `--name=value` for every setting (the member's by their public names),
+    `--name`/`--noname` for booleans; unset optional ones are left out."""
+    flat = {k: v for k, v in self.flat().items()
+            if k not in family.all_settings()}
+    flat.update(self.model.member.settings())
+    out = []
+    for name, value in flat.items():
+      if name in exclude or value is None:
+        continue
+      if isinstance(value, bool):
+        out.append(f'--{name}' if value else f'--no{name}')
+      elif isinstance(value, tuple):
+        out.append(f'--{name}={",".join(repr(v) for v in value)}')
+      else:
+        out.append(f'--{name}={value}')
+    return out
+
   def with_member(self, member: family.Member) -> 'TrainConfig':
     """A copy training `member` (a compared member) with every other
     setting kept."""

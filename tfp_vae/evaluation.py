@@ -92,9 +92,10 @@ def evaluate_all(model, train_images: np.ndarray, train_labels: np.ndarray,
   out['test_logreg_accuracy'] = probes.logistic_regression_accuracy(
       train_codes, train_labels, terms['code_mean'], test_labels)
   if classifier is None:
+    # One feature space for every run of the data, whatever its seed.
     classifier = frechet.feature_classifier(
         train_images, train_labels, num_classes,
-        cache_dir=eval_config.cache_dir, seed=seed)
+        cache_dir=eval_config.cache_dir, seed=frechet.CLASSIFIER_SEED)
   quality, terms['generated'] = frechet.sample_quality(
       model, classifier, train_images, test_images, test_labels, seed=seed)
   out.update(quality)

@@ -22,6 +22,8 @@ import tensorflow as tf
 from tfp_vae import progress as progress_lib
 
 FEATURE_CLASSIFIER_VERSION = 1
+# The feature classifier's seed: the same features for runs of every seed.
+CLASSIFIER_SEED = 0
 
 
 def frechet_distance(a: np.ndarray, b: np.ndarray) -> float:
@@ -94,7 +96,8 @@ def feature_classifier(train_images: np.ndarray, train_labels: np.ndarray,
                   on_epoch_end=lambda *_: bar.update(1))])
   if path:
     os.makedirs(cache_dir, exist_ok=True)
-    tmp = path + '.tmp.weights.h5'
+    # Evaluations running at once may train it at once: own temp names.
+    tmp = f'{path}.tmp-{os.getpid()}.weights.h5'
     net.save_weights(tmp)
     os.replace(tmp, path)
   return net

@@ -6,6 +6,8 @@
   so);
 * grid: decoded images over a grid of latent values (the sources' "morphing"
   figure, latent_dim = 2 only), spaced at standard-normal quantiles;
+* traversals: for latent_dim > 2, one row per unit decoded across its prior
+  range with the others held at a test image's code;
 * reconstructions: test inputs (top rows) above their reconstructions;
 * interpolations: decoded straight lines in latent space between the codes
   of pairs of test images;
@@ -123,6 +125,30 @@ def latent_grid(model, path: str, n: int = 15) -> Optional[np.ndarray]:
   return images
 
 
+def traversals(model, code: np.ndarray, path: str, n: int = 11,
+               max_units: int = 32, seed: int = 0) -> Optional[np.ndarray]:
+  """Per-unit latent traversals (latent_dim > 2 only), as
+  disentanglement_lib draws them: row u decodes `code` (a test image's
+  code) with unit u swept over its prior range (the 5% to 95% quantiles of
+  that unit under p(z), from 2,000 prior samples) and the other units held.
+  At most `max_units` rows.  Returns [rows * n, H, W, C]."""
+  latent = model.latent_dim
+  if latent <= 2:
+    return None
+  draws = model.prior_distribution().sample(2000, seed=(seed, 5)).numpy()
+  low, high = np.quantile(draws, [0.05, 0.95], axis=0)
+  units = min(latent, max_units)
+  codes = np.repeat(np.asarray(code, np.float32)[None, None], units * n,
+                    0).reshape(units, n, latent)
+  for u in range(units):
+    codes[u, :, u] = np.linspace(low[u], high[u], n)
+  images = _decode_mean(model, codes.reshape(-1, latent))
+  _show(tile(images, n), f'{model.name}: traversals, row u sweeps z_u over '
+        f'its prior 5%-95% range\n(others at a test image\'s code; rows '
+        f'1-{units} of {latent} units)', path, size=7.0)
+  return images
+
+
 def reconstructions(model, images: np.ndarray, path: str) -> np.ndarray:
   """Inputs and their mean reconstructions, in alternating rows of 10."""
   recon = model(tf.constant(images)).numpy()
@@ -212,17 +238,21 @@ def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
              prefix: str = '', class_names: Sequence[str] = ()
              ) -> dict[str, str]:
   """Writes every figure into out_dir as <prefix><kind>.png; returns
-  {kind: path} for the kinds written ('grid' only for latent_dim 2).
+  {kind: path} for the kinds written ('grid' only for latent_dim 2,
+  'traversals' only beyond 2).
   `class_names` label the latent plot's legend."""
   os.makedirs(out_dir, exist_ok=True)
   paths = {name: os.path.join(out_dir, f'{prefix}{name}.png')
-           for name in ('samples', 'latent', 'grid', 'reconstructions')}
+           for name in ('samples', 'latent', 'grid', 'traversals',
+                        'reconstructions')}
   samples(model, paths['samples'], seed=seed)
   latent_scatter(codes, test_labels,
                  f'{model.name}: test set in latent space', paths['latent'],
                  class_names)
   if latent_grid(model, paths['grid']) is None:
     del paths['grid']
+  if traversals(model, codes[0], paths['traversals'], seed=seed) is None:
+    del paths['traversals']
   # Spread over the test set, which may be ordered by class.
   picks = np.linspace(0, len(test_images) - 1, min(50, len(test_images)))
   reconstructions(model, test_images[picks.astype(int)],

@@ -42,6 +42,8 @@ FIGURES = (
     ('samples', 'Samples: decoder means at z ~ p(z)'),
     ('latent', 'Test set in latent space, by class'),
     ('grid', 'Decoded grid over latent space ("morphing")'),
+    ('traversals', 'Latent traversals: one row per unit across its prior '
+     'range, the others held at a test image\'s code'),
     ('reconstructions', 'Reconstructions (odd rows inputs, even rows '
      'outputs)'),
     ('interpolations', 'Interpolations between test images'),
@@ -65,15 +67,72 @@ def _fmt(value: Any) -> str:
   return f'{value:.4g}'
 
 
-def _winner(values: dict[str, Any], better: str) -> str:
-  present = {k: v for k, v in values.items() if v is not None}
-  if not better or len(present) < 2:
-    return ''
-  pick = max if better == 'higher' else min
-  best = pick(present, key=present.get)
-  if len(set(present.values())) == 1:
-    return 'tie'
-  return best
+def _cell(summary: Optional[dict]) -> str:
+  """'mean [low, high]' over seeds, or the one seed's value."""
+  if not summary:
+    return '&ndash;'
+  if summary.get('low') is None:
+    return _fmt(summary['mean'])
+  return (f'{_fmt(summary["mean"])}<br><small>[{_fmt(summary["low"])}, '
+          f'{_fmt(summary["high"])}]</small>')
+
+
+def best_of(results: dict[str, Any], key: str) -> tuple[str, str]:
+  """(the model better than every other on `key`, or '', and what to say):
+  a model is best only where each of its paired differences excludes zero
+  in its favour (`tfp_vae.stats.verdict`)."""
+  labels = list(results['models'])
+  pairs = [(p['a'], p['b'], p['metrics'][key])
+           for p in results['differences'] if key in p['metrics']]
+  if len(labels) < 2 or not pairs:
+    return '', ''
+  for label in labels:
+    mine = [d for a, b, d in pairs if label in (a, b)]
+    if len(mine) == len(labels) - 1 and all(d['better'] == label
+                                            for d in mine):
+      return label, f'{label} better at {len(results["seeds"])} seeds'
+  words = {d['verdict'] for _, _, d in pairs} - {''}
+  if not words:
+    return '', ''
+  return '', words.pop() if len(words) == 1 else (
+      'mixed: see the paired differences')
+
+
+def _metric_rows(results: dict[str, Any]) -> str:
+  rows = []
+  models = results['models']
+  for key, description, better in METRICS:
+    summaries = {m: models[m]['summary'].get(key) for m in models}
+    if all(v is None for v in summaries.values()):
+      continue
+    winner, words = best_of(results, key)
+    cells = ''.join(
+        f'<td class="{"best" if m == winner else ""}">{_cell(v)}</td>'
+        for m, v in summaries.items())
+    rows.append(f'<tr><td><code>{key}</code><br><small>'
+                f'{html.escape(description)}</small></td>{cells}'
+                f'<td>{html.escape(better)}</td><td>{html.escape(words)}'
+                f'</td></tr>')
+  return ''.join(rows)
+
+
+def _difference_rows(results: dict[str, Any]) -> str:
+  rows = []
+  for key, description, better in METRICS:
+    if not better:
+      continue
+    for pair in results['differences']:
+      d = pair['metrics'].get(key)
+      if d is None:
+        continue
+      klass = ' class="best"' if d['better'] else ''
+      rows.append(f'<tr><td><code>{key}</code><br><small>'
+                  f'{html.escape(description)}</small></td><td>'
+                  f'{html.escape(pair["b"])} - {html.escape(pair["a"])}'
+                  f'</td><td{klass}>{_cell(d)}</td><td>'
+                  f'{html.escape(better)}</td><td>'
+                  f'{html.escape(d["verdict"])}</td></tr>')
+  return ''.join(rows)
 
 
 # The sources' three figures, shown over training.
@@ -106,7 +165,7 @@ def _over_training(epoch_figures: dict[str, dict[int, dict[str, str]]],
   return ''.join(sections)
 
 
-def _settings_table(config, results: dict[str, dict[str, Any]],
+def _settings_table(config, results: dict[str, Any],
                     members: dict[str, Any]) -> str:
   """The shared settings, then each member's own at their resolved values
   (an MMD weight left at its default shows the number it resolved to)."""
@@ -128,7 +187,7 @@ def _settings_table(config, results: dict[str, dict[str, Any]],
       value = getattr(getattr(config, group), name)
       rows.append(f'<tr><td><code>{name}</code></td><td colspan="2">'
                   f'{html.escape(_fmt_setting(value))}</td></tr>')
-  for label in results:
+  for label in results['models']:
     member = members[label]
     listed = ', '.join(f'{k}={_fmt_setting(v)}'
                        for k, v in member.settings().items())
@@ -144,23 +203,6 @@ def _fmt_setting(value: Any) -> str:
   if isinstance(value, tuple):
     return ','.join(f'{v:g}' for v in value) or 'default'
   return str(value)
-
-
-def _metric_rows(results: dict[str, dict[str, Any]]) -> str:
-  rows = []
-  for key, description, better in METRICS:
-    values = {m: results[m].get(key) for m in results}
-    if all(v is None for v in values.values()):
-      continue
-    winner = _winner(values, better)
-    cells = ''.join(
-        f'<td class="{"best" if m == winner else ""}">{_fmt(v)}</td>'
-        for m, v in values.items())
-    rows.append(f'<tr><td><code>{key}</code><br><small>'
-                f'{html.escape(description)}</small></td>{cells}'
-                f'<td>{html.escape(better)}</td><td>{html.escape(winner)}'
-                f'</td></tr>')
-  return ''.join(rows)
 
 
 def _figure_rows(models: list[str], figures: dict[str, dict[str, str]],
@@ -189,7 +231,7 @@ img.wide { max-width: 100%; }
 """
 
 
-def write_report(path: str, results: dict[str, dict[str, Any]],
+def write_report(path: str, results: dict[str, Any],
                  figures: dict[str, dict[str, str]],
                  shared_figures: dict[str, str], config,
                  epoch_figures: Optional[
@@ -199,7 +241,8 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
 
   Args:
     path: output HTML file.
-    results: {label: metrics}, in the order to show.
+    results: a comparison's summary (`comparison.summarise`): per-seed
+      metrics, means with intervals, paired differences.
     figures: {label: {figure kind: png path}} (kinds as in FIGURES).
     shared_figures: {'training_curves': png path}.
     config: the TrainConfig the runs share (member aside).
@@ -208,8 +251,9 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
     members: {label: its resolved `family.Member`}, for each one's own
       settings (default: config's member for every label).
   """
-  models = list(results)
+  models = list(results['models'])
   members = members or {m: config.model.member for m in models}
+  seeds = results['seeds']
   head = ''.join(f'<th>{html.escape(m)}</th>' for m in models)
   curves = ''.join(f'<p>{_img(p, "wide")}</p>'
                    for p in shared_figures.values())
@@ -222,16 +266,27 @@ def write_report(path: str, results: dict[str, dict[str, Any]],
 <html><head><meta charset="utf-8"><title>tfp-vae comparison: {dataset}</title>
 <style>{_STYLE}</style></head><body>
 <h1>{html.escape(", ".join(models))} on {dataset}</h1>
-<p>Same architecture, data, seed and budget. All metrics are on the
-held-out test split; in each row whose direction says what is better, the
-better value is highlighted (throughput and counts have no direction).
-Estimators are documented in <code>tfp_vae/evaluation.py</code> and the
-modules it names.</p>
+<p>Same architecture, data and budget; {len(seeds)} seed(s)
+({", ".join(map(str, seeds))}), the same for every model. All metrics are
+on the held-out test split: the mean over seeds and its {html.escape(
+    results["interval"])} interval in brackets. A model is highlighted as
+better only where its paired difference to every other model (same seeds)
+excludes zero; elsewhere the row says so. Throughput and counts have no
+direction. Estimators are documented in <code>tfp_vae/evaluation.py</code>
+and the modules it names.</p>
 <h2>Settings</h2>
 {_settings_table(config, results, members)}
 <h2>Metrics</h2>
-<table><tr><th>metric</th>{head}<th>better</th><th>best</th></tr>
+<table class="metrics"><tr><th>metric</th>{head}<th>better</th>
+<th>verdict</th></tr>
 {_metric_rows(results)}
+</table>
+<h3>Paired differences</h3>
+<p>B - A on the same seeds, mean and interval; the verdict names a model
+only where the interval excludes zero.</p>
+<table class="differences"><tr><th>metric</th><th>B - A</th>
+<th>difference</th><th>better</th><th>verdict</th></tr>
+{_difference_rows(results)}
 </table>
 <h2>Training curves</h2>
 <p>Dashed: training batches (epoch mean); solid: test split after each

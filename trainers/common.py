@@ -35,7 +35,8 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
+from tfp_vae import checks  # pylint: disable=g-import-not-at-top
+from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import family
 from tfp_vae import registry
@@ -284,7 +285,8 @@ def eval_config_from_flags() -> config_lib.EvalConfig:
   return config_lib.EvalConfig(**values).validate()
 
 
-def compare_configs_from_flags(models: list[str]
+def compare_configs_from_flags(models: list[str], seeds: int = 1,
+                               parallel: int = 1
                                ) -> tuple[config_lib.TrainConfig,
                                           list[tuple[str, family.Member]],
                                           config_lib.EvalConfig]:
@@ -295,7 +297,13 @@ def compare_configs_from_flags(models: list[str]
   Raises:
     ConfigError: a bad spec, or a setting flag no compared member has.
   """
+  checks.positive_int('seeds', seeds)
+  checks.positive_int('parallel', parallel)
   base = config_lib.TrainConfig.create(**_config_values())
+  if base.trainer.seed + seeds - 1 > config_lib.MAX_SEED:
+    raise errors.ConfigError('seeds', seeds, f'with --seed='
+                             f'{base.trainer.seed} goes past the largest '
+                             f'seed {config_lib.MAX_SEED}')
   members = specs.parse_all(models, member_settings_from_flags())
   for _, member in members:
     base.with_member(member).validate()

@@ -36,6 +36,14 @@ common.define('list', 'models', list(family.SOURCES_PAIR),
               'The compared members: registered --model names, each with '
               'its own settings as name:key=value[:key=value]; default the '
               "sources' pair.")
+common.define('integer', 'seeds', 1,
+              'Seeds per member: --seed and the next ones, the same for every '
+              'member, so that differences are paired; metrics get 95% t '
+              'intervals from 2 seeds on.')
+common.define('integer', 'parallel', 1,
+              'Runs at once: 1 trains them one after another in this '
+              'process; k > 1 runs k trainers.train and trainers.evaluate '
+              'processes at once, each with cores/k threads.')
 common.define('bool', 'progress', True,
               'Log progress lines for the whole comparison.')
 common.define_config_flags(exclude=('model_dir', 'export_dir', 'verbose'))
@@ -52,17 +60,21 @@ def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'unexpected arguments: {argv[1:]}')
   base, members, eval_config = common.exit_on_user_error(
-      common.compare_configs_from_flags, FLAGS.models)
+      common.compare_configs_from_flags, FLAGS.models, FLAGS.seeds,
+      FLAGS.parallel)
   common.import_tensorflow()
   from tfp_vae import comparison  # pylint: disable=g-import-not-at-top
   results = common.exit_on_user_error(
       comparison.compare, base, members, FLAGS.output_dir, eval_config,
-      FLAGS.progress)
-  width = max(12, *(len(m) + 1 for m in results))
-  print(f"{'metric':34s}" + ''.join(f'{m:>{width}s}' for m in results))
+      FLAGS.progress, seeds=FLAGS.seeds, parallel=FLAGS.parallel)
+  models = results['models']
+  width = max(12, *(len(m) + 1 for m in models))
+  print(f'{len(results["seeds"])} seed(s); mean over seeds')
+  print(f"{'metric':34s}" + ''.join(f'{m:>{width}s}' for m in models))
   for key in SHOWN:
     print(f'{key:34s}' + ''.join(
-        f"{results[m].get(key, float('nan')):{width}.4g}" for m in results))
+        f"{models[m]['summary'].get(key, {}).get('mean', float('nan')):"
+        f"{width}.4g}" for m in models))
   print(f'report: {FLAGS.output_dir}/report.html')
 
 
