@@ -253,3 +253,94 @@ def test_entrypoint_trains_in_two_processes_with_a_tfjob_tf_config(tmp_path):
     assert json.load(f)['epochs_completed'] == 1
   assert sorted(os.listdir(export_dir)) == ['1', 'models.config']
   assert 'MultiWorkerMirroredStrategy with 2 replica(s)' in outs[0][2]
+
+
+def _strict_pipeline_spec(docs):
+  """The compiled documents parsed by KFP's own protos, refusing unknown
+  fields: the PipelineSpec, and each executor's Kubernetes config."""
+  from google.protobuf import json_format  # pylint: disable=g-import-not-at-top
+  from kfp.kubernetes import kubernetes_executor_config_pb2 as k8s  # pylint: disable=g-import-not-at-top
+  from kfp.pipeline_spec import pipeline_spec_pb2  # pylint: disable=g-import-not-at-top
+  spec = json_format.ParseDict(docs[0], pipeline_spec_pb2.PipelineSpec(),
+                               ignore_unknown_fields=False)
+  for executor in docs[1]['platforms']['kubernetes']['deploymentSpec'][
+      'executors'].values():
+    json_format.ParseDict(executor, k8s.KubernetesExecutorConfig(),
+                          ignore_unknown_fields=False)
+  return spec
+
+
+@pytest.mark.parametrize('script', ['pipeline.py', 'compare_pipeline.py'])
+def test_committed_pipelines_are_current_and_strictly_valid(tmp_path, script):
+  out = tmp_path / 'compiled.yaml'
+  path = os.path.join(REPO, 'deploy', 'kubeflow', 'pipeline', script)
+  r = subprocess.run([sys.executable, path, f'--output={out}'], cwd=REPO,
+                     capture_output=True, text=True, timeout=300)
+  assert r.returncode == 0, r.stderr
+  compiled = list(yaml.safe_load_all(out.read_text()))
+  _strict_pipeline_spec(compiled)
+  sys.path.insert(0, os.path.dirname(path))
+  import pipeline as pipeline_lib  # pylint: disable=g-import-not-at-top
+  with open(path.replace('.py', '.yaml')) as f:
+    assert pipeline_lib.without_sdk_version(f.read()) == (
+        pipeline_lib.without_sdk_version(out.read_text())), (
+            f'{script[:-3]}.yaml is stale: run python {path}')
+
+
+def test_the_compare_pipeline_fans_out_the_runs_compare_reuses(tmp_path):
+  """The fan-out compiled for three members and two seeds on tiny data:
+  each ParallelFor item's train command, run here as the pod would run it
+  (sh -c, the volume at a folder), trains the run trainers.compare then
+  finds trained; the compare step's command reuses all of them."""
+  sys.path.insert(0, os.path.join(REPO, 'deploy', 'kubeflow', 'pipeline'))
+  import compare_pipeline  # pylint: disable=g-import-not-at-top
+  from tfp_vae import specs  # pylint: disable=g-import-not-at-top
+  models = ('vae', 'mmd_vae', 'vae:beta=4')
+  shared = ('--epochs=1', '--train_examples=100', '--batch_size=50',
+            '--plot_every=0')
+  out = tmp_path / 'compiled.yaml'
+  from kfp import compiler  # pylint: disable=g-import-not-at-top
+  compiler.Compiler().compile(
+      compare_pipeline.make_pipeline(models, 2, shared), str(out))
+  compiled = list(yaml.safe_load_all(out.read_text()))
+  spec = _strict_pipeline_spec(compiled)
+  loop = spec.root.dag.tasks['for-loop-2']
+  items = json.loads(loop.parameter_iterator.items.raw)
+  assert items == specs.fan_out(list(models), 2,
+                                compare_pipeline.OUTPUT_DIR)
+  assert len(items) == 6
+  assert list(spec.root.dag.tasks['compare'].dependent_tasks) == [
+      'for-loop-2']
+  executors = compiled[0]['deploymentSpec']['executors']
+  train = executors['exec-train']['container']
+  mount = str(tmp_path / 'runs')
+  bin_dir = tmp_path / 'bin'  # the image's console scripts, here
+  bin_dir.mkdir()
+  for name in ('train', 'compare'):
+    script = bin_dir / f'tfp-vae-{name}'
+    script.write_text(f'#!/bin/sh\nexec {sys.executable} -m trainers.{name} '
+                      '"$@"\n')
+    script.chmod(0o755)
+  env = dict(os.environ, PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
+  for item in items:
+    args = [a.replace("{{$.inputs.parameters['member_flags']}}",
+                      item['member_flags'])
+            .replace("{{$.inputs.parameters['model']}}", item['model'])
+            .replace("{{$.inputs.parameters['seed']}}", item['seed'])
+            .replace("{{$.inputs.parameters['model_dir']}}",
+                     item['model_dir']).replace('/runs', mount)
+            for a in train['args']]
+    r = subprocess.run(train['command'] + args, cwd=REPO, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, (item, r.stderr[-2000:])
+  compare = executors['exec-compare']['container']
+  r = subprocess.run(
+      compare['command'] + [a.replace('/runs', mount) for a in compare['args']]
+      + ['--eval_iwae_samples=2'], cwd=REPO, env=env, capture_output=True,
+      text=True, timeout=900)
+  assert r.returncode == 0, r.stderr[-3000:]
+  assert r.stderr.count('not training again') == 6, r.stderr[-3000:]
+  with open(os.path.join(mount, 'compare', 'metrics.json')) as f:
+    metrics = json.load(f)
+  assert metrics['order'] == list(models)
+  assert metrics['seeds'] == [0, 1]

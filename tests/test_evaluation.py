@@ -71,6 +71,7 @@ def test_evaluate_cli_bad_input_is_one_clear_line(tiny_run, tmp_path, args,
 
 
 def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
+  """The defaults: the sources' pair at one seed."""
   out = str(tmp_path / 'compare')
   result = run_cli('trainers.compare', f'--output_dir={out}', '--epochs=2',
                    '--train_examples=200', '--batch_size=50',
@@ -78,15 +79,25 @@ def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
   assert result.returncode == 0, result.stderr
   with open(os.path.join(out, 'metrics.json')) as f:
     metrics = json.load(f)
-  assert set(metrics) == {'vae', 'mmd_vae'}
-  for name in metrics:
+  assert metrics['seeds'] == [0]
+  assert set(metrics['models']) == {'vae', 'mmd_vae'}
+  for name, model in metrics['models'].items():
+    run = model['seeds']['0']
     for key in ('test_iwae_log_likelihood', 'test_reconstruction_nll',
                 'test_mmd_to_prior', 'test_active_units',
                 'test_knn_accuracy', 'test_logreg_accuracy',
                 'test_classifier_frechet_distance', 'epochs_completed'):
-      assert key in metrics[name], (name, key)
-    assert metrics[name]['epochs_completed'] == 2
-  assert 'test_neg_elbo' in metrics['vae']
+      assert key in run, (name, key)
+      # One seed: the mean is that seed's value, and there is no interval.
+      assert model['summary'][key]['mean'] == run[key]
+      assert model['summary'][key]['low'] is None
+    assert run['epochs_completed'] == 2
+    assert model['runs'] == {'0': os.path.join(out, name)}
+  assert 'test_neg_elbo' in metrics['models']['vae']['seeds']['0']
+  (pair,) = metrics['differences']
+  assert (pair['a'], pair['b']) == ('vae', 'mmd_vae')
+  assert pair['metrics']['test_knn_accuracy']['verdict'] == (
+      '1 seed: no interval')
   with open(os.path.join(out, 'report.html')) as f:
     page = f.read()
   embedded = set(re.findall(r'alt="([\w.]+\.png)"', page))
@@ -100,9 +111,20 @@ def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
   for key, _, _ in report.METRICS[:9]:
     if key != 'test_rate' and key != 'test_neg_elbo':
       assert f'<code>{key}</code>' in page, key
+  assert 'class="best"' not in page  # one seed decides nothing
+  assert '1 seed: no interval' in page
   # The whole-run progress reached its end.
   assert 'compare: 6/6 steps (100%)' in result.stderr
   assert 'test_iwae_log_likelihood' in result.stdout
+  # Run again: the runs and their evaluations are reused, not redone.
+  again = run_cli('trainers.compare', f'--output_dir={out}', '--epochs=2',
+                  '--train_examples=200', '--batch_size=50',
+                  '--eval_iwae_samples=3')
+  assert again.returncode == 0, again.stderr
+  assert 'evaluating' not in again.stderr and 'not training again' in (
+      again.stderr)
+  with open(os.path.join(out, 'metrics.json')) as f:
+    assert json.load(f) == metrics
 
 
 def test_compare_refuses_bad_flags_before_training(tmp_path):

@@ -12,9 +12,9 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import BAD, REPO, run_cli
-from tfp_vae import layout
 from tfp_vae import config as config_lib
 from tfp_vae import export
+from tfp_vae import layout
 from tfp_vae import models
 from tfp_vae import rundir
 from tfp_vae import training

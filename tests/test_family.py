@@ -114,8 +114,8 @@ def test_vamp_prior_density_integrates_to_one_on_a_grid():
 
 
 def test_vamp_prior_needs_a_gaussian_encoder():
-  with pytest.raises(errors.ConfigError, match='prior needs a Gaussian '
-                     'encoder'):
+  with pytest.raises(errors.ConfigError, match='prior needs an encoder with a '
+                     'density'):
     config_lib.TrainConfig.create(model='mmd_vae', prior='vamp').validate()
 
 

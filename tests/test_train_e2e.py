@@ -69,6 +69,8 @@ def test_tiny_run_writes_every_promised_file(tmp_path, model, latent):
   expected = {'samples.png', 'latent.png', 'reconstructions.png'}
   if latent == 2:
     expected.add('grid.png')
+  else:
+    expected.add('traversals.png')
   assert plots == expected
   for epoch in (1, 2):
     assert os.path.isdir(os.path.join(model_dir, 'plots', f'epoch_000{epoch}'))

@@ -13,7 +13,9 @@ The boundary (no TensorFlow)
               and what generic code needs of them
   components  the other parts, declared: encoders, likelihoods, priors,
               architectures
-  specs       a member and its settings in one string (`vae:beta=4`)
+  specs       a member and its settings in one string (`vae:beta=4`), and
+              where a comparison runs it
+  stats       means over seeds with t intervals, paired differences
   plan        a run's decisions, made once at its start and recorded
   hardware    what machine this is, and what `auto` picks on it
 
@@ -42,7 +44,9 @@ Evaluating and serving it
   probes      latent probes (scikit-learn k-NN, logistic regression)
   frechet     the classifier Frechet distance
   evaluation  every metric of a run
-  comparison  family members side by side: trained, evaluated, reported
+  comparison  family members side by side over seeds: trained, evaluated,
+              summarised with intervals, reported
+  fanout      commands run k at a time as child processes
   plots       matplotlib figures
   report      the comparison's HTML report
   export      SavedModels with checked serving signatures

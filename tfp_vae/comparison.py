@@ -52,13 +52,6 @@ class Run:
     return self.config.runtime.model_dir
 
 
-def run_dir(output_dir: str, label: str, seed: int, first_seed: int) -> str:
-  """OUTPUT_DIR/<run name>, and -seed<S> for every seed but the first."""
-  name = specs.run_name(label)
-  return os.path.join(output_dir, name if seed == first_seed
-                      else f'{name}-seed{seed}')
-
-
 def plan_runs(base: config_lib.TrainConfig,
               members: list[tuple[str, family.Member]], output_dir: str,
               seeds: int) -> list[Run]:
@@ -74,7 +67,7 @@ def plan_runs(base: config_lib.TrainConfig,
       members, range(first, first + seeds)):
     config = base.with_member(member).replace(seed=seed)
     config = dataclasses.replace(config, runtime=dataclasses.replace(
-        config.runtime, model_dir=run_dir(output_dir, label, seed, first),
+        config.runtime, model_dir=specs.run_dir(output_dir, label, seed, first),
         export_dir=None, verbose=False)).validate()
     runs.append(Run(label, seed, config))
   return runs
@@ -160,10 +153,11 @@ def summarise(runs: list[Run], per_run: dict[tuple[str, int], dict],
               members: dict[str, family.Member]) -> dict[str, Any]:
   """metrics.json of a comparison: every seed's metrics, each metric's
   mean and t interval over seeds, and each pair's paired difference with
-  its verdict (`tfp_vae.stats`)."""
+  its verdict (`tfp_vae.stats`); `order` lists the members as compared
+  (the file's keys are sorted)."""
   labels = list(dict.fromkeys(r.label for r in runs))
   seeds = sorted({r.seed for r in runs})
-  out = {'schema': SCHEMA, 'seeds': seeds,
+  out = {'schema': SCHEMA, 'seeds': seeds, 'order': labels,
          'interval': f'{stats.LEVEL:.0%} Student t over seeds',
          'models': {}, 'differences': []}
   values = {}  # label -> metric -> {seed: value}

@@ -357,6 +357,9 @@ class TrainConfig:
     """
     if not isinstance(values, dict):
       raise errors.ConfigError('config', values, 'must be a JSON object')
+    # config.json also records the run's plan (`tfp_vae.plan`), which is
+    # not a setting.
+    values = {k: v for k, v in values.items() if k != 'plan'}
     if set(values) <= set(GROUPS) and values:
       flat: dict[str, Any] = {}
       for group, body in values.items():

@@ -81,7 +81,7 @@ def best_of(results: dict[str, Any], key: str) -> tuple[str, str]:
   """(the model better than every other on `key`, or '', and what to say):
   a model is best only where each of its paired differences excludes zero
   in its favour (`tfp_vae.stats.verdict`)."""
-  labels = list(results['models'])
+  labels = list(results['order'])
   pairs = [(p['a'], p['b'], p['metrics'][key])
            for p in results['differences'] if key in p['metrics']]
   if len(labels) < 2 or not pairs:
@@ -102,7 +102,7 @@ def _metric_rows(results: dict[str, Any]) -> str:
   rows = []
   models = results['models']
   for key, description, better in METRICS:
-    summaries = {m: models[m]['summary'].get(key) for m in models}
+    summaries = {m: models[m]['summary'].get(key) for m in results['order']}
     if all(v is None for v in summaries.values()):
       continue
     winner, words = best_of(results, key)
@@ -187,7 +187,7 @@ def _settings_table(config, results: dict[str, Any],
       value = getattr(getattr(config, group), name)
       rows.append(f'<tr><td><code>{name}</code></td><td colspan="2">'
                   f'{html.escape(_fmt_setting(value))}</td></tr>')
-  for label in results['models']:
+  for label in results['order']:
     member = members[label]
     listed = ', '.join(f'{k}={_fmt_setting(v)}'
                        for k, v in member.settings().items())
@@ -251,7 +251,7 @@ def write_report(path: str, results: dict[str, Any],
     members: {label: its resolved `family.Member`}, for each one's own
       settings (default: config's member for every label).
   """
-  models = list(results['models'])
+  models = list(results['order'])
   members = members or {m: config.model.member for m in models}
   seeds = results['seeds']
   head = ''.join(f'<th>{html.escape(m)}</th>' for m in models)

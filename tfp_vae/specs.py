@@ -15,6 +15,7 @@ This module does not import TensorFlow.
 """
 
 import dataclasses
+import os
 import typing
 from typing import Any
 
@@ -101,3 +102,33 @@ def parse_all(specs: list[str], shared: dict[str, Any]
 def run_name(label: str) -> str:
   """The run directory's name for a spec's label."""
   return label.replace(':', '_').replace('/', '-')
+
+
+def run_dir(output_dir: str, label: str, seed: int, first_seed: int) -> str:
+  """Where a comparison trains (label, seed): OUTPUT_DIR/<run name>, with
+  -seed<S> for every seed but the first (whose runs keep the names they
+  had before comparisons had seeds)."""
+  name = run_name(label)
+  return os.path.join(output_dir, name if seed == first_seed
+                      else f'{name}-seed{seed}')
+
+
+def member_flags(spec: str) -> list[str]:
+  """The `trainers.train` flags of a spec's own settings
+  (`vae:beta=4` -> ['--beta=4']; tuples comma-separated)."""
+  parse(spec)  # refuses a bad spec
+  return [f'--{key}={value.replace("/", ",")}' for key, _, value in (
+      pair.partition('=') for pair in spec.strip().split(':')[1:])]
+
+
+def fan_out(specs: list[str], seeds: int, output_dir: str,
+            first_seed: int = 0) -> list[dict[str, Any]]:
+  """One item per (spec, seed), as the comparison pipeline's ParallelFor
+  takes them: the member's name, its own flags (space-separated), the seed
+  and the run folder `trainers.compare` will look in."""
+  parse_all(specs, {})
+  return [{'model': spec.strip().split(':')[0],
+           'member_flags': ' '.join(member_flags(spec)), 'seed': str(seed),
+           'model_dir': run_dir(output_dir, spec.strip(), seed, first_seed)}
+          for spec in specs
+          for seed in range(first_seed, first_seed + seeds)]

@@ -67,14 +67,14 @@ def main(argv):
   results = common.exit_on_user_error(
       comparison.compare, base, members, FLAGS.output_dir, eval_config,
       FLAGS.progress, seeds=FLAGS.seeds, parallel=FLAGS.parallel)
-  models = results['models']
+  models = {m: results['models'][m] for m in results['order']}
   width = max(12, *(len(m) + 1 for m in models))
   print(f'{len(results["seeds"])} seed(s); mean over seeds')
   print(f"{'metric':34s}" + ''.join(f'{m:>{width}s}' for m in models))
   for key in SHOWN:
-    print(f'{key:34s}' + ''.join(
-        f"{models[m]['summary'].get(key, {}).get('mean', float('nan')):"
-        f"{width}.4g}" for m in models))
+    means = [models[m]['summary'].get(key, {}).get('mean', float('nan'))
+             for m in models]
+    print(f'{key:34s}' + ''.join(f'{v:{width}.4g}' for v in means))
   print(f'report: {FLAGS.output_dir}/report.html')
 
 

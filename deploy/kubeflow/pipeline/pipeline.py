@@ -110,26 +110,31 @@ def without_sdk_version(text: str) -> list:
   return docs
 
 
+def write_compiled(pipeline_fn, output: str) -> None:
+  """Compiles `pipeline_fn` to `output`, leaving the file as it is when
+  only the compiler's version stamp would change."""
+  tmp = f'{output}.tmp-{os.getpid()}.yaml'
+  compiler.Compiler().compile(pipeline_fn, tmp)
+  with open(tmp) as f:
+    compiled = f.read()
+  previous = None
+  if os.path.exists(output):
+    with open(output) as f:
+      previous = f.read()
+  if previous is not None and (
+      without_sdk_version(previous) == without_sdk_version(compiled)):
+    os.remove(tmp)
+    print(f'{output} (unchanged)')
+  else:
+    os.replace(tmp, output)
+    print(output)
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument('--output', default=os.path.join(HERE, 'pipeline.yaml'))
   args = parser.parse_args()
-  tmp = f'{args.output}.tmp-{os.getpid()}.yaml'
-  compiler.Compiler().compile(pipeline, tmp)
-  with open(tmp) as f:
-    compiled = f.read()
-  previous = None
-  if os.path.exists(args.output):
-    with open(args.output) as f:
-      previous = f.read()
-  if previous is not None and (
-      without_sdk_version(previous) == without_sdk_version(compiled)):
-    # Only the compiler's version stamp differs: keep the file as it is.
-    os.remove(tmp)
-    print(f'{args.output} (unchanged)')
-  else:
-    os.replace(tmp, args.output)
-    print(args.output)
+  write_compiled(pipeline, args.output)
 
 
 if __name__ == '__main__':
