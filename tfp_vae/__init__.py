@@ -35,6 +35,8 @@ Running it
   callbacks   Keras callbacks of a run, one job each
   training    one run: prepare, build, fit, finish
   rundir      a run directory's layout, files and trained model
+  files       files written whole or not at all, and interrupted writes'
+              leftovers
   progress    progress lines for long steps
   faults      named fault points for tests (inert unless TFP_VAE_FAULT is set)
 
