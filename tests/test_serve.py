@@ -47,22 +47,34 @@ CLIENT = os.path.join(REPO, 'deploy', 'serving', 'client.py')
 
 
 class Server:
-  """`python -m trainers.serve` on 127.0.0.1, its log in a file."""
+  """`python -m trainers.serve` on 127.0.0.1, its log in a file.
 
-  def __init__(self, export_dir, log_path, *flags):
-    self.rest_port, self.grpc_port = _free_port(), _free_port()
-    while self.grpc_port == self.rest_port:
-      self.grpc_port = _free_port()
+  export_dir: --export_dir (None: the flags name the models); ready: the
+  models to wait for (default export_dir's name); defaults: no --host or
+  port flags, as a user runs it (ports 8501 and 8500, every interface).
+  """
+
+  def __init__(self, export_dir, log_path, *flags, ready=None,
+               defaults=False):
+    if defaults:
+      self.rest_port, self.grpc_port = 8501, 8500
+    else:
+      self.rest_port, self.grpc_port = _free_port(), _free_port()
+      while self.grpc_port == self.rest_port:
+        self.grpc_port = _free_port()
+      flags = ('--host=127.0.0.1', f'--rest_api_port={self.rest_port}',
+               f'--grpc_port={self.grpc_port}', *flags)
+    if export_dir is not None:
+      flags = (f'--export_dir={export_dir}', *flags)
     self.url = f'http://127.0.0.1:{self.rest_port}'
     self.grpc = f'127.0.0.1:{self.grpc_port}'
     self.log_path = log_path
     self._log = open(log_path, 'w')  # pylint: disable=consider-using-with
     self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, '-m', 'trainers.serve', f'--export_dir={export_dir}',
-         '--host=127.0.0.1', f'--rest_api_port={self.rest_port}',
-         f'--grpc_port={self.grpc_port}', *flags],
+        [sys.executable, '-m', 'trainers.serve', *flags],
         cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
-    self._wait_ready(os.path.basename(export_dir))
+    for name in ready or [os.path.basename(export_dir)]:
+      self._wait_ready(name)
 
   def log(self) -> str:
     with open(self.log_path) as f:
@@ -227,7 +239,11 @@ def test_status_metadata_and_health(served):
   for probe in ('/v2/health/live', '/v2/health/ready',
                 '/v2/models/vae/ready'):
     assert _call(server.url + probe)[0] == 200, probe
-  status, reply = _call(f'{server.url}/v1/nothing/here')
+  # TF Serving's REST handler takes every /v1/ path: one it cannot parse is
+  # its 400 "Malformed request"; other paths are 404.
+  assert _call(f'{server.url}/v1/nothing/here') == (
+      400, {'error': 'Malformed request: GET /v1/nothing/here'})
+  status, reply = _call(f'{server.url}/nothing/here')
   assert status == 404 and 'error' in reply
 
 
@@ -292,13 +308,8 @@ def test_bad_inputs_return_400_with_the_signatures_message(
   server, _, _ = served
   body = {'signature_name': sig,
           'inputs': {k: np.asarray(v).tolist() for k, v in inputs.items()}}
-  if any(np.isnan(np.asarray(v, float)).any() for v in inputs.values()):
-    # JSON has no NaN; TF Serving's parser takes the token, KServe's (orjson)
-    # does not, so it fails before the signature (README: differences).
-    status, reply = _call(f'{server.url}/v1/models/vae:predict',
-                          json.dumps(body).encode())
-    assert status == 400 and 'Unrecognized request format' in reply['error']
-    return
+  # json.dumps writes NaN as the token NaN, which TF Serving's parser (and
+  # this server's) reads, so a NaN reaches the signature's own check.
   status, reply = _call(f'{server.url}/v1/models/vae:predict', body)
   assert status == 400, reply
   assert list(reply) == ['error']
@@ -436,22 +447,26 @@ def test_a_new_version_is_picked_up_while_serving(tmp_path):
     second = _export(export_dir, seed=1)  # what trainers.export writes
     want_2 = decode(second)
     assert not np.allclose(want_1, want_2, atol=1e-3)
-    _wait_for(lambda: [s['version'] for s in _call(
-        f'{server.url}/v1/models/vae')[1]['model_version_status']
-                       if s['state'] == 'AVAILABLE'] == ['2', '1'],
-              what='version 2 available')
+    states = lambda: {s['version']: s['state'] for s in _call(
+        f'{server.url}/v1/models/vae')[1]['model_version_status']}
+    # TF Serving's default policy serves the latest version: version 2
+    # loads, then version 1 is unloaded (END).
+    _wait_for(lambda: states() == {'2': 'AVAILABLE', '1': 'END'},
+              what='version 2 available, version 1 unloaded')
     _, reply = _call(f'{server.url}/v1/models/vae:predict', body)
     np.testing.assert_allclose(reply['predictions'], want_2, atol=1e-5)
-    _, reply = _call(f'{server.url}/v1/models/vae/versions/1:predict', body)
-    np.testing.assert_allclose(reply['predictions'], want_1, atol=1e-5)
+    status, reply = _call(f'{server.url}/v1/models/vae/versions/1:predict',
+                          body)
+    assert (status, reply) == (404, {
+        'error': 'Servable not found for request: Specific(vae, 1)'})
     assert _call(f'{server.url}/v1/models/vae/metadata')[1]['model_spec'][
         'version'] == '2'
-    # A removed version is unloaded (TF Serving lists it as END).
-    shutil.rmtree(first)
-    _wait_for(lambda: _call(f'{server.url}/v1/models/vae/versions/1')[1][
-        'model_version_status'][0]['state'] == 'END', what='version 1 END')
-    status, _ = _call(f'{server.url}/v1/models/vae/versions/1:predict', body)
-    assert status == 404
+    # A removed version is unloaded; the latest left on disk is served.
+    shutil.rmtree(second)
+    _wait_for(lambda: states() == {'2': 'END', '1': 'AVAILABLE'},
+              what='version 2 END, version 1 back')
+    _, reply = _call(f'{server.url}/v1/models/vae:predict', body)
+    np.testing.assert_allclose(reply['predictions'], want_1, atol=1e-5)
   finally:
     server.stop()
 
@@ -529,7 +544,7 @@ def test_serve_cli_user_errors_are_one_line(tmp_path):
 def test_the_server_does_not_import_tfp():
   r = subprocess.run(
       [sys.executable, '-c',
-       'import sys, trainers.serve, tfp_vae.serving; '
+       'import sys, trainers.serve, tfp_vae.serving.server; '
        'assert "tensorflow_probability" not in sys.modules, "tfp imported"'],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
@@ -613,3 +628,38 @@ def test_client_connection_and_timeout_errors(served):
   assert r.returncode == 1
   assert 'within 0.01s (--timeout)' in r.stderr
   assert 'Traceback' not in r.stderr
+
+
+def test_client_speaks_kserve_v2_over_rest_and_grpc(served, tmp_path,
+                                                     mnist_5k):
+  server, loaded, _ = served
+  x = data.eval_images(mnist_5k.test_images[:4])
+  r = _client('--protocol=v2', f'--rest={server.url}', '--signature=encode',
+              '--from_test_images=4')
+  assert r.returncode == 0, r.stderr[-2000:]
+  reply = json.loads(r.stdout)
+  assert reply['model_name'] == 'vae' and reply['model_version'] == '1'
+  (mean,) = [o for o in reply['outputs'] if o['name'] == 'code_mean']
+  assert mean['shape'] == [4, LATENT] and mean['datatype'] == 'FP32'
+  np.testing.assert_allclose(
+      np.reshape(mean['data'], mean['shape']),
+      loaded.signatures['encode'](images=tf.constant(x))['code_mean'],
+      rtol=1e-5, atol=1e-5)
+  out = tmp_path / 'v2'
+  r = _client('--protocol=v2', f'--grpc={server.grpc}', '--signature=sample',
+              '--num_samples=2', '--seed=7', f'--output_dir={out}')
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert sorted(p.name for p in out.iterdir()) == [
+      'images_0000.png', 'images_0001.png', 'reply.json']
+  want = loaded.signatures['sample'](num_samples=tf.constant(2, tf.int64),
+                                     seed=tf.constant(7, tf.int64))
+  got = json.loads((out / 'reply.json').read_text())
+  np.testing.assert_allclose(got['outputs']['codes'], want['codes'],
+                             atol=1e-5)
+  for where, code in ((f'--rest={server.url}', 'HTTP 400'),
+                      (f'--grpc={server.grpc}', 'INVALID_ARGUMENT')):
+    r = _client('--protocol=v2', where, '--signature=decode',
+                '--latent_dim=5')
+    assert r.returncode == 1
+    assert r.stderr.startswith('error: ') and code in r.stderr, r.stderr
+    assert f'codes must have shape [batch, {LATENT}]' in r.stderr

@@ -532,6 +532,7 @@ class Repository:
             f'model {model.name!r}: {model.base_path!r} is not a directory: '
             'point --export_dir (or base_path) at the folder holding the '
             'version folders (1/, 2/, ...) that trainers.export writes')
+    for model in self.models.values():
       model.poll()
       if not model.loaded():
         failed = model.failures()

@@ -94,8 +94,13 @@ def build_app(state: http.ServerState, max_request_bytes: int):
                                         f'{request.url.path}'},
                               exc.status_code)
 
+  async def alive(request: requests.Request) -> responses.Response:
+    del request  # KServe's root route, which its V1 clients probe
+    return http.json_response({'status': 'alive'})
+
   routes = tfserving_rest.routes(state) + v2.routes(state) + [
-      routing.Route('/metrics', metrics, methods=['GET'])]
+      routing.Route('/metrics', metrics, methods=['GET']),
+      routing.Route('/', alive, methods=['GET'])]
   if state.monitoring_path is None:
     routes = [r for r in routes if getattr(r, 'path', '') !=
               DEFAULT_MONITORING_PATH]
