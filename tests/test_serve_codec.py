@@ -199,3 +199,22 @@ def test_version_folders_may_have_leading_zeros(tmp_path):
                                                 123: '00000123'}
   assert layout.versions(str(tmp_path)) == [7, 42, 123]
   assert layout.versions(str(tmp_path / 'missing')) == []
+
+
+def test_the_session_loader_runs_signatures_as_tf_serving_does(tmp_path):
+  """The TF1 Session path (for graphs tf.saved_model.load cannot import,
+  such as TF Serving's half_plus_three from TF 1.0) feeds a value of any
+  shape, as TF Serving's Session::Run does."""
+  from tests.test_serve_conformance import build_half_plus_two_tf1  # pylint: disable=g-import-not-at-top
+  path = str(tmp_path / '00000123')
+  build_half_plus_two_tf1(path, str(tmp_path / 'assets'))
+  model = repository._SessionModel(  # pylint: disable=protected-access
+      path, repository._signature_defs(path))  # pylint: disable=protected-access
+  y = model.signatures['serving_default'](
+      x=np.array([2.0, 3.0, 4.0], np.float32))['y']  # declared [?, 1]
+  assert y.numpy().tolist() == [3.0, 3.5, 4.0]
+  example = tf.train.Example()
+  example.features.feature['x'].float_list.value.append(2.0)
+  out = model.signatures['regress_x_to_y2'](
+      inputs=np.array([example.SerializeToString()], object))['outputs']
+  assert out.numpy().tolist() == [[4.0]]

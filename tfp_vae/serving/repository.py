@@ -216,12 +216,26 @@ class Servable:
   """
 
   def __init__(self, version: int, path: str):
-    """Loads the SavedModel in `path` (raises whatever loading raises)."""
+    """Loads the SavedModel in `path` (raises whatever loading raises).
+
+    `tf.saved_model.load` first; a graph it cannot import (those of early
+    TF 1.x releases, such as TF Serving's own half_plus_three, whose
+    placeholders use the old "empty shape means unknown" convention) is
+    loaded with the TF1 session loader, TF Serving's own path.
+    """
     self.version = version
     self.path = path
     self.signature_defs = _signature_defs(path)
-    self._module = tf.saved_model.load(path, tags=['serve'])
-    self._signatures = dict(self._module.signatures)
+    self.loader = 'tf.saved_model.load'
+    try:
+      self._module = tf.saved_model.load(path, tags=['serve'])
+      self._signatures = dict(self._module.signatures)
+    except ValueError as e:
+      logging.info('%s: tf.saved_model.load failed (%s); loading it with '
+                   'the TF1 session loader', path, str(e).splitlines()[0])
+      self._module = _SessionModel(path, self.signature_defs)
+      self._signatures = self._module.signatures
+      self.loader = 'tf.compat.v1.saved_model.loader'
 
   def signature_def(self, name: str):
     """The SignatureDef `name`.
@@ -273,6 +287,8 @@ class Servable:
     try:
       outputs = self._signatures[name](
           **{k: tf.constant(v) for k, v in arrays.items()})
+      if wanted:
+        outputs = {k: outputs[k] for k in wanted}
     except tf.errors.OpError as e:
       raise status.from_tf_error(e.error_code, signature_error_message(e)
                                  ) from None
@@ -282,6 +298,43 @@ class Servable:
           f'{str(e).splitlines()[0]}') from None
     return {k: t.numpy() for k, t in outputs.items()
             if not wanted or k in wanted}
+
+
+class _SessionModel:
+  """A SavedModel in a TF1 Session, its signatures run by tensor name as
+  TF Serving's session path runs them.
+
+  A request's value is fed whatever its shape, as TF Serving's C++
+  Session::Run does: Python's Session.run refuses a feed whose shape
+  differs from the tensor's static one (TF Serving's documented
+  `{"instances": [1.0, 2.0, 5.0]}` on half_plus_three's [?, 1] input), so
+  the session's run is called below that check.
+  """
+
+  def __init__(self, path: str, signature_defs: Mapping[str, Any]):
+    self._graph = tf.Graph()
+    self._session = tf.compat.v1.Session(graph=self._graph)
+    tf.compat.v1.saved_model.loader.load(self._session, ['serve'], path)
+    self.signatures = {name: self._signature(sd)
+                       for name, sd in signature_defs.items()
+                       if sd.inputs and sd.outputs}
+
+  def _signature(self, signature_def):
+    inputs = {k: self._graph.get_tensor_by_name(v.name)
+              for k, v in signature_def.inputs.items()}
+    outputs = {k: self._graph.get_tensor_by_name(v.name)
+               for k, v in signature_def.outputs.items()}
+    names = sorted(outputs)
+
+    def call(**arrays):
+      feeds = {inputs[k]._as_tf_output(): np.asarray(v)  # pylint: disable=protected-access
+               for k, v in arrays.items()}
+      fetches = [outputs[k]._as_tf_output() for k in names]  # pylint: disable=protected-access
+      values = self._session._call_tf_sessionrun(  # pylint: disable=protected-access
+          None, feeds, fetches, [], None)
+      return {k: tf.constant(v) for k, v in zip(names, values)}
+
+    return call
 
 
 def _freeze_heap() -> None:

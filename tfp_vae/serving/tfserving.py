@@ -110,11 +110,10 @@ def _examples_signature(serv: repository.Servable, signature: str,
           'classes]' if method == CLASSIFY else
           '"outputs" (float) of shape [batch] or [batch, 1]')
   problem = None
+  # Like TF Serving, the input's recorded dtype is not checked: some
+  # early-TF1 exports record the string placeholder as DT_FLOAT.
   if len(inputs) != 1 or 'inputs' not in inputs:
     problem = f'it takes inputs {sorted(inputs)}'
-  elif tf.as_dtype(inputs['inputs'].dtype) != tf.string:
-    problem = (f'its input "inputs" is {tf.as_dtype(inputs["inputs"].dtype).name}'
-               ', not strings')
   elif method == CLASSIFY and not ({'classes', 'scores'} & set(outputs)):
     problem = f'it has outputs {sorted(outputs)}'
   elif method == REGRESS and set(outputs) != {'outputs'}:
