@@ -1,8 +1,9 @@
 """The local model server (trainers.serve) under load, end to end.
 
 Trains a small run and exports it with `trainers.train`, starts
-`python -m trainers.serve` on 127.0.0.1, and for every signature drives it
-over REST from 1, 8 and 32 concurrent clients (threads, one keep-alive
+`python -m trainers.serve` on 127.0.0.1, and for every signature and
+protocol (TF Serving's :predict, KServe V2's infer) drives it over REST
+from 1, 8 and 32 concurrent clients (threads, one keep-alive
 connection each) for a fixed time: requests/s, p50 and p99 latency, the
 error count (expected 0) and the server's resident memory at the start and
 the end of each run.  Beside each row, the same signature called in
@@ -47,6 +48,9 @@ import benchlib  # pylint: disable=g-import-not-at-top,wrong-import-position
 flags.DEFINE_float('seconds', 10.0, 'Duration of each (signature, clients) '
                    'run.')
 flags.DEFINE_list('concurrency', ['1', '8', '32'], 'Concurrent clients.')
+flags.DEFINE_list('protocols', ['v1', 'v2'], "v1: TF Serving's :predict "
+                  "(row format; columnar for sample); v2: KServe V2's infer "
+                  '(JSON tensors).')
 flags.DEFINE_list('signatures', ['encode', 'decode', 'reconstruct', 'sample',
                                  'log_likelihood'], 'Signatures to drive.')
 flags.DEFINE_integer('batch', 1, 'Images (codes, samples) per request.')
@@ -184,7 +188,28 @@ class _Server:
     return self.proc.returncode
 
 
-def _drive(port: int, body: bytes, clients: int, seconds: float,
+def _body(protocol: str, signature: str, values: dict) -> tuple[str, bytes]:
+  """(path, JSON body) of one request in `protocol`."""
+  if protocol == 'v2':
+    inputs = []
+    for name, value in sorted(values.items()):
+      array = np.asarray(value)
+      inputs.append({'name': name, 'shape': list(array.shape),
+                     'datatype': 'INT64' if array.dtype.kind in 'iu'
+                                 else 'FP32',
+                     'data': array.reshape(-1).tolist()})
+    return (f'/v2/models/{MODEL}/infer', json.dumps({
+        'inputs': inputs,
+        'parameters': {'signature_name': signature}}).encode())
+  if signature == 'sample':
+    body = {'signature_name': signature, 'inputs': values}
+  else:
+    body = {'signature_name': signature,
+            'instances': next(iter(values.values())).tolist()}
+  return f'/v1/models/{MODEL}:predict', json.dumps(body).encode()
+
+
+def _drive(port: int, path: str, body: bytes, clients: int, seconds: float,
            max_requests: int, timeout: float) -> dict:
   """`clients` threads POST `body` until `seconds` pass or `max_requests`
   were sent; latencies in ms of successful requests, and the errors."""
@@ -192,7 +217,6 @@ def _drive(port: int, body: bytes, clients: int, seconds: float,
   lock = threading.Lock()
   sent = [0]
   deadline = time.perf_counter() + seconds
-  path = f'/v1/models/{MODEL}:predict'
   headers = {'Content-Type': 'application/json'}
 
   def client():
@@ -300,30 +324,30 @@ def main(_):
     rows = []
     try:
       rss_first = _rss_mb(server.proc.pid)
-      for signature in FLAGS.signatures:
+      for signature, protocol in [(s, p) for s in FLAGS.signatures
+                                  for p in FLAGS.protocols]:
         values = _inputs(signature, FLAGS.batch, latent_dim)
-        if signature == 'sample':
-          body = {'signature_name': signature, 'inputs': values}
-        else:
-          body = {'signature_name': signature,
-                  'instances': next(iter(values.values())).tolist()}
-        body = json.dumps(body).encode()
-        _drive(server.rest, body, 1, 1.0, 20, FLAGS.request_timeout)  # warm
+        path, body = _body(protocol, signature, values)
+        warm = _drive(server.rest, path, body, 1, 1.0, 20,
+                      FLAGS.request_timeout)
+        if warm['errors']:
+          raise RuntimeError(f'{protocol} {signature}: {warm["errors"][0]}')
         for n in clients:
           rss_start = _rss_mb(server.proc.pid)
-          r = _drive(server.rest, body, n, FLAGS.seconds, FLAGS.max_requests,
-                     FLAGS.request_timeout)
+          r = _drive(server.rest, path, body, n, FLAGS.seconds,
+                     FLAGS.max_requests, FLAGS.request_timeout)
           rss_end = _rss_mb(server.proc.pid)
           p50, p99 = (np.percentile(r['latencies'], [50, 99])
                       if r['latencies'] else (float('nan'),) * 2)
           rate, ip50, ip99 = in_process[signature][str(n)]
-          rows.append([signature, n, f'{r["requests"] / r["seconds"]:.0f}',
+          rows.append([signature, protocol, n,
+                       f'{r["requests"] / r["seconds"]:.0f}',
                        f'{p50:.1f} / {p99:.1f}', len(r['errors']),
                        f'{rss_start:.0f} / {rss_end:.0f}', f'{rate:.0f}',
                        f'{ip50:.1f} / {ip99:.1f}'])
           if r['errors']:
-            print(f'{signature} x{n}: {len(r["errors"])} errors, first: '
-                  f'{r["errors"][0]}', file=sys.stderr)
+            print(f'{signature} {protocol} x{n}: {len(r["errors"])} errors, '
+                  f'first: {r["errors"][0]}', file=sys.stderr)
       served = [_export_to_served(run_dir, export_dir, server, v)
                 for v in range(2, 2 + FLAGS.exports)]
       rss_last = _rss_mb(server.proc.pid)
@@ -333,7 +357,7 @@ def main(_):
           f'{FLAGS.batch} image(s) per request, {FLAGS.seconds:g} s per '
           f'row; {machine}')
     benchlib.print_table(
-        ['signature', 'clients', 'requests/s', 'p50 / p99 ms', 'errors',
+        ['signature', 'protocol', 'clients', 'requests/s', 'p50 / p99 ms', 'errors',
          'server RSS MB start / end', 'in-process calls/s',
          'in-process p50 / p99 ms'], rows)
     print(f'\nserver RSS {rss_first:.0f} MB after start, {rss_last:.0f} MB '

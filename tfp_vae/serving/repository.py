@@ -572,6 +572,15 @@ class Repository:
                              f'Latest({name})')
     return found
 
+  def status(self, name: str, version: Optional[int] = None,
+             label: Optional[str] = None) -> list[VersionStatus]:
+    """GetModelStatus: see ModelVersions.status; an unknown model is TF
+    Serving's NOT_FOUND "Could not find any versions of model NAME"."""
+    found = self.models.get(name)
+    if found is None:
+      raise status.not_found(f'Could not find any versions of model {name}')
+    return found.status(version, label)
+
   def load(self) -> None:
     """Loads what every model's policy wants now.
 

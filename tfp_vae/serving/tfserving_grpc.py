@@ -157,8 +157,8 @@ class ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
     if not request.HasField('model_spec'):
       raise status.invalid_argument('Missing ModelSpec')
     route = tfserving.Route.from_model_spec(request.model_spec)
-    versions = self.state.repository.get(route.model)
-    return tfserving.status_proto(versions.status(route.version, route.label))
+    return tfserving.status_proto(self.state.repository.status(
+        route.model, route.version, route.label))
 
   async def HandleReloadConfigRequest(self, request, context):  # pylint: disable=invalid-name
     del request

@@ -88,15 +88,14 @@ def routes(state: http.ServerState) -> list[routing.BaseRoute]:
         if not model:
           raise status.invalid_argument('Missing model name in request.')
         route = _route(model, version, label)
-        versions = state.repository.get(model)
         if metadata:
           api = 'GetModelMetadata'
           reply = tfserving.metadata_json(
-              model, versions.get(route.version, route.label))
+              model, tfserving.servable(state.repository, route))
         else:
           api = 'GetModelStatus'
-          reply = tfserving.status_json(
-              versions.status(route.version, route.label))
+          reply = tfserving.status_json(state.repository.status(
+              model, route.version, route.label))
       else:
         raise status.invalid_argument(
             f'Malformed request: {request.method} {path}')
