@@ -351,17 +351,22 @@ def main(_):
       served = [_export_to_served(run_dir, export_dir, server, v)
                 for v in range(2, 2 + FLAGS.exports)]
       rss_last = _rss_mb(server.proc.pid)
+      with urllib.request.urlopen(f'http://{HOST}:{server.rest}/v1/models/'
+                                  f'{MODEL}', timeout=30) as reply:
+        states = [s['state'] for s in json.load(reply)[
+            'model_version_status']]
     finally:
       code = server.stop()
     print(f'\ntrainers.serve on {HOST}: VAE (latent {latent_dim}), '
           f'{FLAGS.batch} image(s) per request, {FLAGS.seconds:g} s per '
           f'row; {machine}')
     benchlib.print_table(
-        ['signature', 'protocol', 'clients', 'requests/s', 'p50 / p99 ms', 'errors',
-         'server RSS MB start / end', 'in-process calls/s',
+        ['signature', 'protocol', 'clients', 'requests/s', 'p50 / p99 ms',
+         'errors', 'server RSS MB start / end', 'in-process calls/s',
          'in-process p50 / p99 ms'], rows)
     print(f'\nserver RSS {rss_first:.0f} MB after start, {rss_last:.0f} MB '
-          f'at the end ({1 + FLAGS.exports} versions loaded); exit code '
+          f'at the end ({states.count("AVAILABLE")} of the {len(states)} '
+          f'versions written loaded, the policy serving the latest); exit code '
           f'{code} after SIGTERM')
     if served:
       print('trainers.export -> served (--poll_seconds=1): '
