@@ -192,6 +192,16 @@ def predict_request(model: str, signature: str, inputs: Mapping[str, Any],
   return request
 
 
+def _grpc_failure(error, target: str, timeout: float) -> ClientError:
+  """A gRPC error as the client's one line."""
+  import grpc  # pylint: disable=g-import-not-at-top
+  if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+    return ClientError(f'no reply from {target} within {timeout:g}s '
+                       '(--timeout)')
+  return ClientError(f'gRPC {error.code().name} from {target}: '
+                     f'{_one_line(error.details() or "")}')
+
+
 def grpc_predict(target: str, request, timeout: float = DEFAULT_TIMEOUT):
   """Sends a PredictRequest.
 
@@ -212,11 +222,7 @@ def grpc_predict(target: str, request, timeout: float = DEFAULT_TIMEOUT):
       stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
       reply = stub.Predict(request, timeout=timeout)
   except grpc.RpcError as e:
-    if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-      raise ClientError(f'no reply from {target} within {timeout:g}s '
-                        '(--timeout)') from None
-    raise ClientError(f'gRPC {e.code().name} from {target}: '
-                      f'{_one_line(e.details() or "")}') from None
+    raise _grpc_failure(e, target, timeout) from None
   return reply.model_spec, {k: tf.make_ndarray(v)
                             for k, v in reply.outputs.items()}
 
@@ -314,11 +320,7 @@ def grpc_v2_infer(target: str, model: str, signature: str,
       reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
           request, timeout=timeout)
   except grpc.RpcError as e:
-    if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-      raise ClientError(f'no reply from {target} within {timeout:g}s '
-                        '(--timeout)') from None
-    raise ClientError(f'gRPC {e.code().name} from {target}: '
-                      f'{_one_line(e.details() or "")}') from None
+    raise _grpc_failure(e, target, timeout) from None
   outputs = {}
   for i, tensor in enumerate(reply.outputs):
     dtype = _V2_NUMPY[tensor.datatype]

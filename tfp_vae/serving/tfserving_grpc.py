@@ -97,31 +97,30 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
       reply.outputs[name].CopyFrom(codec.tensor_proto(array))
     return reply
 
-  @_rpc('Classify')
-  async def Classify(self, request, context):  # pylint: disable=invalid-name
-    del context
+  async def _on_examples(self, request, method, response_class):
+    """Classify or Regress: `method` (tfserving.classify or regress) on
+    the request's examples."""
     serv = self._servable(request.model_spec)
     signature = request.model_spec.signature_name or codec.DEFAULT_SIGNATURE
     examples = tfserving.examples_tensor(request.input)
-    result = await _run(tfserving.classify, serv, signature, examples,
+    result = await _run(method, serv, signature, examples,
                         self.state.max_batch)
-    reply = classification_pb2.ClassificationResponse(result=result)
+    reply = response_class(result=result)
     tfserving.model_spec(reply.model_spec, request.model_spec.name,
                          serv.version, signature)
     return reply
 
+  @_rpc('Classify')
+  async def Classify(self, request, context):  # pylint: disable=invalid-name
+    del context
+    return await self._on_examples(request, tfserving.classify,
+                                   classification_pb2.ClassificationResponse)
+
   @_rpc('Regress')
   async def Regress(self, request, context):  # pylint: disable=invalid-name
     del context
-    serv = self._servable(request.model_spec)
-    signature = request.model_spec.signature_name or codec.DEFAULT_SIGNATURE
-    examples = tfserving.examples_tensor(request.input)
-    result = await _run(tfserving.regress, serv, signature, examples,
-                        self.state.max_batch)
-    reply = regression_pb2.RegressionResponse(result=result)
-    tfserving.model_spec(reply.model_spec, request.model_spec.name,
-                         serv.version, signature)
-    return reply
+    return await self._on_examples(request, tfserving.regress,
+                                   regression_pb2.RegressionResponse)
 
   @_rpc('MultiInference')
   async def MultiInference(self, request, context):  # pylint: disable=invalid-name
