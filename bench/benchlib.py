@@ -1,5 +1,7 @@
 """What the benchmarks share: fresh-process runs, the machine's matmul
-FLOP/s, FLOPs of a traced function, peak memory, and table printing.
+FLOP/s, FLOPs of a traced function, peak memory, table printing, the plain
+training step and the model server as a process (the tests use the last two
+as well: tests/helpers.py).
 
 Each measured run happens in a fresh Python process (`run_child`): TensorFlow
 reads TF_ENABLE_ONEDNN_OPTS and its thread pools once per process, peak RSS
@@ -10,10 +12,14 @@ leak into the next.
 import json
 import os
 import resource
+import signal
+import socket
 import subprocess
 import sys
 import time
 from typing import Any, Optional
+import urllib.error
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _RESULT = 'BENCH-RESULT '
@@ -139,3 +145,84 @@ def print_table(header: list[str], rows: list[list[Any]]) -> None:
   print('|' + '---|' * len(header))
   for row in rows:
     print('| ' + ' | '.join(str(c) for c in row) + ' |')
+
+
+def free_port(host: str = '127.0.0.1') -> int:
+  with socket.socket() as s:
+    s.bind((host, 0))
+    return s.getsockname()[1]
+
+
+class ServerProcess:
+  """`python -m trainers.serve` as a real process, its log in a file, ready
+  when it returns (the bench and the tests start it the same way).
+
+  Args:
+    export_dir: --export_dir (None: `flags` name the models).
+    log_path: where its stdout and stderr go.
+    *flags: more of its flags.
+    ready: the models to wait for (default: export_dir's name).
+    defaults: no --host or port flags, as a user runs it (ports 8501 and
+      8500 on every interface); else 127.0.0.1 on free ports.
+    timeout: seconds to wait for readiness.
+
+  Raises:
+    RuntimeError: it exited, or was not ready in time (with its log's tail).
+  """
+
+  def __init__(self, export_dir: Optional[str], log_path: str, *flags: str,
+               ready: Optional[list[str]] = None, defaults: bool = False,
+               timeout: float = 240):
+    if defaults:
+      self.rest_port, self.grpc_port = 8501, 8500
+    else:
+      self.rest_port, self.grpc_port = free_port(), free_port()
+      while self.grpc_port == self.rest_port:
+        self.grpc_port = free_port()
+      flags = ('--host=127.0.0.1', f'--rest_api_port={self.rest_port}',
+               f'--grpc_port={self.grpc_port}', *flags)
+    if export_dir is not None:
+      flags = (f'--export_dir={export_dir}', *flags)
+    self.url = f'http://127.0.0.1:{self.rest_port}'
+    self.grpc = f'127.0.0.1:{self.grpc_port}'
+    self.log_path = log_path
+    self._log = open(log_path, 'w')  # pylint: disable=consider-using-with
+    self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
+        [sys.executable, '-m', 'trainers.serve', *flags],
+        cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+    for name in ready or [os.path.basename(export_dir)]:
+      self._wait_ready(name, timeout)
+
+  def log(self) -> str:
+    with open(self.log_path) as f:
+      return f.read()
+
+  def _wait_ready(self, name: str, seconds: float) -> None:
+    deadline = time.time() + seconds
+    while time.time() < deadline:
+      if self.proc.poll() is not None:
+        raise RuntimeError(f'server exited with {self.proc.returncode}:\n'
+                           f'{self.log()[-3000:]}')
+      try:
+        with urllib.request.urlopen(f'{self.url}/v2/models/{name}/ready',
+                                    timeout=5) as reply:
+          if reply.status == 200:
+            return
+      except (urllib.error.URLError, ConnectionError, TimeoutError):
+        pass
+      time.sleep(0.2)
+    self.stop()
+    raise RuntimeError(f'server not ready in {seconds:g} s:\n'
+                       f'{self.log()[-3000:]}')
+
+  def stop(self) -> int:
+    """SIGTERM, then SIGKILL after 60 s; returns its exit code."""
+    if self.proc.poll() is None:
+      self.proc.send_signal(signal.SIGTERM)
+      try:
+        self.proc.wait(60)
+      except subprocess.TimeoutExpired:
+        self.proc.kill()
+        self.proc.wait()
+    self._log.close()
+    return self.proc.returncode

@@ -1,8 +1,9 @@
 """The local model server (trainers.serve) under load, end to end.
 
 Trains a small run and exports it with `trainers.train`, starts
-`python -m trainers.serve` on 127.0.0.1, and for every signature drives it
-over REST from 1, 8 and 32 concurrent clients (threads, one keep-alive
+`python -m trainers.serve` on 127.0.0.1, and for every signature and
+protocol (TF Serving's :predict, KServe V2's infer) drives it over REST
+from 1, 8 and 32 concurrent clients (threads, one keep-alive
 connection each) for a fixed time: requests/s, p50 and p99 latency, the
 error count (expected 0) and the server's resident memory at the start and
 the end of each run.  Beside each row, the same signature called in
@@ -25,8 +26,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -47,6 +46,9 @@ import benchlib  # pylint: disable=g-import-not-at-top,wrong-import-position
 flags.DEFINE_float('seconds', 10.0, 'Duration of each (signature, clients) '
                    'run.')
 flags.DEFINE_list('concurrency', ['1', '8', '32'], 'Concurrent clients.')
+flags.DEFINE_list('protocols', ['v1', 'v2'], "v1: TF Serving's :predict "
+                  "(row format; columnar for sample); v2: KServe V2's infer "
+                  '(JSON tensors).')
 flags.DEFINE_list('signatures', ['encode', 'decode', 'reconstruct', 'sample',
                                  'log_likelihood'], 'Signatures to drive.')
 flags.DEFINE_integer('batch', 1, 'Images (codes, samples) per request.')
@@ -61,12 +63,6 @@ FLAGS = flags.FLAGS
 
 HOST = '127.0.0.1'
 MODEL = 'vae'
-
-
-def _free_port() -> int:
-  with socket.socket() as s:
-    s.bind((HOST, 0))
-    return s.getsockname()[1]
 
 
 def _rss_mb(pid: int) -> float:
@@ -145,46 +141,28 @@ def _in_process(spec: dict) -> dict:
 # -- the server and its clients ------------------------------------------------
 
 
-class _Server:
-
-  def __init__(self, export_dir: str, log_path: str):
-    self.rest, self.grpc = _free_port(), _free_port()
-    self._log = open(log_path, 'w')  # pylint: disable=consider-using-with
-    self.log_path = log_path
-    self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, '-m', 'trainers.serve', f'--export_dir={export_dir}',
-         f'--host={HOST}', f'--rest_api_port={self.rest}',
-         f'--grpc_port={self.grpc}', '--poll_seconds=1'],
-        cwd=benchlib.REPO, stdout=self._log, stderr=subprocess.STDOUT)
-    deadline = time.time() + 300
-    while time.time() < deadline:
-      if self.proc.poll() is not None:
-        raise RuntimeError(f'the server exited {self.proc.returncode}; see '
-                           f'{log_path}')
-      try:
-        with urllib.request.urlopen(
-            f'http://{HOST}:{self.rest}/v2/models/{MODEL}/ready',
-            timeout=5) as reply:
-          if reply.status == 200:
-            return
-      except (urllib.error.URLError, ConnectionError, TimeoutError):
-        time.sleep(0.2)
-    self.stop()
-    raise RuntimeError(f'the server was not ready in 300 s; see {log_path}')
-
-  def stop(self) -> int:
-    if self.proc.poll() is None:
-      self.proc.send_signal(signal.SIGTERM)
-      try:
-        self.proc.wait(60)
-      except subprocess.TimeoutExpired:
-        self.proc.kill()
-        self.proc.wait()
-    self._log.close()
-    return self.proc.returncode
+def _body(protocol: str, signature: str, values: dict) -> tuple[str, bytes]:
+  """(path, JSON body) of one request in `protocol`."""
+  if protocol == 'v2':
+    inputs = []
+    for name, value in sorted(values.items()):
+      array = np.asarray(value)
+      inputs.append({'name': name, 'shape': list(array.shape),
+                     'datatype': 'INT64' if array.dtype.kind in 'iu'
+                                 else 'FP32',
+                     'data': array.reshape(-1).tolist()})
+    return (f'/v2/models/{MODEL}/infer', json.dumps({
+        'inputs': inputs,
+        'parameters': {'signature_name': signature}}).encode())
+  if signature == 'sample':
+    body = {'signature_name': signature, 'inputs': values}
+  else:
+    body = {'signature_name': signature,
+            'instances': next(iter(values.values())).tolist()}
+  return f'/v1/models/{MODEL}:predict', json.dumps(body).encode()
 
 
-def _drive(port: int, body: bytes, clients: int, seconds: float,
+def _drive(port: int, path: str, body: bytes, clients: int, seconds: float,
            max_requests: int, timeout: float) -> dict:
   """`clients` threads POST `body` until `seconds` pass or `max_requests`
   were sent; latencies in ms of successful requests, and the errors."""
@@ -192,7 +170,6 @@ def _drive(port: int, body: bytes, clients: int, seconds: float,
   lock = threading.Lock()
   sent = [0]
   deadline = time.perf_counter() + seconds
-  path = f'/v1/models/{MODEL}:predict'
   headers = {'Content-Type': 'application/json'}
 
   def client():
@@ -233,7 +210,8 @@ def _drive(port: int, body: bytes, clients: int, seconds: float,
           'latencies': latencies, 'errors': errors}
 
 
-def _export_to_served(run_dir: str, export_dir: str, server: _Server,
+def _export_to_served(run_dir: str, export_dir: str,
+                      server: benchlib.ServerProcess,
                       version: int) -> tuple[float, float]:
   """Runs trainers.export (writing `version`) while serving; returns
   (seconds from the version folder appearing to a default :predict answered
@@ -259,7 +237,7 @@ def _export_to_served(run_dir: str, export_dir: str, server: _Server,
       raise RuntimeError(f'trainers.export wrote no version {version}')
     time.sleep(0.005)
   written = time.perf_counter()
-  with grpc.insecure_channel(f'{HOST}:{server.grpc}') as channel:
+  with grpc.insecure_channel(f'{HOST}:{server.grpc_port}') as channel:
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
     while time.perf_counter() < deadline:
       reply = stub.Predict(request, timeout=30)
@@ -274,36 +252,57 @@ def _export_to_served(run_dir: str, export_dir: str, server: _Server,
   return answered - written, answered - started
 
 
-def _load_rows(server, in_process: dict, clients: list[int],
-               latent_dim: int) -> list[list]:
-  """A table row per (signature, clients): the server under load beside
-  the in-process rate and latency."""
+def _load_rows(server: benchlib.ServerProcess, in_process: dict,
+               clients: list[int], latent_dim: int) -> list[list]:
+  """A table row per (signature, protocol, clients): the server under load
+  beside the in-process rate and latency."""
   rows = []
-  for signature in FLAGS.signatures:
+  for signature, protocol in [(s, p) for s in FLAGS.signatures
+                              for p in FLAGS.protocols]:
     values = _inputs(signature, FLAGS.batch, latent_dim)
-    if signature == 'sample':
-      body = {'signature_name': signature, 'inputs': values}
-    else:
-      body = {'signature_name': signature,
-              'instances': next(iter(values.values())).tolist()}
-    body = json.dumps(body).encode()
-    _drive(server.rest, body, 1, 1.0, 20, FLAGS.request_timeout)  # warm
+    path, body = _body(protocol, signature, values)
+    warm = _drive(server.rest_port, path, body, 1, 1.0, 20,
+                  FLAGS.request_timeout)
+    if warm['errors']:
+      raise RuntimeError(f'{protocol} {signature}: {warm["errors"][0]}')
     for n in clients:
       rss_start = _rss_mb(server.proc.pid)
-      r = _drive(server.rest, body, n, FLAGS.seconds, FLAGS.max_requests,
-                 FLAGS.request_timeout)
+      r = _drive(server.rest_port, path, body, n, FLAGS.seconds,
+                 FLAGS.max_requests, FLAGS.request_timeout)
       rss_end = _rss_mb(server.proc.pid)
       p50, p99 = (np.percentile(r['latencies'], [50, 99])
                   if r['latencies'] else (float('nan'),) * 2)
       rate, ip50, ip99 = in_process[signature][str(n)]
-      rows.append([signature, n, f'{r["requests"] / r["seconds"]:.0f}',
+      rows.append([signature, protocol, n,
+                   f'{r["requests"] / r["seconds"]:.0f}',
                    f'{p50:.1f} / {p99:.1f}', len(r['errors']),
                    f'{rss_start:.0f} / {rss_end:.0f}', f'{rate:.0f}',
                    f'{ip50:.1f} / {ip99:.1f}'])
       if r['errors']:
-        print(f'{signature} x{n}: {len(r["errors"])} errors, first: '
-              f'{r["errors"][0]}', file=sys.stderr)
+        print(f'{signature} {protocol} x{n}: {len(r["errors"])} errors, '
+              f'first: {r["errors"][0]}', file=sys.stderr)
   return rows
+
+
+def _print(rows, machine, latent_dim, rss, states, code, served) -> None:
+  print(f'\ntrainers.serve on {HOST}: VAE (latent {latent_dim}), '
+        f'{FLAGS.batch} image(s) per request, {FLAGS.seconds:g} s per '
+        f'row; {machine}')
+  benchlib.print_table(
+      ['signature', 'protocol', 'clients', 'requests/s', 'p50 / p99 ms',
+       'errors', 'server RSS MB start / end', 'in-process calls/s',
+       'in-process p50 / p99 ms'], rows)
+  print(f'\nserver RSS {rss[0]:.0f} MB after start, {rss[1]:.0f} MB '
+        f'at the end ({states.count("AVAILABLE")} of the {len(states)} '
+        f'versions written loaded, the policy serving the latest); exit code '
+        f'{code} after SIGTERM')
+  if served:
+    print('trainers.export -> served (--poll_seconds=1): '
+          + ', '.join(f'{s:.2f}' for s, _ in served) + ' s from the '
+          'version folder appearing to a default :predict answered by '
+          'that version; '
+          + ', '.join(f'{t:.1f}' for _, t in served)
+          + ' s from starting trainers.export')
 
 
 def main(_):
@@ -328,32 +327,23 @@ def main(_):
         'path': os.path.join(export_dir, '1'), 'batch': FLAGS.batch,
         'signatures': FLAGS.signatures, 'latent_dim': latent_dim,
         'concurrency': clients, 'seconds': FLAGS.in_process_seconds})
-    server = _Server(export_dir, os.path.join(tmp, 'server.log'))
+    server = benchlib.ServerProcess(
+        export_dir, os.path.join(tmp, 'server.log'), '--poll_seconds=1',
+        timeout=300)
     try:
       rss_first = _rss_mb(server.proc.pid)
       rows = _load_rows(server, in_process, clients, latent_dim)
       served = [_export_to_served(run_dir, export_dir, server, v)
                 for v in range(2, 2 + FLAGS.exports)]
       rss_last = _rss_mb(server.proc.pid)
+      with urllib.request.urlopen(f'{server.url}/v1/models/{MODEL}',
+                                  timeout=30) as reply:
+        states = [s['state'] for s in json.load(reply)[
+            'model_version_status']]
     finally:
       code = server.stop()
-    print(f'\ntrainers.serve on {HOST}: VAE (latent {latent_dim}), '
-          f'{FLAGS.batch} image(s) per request, {FLAGS.seconds:g} s per '
-          f'row; {machine}')
-    benchlib.print_table(
-        ['signature', 'clients', 'requests/s', 'p50 / p99 ms', 'errors',
-         'server RSS MB start / end', 'in-process calls/s',
-         'in-process p50 / p99 ms'], rows)
-    print(f'\nserver RSS {rss_first:.0f} MB after start, {rss_last:.0f} MB '
-          f'at the end ({1 + FLAGS.exports} versions loaded); exit code '
-          f'{code} after SIGTERM')
-    if served:
-      print('trainers.export -> served (--poll_seconds=1): '
-            + ', '.join(f'{s:.2f}' for s, _ in served) + ' s from the '
-            'version folder appearing to a default :predict answered by '
-            'that version; '
-            + ', '.join(f'{t:.1f}' for _, t in served)
-            + ' s from starting trainers.export')
+    _print(rows, machine, latent_dim, (rss_first, rss_last), states, code,
+           served)
   finally:
     shutil.rmtree(tmp, ignore_errors=True)
 

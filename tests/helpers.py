@@ -3,11 +3,14 @@ ports, waiting on processes, and the serving signatures' bad inputs.
 
 Test files import from here, never from each other."""
 
+import json
 import os
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 
 import numpy as np
 
@@ -62,6 +65,25 @@ def bench_module(name: str):
   if path not in sys.path:
     sys.path.insert(0, path)
   return __import__(name)
+
+
+def http_call(url, body=None, timeout=120):
+  """(status, parsed JSON reply) of a GET, or a POST of `body`."""
+  data_ = None if body is None else (
+      body if isinstance(body, bytes) else json.dumps(body).encode())
+  request = urllib.request.Request(
+      url, data=data_, method='GET' if body is None else 'POST',
+      headers={'Content-Type': 'application/json'})
+  try:
+    with urllib.request.urlopen(request, timeout=timeout) as reply:
+      return reply.status, json.load(reply)
+  except urllib.error.HTTPError as e:
+    return e.code, json.loads(e.read())
+
+
+# `python -m trainers.serve` as a real process: bench/benchlib.py's (it
+# imports nothing heavy), so the bench and the tests start it the same way.
+Server = bench_module('benchlib').ServerProcess
 
 
 # Bad inputs of the serving signatures at latent 3: (signature, inputs,

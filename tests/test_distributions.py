@@ -12,7 +12,6 @@ from tfp_vae import errors
 from tfp_vae import family
 from tfp_vae import models
 from tfp_vae import networks
-from tfp_vae import priors
 
 tfd = tfp.distributions
 

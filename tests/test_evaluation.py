@@ -9,7 +9,6 @@ import pytest
 
 from tests.helpers import run_cli
 from tfp_vae import config as config_lib
-from tfp_vae import evaluation
 from tfp_vae import report
 from tfp_vae import rundir
 from tfp_vae import training

@@ -21,7 +21,6 @@ from tests.helpers import REPO, run_cli
 from tfp_vae import budget
 from tfp_vae import config as config_lib
 from tfp_vae import errors
-from tfp_vae import export
 from tfp_vae import layout
 from tfp_vae import models
 from tfp_vae import plan

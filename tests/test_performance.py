@@ -26,7 +26,6 @@ import tensorflow as tf
 from tests.helpers import REPO, bench_module
 from tfp_vae import config as config_lib
 from tfp_vae import data as data_lib
-from tfp_vae import export as export_lib
 from tfp_vae import layout
 from tfp_vae import models as models_lib
 from tfp_vae import rundir

@@ -26,7 +26,7 @@ from tensorflow_serving.apis import model_service_pb2_grpc
 from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
-from tests.helpers import BAD, REPO, free_port
+from tests.helpers import BAD, REPO, Server, free_port, http_call
 from tfp_vae import config as config_lib
 from tfp_vae import data
 from tfp_vae import export
@@ -42,70 +42,6 @@ CLIENT = os.path.join(REPO, 'deploy', 'serving', 'client.py')
 
 
 # -- a server process --------------------------------------------------------
-
-
-class Server:
-  """`python -m trainers.serve` on 127.0.0.1, its log in a file."""
-
-  def __init__(self, export_dir, log_path, *flags):
-    self.rest_port, self.grpc_port = free_port(), free_port()
-    while self.grpc_port == self.rest_port:
-      self.grpc_port = free_port()
-    self.url = f'http://127.0.0.1:{self.rest_port}'
-    self.grpc = f'127.0.0.1:{self.grpc_port}'
-    self.log_path = log_path
-    self._log = open(log_path, 'w')  # pylint: disable=consider-using-with
-    self.proc = subprocess.Popen(  # pylint: disable=consider-using-with
-        [sys.executable, '-m', 'trainers.serve', f'--export_dir={export_dir}',
-         '--host=127.0.0.1', f'--rest_api_port={self.rest_port}',
-         f'--grpc_port={self.grpc_port}', *flags],
-        cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
-    self._wait_ready(os.path.basename(export_dir))
-
-  def log(self) -> str:
-    with open(self.log_path) as f:
-      return f.read()
-
-  def _wait_ready(self, name, seconds=240):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-      if self.proc.poll() is not None:
-        pytest.fail(f'server exited with {self.proc.returncode}:\n'
-                    f'{self.log()[-3000:]}')
-      try:
-        with urllib.request.urlopen(f'{self.url}/v2/models/{name}/ready',
-                                    timeout=5) as reply:
-          if reply.status == 200:
-            return
-      except (urllib.error.URLError, ConnectionError, TimeoutError):
-        pass
-      time.sleep(0.2)
-    self.stop()
-    pytest.fail(f'server not ready in {seconds}s:\n{self.log()[-3000:]}')
-
-  def stop(self):
-    if self.proc.poll() is None:
-      self.proc.terminate()
-      try:
-        self.proc.wait(60)
-      except subprocess.TimeoutExpired:
-        self.proc.kill()
-        self.proc.wait()
-    self._log.close()
-
-
-def _call(url, body=None, timeout=120):
-  """(status, parsed JSON reply) of a GET, or a POST of `body`."""
-  data_ = None if body is None else (
-      body if isinstance(body, bytes) else json.dumps(body).encode())
-  request = urllib.request.Request(
-      url, data=data_, method='GET' if body is None else 'POST',
-      headers={'Content-Type': 'application/json'})
-  try:
-    with urllib.request.urlopen(request, timeout=timeout) as reply:
-      return reply.status, json.load(reply)
-  except urllib.error.HTTPError as e:
-    return e.code, json.loads(e.read())
 
 
 def _export(export_dir, seed):
@@ -158,7 +94,7 @@ def test_every_signature_over_rest_in_both_formats(served, images):
   rows = {'encode': images, 'decode': codes, 'reconstruct': images,
           'log_likelihood': images}
   for sig, x in rows.items():
-    status, reply = _call(predict, {'signature_name': sig,
+    status, reply = http_call(predict, {'signature_name': sig,
                                     'instances': x.tolist()})
     assert status == 200, reply
     if sig == 'encode':  # several outputs: a list of objects, one per row
@@ -172,7 +108,7 @@ def test_every_signature_over_rest_in_both_formats(served, images):
       close(reply['predictions'], only)
     # Columnar: {"outputs": value} or {"outputs": {name: value}}.
     name = 'codes' if sig == 'decode' else 'images'
-    status, reply = _call(predict, {'signature_name': sig,
+    status, reply = http_call(predict, {'signature_name': sig,
                                     'inputs': {name: x.tolist()}})
     assert status == 200, reply
     if sig == 'encode':
@@ -181,13 +117,13 @@ def test_every_signature_over_rest_in_both_formats(served, images):
       close(reply['outputs']['code_mean'], want['encode']['code_mean'])
     else:
       close(reply['outputs'], next(iter(want[sig].values())))
-  status, reply = _call(predict, {'signature_name': 'sample', 'inputs': {
+  status, reply = http_call(predict, {'signature_name': 'sample', 'inputs': {
       'num_samples': 4, 'seed': 7}})
   assert status == 200, reply
   close(reply['outputs']['codes'], want['sample']['codes'])
   close(reply['outputs']['images'], want['sample']['images'])
   # No signature_name: serving_default (= encode); an unnamed columnar value.
-  status, reply = _call(predict, {'inputs': images.tolist()})
+  status, reply = http_call(predict, {'inputs': images.tolist()})
   assert status == 200, reply
   close(reply['outputs']['code_mean'], want['encode']['code_mean'])
   # The version in the path, and TF Serving's curl habit: no content type.
@@ -204,28 +140,32 @@ def test_status_metadata_and_health(served):
   want = {'model_version_status': [{
       'version': '1', 'state': 'AVAILABLE',
       'status': {'error_code': 'OK', 'error_message': ''}}]}
-  assert _call(f'{server.url}/v1/models/vae') == (200, want)
-  assert _call(f'{server.url}/v1/models/vae/versions/1') == (200, want)
-  status, reply = _call(f'{server.url}/v1/models/vae/versions/7')
+  assert http_call(f'{server.url}/v1/models/vae') == (200, want)
+  assert http_call(f'{server.url}/v1/models/vae/versions/1') == (200, want)
+  status, reply = http_call(f'{server.url}/v1/models/vae/versions/7')
   assert status == 404
   assert reply == {'error': 'Could not find version 7 of model vae'}
-  status, reply = _call(f'{server.url}/v1/models/vae/versions/x')
+  status, reply = http_call(f'{server.url}/v1/models/vae/versions/x')
   assert (status, reply) == (400, {'error': 'Failed to convert version: x '
                                             'to numeric.'})
-  status, reply = _call(f'{server.url}/v1/models/other')
+  status, reply = http_call(f'{server.url}/v1/models/other')
   assert status == 404 and 'other' in reply['error']
-  status, reply = _call(f'{server.url}/v1/models/vae/metadata')
+  status, reply = http_call(f'{server.url}/v1/models/vae/metadata')
   assert status == 200
   assert reply['model_spec'] == {'name': 'vae', 'signature_name': '',
                                  'version': '1'}
   assert sorted(reply['metadata']['signature_def']['signature_def']) == (
       sorted(SIGNATURES + ('__saved_model_init_op',)))
-  assert _call(f'{server.url}/v1/models/vae/versions/1/metadata') == (
+  assert http_call(f'{server.url}/v1/models/vae/versions/1/metadata') == (
       200, reply)
   for probe in ('/v2/health/live', '/v2/health/ready',
                 '/v2/models/vae/ready'):
-    assert _call(server.url + probe)[0] == 200, probe
-  status, reply = _call(f'{server.url}/v1/nothing/here')
+    assert http_call(server.url + probe)[0] == 200, probe
+  # TF Serving's REST handler takes every /v1/ path: one it cannot parse is
+  # its 400 "Malformed request"; other paths are 404.
+  assert http_call(f'{server.url}/v1/nothing/here') == (
+      400, {'error': 'Malformed request: GET /v1/nothing/here'})
+  status, reply = http_call(f'{server.url}/nothing/here')
   assert status == 404 and 'error' in reply
 
 
@@ -279,7 +219,7 @@ def test_metadata_matches_saved_model_cli_show(served):
   assert shown.returncode == 0, shown.stderr[-2000:]
   want = _cli_signatures(shown.stdout)
   assert set(want) >= set(SIGNATURES)
-  _, reply = _call(f'{server.url}/v1/models/vae/metadata')
+  _, reply = http_call(f'{server.url}/v1/models/vae/metadata')
   got = _json_signatures(reply['metadata']['signature_def']['signature_def'])
   assert got == want
 
@@ -290,14 +230,9 @@ def test_bad_inputs_return_400_with_the_signatures_message(
   server, _, _ = served
   body = {'signature_name': sig,
           'inputs': {k: np.asarray(v).tolist() for k, v in inputs.items()}}
-  if any(np.isnan(np.asarray(v, float)).any() for v in inputs.values()):
-    # JSON has no NaN; TF Serving's parser takes the token, KServe's (orjson)
-    # does not, so it fails before the signature (README: differences).
-    status, reply = _call(f'{server.url}/v1/models/vae:predict',
-                          json.dumps(body).encode())
-    assert status == 400 and 'Unrecognized request format' in reply['error']
-    return
-  status, reply = _call(f'{server.url}/v1/models/vae:predict', body)
+  # json.dumps writes NaN as the token NaN, which TF Serving's parser (and
+  # this server's) reads, so a NaN reaches the signature's own check.
+  status, reply = http_call(f'{server.url}/v1/models/vae:predict', body)
   assert status == 400, reply
   assert list(reply) == ['error']
   assert message in reply['error'] and got in reply['error']
@@ -338,7 +273,7 @@ def test_bad_inputs_return_400_with_the_signatures_message(
 ])
 def test_protocol_errors_and_bounds(served, body, status, message):
   server, _, _ = served
-  got_status, reply = _call(f'{server.url}/v1/models/vae:predict', body)
+  got_status, reply = http_call(f'{server.url}/v1/models/vae:predict', body)
   assert got_status == status, reply
   assert message in reply['error']
 
@@ -346,13 +281,13 @@ def test_protocol_errors_and_bounds(served, body, status, message):
 def test_unknown_model_version_and_body(served):
   server, _, _ = served
   body = {'signature_name': 'decode', 'instances': [[0, 0, 0]]}
-  status, reply = _call(f'{server.url}/v1/models/other:predict', body)
+  status, reply = http_call(f'{server.url}/v1/models/other:predict', body)
   assert status == 404 and 'other' in reply['error']
-  status, reply = _call(f'{server.url}/v1/models/vae/versions/3:predict',
+  status, reply = http_call(f'{server.url}/v1/models/vae/versions/3:predict',
                         body)
   assert status == 404
   assert 'Specific(vae, 3)' in reply['error']
-  status, reply = _call(f'{server.url}/v1/models/vae:predict', b'{not json')
+  status, reply = http_call(f'{server.url}/v1/models/vae:predict', b'{not json')
   assert status == 400 and 'error' in reply
 
 
@@ -429,27 +364,31 @@ def test_a_new_version_is_picked_up_while_serving(tmp_path):
     decode = lambda path: tf.saved_model.load(path).signatures['decode'](
         codes=tf.constant(codes))['images'].numpy()
     want_1 = decode(first)
-    _, reply = _call(f'{server.url}/v1/models/vae:predict', body)
+    _, reply = http_call(f'{server.url}/v1/models/vae:predict', body)
     np.testing.assert_allclose(reply['predictions'], want_1, atol=1e-5)
     second = _export(export_dir, seed=1)  # what trainers.export writes
     want_2 = decode(second)
     assert not np.allclose(want_1, want_2, atol=1e-3)
-    _wait_for(lambda: [s['version'] for s in _call(
-        f'{server.url}/v1/models/vae')[1]['model_version_status']
-                       if s['state'] == 'AVAILABLE'] == ['2', '1'],
-              what='version 2 available')
-    _, reply = _call(f'{server.url}/v1/models/vae:predict', body)
+    states = lambda: {s['version']: s['state'] for s in http_call(
+        f'{server.url}/v1/models/vae')[1]['model_version_status']}
+    # TF Serving's default policy serves the latest version: version 2
+    # loads, then version 1 is unloaded (END).
+    _wait_for(lambda: states() == {'2': 'AVAILABLE', '1': 'END'},
+              what='version 2 available, version 1 unloaded')
+    _, reply = http_call(f'{server.url}/v1/models/vae:predict', body)
     np.testing.assert_allclose(reply['predictions'], want_2, atol=1e-5)
-    _, reply = _call(f'{server.url}/v1/models/vae/versions/1:predict', body)
-    np.testing.assert_allclose(reply['predictions'], want_1, atol=1e-5)
-    assert _call(f'{server.url}/v1/models/vae/metadata')[1]['model_spec'][
+    status, reply = http_call(f'{server.url}/v1/models/vae/versions/1:predict',
+                          body)
+    assert (status, reply) == (404, {
+        'error': 'Servable not found for request: Specific(vae, 1)'})
+    assert http_call(f'{server.url}/v1/models/vae/metadata')[1]['model_spec'][
         'version'] == '2'
-    # A removed version is unloaded (TF Serving lists it as END).
-    shutil.rmtree(first)
-    _wait_for(lambda: _call(f'{server.url}/v1/models/vae/versions/1')[1][
-        'model_version_status'][0]['state'] == 'END', what='version 1 END')
-    status, _ = _call(f'{server.url}/v1/models/vae/versions/1:predict', body)
-    assert status == 404
+    # A removed version is unloaded; the latest left on disk is served.
+    shutil.rmtree(second)
+    _wait_for(lambda: states() == {'2': 'END', '1': 'AVAILABLE'},
+              what='version 2 END, version 1 back')
+    _, reply = http_call(f'{server.url}/v1/models/vae:predict', body)
+    np.testing.assert_allclose(reply['predictions'], want_1, atol=1e-5)
   finally:
     server.stop()
 
@@ -476,7 +415,7 @@ def test_sigterm_during_a_request_lets_it_finish(tmp_path, mnist_5k):
 
     def send():
       try:
-        result['reply'] = _call(f'{server.url}/v1/models/vae:predict', body,
+        result['reply'] = http_call(f'{server.url}/v1/models/vae:predict', body,
                                 timeout=300)
       except Exception as e:  # pylint: disable=broad-except
         result['reply'] = (None, repr(e))
@@ -527,7 +466,7 @@ def test_serve_cli_user_errors_are_one_line(tmp_path):
 def test_the_server_does_not_import_tfp():
   r = subprocess.run(
       [sys.executable, '-c',
-       'import sys, trainers.serve, tfp_vae.serving; '
+       'import sys, trainers.serve, tfp_vae.serving.server; '
        'assert "tensorflow_probability" not in sys.modules, "tfp imported"'],
       cwd=REPO, capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
@@ -611,3 +550,38 @@ def test_client_connection_and_timeout_errors(served):
   assert r.returncode == 1
   assert 'within 0.01s (--timeout)' in r.stderr
   assert 'Traceback' not in r.stderr
+
+
+def test_client_speaks_kserve_v2_over_rest_and_grpc(served, tmp_path,
+                                                     mnist_5k):
+  server, loaded, _ = served
+  x = data.eval_images(mnist_5k.test_images[:4])
+  r = _client('--protocol=v2', f'--rest={server.url}', '--signature=encode',
+              '--from_test_images=4')
+  assert r.returncode == 0, r.stderr[-2000:]
+  reply = json.loads(r.stdout)
+  assert reply['model_name'] == 'vae' and reply['model_version'] == '1'
+  (mean,) = [o for o in reply['outputs'] if o['name'] == 'code_mean']
+  assert mean['shape'] == [4, LATENT] and mean['datatype'] == 'FP32'
+  np.testing.assert_allclose(
+      np.reshape(mean['data'], mean['shape']),
+      loaded.signatures['encode'](images=tf.constant(x))['code_mean'],
+      rtol=1e-5, atol=1e-5)
+  out = tmp_path / 'v2'
+  r = _client('--protocol=v2', f'--grpc={server.grpc}', '--signature=sample',
+              '--num_samples=2', '--seed=7', f'--output_dir={out}')
+  assert r.returncode == 0, r.stderr[-2000:]
+  assert sorted(p.name for p in out.iterdir()) == [
+      'images_0000.png', 'images_0001.png', 'reply.json']
+  want = loaded.signatures['sample'](num_samples=tf.constant(2, tf.int64),
+                                     seed=tf.constant(7, tf.int64))
+  got = json.loads((out / 'reply.json').read_text())
+  np.testing.assert_allclose(got['outputs']['codes'], want['codes'],
+                             atol=1e-5)
+  for where, code in ((f'--rest={server.url}', 'HTTP 400'),
+                      (f'--grpc={server.grpc}', 'INVALID_ARGUMENT')):
+    r = _client('--protocol=v2', where, '--signature=decode',
+                '--latent_dim=5')
+    assert r.returncode == 1
+    assert r.stderr.startswith('error: ') and code in r.stderr, r.stderr
+    assert f'codes must have shape [batch, {LATENT}]' in r.stderr

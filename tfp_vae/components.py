@@ -20,7 +20,7 @@ A new part is one class:
 """
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 from tfp_vae import errors
 from tfp_vae import registry

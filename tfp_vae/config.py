@@ -31,7 +31,6 @@ from tfp_vae import checks
 from tfp_vae import components
 from tfp_vae import errors
 from tfp_vae import family
-from tfp_vae import registry
 
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 LR_SCHEDULES = ('constant', 'cosine')
@@ -490,28 +489,37 @@ class EvalConfig:
 
 @dataclasses.dataclass
 class ServeConfig:
-  """How `trainers.serve` serves an export directory (`tfp_vae.serving`).
+  """How `trainers.serve` serves SavedModels (`tfp_vae.serving`).
 
   Attributes:
-    export_dir: the model base path: the folder holding the integer version
-      folders that `trainers.export` and `trainers.train --export_dir`
-      write.
-    model_name: the NAME in /v1/models/NAME; default the export
-      directory's name, as in the models.config the exporter writes.
+    export_dir: the model base path of one model: the folder holding the
+      integer version folders that `trainers.export` and `trainers.train
+      --export_dir` write (TF Serving's --model_base_path).
+    model_config_file: instead of export_dir, TF Serving's
+      --model_config_file: a text ModelServerConfig listing several models
+      with their base paths, version policies and labels.
+    model_name: the NAME in /v1/models/NAME of export_dir's model; default
+      the export directory's name, as in the models.config the exporter
+      writes.
     host: the address to listen on: 0.0.0.0 every interface (a container),
       127.0.0.1 this machine only.
-    rest_api_port: port of TF Serving's REST API (TF Serving's default 8501).
-    grpc_port: port of TF Serving's gRPC API (8500); 0 turns gRPC off.
-    max_batch: the largest batch a request may carry: instances, the
-      leading dimension of an input, `num_samples`.
+    rest_api_port: port of the REST APIs (TF Serving's default 8501).
+    grpc_port: port of the gRPC services (8500); 0 turns gRPC off.
+    max_batch: the largest batch a request may carry: instances, examples,
+      the leading dimension of an input, `num_samples`.
     max_request_bytes: the largest REST request body or gRPC message.
     poll_seconds: how often to look for new and removed versions, like TF
       Serving's --file_system_poll_wait_seconds; 0 loads once at start.
-    max_versions: serve only the newest N versions (0: every version).
+    max_versions: export_dir's version policy: serve the newest N versions
+      (TF Serving's latest policy, 1 by default); 0 serves every version.
     grace_seconds: after SIGTERM, how long requests in flight may take
       before they are cancelled.
+    monitoring_config_file: TF Serving's --monitoring_config_file (a text
+      MonitoringConfig); its prometheus_config moves or turns off the
+      Prometheus page (default: on, at /monitoring/prometheus/metrics).
   """
   export_dir: str = ''
+  model_config_file: str = ''
   model_name: Optional[str] = None
   host: str = '0.0.0.0'
   rest_api_port: int = 8501
@@ -519,8 +527,9 @@ class ServeConfig:
   max_batch: int = 1024
   max_request_bytes: int = 64 * 2**20
   poll_seconds: float = 1.0
-  max_versions: int = 0
+  max_versions: int = 1
   grace_seconds: float = 30.0
+  monitoring_config_file: str = ''
 
   def validate(self) -> 'ServeConfig':
     """Checks every field; returns self.
@@ -528,14 +537,30 @@ class ServeConfig:
     Raises:
       ConfigError: naming the first invalid field and its value.
     """
-    if not isinstance(self.export_dir, str) or not self.export_dir:
-      raise errors.ConfigError('export_dir', self.export_dir,
-                               'must be a directory path')
-    name = self.resolved_model_name()
-    if not name or any(c in name for c in '/: \t\n'):
-      raise errors.ConfigError('model_name', name,
-                               "must be a name without '/', ':' or spaces "
-                               '(it is a URL path segment)')
+    for field in ('export_dir', 'model_config_file', 'monitoring_config_file'):
+      if not isinstance(getattr(self, field), str):
+        raise errors.ConfigError(field, getattr(self, field),
+                                 'must be a path')
+    if not self.export_dir and not self.model_config_file:
+      raise errors.ConfigError(
+          'export_dir', self.export_dir,
+          'is required (the folder holding the version folders 1/, 2/, ...)'
+          ' unless --model_config_file lists the models')
+    if self.export_dir and self.model_config_file:
+      raise errors.ConfigError(
+          'model_config_file', self.model_config_file,
+          'and --export_dir cannot both be given: one names one model, the '
+          'other lists them')
+    if self.model_config_file and self.model_name:
+      raise errors.ConfigError('model_name', self.model_name,
+                               'names the --export_dir model; with '
+                               '--model_config_file the file names them')
+    if self.export_dir:
+      name = self.resolved_model_name()
+      if not name or any(c in name for c in '/: \t\n'):
+        raise errors.ConfigError('model_name', name,
+                                 "must be a name without '/', ':' or spaces "
+                                 '(it is a URL path segment)')
     if not isinstance(self.host, str) or not self.host:
       raise errors.ConfigError('host', self.host, 'must be an address')
     checks.port('rest_api_port', self.rest_api_port, allow_zero=False)

@@ -1,10 +1,14 @@
-"""Serves an export directory over TF Serving's REST and gRPC APIs.
+"""Serves SavedModels over TF Serving's REST and gRPC APIs and KServe's V2
+protocol.
 
   python -m trainers.serve --export_dir=runs/export/vae
+  python -m trainers.serve --model_config_file=models.config
 
-Every version folder is served (the newest by default), new ones written by
-trainers.export are picked up while running, SIGTERM finishes the requests
-in flight and exits.  See tfp_vae/serving.py and docs/serving.md.
+--export_dir serves one model's latest version (--max_versions), new ones
+written by trainers.export are picked up while running; --model_config_file
+is TF Serving's, for several models with their own version policies and
+labels.  SIGTERM finishes the requests in flight and exits.  See
+docs/serving.md.
 """
 
 from absl import app
@@ -18,18 +22,24 @@ from tfp_vae import errors
 _D = config_lib.ServeConfig()
 common.define('string', 'export_dir', None,
               'The model base path: the folder holding the version '
-              'folders 1/, 2/, ... (trainers.export --export_dir).')
+              'folders 1/, 2/, ... (trainers.export --export_dir; TF '
+              'Serving\'s --model_base_path).')
+common.define('string', 'model_config_file', None,
+              'Instead of --export_dir: TF Serving\'s model config file '
+              '(a text ModelServerConfig with a model_config_list), for '
+              'several models, version policies and labels.')
 common.define('string', 'model_name', None,
-              'NAME in /v1/models/NAME (default: export_dir\'s name, '
-              'as in its models.config).')
+              'NAME in /v1/models/NAME for --export_dir (default: '
+              'export_dir\'s name, as in its models.config).')
 common.define('string', 'host', _D.host,
               'Address to listen on (127.0.0.1: this machine only).')
 common.define('integer', 'rest_api_port', _D.rest_api_port,
-              'Port of the REST API (TF Serving\'s default).')
+              'Port of the REST APIs (TF Serving\'s default).')
 common.define('integer', 'grpc_port', _D.grpc_port,
-              'Port of TF Serving\'s gRPC API (0: no gRPC).')
+              'Port of the gRPC services: TF Serving\'s and KServe V2\'s '
+              '(0: no gRPC).')
 common.define('integer', 'max_batch', _D.max_batch,
-              'Largest batch a request may carry: instances, an '
+              'Largest batch a request may carry: instances, examples, an '
               'input\'s leading dimension, num_samples.')
 common.define('integer', 'max_request_bytes', _D.max_request_bytes,
               'Largest REST request body (HTTP 413 above it) or gRPC '
@@ -38,11 +48,19 @@ common.define('float', 'poll_seconds', _D.poll_seconds,
               'Look for new and removed versions this often (TF '
               'Serving\'s --file_system_poll_wait_seconds; 0: never).')
 common.define('integer', 'max_versions', _D.max_versions,
-              'Serve only the newest N versions (0: all).')
+              '--export_dir\'s version policy: serve the newest N versions '
+              '(TF Serving\'s default policy serves 1); 0: all.')
 common.define('float', 'grace_seconds', _D.grace_seconds,
               'After SIGTERM, how long requests in flight may take.')
-flags.mark_flag_as_required('export_dir')
+common.define('string', 'monitoring_config_file', None,
+              'TF Serving\'s monitoring config (a text MonitoringConfig): '
+              'its prometheus_config moves or turns off the Prometheus '
+              'page (default /monitoring/prometheus/metrics).')
 FLAGS = flags.FLAGS
+_FIELDS = ('export_dir', 'model_config_file', 'model_name', 'host',
+           'rest_api_port', 'grpc_port', 'max_batch', 'max_request_bytes',
+           'poll_seconds', 'max_versions', 'grace_seconds',
+           'monitoring_config_file')
 
 
 def serve_from_flags() -> None:
@@ -50,22 +68,21 @@ def serve_from_flags() -> None:
 
   Raises:
     ConfigError: a flag is invalid.
-    ServingError: the export directory cannot be served.
+    ServingError: what the flags name cannot be served.
     TfpVaeError: the server's packages are not installed.
   """
-  config = config_lib.ServeConfig(
-      **{name: FLAGS[name].value for name in (
-          'export_dir', 'model_name', 'host', 'rest_api_port', 'grpc_port',
-          'max_batch', 'max_request_bytes', 'poll_seconds', 'max_versions',
-          'grace_seconds')}).validate()
+  values = {name: FLAGS[name].value for name in _FIELDS}
+  for name in ('export_dir', 'model_config_file', 'monitoring_config_file'):
+    values[name] = values[name] or ''
+  config = config_lib.ServeConfig(**values).validate()
   common.import_tensorflow()
   try:
-    from tfp_vae import serving  # pylint: disable=g-import-not-at-top
+    from tfp_vae.serving import server  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise errors.TfpVaeError(
         f'the model server needs KServe and tensorflow-serving-api ({e}): '
         "pip install 'tfp-vae[serving]'") from e
-  serving.serve(config)
+  server.serve(config)
 
 
 def main(argv):

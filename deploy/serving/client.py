@@ -1,13 +1,17 @@
 """A small client for the exported VAE behind TF Serving, KServe or
 `python -m trainers.serve`.
 
-Builds the documented requests and sends them over REST (JSON) or gRPC
-(tensorflow-serving-api's PredictRequest):
+Builds the documented requests and sends them over REST (JSON) or gRPC,
+in TF Serving's protocol (`--protocol=v1`, the default: :predict,
+tensorflow-serving-api's PredictRequest) or KServe's V2 (`--protocol=v2`:
+/v2/models/MODEL/infer, V2's ModelInferRequest):
 
   python deploy/serving/client.py --rest=http://localhost:8501 --model=vae \
       --signature=reconstruct --from_test_images=16 --output_dir=out
   python deploy/serving/client.py --grpc=localhost:8500 --model=vae \
       --signature=sample --num_samples=4 --seed=0 --output_dir=out
+  python deploy/serving/client.py --protocol=v2 --rest=http://localhost:8501 \
+      --signature=encode --from_test_images=4
 
 Inputs: `--from_test_images=N` sends the first N test images of `--dataset`
 (default mnist_5k, embedded in tfp-vae; needs tfp-vae installed),
@@ -16,7 +20,9 @@ blank image; `decode` sends `--codes` (.npy) or one zero code of
 `--latent_dim`; `sample` sends `--num_samples` and `--seed`.
 
 Output: the reply as JSON on stdout (REST: the server's reply; gRPC:
-{"model_spec": ..., "outputs": {name: nested lists}}).  With `--output_dir`
+{"model_spec": ..., "outputs": {name: nested lists}}, V2 gRPC:
+{"model_name", "model_version", "id", "outputs"}).  V2 names the signature
+in the parameter signature_name (other V2 servers serve serving_default).  With `--output_dir`
 the reply goes to DIR/reply.json, every image output (and image input) to
 one PNG per image, DIR/<name>_<index>.png, and the paths written are
 printed.
@@ -115,11 +121,23 @@ def rest_predict(server: str, model: str, body: dict,
     The JSON reply.
 
   Raises:
+    ClientError: see post_json.
+  """
+  return post_json(predict_url(server, model, version), body, timeout)
+
+
+def post_json(url: str, body: dict, timeout: float = DEFAULT_TIMEOUT
+              ) -> dict:
+  """POSTs body to url.
+
+  Returns:
+    The JSON reply.
+
+  Raises:
     ClientError: an HTTP error (with the server's {"error": ...} message),
       no connection, no reply within `timeout` seconds, a reply that is not
       JSON.
   """
-  url = predict_url(server, model, version)
   request = urllib.request.Request(
       url, data=json.dumps(body).encode(), method='POST',
       headers={'Content-Type': 'application/json'})
@@ -174,6 +192,16 @@ def predict_request(model: str, signature: str, inputs: Mapping[str, Any],
   return request
 
 
+def _grpc_failure(error, target: str, timeout: float) -> ClientError:
+  """A gRPC error as the client's one line."""
+  import grpc  # pylint: disable=g-import-not-at-top
+  if error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+    return ClientError(f'no reply from {target} within {timeout:g}s '
+                       '(--timeout)')
+  return ClientError(f'gRPC {error.code().name} from {target}: '
+                     f'{_one_line(error.details() or "")}')
+
+
 def grpc_predict(target: str, request, timeout: float = DEFAULT_TIMEOUT):
   """Sends a PredictRequest.
 
@@ -194,13 +222,116 @@ def grpc_predict(target: str, request, timeout: float = DEFAULT_TIMEOUT):
       stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
       reply = stub.Predict(request, timeout=timeout)
   except grpc.RpcError as e:
-    if e.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-      raise ClientError(f'no reply from {target} within {timeout:g}s '
-                        '(--timeout)') from None
-    raise ClientError(f'gRPC {e.code().name} from {target}: '
-                      f'{_one_line(e.details() or "")}') from None
+    raise _grpc_failure(e, target, timeout) from None
   return reply.model_spec, {k: tf.make_ndarray(v)
                             for k, v in reply.outputs.items()}
+
+
+# -- KServe's V2 protocol (Open Inference Protocol) ---------------------------
+
+V2_DATATYPES = {'float32': 'FP32', 'float64': 'FP64', 'int32': 'INT32',
+                'int64': 'INT64', 'bool': 'BOOL', 'uint8': 'UINT8'}
+
+
+def v2_body(signature: str, inputs: Mapping[str, Any]) -> dict:
+  """The JSON body of a V2 infer request: every input as {name, shape,
+  datatype, data} (data flattened, row-major), the signature as the
+  parameter signature_name (this package's server reads it; KServe's
+  TensorFlow runtime and Triton serve serving_default only)."""
+  tensors = []
+  for name, value in sorted(inputs.items()):
+    array = _v2_array(value)
+    tensors.append({'name': name, 'shape': list(array.shape),
+                    'datatype': V2_DATATYPES[array.dtype.name],
+                    'data': array.reshape(-1).tolist()})
+  body = {'inputs': tensors}
+  if signature != 'serving_default':
+    body['parameters'] = {'signature_name': signature}
+  return body
+
+
+def _v2_array(value) -> np.ndarray:
+  array = np.asarray(value)
+  return array.astype(np.int64 if array.dtype.kind in 'iu' else np.float32)
+
+
+def v2_url(server: str, model: str, version: Optional[int] = None) -> str:
+  """SERVER/v2/models/MODEL[/versions/N]/infer."""
+  where = f'/versions/{version}' if version is not None else ''
+  return f'{server.rstrip("/")}/v2/models/{model}{where}/infer'
+
+
+def v2_outputs(reply: Mapping[str, Any]) -> dict[str, np.ndarray]:
+  """{output name: array} of a V2 infer reply (JSON)."""
+  return {o['name']: np.asarray(o['data']).reshape(o['shape'])
+          for o in reply.get('outputs', [])}
+
+
+_V2_CONTENTS = {'FP32': 'fp32_contents', 'FP64': 'fp64_contents',
+                'INT32': 'int_contents', 'INT64': 'int64_contents',
+                'BOOL': 'bool_contents', 'UINT8': 'uint_contents',
+                'BYTES': 'bytes_contents'}
+_V2_NUMPY = {'FP32': np.float32, 'FP64': np.float64, 'INT32': np.int32,
+             'INT64': np.int64, 'BOOL': np.bool_, 'UINT8': np.uint8,
+             'BYTES': object}
+
+
+def grpc_v2_infer(target: str, model: str, signature: str,
+                  inputs: Mapping[str, Any], version: Optional[int] = None,
+                  timeout: float = DEFAULT_TIMEOUT
+                  ) -> tuple[dict, dict[str, np.ndarray]]:
+  """Sends a V2 ModelInferRequest (inference.GRPCInferenceService, the
+  protos KServe ships).
+
+  Returns:
+    ({"model_name", "model_version", "id"}, {output name: array}).
+
+  Raises:
+    ClientError: the server's status and message, no reply within
+      `timeout`, KServe not installed.
+  """
+  # Importing kserve parses sys.argv with KServe's own flags (and exits on
+  # this client's --grpc, an ambiguous prefix of them): hide it meanwhile.
+  argv, sys.argv = sys.argv, sys.argv[:1]
+  try:
+    import grpc  # pylint: disable=g-import-not-at-top
+    from kserve.protocol.grpc import grpc_predict_v2_pb2 as pb  # pylint: disable=g-import-not-at-top
+    from kserve.protocol.grpc import grpc_predict_v2_pb2_grpc as pb_grpc  # pylint: disable=g-import-not-at-top
+  except ImportError as e:
+    raise ClientError(f'--protocol=v2 --grpc needs kserve ({e}): pip install '
+                      "-e '.[serving]'") from None
+  finally:
+    sys.argv = argv
+  request = pb.ModelInferRequest(model_name=model,
+                                 model_version=str(version or ''))
+  if signature != 'serving_default':
+    request.parameters['signature_name'].string_param = signature
+  for name, value in sorted(inputs.items()):
+    array = _v2_array(value)
+    datatype = V2_DATATYPES[array.dtype.name]
+    tensor = request.inputs.add(name=name, datatype=datatype,
+                                shape=list(array.shape))
+    getattr(tensor.contents, _V2_CONTENTS[datatype]).extend(
+        array.reshape(-1).tolist())
+  options = [('grpc.max_receive_message_length', -1),
+             ('grpc.max_send_message_length', -1)]
+  try:
+    with grpc.insecure_channel(target, options=options) as channel:
+      reply = pb_grpc.GRPCInferenceServiceStub(channel).ModelInfer(
+          request, timeout=timeout)
+  except grpc.RpcError as e:
+    raise _grpc_failure(e, target, timeout) from None
+  outputs = {}
+  for i, tensor in enumerate(reply.outputs):
+    dtype = _V2_NUMPY[tensor.datatype]
+    if reply.raw_output_contents:
+      values = np.frombuffer(reply.raw_output_contents[i], dtype=dtype)
+    else:
+      values = np.asarray(list(getattr(
+          tensor.contents, _V2_CONTENTS[tensor.datatype])), dtype=dtype)
+    outputs[tensor.name] = values.reshape(list(tensor.shape))
+  return ({'model_name': reply.model_name,
+           'model_version': reply.model_version, 'id': reply.id}, outputs)
 
 
 def outputs_of(reply: Mapping[str, Any], signature: str
@@ -292,7 +423,15 @@ def run(args: argparse.Namespace) -> list[str]:
     ClientError: see rest_predict, grpc_predict, inputs_for.
   """
   inputs = inputs_for(args)
-  if args.rest:
+  if args.protocol == 'v2' and args.rest:
+    reply = post_json(v2_url(args.rest, args.model, args.version),
+                      v2_body(args.signature, inputs), args.timeout)
+    outputs = v2_outputs(reply)
+  elif args.protocol == 'v2':
+    spec, outputs = grpc_v2_infer(args.grpc, args.model, args.signature,
+                                  inputs, args.version, args.timeout)
+    reply = {**spec, 'outputs': {k: v.tolist() for k, v in outputs.items()}}
+  elif args.rest:
     row_format = (args.format == 'instances' if args.format else
                   args.signature != 'sample')
     try:
@@ -332,6 +471,9 @@ def parse_args(argv=None) -> argparse.Namespace:
   where = parser.add_mutually_exclusive_group(required=True)
   where.add_argument('--rest', help='e.g. http://localhost:8501')
   where.add_argument('--grpc', help='e.g. localhost:8500')
+  parser.add_argument('--protocol', choices=('v1', 'v2'), default='v1',
+                      help="v1: TF Serving's API (default); v2: KServe's V2 "
+                      '(Open Inference Protocol) infer')
   parser.add_argument('--model', default='vae')
   parser.add_argument('--version', type=int,
                       help='a version number (default: the newest)')

@@ -24,7 +24,6 @@ import argparse
 import os
 import sys
 
-from kfp import compiler
 from kfp import dsl
 from kfp import kubernetes
 

@@ -1,0 +1,39 @@
+"""A model server for SavedModels: TF Serving's REST and gRPC APIs and
+KServe's V2 protocol, in one Python process.
+
+  python -m trainers.serve --export_dir=runs/export/vae
+  python -m trainers.serve --model_config_file=models.config
+
+Modules, one concept each:
+
+  repository      models, their versions (policy, labels, polling), a
+                  loaded version's signatures
+  codec           tensors <-> TF Serving's JSON, tf.Example, TensorProto;
+                  V2 datatypes (no server needed)
+  status          TensorFlow's error codes -> HTTP statuses, gRPC codes
+  tfserving       TF Serving's methods (predict, classify, regress,
+                  multi-inference, metadata, status) on the repository
+  tfserving_rest  TF Serving's REST routes and its monitoring page
+  tfserving_grpc  TF Serving's PredictionService and ModelService
+  v2              KServe's V2 protocol, REST and gRPC
+  kserve_adapter  the one module that imports KServe
+  monitoring      TF Serving's Prometheus metrics
+  http            what the REST front ends share
+  server          uvicorn + grpc.aio, signals, `serve`
+
+This package never imports TensorFlow Probability; the SavedModels it
+serves do not need it.  docs/serving.md is the reference.
+"""
+
+# `serve`, `ExportDirModel` and `ServingError` load the server's modules
+# (KServe, gRPC, uvicorn) on first use, so that `codec` and `repository`
+# can be imported without them.
+_LAZY = {'serve': 'server', 'ExportDirModel': 'kserve_adapter',
+         'ServingError': 'repository'}
+
+
+def __getattr__(name):
+  if name in _LAZY:
+    import importlib  # pylint: disable=g-import-not-at-top
+    return getattr(importlib.import_module(f'{__name__}.{_LAZY[name]}'), name)
+  raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
