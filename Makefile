@@ -71,6 +71,7 @@ bench: install
 	$(BIN)/python bench/op_profile.py
 	$(BIN)/python bench/serving_latency.py
 	$(BIN)/python bench/serving_load.py
+	$(BIN)/python bench/compare_parallel.py
 	@if $(BIN)/python -c 'import torch' 2>/dev/null; then \
 	  $(BIN)/python bench/torch_peer.py; \
 	else \

@@ -83,3 +83,13 @@ def test_op_profile_splits_the_time_by_layer():
   for line in out.splitlines():
     if line.startswith('| decoder Conv2DTranspose 32'):
       assert float(line.split(' | ')[3]) > 0, line
+
+
+@pytest.mark.slow
+def test_compare_parallel_times_the_whole_command_at_each_setting():
+  out = _bench('compare_parallel.py', '--parallel=1,2', '--models=vae',
+               '--seeds=2', '--epochs=1', '--eval_iwae_samples=2')
+  rows = [line for line in out.splitlines() if line.startswith('| ')]
+  assert [r.split(' | ')[0].strip('| ') for r in rows[1:]] == ['1', '2'], out
+  for row in rows[1:]:
+    assert float(row.split(' | ')[1].split(' [')[0]) > 0

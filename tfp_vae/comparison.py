@@ -18,6 +18,7 @@ differences: `summarise`) and the self-contained OUTPUT_DIR/report.html
 import dataclasses
 import itertools
 import os
+import time
 from typing import Any, Callable
 
 from absl import logging
@@ -88,9 +89,12 @@ def _evaluated(model_dir: str, eval_config: config_lib.EvalConfig) -> bool:
 
 
 def _in_process(runs: list[Run], eval_config: config_lib.EvalConfig, bar,
-                log: Callable[[str], None]) -> None:
-  """Trains and evaluates every run here, one after another."""
+                log: Callable[[str], None]) -> dict[tuple[str, int], float]:
+  """Trains and evaluates every run here, one after another; returns each
+  one's wall seconds."""
+  seconds = {}
   for run in runs:
+    start_time = time.perf_counter()
     epochs = run.config.trainer.epochs
     start = bar.done if bar else 0
 
@@ -110,6 +114,8 @@ def _in_process(runs: list[Run], eval_config: config_lib.EvalConfig, bar,
       evaluation.evaluate_run(run.model_dir, eval_config)
     if bar is not None:
       bar.update(1)
+    seconds[(run.label, run.seed)] = time.perf_counter() - start_time
+  return seconds
 
 
 def _eval_flags(eval_config: config_lib.EvalConfig) -> list[str]:
@@ -120,9 +126,10 @@ def _eval_flags(eval_config: config_lib.EvalConfig) -> list[str]:
 
 
 def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,
-                 parallel: int, log: Callable[[str], None]) -> list[fanout.Job]:
+                 parallel: int, log: Callable[[str], None]
+                 ) -> dict[tuple[str, int], float]:
   """Trains and evaluates the runs `parallel` at a time, each as the
-  command lines a user would run."""
+  command lines a user would run; returns each one's wall seconds."""
   # The feature classifier first, once, so that evaluations running at
   # once read it from the cache instead of each training it.
   data, _ = training.prepare_data(runs[0].config)
@@ -144,9 +151,10 @@ def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,
     jobs.append(fanout.Job(f'{run.label} seed {run.seed}', commands,
                            os.path.join(run.model_dir, 'compare.log')))
   log(f'{len(jobs)} runs, {parallel} at a time')
-  return fanout.run(jobs, parallel, on_done=lambda job: log(
+  fanout.run(jobs, parallel, on_done=lambda job: log(
       f'{job.name}: {"done" if not job.returncode else "failed"} in '
       f'{job.seconds:.0f} s'))
+  return {(r.label, r.seed): job.seconds for r, job in zip(runs, jobs)}
 
 
 def summarise(runs: list[Run], per_run: dict[tuple[str, int], dict],
@@ -236,13 +244,19 @@ def compare(base: config_lib.TrainConfig,
       cache_dir=os.path.join(output_dir, 'feature_classifier'))
   figures_dir = os.path.join(output_dir, 'figures')
   os.makedirs(figures_dir, exist_ok=True)
+  start = time.perf_counter()
   if parallel > 1:
-    _in_children(runs, eval_config, parallel, log)
+    seconds = _in_children(runs, eval_config, parallel, log)
   else:
     bar = progress_lib.Progress(
         'compare', len(runs) * (base.trainer.epochs + 1), unit='steps',
         log=log) if progress else None
-    _in_process(runs, eval_config, bar, log)
+    seconds = _in_process(runs, eval_config, bar, log)
+  # Wall time of this invocation (reused runs take next to none).
+  rundir.write_json(os.path.join(output_dir, 'timing.json'), {
+      'parallel': parallel, 'seconds': time.perf_counter() - start,
+      'runs': {label: {str(s): t for (l, s), t in seconds.items()
+                       if l == label} for label, _ in members}})
   resolved = {label: rundir.resolved_member(run.model_dir)
               for label, run in {r.label: r for r in runs[::-1]}.items()}
   results = summarise(runs, {(r.label, r.seed): rundir.read_metrics(
