@@ -572,12 +572,14 @@ def _served_volume_path(path: str, container: dict, doc: Document) -> str:
 
 def manifest_files(root: str = DEPLOY) -> list[str]:
   """Every Kubernetes manifest under deploy/ (not the CRD schemas, not the
-  compiled pipeline, which is a KFP PipelineSpec)."""
+  compiled pipelines, which are KFP PipelineSpecs checked by KFP's own
+  protos: tests/test_deploy.py)."""
   out = []
   for dirpath, dirnames, filenames in os.walk(root):
     dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)
     for name in sorted(filenames):
-      if name.endswith(('.yaml', '.yml')) and name != 'pipeline.yaml':
+      if name.endswith(('.yaml', '.yml')) and not name.endswith(
+          'pipeline.yaml'):
         out.append(os.path.join(dirpath, name))
   return out
 

@@ -49,6 +49,7 @@ def _bench(script, *args):
   return proc.stdout
 
 
+@pytest.mark.slow
 def test_train_throughput_runs_the_trainer_with_xla():
   out = _bench('train_throughput.py', '--epochs=2', '--repeats=1',
                '--models=vae', '--variants=plain,trainer:xla=on:seed=1',
@@ -69,6 +70,7 @@ def test_a_bad_variant_is_refused_before_measuring():
   assert 'BENCH-RESULT' not in proc.stdout
 
 
+@pytest.mark.slow
 def test_op_profile_splits_the_time_by_layer():
   out = _bench('op_profile.py', '--calls=2', '--models=vae', '--iwae_k=20')
   for expected in (

@@ -95,6 +95,7 @@ _NOISE = ('absl::InitializeLog', 'cuInit', 'cuda drivers', 'oneDNN custom',
           'Traceback')
 
 
+@pytest.mark.slow
 def test_a_cpu_only_run_prints_no_start_up_noise(tmp_path):
   r = run_cli('trainers.train', '--epochs=1', '--train_examples=200',
               f'--model_dir={tmp_path}/run', f'--export_dir={tmp_path}/exp')
@@ -112,6 +113,7 @@ def test_a_cpu_only_run_prints_no_start_up_noise(tmp_path):
   assert 'oneDNN custom operations' in loud.stderr
 
 
+@pytest.mark.slow
 def test_an_error_is_printed_once(tmp_path):
   r = run_cli('trainers.train', '--dataset=not_a_set',
               f'--model_dir={tmp_path}/run')
@@ -119,6 +121,7 @@ def test_an_error_is_printed_once(tmp_path):
   assert r.stderr.count("unknown dataset 'not_a_set'") == 1
 
 
+@pytest.mark.slow
 def test_progress_of_a_long_step_reads_well_in_a_log_file(tmp_path):
   r = run_cli('trainers.compare', f'--output_dir={tmp_path}/c', '--epochs=1',
               '--train_examples=200', '--batch_size=50',

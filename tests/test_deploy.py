@@ -223,6 +223,7 @@ def test_dockerfile_installs_the_package_runs_non_root_and_trains():
   assert 'tfp-vae-serve = trainers.serve:run' in setup_cfg
 
 
+@pytest.mark.slow
 def test_entrypoint_trains_in_two_processes_with_a_tfjob_tf_config(tmp_path):
   """What the TFJob's two Worker pods run, on localhost ports."""
   entrypoint = json.loads(_dockerfile_instruction('ENTRYPOINT')[0])
@@ -287,15 +288,16 @@ def test_committed_pipelines_are_current_and_strictly_valid(tmp_path, script):
             f'{script[:-3]}.yaml is stale: run python {path}')
 
 
+@pytest.mark.slow
 def test_the_compare_pipeline_fans_out_the_runs_compare_reuses(tmp_path):
-  """The fan-out compiled for three members and two seeds on tiny data:
+  """The fan-out compiled for two members and two seeds on tiny data:
   each ParallelFor item's train command, run here as the pod would run it
   (sh -c, the volume at a folder), trains the run trainers.compare then
   finds trained; the compare step's command reuses all of them."""
   sys.path.insert(0, os.path.join(REPO, 'deploy', 'kubeflow', 'pipeline'))
   import compare_pipeline  # pylint: disable=g-import-not-at-top
   from tfp_vae import specs  # pylint: disable=g-import-not-at-top
-  models = ('vae', 'mmd_vae', 'vae:beta=4')
+  models = ('vae', 'vae:beta=4')
   shared = ('--epochs=1', '--train_examples=100', '--batch_size=50',
             '--plot_every=0')
   out = tmp_path / 'compiled.yaml'
@@ -308,7 +310,7 @@ def test_the_compare_pipeline_fans_out_the_runs_compare_reuses(tmp_path):
   items = json.loads(loop.parameter_iterator.items.raw)
   assert items == specs.fan_out(list(models), 2,
                                 compare_pipeline.OUTPUT_DIR)
-  assert len(items) == 6
+  assert len(items) == 4
   assert list(spec.root.dag.tasks['compare'].dependent_tasks) == [
       'for-loop-2']
   executors = compiled[0]['deploymentSpec']['executors']
@@ -336,10 +338,10 @@ def test_the_compare_pipeline_fans_out_the_runs_compare_reuses(tmp_path):
   compare = executors['exec-compare']['container']
   r = subprocess.run(
       compare['command'] + [a.replace('/runs', mount) for a in compare['args']]
-      + ['--eval_iwae_samples=2'], cwd=REPO, env=env, capture_output=True,
+      + ['--eval_iwae_samples=0'], cwd=REPO, env=env, capture_output=True,
       text=True, timeout=900)
   assert r.returncode == 0, r.stderr[-3000:]
-  assert r.stderr.count('not training again') == 6, r.stderr[-3000:]
+  assert r.stderr.count('not training again') == 4, r.stderr[-3000:]
   with open(os.path.join(mount, 'compare', 'metrics.json')) as f:
     metrics = json.load(f)
   assert metrics['order'] == list(models)

@@ -121,6 +121,7 @@ print(f'RESULT moved={moved:.3e} diff={diff:.3e}')
 
 @pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
 @pytest.mark.parametrize('optimizer', ['sgd', 'adam'])
+@pytest.mark.slow
 def test_two_replicas_make_the_same_step_as_one(model, optimizer):
   """SGD exposes any loss-scaling error (Adam would normalise it away)."""
   r = subprocess.run([sys.executable, '-c', _EQUIVALENCE, model, optimizer],
@@ -158,6 +159,7 @@ def _assert_only_chief_artifacts(model_dir, export_dir, outs):
       l for l in outs[0][2].splitlines() if 'replica' in l]
 
 
+@pytest.mark.slow
 def test_two_worker_processes_train_with_tf_config(tmp_path):
   workers = [f'localhost:{free_port()}', f'localhost:{free_port()}']
   envs = [{'TF_CONFIG': json.dumps({'cluster': {'worker': workers},
@@ -168,6 +170,7 @@ def test_two_worker_processes_train_with_tf_config(tmp_path):
   _assert_only_chief_artifacts(model_dir, export_dir, outs)
 
 
+@pytest.mark.slow
 def test_two_worker_processes_train_through_the_trainer_v2_bootstrap(
     tmp_path):
   for prefix in range(3456, 6000, 7):
@@ -185,6 +188,7 @@ def test_two_worker_processes_train_through_the_trainer_v2_bootstrap(
   _assert_only_chief_artifacts(model_dir, export_dir, outs)
 
 
+@pytest.mark.slow
 def test_sigterm_saves_a_checkpoint_and_exits_retryable(tmp_path):
   model_dir = str(tmp_path / 'run')
   args = [f'--model_dir={model_dir}', '--epochs=8', '--batch_size=100',
@@ -219,6 +223,7 @@ def test_sigterm_saves_a_checkpoint_and_exits_retryable(tmp_path):
                                    'task': {'type': 'master', 'index': 0}})},
      "names task type 'master'"),
 ])
+@pytest.mark.slow
 def test_bad_distribution_input(tmp_path, args, env, message):
   r = run_cli('trainers.train', *args, f'--model_dir={tmp_path}/r', env=env)
   assert r.returncode == 1
@@ -251,6 +256,7 @@ def _assert_trained_and_exported(cwd, model):
     # One local worker (the suite runs without TF_CONFIG): no cluster.
     ('vae', ['--strategy=multi_worker'], 'multi-worker'),
 ])
+@pytest.mark.slow
 def test_each_strategy_trains_at_the_command_line_defaults(
     tmp_path, model, strategy_flags, setup):
   """One epoch at every default (steps per call included) and an export:
@@ -269,6 +275,7 @@ def test_each_strategy_trains_at_the_command_line_defaults(
       r'only', outs[0][2]), outs[0][2][-3000:]
 
 
+@pytest.mark.slow
 def test_multi_worker_trains_at_the_command_line_defaults(tmp_path):
   workers = [f'localhost:{free_port()}', f'localhost:{free_port()}']
   procs = []
@@ -330,6 +337,7 @@ print(f'RESULT moved={moved:.3e} diff={diff:.3e} steps={steps_one},'
 
 
 @pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+@pytest.mark.slow
 def test_mirrored_several_steps_per_call_match_one_replica(model):
   """`models.distributed_multi_step` (several steps per call under a
   multi-replica strategy) makes the updates of one replica stepping once

@@ -32,6 +32,7 @@ def test_history_has_one_record_per_epoch_with_test_metrics(tiny_run):
       assert np.isfinite(record[key]), key
 
 
+@pytest.mark.slow
 def test_evaluate_cli_adds_metrics_and_keeps_the_trainers(tiny_run, tmp_path):
   with open(os.path.join(tiny_run, 'metrics.json')) as f:
     before = json.load(f)
@@ -60,6 +61,7 @@ def test_evaluate_cli_adds_metrics_and_keeps_the_trainers(tiny_run, tmp_path):
     (('--model_dir={run}', '--eval_iwae_samples=-1'), '--eval_iwae_samples must be >= 0'),
     (('--model_dir={run}', '--proposal_scale=0'), '--proposal_scale must be a positive'),
 ])
+@pytest.mark.slow
 def test_evaluate_cli_bad_input_is_one_clear_line(tiny_run, tmp_path, args,
                                                   message):
   args = [a.format(missing=tmp_path / 'nothing', run=tiny_run) for a in args]
@@ -69,6 +71,7 @@ def test_evaluate_cli_bad_input_is_one_clear_line(tiny_run, tmp_path, args,
   assert 'Traceback' not in result.stderr
 
 
+@pytest.mark.slow
 def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
   """The defaults: the sources' pair at one seed."""
   out = str(tmp_path / 'compare')
@@ -126,6 +129,7 @@ def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
     assert json.load(f) == metrics
 
 
+@pytest.mark.slow
 def test_compare_refuses_bad_flags_before_training(tmp_path):
   result = run_cli('trainers.compare', f'--output_dir={tmp_path}',
                    '--train_examples=5000')

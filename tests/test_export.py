@@ -54,6 +54,7 @@ def exported(request, tmp_path_factory):
   return model, path, export_dir
 
 
+@pytest.mark.slow
 def test_every_signature_in_a_tensorflow_only_process(exported, tmp_path,
                                                       mnist_5k):
   model, path, _ = exported
@@ -88,6 +89,7 @@ def test_every_signature_in_a_tensorflow_only_process(exported, tmp_path,
                                   out['encode/code_mean'])
 
 
+@pytest.mark.slow
 def test_log_likelihood_estimates_are_sound(exported, mnist_5k):
   model, _, _ = exported
   x = tf.constant(mnist_5k.test_images[:4].astype(np.float32) / 255)
@@ -108,6 +110,7 @@ def test_log_likelihood_estimates_are_sound(exported, mnist_5k):
     assert np.all(more > ll - 1.0)
 
 
+@pytest.mark.slow
 def test_saved_model_cli_show_and_run(exported, tmp_path):
   _, path, _ = exported
   cli = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
@@ -145,6 +148,7 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
 
 
 @pytest.mark.parametrize('sig,inputs,message,got', BAD)
+@pytest.mark.slow
 def test_bad_inputs_fail_with_invalid_argument(exported, sig, inputs,
                                                message, got):
   _, path, _ = exported
@@ -210,6 +214,7 @@ def test_client_builds_documented_requests():
   assert request.IsInitialized()
 
 
+@pytest.mark.slow
 def test_versions_increase_and_failed_export_leaves_nothing(tmp_path,
                                                             monkeypatch):
   config = config_lib.TrainConfig.create(latent_dim=2).validate()
@@ -232,6 +237,7 @@ def test_versions_increase_and_failed_export_leaves_nothing(tmp_path,
   assert sorted(os.listdir(tmp_path)) == ['1', '2', 'models.config']
 
 
+@pytest.mark.slow
 def test_trainers_export_from_a_checkpoint(tmp_path, mnist_5k):
   model_dir = str(tmp_path / 'run')
   training.run(config_lib.TrainConfig.create(epochs=1, batch_size=500, plot_every=0,
@@ -256,6 +262,7 @@ def test_trainers_export_from_a_checkpoint(tmp_path, mnist_5k):
   assert 'Traceback' not in missing.stderr
 
 
+@pytest.mark.slow
 def test_saved_model_cli_does_not_wrap_large_integers(exported):
   _, path, _ = exported
   cli = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
@@ -305,6 +312,7 @@ print((after - before) / 1024)
 
 
 @pytest.mark.parametrize('signature', ['log_likelihood', 'reconstruct'])
+@pytest.mark.slow
 def test_memory_of_a_request_at_the_batch_limit_is_bounded(exported,
                                                             signature):
   """log_likelihood used to take 11.6 GB for 4,000 images; it now works
@@ -329,6 +337,7 @@ print(repr(out.numpy().ravel().tolist()))
 '''
 
 
+@pytest.mark.slow
 def test_seed_minus_one_is_fresh_in_every_process(exported):
   _, path, _ = exported
   draws = [subprocess.run([sys.executable, '-c', _FRESH, path],

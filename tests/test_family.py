@@ -186,11 +186,28 @@ def _allowed():
 ALLOWED = _allowed()
 
 
+def _covering(combos):
+  """A few combinations that hold every value of every factor at least
+  once: the fast tier runs these, the full suite all of them."""
+  chosen, seen = [], set()
+  for combo in combos:
+    values = set(enumerate(combo))
+    if values - seen:
+      chosen.append(combo)
+      seen |= values
+  return chosen
+
+
+FAST = set(_covering(ALLOWED))
+
+
 def test_allowed_combinations_are_all_but_vamp_with_a_point_mass():
   assert len(ALLOWED) == 4 * 4 * (3 * 4 - 1)
 
 
-@pytest.mark.parametrize('combo', ALLOWED, ids='-'.join)
+@pytest.mark.parametrize('combo', [
+    pytest.param(c, marks=() if c in FAST else pytest.mark.slow)
+    for c in ALLOWED], ids='-'.join)
 def test_every_allowed_combination_trains_serves_and_evaluates(combo):
   """For each allowed combination: one Adam step (finite loss, a gradient
   for every variable), every serving endpoint run eagerly (the SavedModel's
@@ -252,6 +269,7 @@ FAMILY_RUNS = [
 
 @pytest.mark.parametrize('kw', FAMILY_RUNS,
                          ids=lambda kw: '-'.join(str(v) for v in kw.values()))
+@pytest.mark.slow
 def test_family_members_train_export_and_evaluate(tmp_path, kw):
   """Every model, prior, likelihood and architecture value at least once,
   through the trainer, the SavedModel and trainers.evaluate."""
@@ -293,6 +311,7 @@ def test_family_members_train_export_and_evaluate(tmp_path, kw):
   assert samples.shape == (4, *shape)
 
 
+@pytest.mark.slow
 def test_early_stopping_on_a_validation_split_keeps_the_best_weights(
     tmp_path):
   """Source 003's convenience: a held-out validation split (never the test

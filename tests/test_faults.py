@@ -80,6 +80,7 @@ FAULTS = [f'step:{_rng.choice([10, 22, 34])}',
 
 
 @pytest.mark.parametrize('fault', FAULTS)
+@pytest.mark.slow
 def test_killed_or_preempted_run_resumes_to_the_uninterrupted_weights(
     uninterrupted, tmp_path, fault):
   model_dir = str(tmp_path / 'run')
@@ -112,6 +113,7 @@ def test_killed_or_preempted_run_resumes_to_the_uninterrupted_weights(
   assert not leftovers
 
 
+@pytest.mark.slow
 def test_a_broken_newest_checkpoint_falls_back_and_says_so(uninterrupted,
                                                            tmp_path):
   model_dir = str(tmp_path / 'run')
@@ -128,6 +130,7 @@ def test_a_broken_newest_checkpoint_falls_back_and_says_so(uninterrupted,
   assert rundir.read_metrics(model_dir)['epochs_completed'] == 4
 
 
+@pytest.mark.slow
 def test_a_missing_index_or_state_file_is_not_a_silent_restart(uninterrupted,
                                                                 tmp_path):
   model_dir = str(tmp_path / 'run')
@@ -147,6 +150,7 @@ def test_a_missing_index_or_state_file_is_not_a_silent_restart(uninterrupted,
   assert 'no readable index' in r.stderr and 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 def test_truncated_checkpoint_for_export_is_one_line(uninterrupted,
                                                      tmp_path):
   model_dir = str(tmp_path / 'run')
@@ -162,6 +166,7 @@ def test_truncated_checkpoint_for_export_is_one_line(uninterrupted,
   assert 'cannot be restored' in r.stderr and 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 def test_rerunning_a_finished_run_keeps_the_evaluation(uninterrupted,
                                                        tmp_path):
   model_dir = str(tmp_path / 'run')
@@ -182,6 +187,7 @@ def test_rerunning_a_finished_run_keeps_the_evaluation(uninterrupted,
   assert 'test_iwae_log_likelihood' not in rundir.read_metrics(model_dir)
 
 
+@pytest.mark.slow
 def test_two_trainers_on_one_model_dir(tmp_path):
   model_dir = str(tmp_path / 'run')
   os.makedirs(model_dir)
@@ -204,6 +210,7 @@ def test_two_trainers_on_one_model_dir(tmp_path):
   assert not os.path.exists(os.path.join(model_dir, '.lock'))
 
 
+@pytest.mark.slow
 def test_concurrent_exports_get_distinct_versions(tmp_path):
   config = config_lib.TrainConfig.create(latent_dim=2).validate()
   model = models.build_model(config, (28, 28, 1))
@@ -248,6 +255,7 @@ def test_concurrent_exports_get_distinct_versions(tmp_path):
                                             'index': 0}})},
      "has task {'type': ['worker']"),
 ])
+@pytest.mark.slow
 def test_hostile_values_are_refused_in_one_line(tmp_path, args, env, message):
   start = time.perf_counter()
   r = run_cli('trainers.train', f'--model_dir={tmp_path}/run', *args,
@@ -277,6 +285,7 @@ def test_the_memory_estimate_is_checked_against_what_is_available():
     budget.check(config, the_plan, available=int(needed))
 
 
+@pytest.mark.slow
 def test_a_nan_names_the_settings_that_scale_the_loss(tmp_path):
   r = run_cli('trainers.train', '--model=mmd_vae', '--likelihood=gaussian',
               '--gaussian_scale=1e-25', '--epochs=1', '--train_examples=200',

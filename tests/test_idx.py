@@ -219,6 +219,7 @@ def test_unknown_name_without_files_is_named(tmp_path, distribution_root):
     data.load('not_a_set', data_dir=str(tmp_path))
 
 
+@pytest.mark.slow
 def test_corrupt_file_at_the_command_line_is_one_line(tmp_path):
   write_dataset(tmp_path / 'idx', train=200, test=50)
   path = tmp_path / 'idx' / 'train-images-idx3-ubyte.gz'
@@ -256,6 +257,7 @@ def test_real_fashion_mnist_files():
 
 
 @NEEDS_FASHION
+@pytest.mark.slow
 def test_real_fashion_mnist_trains_plots_and_exports(tmp_path):
   r = run_cli('trainers.train', '--dataset=fashion_mnist',
               '--train_examples=3000', '--epochs=1', '--plot_every=1',

@@ -71,6 +71,7 @@ def test_same_seed_same_model(images):
 
 
 @pytest.mark.parametrize('name', ['vae', 'mmd_vae'])
+@pytest.mark.slow
 def test_fit_reduces_the_loss(images, name):
   model = _model(model=name)
   model.compile(keras.optimizers.Adam(1e-3), jit_compile=False)

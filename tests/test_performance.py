@@ -65,6 +65,7 @@ def _plain_loop(config, batches):
 
 
 @pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+@pytest.mark.slow
 def test_steps_per_call_and_plain_loop_make_the_same_updates(mnist_5k, model):
   config = config_lib.TrainConfig.create(model=model, learning_rate=1e-3).validate()
   batches = _batches(mnist_5k)
@@ -87,6 +88,7 @@ def _run(tmp_path, name, **overrides):
   return training.run(config_lib.TrainConfig.create(**settings))
 
 
+@pytest.mark.slow
 def test_trainer_steps_per_execution_does_not_change_results(tmp_path):
   one = _run(tmp_path, 'spe1', steps_per_execution=1)
   four = _run(tmp_path, 'spe4', steps_per_execution=4)
@@ -96,6 +98,7 @@ def test_trainer_steps_per_execution_does_not_change_results(tmp_path):
 
 
 @pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+@pytest.mark.slow
 def test_xla_trains_like_without_it_and_exports(tmp_path, model,
                                                 monkeypatch):
   compiled = []  # the trained models' jit_compile after compile()
@@ -130,6 +133,7 @@ def _history_losses(model_dir):
 
 
 @pytest.mark.parametrize('precision', ['mixed_bfloat16', 'mixed_float16'])
+@pytest.mark.slow
 def test_mixed_precision_trains_and_serves_float32(tmp_path, precision):
   reference = _run(tmp_path, 'float32', epochs=3, precision='float32')
   results = _run(tmp_path, precision, epochs=3, precision=precision,
@@ -184,6 +188,7 @@ print(json.dumps({'onednn': bool(_pywrap_util_port.IsMklEnabled()),
 '''
 
 
+@pytest.mark.slow
 def test_onednn_kernels_change_rounding_only():
   """The trainers turn oneDNN on (trainers/common.py); it must not change
   what is learned beyond float rounding."""

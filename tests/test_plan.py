@@ -68,6 +68,7 @@ def test_the_member_is_resolved_once_and_compared_resolved():
           ('image_shape', [28, 28, 1], [32, 32, 1])]
 
 
+@pytest.mark.slow
 def test_a_run_resumed_on_another_machine_class_keeps_its_precision(
     tmp_path, monkeypatch):
   from tfp_vae import training  # pylint: disable=g-import-not-at-top

@@ -34,6 +34,7 @@ def report(tmp_path_factory):
   return out
 
 
+@pytest.mark.slow
 def test_report_renders_with_every_figure_and_no_console_errors(
     report, tmp_path):
   from selenium import webdriver  # pylint: disable=g-import-not-at-top

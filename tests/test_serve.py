@@ -83,6 +83,7 @@ def _signatures_in_process(loaded, images_, codes):
 # -- REST --------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_every_signature_over_rest_in_both_formats(served, images):
   server, loaded, _ = served
   codes = np.random.default_rng(0).normal(size=(4, LATENT)).astype(
@@ -135,6 +136,7 @@ def test_every_signature_over_rest_in_both_formats(served, images):
     close(json.load(reply)['predictions'], want['decode']['images'])
 
 
+@pytest.mark.slow
 def test_status_metadata_and_health(served):
   server, _, _ = served
   want = {'model_version_status': [{
@@ -211,6 +213,7 @@ def _json_signatures(signature_def):
           for name, s in signature_def.items()}
 
 
+@pytest.mark.slow
 def test_metadata_matches_saved_model_cli_show(served):
   server, _, path = served
   cli = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
@@ -352,6 +355,7 @@ def _wait_for(condition, seconds=120, what='condition', every=0.2):
   pytest.fail(f'{what} not reached in {seconds}s')
 
 
+@pytest.mark.slow
 def test_a_new_version_is_picked_up_while_serving(tmp_path):
   export_dir = str(tmp_path / 'vae')
   first = _export(export_dir, seed=0)
@@ -400,6 +404,7 @@ def _metric(url, name):
   return float(match.group(1)) if match else 0.0
 
 
+@pytest.mark.slow
 def test_sigterm_during_a_request_lets_it_finish(tmp_path, mnist_5k):
   export_dir = str(tmp_path / 'vae')
   _export(export_dir, seed=0)
@@ -445,6 +450,7 @@ def test_sigterm_during_a_request_lets_it_finish(tmp_path, mnist_5k):
 # -- the program -------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_serve_cli_user_errors_are_one_line(tmp_path):
   port = f'--rest_api_port={free_port()}'
   for flags, message in (
@@ -463,6 +469,7 @@ def test_serve_cli_user_errors_are_one_line(tmp_path):
     assert 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 def test_the_server_does_not_import_tfp():
   r = subprocess.run(
       [sys.executable, '-c',
@@ -480,6 +487,7 @@ def _client(*args, timeout=300):
                         capture_output=True, text=True, timeout=timeout)
 
 
+@pytest.mark.slow
 def test_client_end_to_end_json_and_png(served, tmp_path, mnist_5k):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   server, loaded, _ = served
@@ -522,6 +530,7 @@ def test_client_end_to_end_json_and_png(served, tmp_path, mnist_5k):
 
 
 @pytest.mark.parametrize('transport', ['rest', 'grpc'])
+@pytest.mark.slow
 def test_client_prints_the_servers_error_in_one_line(served, transport):
   server, _, _ = served
   where = (f'--rest={server.url}' if transport == 'rest' else
@@ -536,6 +545,7 @@ def test_client_prints_the_servers_error_in_one_line(served, transport):
   assert 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 def test_client_connection_and_timeout_errors(served):
   server, _, _ = served
   closed = free_port()
@@ -552,6 +562,7 @@ def test_client_connection_and_timeout_errors(served):
   assert 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 def test_client_speaks_kserve_v2_over_rest_and_grpc(served, tmp_path,
                                                      mnist_5k):
   server, loaded, _ = served

@@ -118,6 +118,7 @@ REGRESS_X2_TO_Y3_METADATA = {
     'method_name': 'tensorflow/serving/regress', 'defaults': {}}
 
 
+@pytest.mark.slow
 def test_half_plus_two_tf1_at_the_defaults(models, tmp_path):
   """`python -m trainers.serve --export_dir=...` and nothing else, against
   the replies TF Serving documents for this model."""
@@ -290,6 +291,7 @@ def configured(models, tmp_path_factory):
   server.stop()
 
 
+@pytest.mark.slow
 def test_version_policies_from_the_config_file(configured):
   url = f'{configured.url}/v1/models'
   # latest (the default): only the newest of 123 and 124 is loaded.
@@ -494,6 +496,7 @@ def test_v2_infer_with_kserves_clients(configured):
                                     ('123', [3.0, 3.5, 4.0])]
 
 
+@pytest.mark.slow
 def test_a_bad_model_config_file_is_one_line(models, tmp_path):
   config = tmp_path / 'models.config'
   for text, message in (

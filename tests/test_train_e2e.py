@@ -37,6 +37,7 @@ def _latest_checkpoint_number(model_dir):
 
 
 @pytest.mark.parametrize('model,latent', [('vae', 2), ('mmd_vae', 3)])
+@pytest.mark.slow
 def test_tiny_run_writes_every_promised_file(tmp_path, model, latent):
   model_dir = str(tmp_path / 'run')
   export_dir = str(tmp_path / 'export')
@@ -90,6 +91,7 @@ def test_tiny_run_writes_every_promised_file(tmp_path, model, latent):
   assert os.path.exists(os.path.join(export_dir, '1', 'saved_model.pb'))
 
 
+@pytest.mark.slow
 def test_cli_resumes_after_sigkill_and_does_not_retrain(tmp_path):
   model_dir = str(tmp_path / 'run')
   args = [sys.executable, '-m', 'trainers.train', f'--model_dir={model_dir}',
@@ -147,6 +149,7 @@ def test_bad_flags_fail_fast_naming_the_flag(tmp_path, flag, expected):
   assert not os.path.exists(f'{tmp_path}/r')
 
 
+@pytest.mark.slow
 def test_batch_larger_than_training_set(tmp_path):
   r = run_cli('trainers.train', '--batch_size=5000',
               f'--model_dir={tmp_path}/r')
@@ -156,6 +159,7 @@ def test_batch_larger_than_training_set(tmp_path):
   assert 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 def test_xla_with_several_replicas_is_refused_before_the_data(tmp_path):
   r = run_cli('trainers.train', '--xla=on', '--cpu_replicas=2',
               '--dataset=fashion_mnist', f'--idx_dir={tmp_path}',
@@ -168,6 +172,7 @@ def test_xla_with_several_replicas_is_refused_before_the_data(tmp_path):
   assert 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_one_clear_sentence(tmp_path):
   r = run_cli('trainers.train', '--dataset=mnist', f'--data_dir={tmp_path}',
               '--nodownload', f'--model_dir={tmp_path}/r')
@@ -176,6 +181,7 @@ def test_missing_dataset_is_one_clear_sentence(tmp_path):
   assert 'Traceback' not in r.stderr
 
 
+@pytest.mark.slow
 def test_model_dir_of_a_different_configuration(one_epoch_dir):
   r = run_cli('trainers.train', f'--model_dir={one_epoch_dir}',
               '--latent_dim=3', '--model=mmd_vae', *TINY)
@@ -185,6 +191,7 @@ def test_model_dir_of_a_different_configuration(one_epoch_dir):
   assert _latest_checkpoint_number(one_epoch_dir) == 1
 
 
+@pytest.mark.slow
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(one_epoch_dir,
                                                            tmp_path):
   model_dir = str(tmp_path / 'copy')
@@ -208,6 +215,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(one_epoch_dir,
   assert fixed['epochs_completed'] == 2
 
 
+@pytest.mark.slow
 def test_corrupt_checkpoint_is_named(one_epoch_dir, tmp_path):
   model_dir = str(tmp_path / 'copy')
   subprocess.run(['cp', '-r', one_epoch_dir, model_dir], check=True)
