@@ -134,10 +134,11 @@ def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,
   # once read it from the cache instead of each training it.
   data, _ = training.prepare_data(runs[0].config)
   first = runs[0].config
+  train_images, train_labels = data_lib.train_sample(data)
   frechet.feature_classifier(
-      data_lib.eval_images(data.train_images, first.data.binarize,
+      data_lib.eval_images(train_images, first.data.binarize,
                            first.trainer.seed),
-      data.train_labels, data.num_classes, cache_dir=eval_config.cache_dir,
+      train_labels, data.num_classes, cache_dir=eval_config.cache_dir,
       seed=frechet.CLASSIFIER_SEED)
   jobs = []
   for run in runs:
@@ -167,7 +168,10 @@ def summarise(runs: list[Run], per_run: dict[tuple[str, int], dict],
   seeds = sorted({r.seed for r in runs})
   out = {'schema': SCHEMA, 'seeds': seeds, 'order': labels,
          'interval': f'{stats.LEVEL:.0%} Student t over seeds',
-         'models': {}, 'differences': []}
+         'models': {}, 'differences': [],
+         # Why metrics are missing (data without labels: no probes).
+         'notes': sorted({str(m['test_probes']) for m in per_run.values()
+                          if 'test_probes' in m})}
   values = {}  # label -> metric -> {seed: value}
   for label in labels:
     by_seed = {str(s): per_run[(label, s)] for s in seeds}
@@ -207,7 +211,8 @@ def _figures(run: Run, figures_dir: str) -> dict[str, str]:
                          class_names=tuple(info.get('class_names', ())))
   paths['interpolations'] = os.path.join(figures_dir,
                                          f'{prefix}interpolations.png')
-  pairs = plots.interpolation_pairs(data.test_labels)
+  pairs = plots.interpolation_pairs(data.test_labels,
+                                    num_images=len(test_x))
   plots.interpolations(model, test_x[pairs[:, 0]], test_x[pairs[:, 1]],
                        paths['interpolations'])
   return paths

@@ -104,8 +104,24 @@ class ModelConfig:
 class DataConfig:
   """What the model is trained on."""
   dataset: str = _field(
-      'mnist_5k', 'mnist_5k (embedded, offline), fashion_mnist, mnist, or '
-      'any TFDS image dataset or dataset in IDX files (--idx_dir).')
+      'mnist_5k', 'mnist_5k (embedded, offline), fashion_mnist, mnist, any '
+      'TFDS image dataset or dataset in IDX files (--idx_dir); or a PATH: '
+      'a folder of images (class subfolders are labels), a .npy/.npz file, '
+      'or TFRecord files (a glob; gs:// and other tf.io.gfile paths).')
+  image_size: int = _field(
+      0, 'Bring every image to S x S pixels (resize; see --center_crop); '
+      '0 keeps the data\'s size, which must then be one size.')
+  channels: int = _field(
+      0, '1 (grey) or 3 (colour): convert every image; 0 keeps the '
+      'data\'s channels.')
+  center_crop: bool = _field(
+      False, 'With --image_size: crop the centre square before resizing, '
+      'instead of resizing the whole image.')
+  stream: str = _field(
+      'auto', 'Stream the training images from their files batch by batch '
+      '(on), read them into memory (off), or stream when they decode to '
+      'more than 1 GiB (auto); for --dataset=PATH.',
+      ('auto', 'on', 'off'), resumable=True)
   binarize: bool = _field(
       False, 'Dynamic binarization of training pixels (Bernoulli only).')
   train_examples: int = _field(
@@ -120,6 +136,17 @@ class DataConfig:
     checks.boolean('binarize', self.binarize)
     checks.non_negative_int('train_examples', self.train_examples)
     checks.non_negative_int('validation_examples', self.validation_examples)
+    checks.non_negative_int('image_size', self.image_size)
+    checks.boolean('center_crop', self.center_crop)
+    if self.channels not in (0, 1, 3):
+      raise errors.ConfigError('channels', self.channels,
+                               'must be 0 (keep), 1 (grey) or 3 (colour)')
+    if self.center_crop and not self.image_size:
+      raise errors.ConfigError('center_crop', self.center_crop,
+                               'needs --image_size, the size to crop to')
+    if self.stream not in ('auto', 'on', 'off'):
+      raise errors.ConfigError('stream', self.stream,
+                               "must be one of ['auto', 'on', 'off']")
     if self.binarize and not components.LIKELIHOODS.get(likelihood).binary:
       binary = components.LIKELIHOODS.where(lambda cls: cls.binary)
       raise errors.ConfigError(

@@ -22,8 +22,22 @@ Otherwise `DataError` says, in one sentence, where it looked and both ways
 to get the data.  Each step is logged.  Whatever the source, the result is
 the same `ImageData` and goes through the same pipeline.
 
+`--dataset=PATH` (a folder of images, a .npy/.npz file, TFRecord files)
+goes to `tfp_vae.sources` instead.  Such data is read into memory when its
+decoded images fit in `STREAM_BYTES`, and streamed from its files batch by
+batch otherwise (`--stream=auto`; `on` and `off` force it): the training
+split is then a `sources.Reader`, read by index with the same order as in
+memory, so a resumed run reads at step s the batch it would have read.  The
+test split, validation examples and the training sample that evaluation
+uses (`train_sample`) are always in memory.
+
+Labels are optional: data without them has `train_labels` and
+`test_labels` None, and `num_classes` 0.
+
 Images are kept as uint8 [N, H, W, C] and scaled to [0, 1] floats in the
-pipeline.
+pipeline.  `--image_size`, `--channels` and `--center_crop`
+(`sources.Transform`) reshape every source's images, the named datasets'
+too.
 """
 
 import dataclasses
@@ -32,7 +46,8 @@ import importlib.resources
 import os
 import socket
 import threading
-from typing import Optional
+from concurrent import futures
+from typing import Optional, Union
 
 from absl import logging
 import numpy as np
@@ -40,6 +55,15 @@ import tensorflow as tf
 
 from tfp_vae import errors
 from tfp_vae import idx
+from tfp_vae import sources
+
+STREAM_BYTES = 1 << 30  # decoded uint8 bytes above which --stream=auto streams
+STREAM_CHOICES = ('auto', 'on', 'off')
+# Training images evaluation reads into memory (probes, Frechet features):
+# at most this many, and at most this many float32 bytes.
+TRAIN_SAMPLE_MAX = 60_000
+TRAIN_SAMPLE_BYTES = 1 << 30
+Images = Union[np.ndarray, sources.Reader]
 
 MNIST_5K_TEST_PER_CLASS = 100
 DISTRIBUTION_ROOT = '/usr/share/datasets'
@@ -60,28 +84,32 @@ PACKAGES = {'fashion_mnist': 'dataset-fashion-mnist'}
 
 @dataclasses.dataclass(frozen=True)
 class ImageData:
-  """A dataset held in memory.
+  """A dataset: its splits, labels and names.
 
   Attributes:
-    name: dataset name.
-    train_images, test_images: uint8 [N, H, W, C].
+    name: dataset name (the path for a user's data).
+    train_images: uint8 [N, H, W, C], or a `sources.Reader` when streamed.
     train_labels, test_labels: int64 [N] class labels (used only by plots
-      and probes, never by training).
-    num_classes: number of label values.
+      and probes, never by training), or None for data without labels.
+    test_images: uint8 [N, H, W, C].
+    num_classes: number of label values (0 without labels).
     class_names: a name per label value ('T-shirt/top', ...), for plots.
     source: where the data was read from, for logs and data_info.json.
+    test_split: where the test split comes from ('the dataset's test
+      split', or how it was held out), for data_info.json.
   """
   name: str
-  train_images: np.ndarray
-  train_labels: np.ndarray
+  train_images: Images
+  train_labels: Optional[np.ndarray]
   test_images: np.ndarray
-  test_labels: np.ndarray
+  test_labels: Optional[np.ndarray]
   num_classes: int
   class_names: tuple[str, ...] = ()
   source: str = ''
+  test_split: str = "the dataset's test split"
 
   def __post_init__(self):
-    if not self.class_names:
+    if not self.class_names and self.num_classes:
       object.__setattr__(self, 'class_names', tuple(
           CLASS_NAMES.get(self.name, ())[:self.num_classes]) or tuple(
               str(c) for c in range(self.num_classes)))
@@ -89,6 +117,50 @@ class ImageData:
   @property
   def image_shape(self) -> tuple[int, int, int]:
     return tuple(int(d) for d in self.train_images.shape[1:])
+
+  @property
+  def labelled(self) -> bool:
+    return self.train_labels is not None
+
+  @property
+  def streamed(self) -> bool:
+    return isinstance(self.train_images, sources.Reader)
+
+
+def take(images: Images, indices: np.ndarray) -> Images:
+  """images[indices], lazily for a reader."""
+  if isinstance(images, sources.Reader):
+    return images.subset(indices)
+  return images[indices]
+
+
+def in_memory(images: Images, threads: int = 2,
+              chunk: int = 1024) -> np.ndarray:
+  """uint8 [N, H, W, C] of an array or a reader (read in parallel)."""
+  if not isinstance(images, sources.Reader):
+    return images
+  starts = range(0, len(images), chunk)
+  with futures.ThreadPoolExecutor(threads) as pool:
+    parts = list(pool.map(lambda s: images.read(
+        np.arange(s, min(s + chunk, len(images)))), starts))
+  return np.concatenate(parts) if parts else np.zeros(images.shape, np.uint8)
+
+
+def train_sample(data: ImageData) -> tuple[np.ndarray, Optional[np.ndarray]]:
+  """(uint8 images, labels or None) of the training split in memory, as
+  evaluation uses them: all of it when it fits in `TRAIN_SAMPLE_MAX` images
+  and `TRAIN_SAMPLE_BYTES` as float32, else that many picked by a fixed
+  permutation (seed 0, the same for every run of the data)."""
+  count = len(data.train_images)
+  per_image = 4 * int(np.prod(data.image_shape))
+  cap = min(TRAIN_SAMPLE_MAX, max(1, TRAIN_SAMPLE_BYTES // per_image))
+  if count <= cap:
+    return in_memory(data.train_images), data.train_labels
+  picked = np.sort(np.random.default_rng(0).permutation(count)[:cap])
+  logging.info('evaluating on %d of the %d training images (a fixed '
+               'sample)', cap, count)
+  return (in_memory(take(data.train_images, picked)),
+          None if data.train_labels is None else data.train_labels[picked])
 
 
 def subset(data: ImageData, num_examples: int) -> ImageData:
@@ -109,6 +181,9 @@ def subset(data: ImageData, num_examples: int) -> ImageData:
     raise errors.ConfigError(
         'train_examples', num_examples,
         f'must not exceed the {total} training examples of {data.name}')
+  if data.train_labels is None:
+    return dataclasses.replace(
+        data, train_images=take(data.train_images, np.arange(num_examples)))
   by_class = [np.flatnonzero(data.train_labels == c)
               for c in range(data.num_classes)]
   picked = []
@@ -119,7 +194,8 @@ def subset(data: ImageData, num_examples: int) -> ImageData:
         picked.append(indices[rank])
     rank += 1
   picked = np.array(picked)
-  return dataclasses.replace(data, train_images=data.train_images[picked],
+  return dataclasses.replace(data,
+                             train_images=take(data.train_images, picked),
                              train_labels=data.train_labels[picked])
 
 
@@ -135,7 +211,7 @@ def split_validation(data: ImageData, num_examples: int
     ConfigError: not enough training examples left.
   """
   if not num_examples:
-    return data, data.train_images[:0]
+    return data, np.zeros((0, *data.image_shape), np.uint8)
   total = len(data.train_images)
   if num_examples >= total:
     raise errors.ConfigError(
@@ -143,13 +219,97 @@ def split_validation(data: ImageData, num_examples: int
         f'must leave training examples: the training split has {total}')
   order = np.random.default_rng(0).permutation(total)
   held, kept = np.sort(order[:num_examples]), np.sort(order[num_examples:])
-  return (dataclasses.replace(data, train_images=data.train_images[kept],
-                              train_labels=data.train_labels[kept]),
-          data.train_images[held])
+  labels = data.train_labels
+  return (dataclasses.replace(
+      data, train_images=take(data.train_images, kept),
+      train_labels=None if labels is None else labels[kept]),
+          in_memory(take(data.train_images, held)))
 
 
 def load(name: str, data_dir: Optional[str] = None,
-         download: bool = True, idx_dir: Optional[str] = None) -> ImageData:
+         download: bool = True, idx_dir: Optional[str] = None,
+         transform: sources.Transform = sources.Transform(),
+         stream: str = 'auto') -> ImageData:
+  """Loads dataset `name`, or the user's data at a path (module doc).
+
+  Args:
+    name: a dataset name (`load_named`) or a path (`load_path`).
+    data_dir, download, idx_dir: as `load_named`.
+    transform: the shape every image is brought to.
+    stream: auto, on or off (module doc); named datasets are in memory.
+
+  Raises:
+    DataError: the data is nowhere, or bad (one line naming the file).
+    ConfigError: --stream=on for data that is read whole.
+  """
+  if sources.is_path(name):
+    return load_path(name, transform, stream)
+  if stream == 'on':
+    raise errors.ConfigError(
+        'stream', 'on', f'dataset {name} loads into memory; streaming reads '
+        f'a folder of images, a .npy file or TFRecord files '
+        f'(--dataset=PATH)')
+  return transformed(load_named(name, data_dir, download, idx_dir),
+                     transform)
+
+
+def transformed(data: ImageData, transform: sources.Transform) -> ImageData:
+  """`data` with `transform` applied to every in-memory image."""
+  if transform == sources.Transform():
+    return data
+
+  def each(images):
+    return np.stack([transform(image) for image in images])
+  return dataclasses.replace(data, train_images=each(data.train_images),
+                             test_images=each(data.test_images))
+
+
+def load_path(path: str, transform: sources.Transform,
+              stream: str = 'auto') -> ImageData:
+  """The user's data at `path` (`tfp_vae.sources`), in memory or streamed
+  (module doc), with a held-out test split where it has none.
+
+  Raises:
+    DataError: nothing usable at `path` (one line naming the file).
+    ConfigError: --stream=on for a .npz file (read whole).
+  """
+  opened = sources.open_path(path, transform)
+  train, test = opened.train, opened.test
+  how = "the dataset's test split"
+  if test is None:
+    kept, held = sources.hold_out(len(train.images))
+    test = sources.Split(train.images.subset(held), None if train.labels is
+                         None else train.labels[held])
+    train = sources.Split(train.images.subset(kept), None if train.labels is
+                          None else train.labels[kept])
+    how = (f'held out: {len(held)} of {len(kept) + len(held)} images, by a '
+           f'fixed permutation (seed {sources.HELD_OUT_SEED})')
+  decoded = len(train.images) * int(np.prod(train.images.shape_hw))
+  streamed = stream == 'on' or (stream == 'auto' and decoded > STREAM_BYTES)
+  if streamed and opened.in_memory_already:
+    if stream == 'on':
+      raise errors.ConfigError(
+          'stream', 'on', f'{path} is a .npz file, which is read whole; save '
+          f'its images as a .npy file to stream them')
+    streamed = False
+  logging.info('dataset %s: %s, %d training images of %s, %s (%.0f MB '
+               'decoded; --stream=%s); test split: %s', path, opened.source,
+               len(train.images), 'x'.join(map(str, train.images.shape_hw)),
+               'streamed from its files' if streamed else 'read into memory',
+               decoded / 1e6, stream, how)
+  labels = [s.labels for s in (train, test) if s.labels is not None]
+  num_classes = (max(len(opened.class_names),
+                     max(int(l.max()) for l in labels if len(l)) + 1)
+                 if labels else 0)
+  return ImageData(
+      path, train.images if streamed else in_memory(train.images),
+      train.labels, in_memory(test.images), test.labels, num_classes,
+      opened.class_names, opened.source, how)
+
+
+def load_named(name: str, data_dir: Optional[str] = None,
+               download: bool = True, idx_dir: Optional[str] = None
+               ) -> ImageData:
   """Loads dataset `name` into memory from the first source that has it
   (module doc).
 
@@ -322,25 +482,58 @@ def _tfds_builder(name: str, data_dir: Optional[str]):
 
 
 def _load_tfds(name: str, builder) -> ImageData:
+  """Any TFDS image dataset: its `image` feature (or its only image
+  feature), its `label` (optional), its test split or a held-out one."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
   features = builder.info.features
-  if 'image' not in features or 'label' not in features:
-    raise errors.DataError(
-        f'dataset {name!r} has no image and label features; got '
-        f'{sorted(features.keys())}')
+  key = _tfds_image_key(name, features)
+  label = features['label'] if 'label' in features else None
+  splits = builder.info.splits
+  if 'train' not in splits:
+    raise errors.DataError(f'dataset {name!r} has no train split; it has '
+                           f'{sorted(splits.keys())}')
   arrays = {}
-  for split in ('train', 'test'):
+  for split in ('train', 'test') if 'test' in splits else ('train',):
     images, labels = [], []
     ds = builder.as_dataset(split=split).batch(4096)
     for batch in tfds.as_numpy(ds):
-      images.append(batch['image'])
-      labels.append(batch['label'])
+      images.append(batch[key])
+      if label is not None:
+        labels.append(batch['label'])
     arrays[split] = (np.concatenate(images).astype(np.uint8),
-                     np.concatenate(labels).astype(np.int64))
-  label = features['label']
-  return ImageData(name, *arrays['train'], *arrays['test'],
-                   int(label.num_classes), tuple(label.names or ()),
-                   source=f'TFDS data in {builder.data_dir}')
+                     np.concatenate(labels).astype(np.int64) if labels
+                     else None)
+  how = "the dataset's test split"
+  if 'test' not in arrays:
+    images, labels = arrays['train']
+    kept, held = sources.hold_out(len(images))
+    arrays = {'train': (images[kept], None if labels is None else
+                        labels[kept]),
+              'test': (images[held], None if labels is None else
+                       labels[held])}
+    how = (f'held out of train: {len(held)} of {len(images)} images, by a '
+           f'fixed permutation (seed {sources.HELD_OUT_SEED})')
+  num_classes = int(getattr(label, 'num_classes', 0) or 0) if label else 0
+  if label is not None and not num_classes:
+    num_classes = int(arrays['train'][1].max()) + 1
+  return ImageData(name, *arrays['train'], *arrays['test'], num_classes,
+                   tuple(getattr(label, 'names', None) or ()),
+                   source=f'TFDS data in {builder.data_dir}', test_split=how)
+
+
+def _tfds_image_key(name: str, features) -> str:
+  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  if 'image' in features:
+    return 'image'
+  images = [k for k, f in features.items()
+            if isinstance(f, tfds.features.Image)]
+  if len(images) != 1:
+    raise errors.DataError(
+        f'dataset {name!r} has {"no" if not images else len(images)} image '
+        f'features{"" if not images else " " + str(images)}; an image '
+        f'dataset with one (ideally named image) is needed; features: '
+        f'{sorted(features.keys())}')
+  return images[0]
 
 
 def to_float(images: tf.Tensor) -> tf.Tensor:
@@ -401,7 +594,7 @@ def train_dataset(images: np.ndarray, batch_size: int, seed: int,
   iteration every epoch).
 
   Args:
-    images: uint8 [N, H, W, C].
+    images: uint8 [N, H, W, C], or a `sources.Reader` (streamed).
     batch_size: B.
     seed: the run's seed.
     binarized: dynamic binarization.
@@ -411,7 +604,7 @@ def train_dataset(images: np.ndarray, batch_size: int, seed: int,
   """
   num = len(images)
   per_epoch = steps_per_epoch(num, batch_size)
-  images_t = tf.constant(images)
+  gather = _gather(images, batch_size)
   seed = tf.constant(seed, tf.int64)
 
   def from_step(start):
@@ -433,13 +626,29 @@ def train_dataset(images: np.ndarray, batch_size: int, seed: int,
     ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
 
   def load(indices, step):
-    x = to_float(tf.gather(images_t, indices))
+    x = to_float(gather(indices))
     if binarized:
       x = binarize(x, tf.stack([seed, step]))
     return x
 
   return ds.map(load, num_parallel_calls=MAP_PARALLELISM).prefetch(
       PREFETCH_BATCHES).with_options(_PIPELINE_OPTIONS)
+
+
+def _gather(images: Images, batch_size: int):
+  """indices -> uint8 [B, H, W, C]: a gather from memory, or a parallel
+  read from the files of a streamed split (`sources.Reader`)."""
+  if not isinstance(images, sources.Reader):
+    images_t = tf.constant(images)
+    return lambda indices: tf.gather(images_t, indices)
+  shape = [batch_size, *images.shape_hw]
+
+  def read(indices):
+    x = tf.numpy_function(images.read, [indices], tf.uint8, stateful=False,
+                          name='read_images')
+    x.set_shape(shape)
+    return x
+  return read
 
 
 def eval_dataset(images: np.ndarray, batch_size: int,

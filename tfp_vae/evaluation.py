@@ -27,6 +27,8 @@ from tfp_vae import rundir
 from tfp_vae import training
 
 _EVAL_DEFAULTS = config_lib.EvalConfig()
+NO_LABELS = ('skipped: the data has no labels (the Frechet features come '
+             'from a flip-recognition network instead of a classifier)')
 
 def default_cache_dir() -> str:
   """$TFP_VAE_CACHE, else $XDG_CACHE_HOME/tfp_vae, else ~/.cache/tfp_vae."""
@@ -59,8 +61,9 @@ def evaluate_all(model, train_images: np.ndarray, train_labels: np.ndarray,
   Args:
     model: the trained model.
     train_images, test_images: float32 [N, H, W, C] in [0, 1] (as trained).
-    train_labels, test_labels: int [N] (probes and classifier only).
-    num_classes: number of labels.
+    train_labels, test_labels: int [N] (probes and classifier only), or
+      None for data without labels (probes skipped, `test_probes` says so).
+    num_classes: number of labels (0 without).
     eval_config: how (IWAE k, proposal, cache).
     seed: seed of every Monte-Carlo draw.
     classifier: the Frechet feature network (trained, or read from the
@@ -87,10 +90,15 @@ def evaluate_all(model, train_images: np.ndarray, train_labels: np.ndarray,
       model, train_images, seed=seed,
       progress='encoding the training images')['code_mean']
   terms['train_code_mean'] = train_codes
-  out['test_knn_accuracy'] = probes.knn_accuracy(
-      train_codes, train_labels, terms['code_mean'], test_labels)
-  out['test_logreg_accuracy'] = probes.logistic_regression_accuracy(
-      train_codes, train_labels, terms['code_mean'], test_labels)
+  if train_labels is None or test_labels is None:
+    out['test_probes'] = NO_LABELS
+  elif len(np.unique(train_labels)) < 2:
+    out['test_probes'] = 'skipped: the training labels have one class'
+  else:
+    out['test_knn_accuracy'] = probes.knn_accuracy(
+        train_codes, train_labels, terms['code_mean'], test_labels)
+    out['test_logreg_accuracy'] = probes.logistic_regression_accuracy(
+        train_codes, train_labels, terms['code_mean'], test_labels)
   if classifier is None:
     # One feature space for every run of the data, whatever its seed.
     classifier = frechet.feature_classifier(
@@ -130,7 +138,8 @@ def evaluate_run(model_dir: str,
   data, _ = training.prepare_data(config)
   seed, binarize = config.trainer.seed, config.data.binarize
   test_x = data_lib.eval_images(data.test_images, binarize, seed)
-  train_x = data_lib.eval_images(data.train_images, binarize, seed)
+  train_images, train_labels = data_lib.train_sample(data)
+  train_x = data_lib.eval_images(train_images, binarize, seed)
   cache_dir = eval_config.cache_dir or default_cache_dir()
   try:
     os.makedirs(cache_dir, exist_ok=True)
@@ -139,7 +148,7 @@ def evaluate_run(model_dir: str,
                     'training it without a cache', cache_dir, e)
     cache_dir = None
   results, arrays = evaluate_all(
-      model, train_x, data.train_labels, test_x, data.test_labels,
+      model, train_x, train_labels, test_x, data.test_labels,
       data.num_classes, dataclasses.replace(eval_config, cache_dir=cache_dir),
       seed=seed)
   results[rundir.EVALUATED_EPOCH_KEY] = int(

@@ -56,19 +56,25 @@ def _classifier_network(image_shape, num_classes) -> keras.Model:
   return keras.Model(inputs, [features, logits], name='feature_classifier')
 
 
-def feature_classifier(train_images: np.ndarray, train_labels: np.ndarray,
+def feature_classifier(train_images: np.ndarray,
+                       train_labels: Optional[np.ndarray],
                        num_classes: int, cache_dir: Optional[str] = None,
                        epochs: int = 5, seed: int = 0) -> keras.Model:
   """A small conv classifier of the training split, for Frechet features.
 
   Trained with Adam (1e-3, batch 100, `epochs`) on float images in [0, 1].
-  When `cache_dir` is set, weights are stored there under a hash of the
-  training data and recipe, so every model evaluated on the same data is
-  measured in the same feature space.
+  Without labels (None) it learns to tell the four flips of an image apart
+  (none, left-right, up-down, both; `flip_task`) instead: a feature space
+  of the data's own structure.  When `cache_dir` is set, weights are stored
+  there under a hash of the training data and recipe, so every model
+  evaluated on the same data is measured in the same feature space.
 
   Returns:
     A Keras model images -> (features [N, 128], logits [N, classes]).
   """
+  if train_labels is None:
+    train_images, train_labels = flip_task(train_images, seed)
+    num_classes = FLIPS
   x = np.asarray(train_images, np.float32)
   y = np.asarray(train_labels, np.int64)
   digest = hashlib.sha1()
@@ -103,6 +109,21 @@ def feature_classifier(train_images: np.ndarray, train_labels: np.ndarray,
   return net
 
 
+FLIPS = 4
+
+
+def flip_task(images: np.ndarray, seed: int = 0
+              ) -> tuple[np.ndarray, np.ndarray]:
+  """(images, labels): each image flipped by a seeded random one of the
+  four flips, labelled by which (0 none, 1 left-right, 2 up-down, 3
+  both)."""
+  flips = np.random.default_rng(seed).integers(0, FLIPS, len(images))
+  out = np.array(images, np.float32, copy=True)
+  out[flips % 2 == 1] = out[flips % 2 == 1][:, :, ::-1]
+  out[flips >= 2] = out[flips >= 2][:, ::-1]
+  return out, flips.astype(np.int64)
+
+
 def features(net: keras.Model, images: np.ndarray, batch_size: int = 500
              ) -> tuple[np.ndarray, np.ndarray]:
   """(features [N, 128], logits [N, classes]) of `images`, batched."""
@@ -125,7 +146,7 @@ def generate(model, num_images: int, seed: int = 0,
 
 def sample_quality(model, classifier: keras.Model,
                    train_images: np.ndarray, test_images: np.ndarray,
-                   test_labels: np.ndarray, seed: int = 0
+                   test_labels: Optional[np.ndarray], seed: int = 0
                    ) -> tuple[dict[str, float], np.ndarray]:
   """The three sample-quality metrics (module doc) and the generated
   images."""
@@ -133,8 +154,9 @@ def sample_quality(model, classifier: keras.Model,
   generated = generate(model, len(test_images), seed=seed)
   out = {'test_classifier_frechet_distance': frechet_distance(
       features(classifier, generated)[0], test_features)}
-  out['feature_classifier_test_accuracy'] = float(
-      np.mean(test_logits.argmax(axis=1) == test_labels))
+  if test_labels is not None:
+    out['feature_classifier_test_accuracy'] = float(
+        np.mean(test_logits.argmax(axis=1) == test_labels))
   # A random subset: a split may be ordered by class (mnist_5k's is).
   picks = np.random.default_rng(seed).choice(
       len(train_images), min(len(test_images), len(train_images)),

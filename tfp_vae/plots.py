@@ -80,7 +80,8 @@ def project_2d(codes: np.ndarray) -> tuple[np.ndarray, str]:
                               f'({explained:.0%} of variance)')
 
 
-def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str,
+def latent_scatter(codes: np.ndarray, labels: Optional[np.ndarray],
+                   title: str,
                    path: str, class_names: Sequence[str] = ()
                    ) -> tuple[np.ndarray, list[str]]:
   """Test codes (means) in 2-D, coloured by class, with a legend that names
@@ -88,6 +89,8 @@ def latent_scatter(codes: np.ndarray, labels: np.ndarray, title: str,
   2-D points drawn and the legend's names."""
   points, how = project_2d(codes)
   fig, ax = plt.subplots(figsize=(7.5, 5.5))
+  if labels is None:  # data without labels: one colour, no legend
+    labels, class_names = np.zeros(len(points), np.int64), ('no labels',)
   classes = np.unique(labels)
   colours = plt.get_cmap('tab10' if len(classes) <= 10 else 'tab20')
   names = []
@@ -162,9 +165,15 @@ def reconstructions(model, images: np.ndarray, path: str) -> np.ndarray:
   return recon
 
 
-def interpolation_pairs(labels: np.ndarray, n: int = 8) -> np.ndarray:
+def interpolation_pairs(labels: Optional[np.ndarray], n: int = 8,
+                        num_images: int = 0) -> np.ndarray:
   """n pairs (i, j) of test indices with different classes, [n, 2]
-  (deterministic: the first example of class c with the first of c + 1)."""
+  (deterministic: the first example of class c with the first of c + 1).
+  Without labels (None): pairs of images spread over the `num_images` test
+  images, each with the one half the set away."""
+  if labels is None:
+    first = np.linspace(0, num_images // 2 - 1, n).astype(int)
+    return np.stack([first, first + num_images // 2], axis=1)
   classes = np.unique(labels)
   firsts = {c: np.flatnonzero(labels == c) for c in classes}
   pairs = []

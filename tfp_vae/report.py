@@ -281,6 +281,8 @@ and the modules it names.</p>
 <th>verdict</th></tr>
 {_metric_rows(results)}
 </table>
+{''.join(f'<p class="note">Latent probes {html.escape(n)}.</p>'
+         for n in results.get('notes', ()))}
 <h3>Paired differences</h3>
 <p>B - A on the same seeds, mean and interval; the verdict names a model
 only where the interval excludes zero.</p>

@@ -45,6 +45,7 @@ from tfp_vae import models as models_lib
 from tfp_vae import plan as plan_lib
 from tfp_vae import plots
 from tfp_vae import rundir
+from tfp_vae import sources
 
 
 @dataclasses.dataclass
@@ -227,7 +228,8 @@ def build(the_run: Run) -> None:
         'num_classes': data.num_classes,
         'class_names': list(data.class_names), 'source': data.source,
         'num_train': the_plan.data.num_train,
-        'num_test': the_plan.data.num_test})
+        'num_test': the_plan.data.num_test, 'labelled': data.labelled,
+        'test_split': data.test_split, 'streamed': data.streamed})
 
 
 def fit(the_run: Run,
@@ -265,7 +267,8 @@ def fit(the_run: Run,
   train = _trainer(the_run, _callbacks(the_run, cursor, writer, on_epoch),
                    cursor)
   with callbacks_lib.sigterm_sets_preempted(state), (
-      _peer_failures_are_retryable(the_run.strategy)):
+      _peer_failures_are_retryable(the_run.strategy)), (
+          _bad_streamed_image_is_named(the_run.data.train_images)):
     if state.resume_offset:  # the rest of the epoch SIGTERM interrupted
       train(per_epoch - state.resume_offset, done, done + 1)
     if not the_run.model.stop_training and not state.preempted and (
@@ -437,12 +440,30 @@ def prepare_data(config: config_lib.TrainConfig
   Raises:
     DataError, ConfigError: the data cannot be loaded or cut as asked.
   """
-  runtime = config.runtime
+  runtime, cfg = config.runtime, config.data
   data = data_lib.subset(
-      data_lib.load(config.data.dataset, runtime.data_dir, runtime.download,
-                    runtime.idx_dir),
-      config.data.train_examples)
+      data_lib.load(cfg.dataset, runtime.data_dir, runtime.download,
+                    runtime.idx_dir, sources.Transform(
+                        cfg.image_size, cfg.channels, cfg.center_crop),
+                    cfg.stream),
+      cfg.train_examples)
   return data_lib.split_validation(data, config.data.validation_examples)
+
+
+@contextlib.contextmanager
+def _bad_streamed_image_is_named(images):
+  """Context: a streamed image that fails to decode mid-run raises the
+  reader's DataError (one line naming the file) instead of TensorFlow's
+  op error.  The epochs before it are checkpointed."""
+  try:
+    yield
+  except tf.errors.OpError:
+    failure = getattr(images, 'failure', None)
+    if failure is None:
+      raise
+    raise errors.DataError(
+        f'{failure} (found while streaming; the last checkpoint is kept: '
+        f'fix or remove the file and rerun to resume)') from None
 
 
 class _peer_failures_are_retryable:  # pylint: disable=invalid-name
