@@ -30,6 +30,8 @@ Checks, each problem reported as `file: field: message`:
    TFP_VAE_NUM_WORKERS equals numNodes, the TrainJob's runtime exists, and
    the deployment docs (docs/kubeflow.md) name the image, the claim and
    every manifest.
+5. A container's `--dataset=PATH` is on a volume it mounts or a bucket
+   path (`check_dataset_paths`).
 """
 
 import copy
@@ -431,6 +433,36 @@ def _check_images_and_claims(doc: Document, t: _Training) -> list[Problem]:
   return problems
 
 
+BUCKET_SCHEMES = ('gs://', 's3://', 'hdfs://')
+
+
+def check_dataset_paths(doc: Document) -> list[Problem]:
+  """A container's `--dataset=PATH` (a user's data) lies on a volume the
+  container mounts (a PVC path) or in a bucket tf.io.gfile reads: a path
+  anywhere else is not there when the pod starts."""
+  problems = []
+  for path, c in _containers(doc):
+    dataset = _flags(c.get('args')).get('dataset', '')
+    if '/' not in dataset:
+      continue  # a dataset name
+    mounts = [m.get('mountPath', '') for m in c.get('volumeMounts', [])]
+    if '://' in dataset:
+      scheme = dataset.split('://', 1)[0] + '://'
+      if scheme not in BUCKET_SCHEMES or not dataset[len(scheme):].strip(
+          '/').count('/'):
+        problems.append(Problem(doc.file, f'{path}.args', f'--dataset='
+                                f'{dataset} is not a bucket path '
+                                f'({", ".join(BUCKET_SCHEMES)}BUCKET/PATH)'))
+    elif not any(dataset.startswith(m.rstrip('/') + '/') for m in mounts
+                 if m):
+      problems.append(Problem(
+          doc.file, f'{path}.args', f'--dataset={dataset} is on no volume '
+          f'the container mounts ({", ".join(mounts) or "none"}): put the '
+          f'data on the PVC and give its path under a mountPath, or a '
+          f'bucket glob'))
+  return problems
+
+
 def _check_served_paths(doc: Document, t: _Training) -> list[Problem]:
   """KServe, TF Serving and tfp-vae-serve read where the TFJob exports."""
   problems = []
@@ -629,7 +661,8 @@ def validate(paths: Optional[list[str]] = None,
     if path in chosen:
       problems += load_problems
       for doc in loaded:
-        problems += check_crd(doc) + check_model(doc) + check_rules(doc)
+        problems += (check_crd(doc) + check_model(doc) + check_rules(doc) +
+                     check_dataset_paths(doc))
   with open(docs_path) as f:
     page_text = f.read()
   problems += check_consistency(docs, page_text,

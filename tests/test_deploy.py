@@ -125,6 +125,14 @@ def test_validator_cli_exit_codes(tmp_path):
                                        '/models/mmd_vae'),
      'spec.predictor.containers[0].args',
      "--export_dir serves 'export/mmd_vae' of the volume"),
+    (TFJOB, lambda b: _set_arg(_worker(b)['containers'][0], 'dataset',
+                               '/data/images'),
+     'spec.tfReplicaSpecs.Worker.template.spec.containers[0].args',
+     '--dataset=/data/images is on no volume the container mounts (/runs)'),
+    (TFJOB, lambda b: _set_arg(_worker(b)['containers'][0], 'dataset',
+                               'ftp://host/images'),
+     'spec.tfReplicaSpecs.Worker.template.spec.containers[0].args',
+     'is not a bucket path'),
 ])
 def test_broken_manifest_names_file_and_field(tmp_path, source, edit, field,
                                               message):
@@ -136,6 +144,16 @@ def test_broken_manifest_names_file_and_field(tmp_path, source, edit, field,
   # Own-file problems carry the file's path.
   if 'runtimeRef' not in field and 'env' not in field:
     assert matching[0].file == path
+
+
+@pytest.mark.parametrize('dataset', ['/runs/data/images',
+                                     'gs://bucket/shards/train-*.tfrecord'])
+def test_a_dataset_on_the_pvc_or_in_a_bucket_is_valid(tmp_path, dataset):
+  path = _broken(tmp_path, TFJOB, lambda b: _set_arg(
+      _worker(b)['containers'][0], 'dataset', dataset))
+  problems = validate.validate([path])
+  assert not [p for p in problems if 'the container mounts' in p.message or
+              'bucket path' in p.message], problems
 
 
 def test_serving_manifests_must_agree_with_the_training_job(tmp_path):

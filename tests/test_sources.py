@@ -334,22 +334,32 @@ def _train(args, model_dir, env=None):
                  f'--export_dir={model_dir}/export', env=env)
 
 
+def mnist_folder(root, count=200):
+  """A PNG folder with class subfolders, written from mnist_5k."""
+  digits = data.load('mnist_5k')
+  for i in range(count):
+    folder = os.path.join(root, str(digits.train_labels[i]))
+    os.makedirs(folder, exist_ok=True)
+    _write(os.path.join(folder, f'{i:04d}.png'), _png(digits.train_images[i]))
+  return str(root)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize('source', ['folder-streamed', 'npz', 'tfrecords',
-                                    'colour-32-unlabelled'])
+@pytest.mark.parametrize('source', ['png-folder-streamed', 'npy',
+                                    'tfrecords-streamed',
+                                    'jpeg-64-colour-unlabelled'])
 def test_each_source_trains_evaluates_and_exports(tmp_path, source):
-  images, labels = _arrays()
+  images, _ = _arrays()
   args = {
-      'folder-streamed': lambda: [
-          f'--dataset={make_folder(tmp_path / "f")}', '--stream=on'],
-      'npz': lambda: np.savez(tmp_path / 'd.npz', images=images,
-                              labels=labels) or [
-                                  f'--dataset={tmp_path / "d.npz"}'],
-      'tfrecords': lambda: [
+      'png-folder-streamed': lambda: [
+          f'--dataset={mnist_folder(tmp_path / "f")}', '--stream=on'],
+      'npy': lambda: np.save(tmp_path / 'a.npy', images) or [
+          f'--dataset={tmp_path / "a.npy"}'],
+      'tfrecords-streamed': lambda: [
           f'--dataset={make_tfrecords(str(tmp_path / "r"))}', '--stream=on'],
-      'colour-32-unlabelled': lambda: [
-          f'--dataset={make_folder(tmp_path / "c", classes=0, size=40, channels=3, suffix=".jpg")}',
-          '--image_size=32', '--model=mmd_vae'],
+      'jpeg-64-colour-unlabelled': lambda: [
+          f'--dataset={make_folder(tmp_path / "c", classes=0, size=64, channels=3, suffix=".jpg")}',
+          '--model=mmd_vae'],
   }[source]()
   model_dir = str(tmp_path / 'run')
   r = _train(args, model_dir)
@@ -361,14 +371,14 @@ def test_each_source_trains_evaluates_and_exports(tmp_path, source):
     metrics = json.load(f)
   assert np.isfinite(metrics['test_iwae_log_likelihood'])
   assert np.isfinite(metrics['test_classifier_frechet_distance'])
-  unlabelled = source.endswith('unlabelled')
+  unlabelled = source.endswith('unlabelled') or source == 'npy'
   assert ('test_knn_accuracy' in metrics) != unlabelled
   assert ('test_probes' in metrics) == unlabelled
   with open(os.path.join(model_dir, 'data_info.json')) as f:
     info = json.load(f)
   assert info['labelled'] != unlabelled
-  assert info['streamed'] == ('--stream=on' in args)
-  shape = (32, 32, 3) if unlabelled else (28, 28, 1)
+  assert info['streamed'] == source.endswith('streamed')
+  shape = (64, 64, 3) if source.startswith('jpeg') else (28, 28, 1)
   assert tuple(info['image_shape']) == shape
   loaded = tf.saved_model.load(os.path.join(model_dir, 'export', '1'))
   out = loaded.signatures['serving_default'](
@@ -392,12 +402,15 @@ def test_streamed_run_equals_in_memory_and_resumes_exactly(tmp_path):
                                ('memory', 'streamed', 'resumed'))
   assert _train(common + ['--stream=off'], memory).returncode == 0
   assert _train(common + ['--stream=on'], streamed).returncode == 0
-  first = _train(common + ['--stream=on'], resumed,
-                 env={'TFP_VAE_FAULT': 'step:13:term'})
-  assert first.returncode == 143, first.stderr[-2000:]
-  assert _train(common + ['--stream=on'], resumed).returncode == 0
+  killed = str(tmp_path / 'killed')
+  for model_dir, fault, code in ((resumed, 'step:13:term', 143),
+                                 (killed, 'step:17', -signal.SIGKILL)):
+    first = _train(common + ['--stream=on'], model_dir,
+                   env={'TFP_VAE_FAULT': fault})
+    assert first.returncode == code, first.stderr[-2000:]
+    assert _train(common + ['--stream=on'], model_dir).returncode == 0
   reference = _weights(memory)
-  for other in (streamed, resumed):
+  for other in (streamed, resumed, killed):
     weights = _weights(other)
     assert weights.keys() == reference.keys()
     for name, value in reference.items():
