@@ -397,14 +397,18 @@ def _weights(model_dir):
 @pytest.mark.slow
 def test_streamed_run_equals_in_memory_and_resumes_exactly(tmp_path):
   folder = make_folder(tmp_path / 'f', 120)
-  common = [f'--dataset={folder}', '--deterministic', '--plot_every=0']
+  # 108 training images, batch 8: 13 steps an epoch; 10 steps per call
+  # (the default here), so calls end at steps 10, 13, 23, 26: 10 and 23 are
+  # inside an epoch.
+  common = [f'--dataset={folder}', '--deterministic', '--plot_every=0',
+            '--batch_size=8']
   memory, streamed, resumed = (str(tmp_path / n) for n in
                                ('memory', 'streamed', 'resumed'))
   assert _train(common + ['--stream=off'], memory).returncode == 0
   assert _train(common + ['--stream=on'], streamed).returncode == 0
   killed = str(tmp_path / 'killed')
-  for model_dir, fault, code in ((resumed, 'step:13:term', 143),
-                                 (killed, 'step:17', -signal.SIGKILL)):
+  for model_dir, fault, code in ((resumed, 'step:10:term', 143),
+                                 (killed, 'step:23', -signal.SIGKILL)):
     first = _train(common + ['--stream=on'], model_dir,
                    env={'TFP_VAE_FAULT': fault})
     assert first.returncode == code, first.stderr[-2000:]

@@ -28,7 +28,9 @@ The model library
   models      the Keras model that combines them with a member's objective
 
 Running it
-  data        datasets (embedded, TFDS, IDX files) -> tf.data pipelines
+  data        datasets (embedded, TFDS, IDX files, a user's) -> tf.data
+              pipelines, in memory or streamed
+  sources     a user's data: image folders, .npy/.npz, TFRecord files
   idx         the IDX file format, read and checked
   budget      the memory a run would need, before it is built
   distribute  tf.distribute strategies and the cluster bootstrap

@@ -1,0 +1,158 @@
+"""Training speed and memory of each data source, in memory and streamed,
+side by side with the IDX files in memory (the baseline) in the same run.
+
+Writes Fashion-MNIST (the Debian package's IDX files) as a PNG folder with
+class subfolders and as TFRecord shards, and a generated set of
+`--large` 28x28 images (ten times Fashion-MNIST by default) as one .npy;
+then runs `python -m trainers.train` on each, one at a time, and reads
+images/s from its metrics.json, peak RSS from the child's rusage, and the
+seconds from start to the first training step from its log:
+
+  python bench/data_sources.py --epochs=2 --large=600000
+"""
+
+import io
+import json
+import os
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import benchlib  # pylint: disable=g-import-not-at-top,wrong-import-position
+
+flags.DEFINE_integer('epochs', 2, 'Epochs per Fashion-MNIST run.')
+flags.DEFINE_integer('large', 600_000, 'Images of the generated set (0: '
+                     'skip it).')
+flags.DEFINE_integer('large_epochs', 1, 'Epochs per run on the generated '
+                     'set.')
+flags.DEFINE_list('only', [], 'Run only these variants (names below).')
+flags.DEFINE_string('work_dir', '', 'Where the data and runs go (default: '
+                    'a temporary folder).')
+FLAGS = flags.FLAGS
+FASHION = '/usr/share/datasets/fashion-mnist'
+
+
+def write_sources(root: str) -> dict[str, str]:
+  """The PNG folder and TFRecord shards of Fashion-MNIST's training and
+  test splits."""
+  from PIL import Image  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from tfp_vae import data  # pylint: disable=g-import-not-at-top
+  d = data.load_idx('fashion_mnist', FASHION)
+  folder, records = os.path.join(root, 'png'), os.path.join(root, 'tfrecord')
+  os.makedirs(records, exist_ok=True)
+  for split, images, labels in (('train', d.train_images, d.train_labels),
+                                ('test', d.test_images, d.test_labels)):
+    writers = [tf.io.TFRecordWriter(os.path.join(
+        records, f'{split}-{s:05d}-of-00004.tfrecord')) for s in range(4)]
+    for i, (image, label) in enumerate(zip(images, labels)):
+      where = os.path.join(folder, split, str(label))
+      os.makedirs(where, exist_ok=True)
+      buf = io.BytesIO()
+      Image.fromarray(image[..., 0]).save(buf, 'PNG')
+      with open(os.path.join(where, f'{i:05d}.png'), 'wb') as f:
+        f.write(buf.getvalue())
+      if split == 'train':
+        writers[i % 4].write(tf.train.Example(features=tf.train.Features(
+            feature={'image': tf.train.Feature(bytes_list=tf.train.BytesList(
+                value=[buf.getvalue()])), 'label': tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=[int(label)]))})
+                                              ).SerializeToString())
+    for w in writers:
+      w.close()
+  return {'png': folder, 'tfrecord': os.path.join(records, 'train-*')}
+
+
+def write_large(root: str, count: int) -> str:
+  """`count` generated 28x28 grey images (blurred noise), as one .npy."""
+  path = os.path.join(root, 'large.npy')
+  out = np.lib.format.open_memmap(path, 'w+', np.uint8, (count, 28, 28))
+  rng = np.random.default_rng(0)
+  for start in range(0, count, 50_000):
+    n = min(50_000, count - start)
+    x = rng.random((n, 7, 7), np.float32)
+    out[start:start + n] = (np.kron(x, np.ones((4, 4), np.float32)) *
+                            255).astype(np.uint8)
+  out.flush()
+  return path
+
+
+def train(name: str, args: list[str], run_dir: str) -> list:
+  """[variant, images/s, peak RSS MB, seconds to first step]."""
+  model_dir = os.path.join(run_dir, name)
+  start = time.time()
+  proc = subprocess.Popen(
+      [sys.executable, '-m', 'trainers.train', *args, '--plot_every=0',
+       f'--model_dir={model_dir}'], cwd=benchlib.REPO if hasattr(
+           benchlib, 'REPO') else os.path.dirname(os.path.dirname(
+               os.path.abspath(__file__))),
+      stderr=subprocess.PIPE, text=True)
+  first = None
+  for line in proc.stderr:
+    if first is None and re.search(r'Epoch 1/|step 1\b|steps? \(', line):
+      first = time.time() - start
+  proc.wait()
+  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+  if proc.returncode:
+    return [name, f'failed (exit {proc.returncode})', '', '']
+  with open(os.path.join(model_dir, 'metrics.json')) as f:
+    metrics = json.load(f)
+  # ru_maxrss of the children is the largest child so far: runs go from
+  # the smallest expected to the largest within each group.
+  return [name, round(metrics['train_images_per_second']),
+          round(usage.ru_maxrss / 1024), round(first or 0, 1)]
+
+
+def main(argv):
+  del argv
+  root = FLAGS.work_dir or tempfile.mkdtemp(prefix='bench_data_')
+  paths = write_sources(root)
+  runs = os.path.join(root, 'runs')
+  fashion = [f'--epochs={FLAGS.epochs}', '--noverbose']
+  variants = [
+      ('idx in memory (baseline)', ['--dataset=fashion_mnist'] + fashion),
+      ('png folder in memory', [f'--dataset={paths["png"]}', '--stream=off']
+       + fashion),
+      ('png folder streamed', [f'--dataset={paths["png"]}', '--stream=on'] +
+       fashion),
+      ('tfrecord in memory', [f'--dataset={paths["tfrecord"]}',
+                              '--stream=off'] + fashion),
+      ('tfrecord streamed', [f'--dataset={paths["tfrecord"]}',
+                             '--stream=on'] + fashion),
+  ]
+  if FLAGS.large:
+    large = write_large(root, FLAGS.large)
+    common = [f'--dataset={large}', f'--epochs={FLAGS.large_epochs}',
+              '--noverbose']
+    variants += [(f'{FLAGS.large:,} .npy streamed', common + ['--stream=on']),
+                 (f'{FLAGS.large:,} .npy in memory', common + ['--stream=off'])]
+  rows = []
+  for name, args in variants:
+    if FLAGS.only and name not in FLAGS.only:
+      continue
+    # One child per variant: its own peak RSS (ru_maxrss of a fresh child).
+    out = subprocess.run(
+        [sys.executable, '-c', 'import sys, json; sys.path.insert(0, '
+         f'{os.path.dirname(os.path.abspath(__file__))!r}); '
+         'import data_sources as d; '
+         'print(json.dumps(d.train(*json.loads(sys.argv[1]))))',
+         json.dumps([name, args, runs])], capture_output=True, text=True)
+    rows.append(json.loads(out.stdout.strip().splitlines()[-1]) if
+                out.returncode == 0 else [name, 'failed', out.stderr[-300:],
+                                          ''])
+    print(rows[-1], flush=True)
+  print(benchlib.machine_line())
+  benchlib.print_table(['variant', 'train images/s', 'peak RSS MB',
+                        's to first step'], rows)
+
+
+if __name__ == '__main__':
+  app.run(main)
