@@ -408,7 +408,7 @@ def test_streamed_run_equals_in_memory_and_resumes_exactly(tmp_path):
   assert _train(common + ['--stream=on'], streamed).returncode == 0
   killed = str(tmp_path / 'killed')
   for model_dir, fault, code in ((resumed, 'step:10:term', 143),
-                                 (killed, 'step:23', -signal.SIGKILL)):
+                                 (killed, 'checkpoint:1', -signal.SIGKILL)):
     first = _train(common + ['--stream=on'], model_dir,
                    env={'TFP_VAE_FAULT': fault})
     assert first.returncode == code, first.stderr[-2000:]

@@ -116,6 +116,12 @@ def _metric_rows(results: dict[str, Any]) -> str:
   return ''.join(rows)
 
 
+def _notes(results: dict[str, Any]) -> str:
+  """Why rows are missing (data without labels has no probes)."""
+  return ''.join(f'<p class="note">Latent probes {html.escape(n)}.</p>'
+                 for n in results.get('notes', ()))
+
+
 def _difference_rows(results: dict[str, Any]) -> str:
   rows = []
   for key, description, better in METRICS:
@@ -281,8 +287,7 @@ and the modules it names.</p>
 <th>verdict</th></tr>
 {_metric_rows(results)}
 </table>
-{''.join(f'<p class="note">Latent probes {html.escape(n)}.</p>'
-         for n in results.get('notes', ()))}
+{_notes(results)}
 <h3>Paired differences</h3>
 <p>B - A on the same seeds, mean and interval; the verdict names a model
 only where the interval excludes zero.</p>
