@@ -6,7 +6,8 @@ class subfolders and as TFRecord shards, and a generated set of
 `--large` 28x28 images (ten times Fashion-MNIST by default) as one .npy;
 then runs `python -m trainers.train` on each, one at a time, and reads
 images/s from its metrics.json, peak RSS from the child's rusage, and the
-seconds from start to the first training step from its log:
+seconds from start until the data is loaded and checked (the plan's log
+line, just before the model is built):
 
   python bench/data_sources.py --epochs=2 --large=600000
 """
@@ -15,7 +16,6 @@ import io
 import json
 import os
 import re
-import resource
 import subprocess
 import sys
 import tempfile
@@ -85,30 +85,34 @@ def write_large(root: str, count: int) -> str:
   return path
 
 
+# Logged once the data is loaded and checked, just before the model is
+# built (tfp_vae/plan.py): the time users wait before training starts.
+DATA_READY = re.compile(r'plan\.py:\d+\] model ')
+
+
 def train(name: str, args: list[str], run_dir: str) -> list:
-  """[variant, images/s, peak RSS MB, seconds to first step]."""
-  model_dir = os.path.join(run_dir, name)
+  """[variant, images/s, peak RSS MB of the trainer, seconds to data
+  ready]."""
+  model_dir = os.path.join(run_dir, name.replace(' ', '_'))
   start = time.time()
   proc = subprocess.Popen(
       [sys.executable, '-m', 'trainers.train', *args, '--plot_every=0',
-       f'--model_dir={model_dir}'], cwd=benchlib.REPO if hasattr(
-           benchlib, 'REPO') else os.path.dirname(os.path.dirname(
-               os.path.abspath(__file__))),
+       f'--model_dir={model_dir}'], cwd=benchlib.REPO,
       stderr=subprocess.PIPE, text=True)
-  first = None
+  ready = None
   for line in proc.stderr:
-    if first is None and re.search(r'Epoch 1/|step 1\b|steps? \(', line):
-      first = time.time() - start
-  proc.wait()
-  usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if ready is None and DATA_READY.search(line):
+      ready = time.time() - start
+  # This child's own rusage: its peak RSS, not the largest child's so far.
+  _, status, usage = os.wait4(proc.pid, 0)
+  proc.returncode = os.waitstatus_to_exitcode(status)
   if proc.returncode:
     return [name, f'failed (exit {proc.returncode})', '', '']
   with open(os.path.join(model_dir, 'metrics.json')) as f:
     metrics = json.load(f)
-  # ru_maxrss of the children is the largest child so far: runs go from
-  # the smallest expected to the largest within each group.
   return [name, round(metrics['train_images_per_second']),
-          round(usage.ru_maxrss / 1024), round(first or 0, 1)]
+          round(usage.ru_maxrss / 1024),
+          round(ready, 1) if ready is not None else 'not logged']
 
 
 def main(argv):
@@ -138,20 +142,11 @@ def main(argv):
   for name, args in variants:
     if FLAGS.only and name not in FLAGS.only:
       continue
-    # One child per variant: its own peak RSS (ru_maxrss of a fresh child).
-    out = subprocess.run(
-        [sys.executable, '-c', 'import sys, json; sys.path.insert(0, '
-         f'{os.path.dirname(os.path.abspath(__file__))!r}); '
-         'import data_sources as d; '
-         'print(json.dumps(d.train(*json.loads(sys.argv[1]))))',
-         json.dumps([name, args, runs])], capture_output=True, text=True)
-    rows.append(json.loads(out.stdout.strip().splitlines()[-1]) if
-                out.returncode == 0 else [name, 'failed', out.stderr[-300:],
-                                          ''])
+    rows.append(train(name, args, runs))
     print(rows[-1], flush=True)
   print(benchlib.machine_line())
   benchlib.print_table(['variant', 'train images/s', 'peak RSS MB',
-                        's to first step'], rows)
+                        's to data ready'], rows)
 
 
 if __name__ == '__main__':

@@ -337,7 +337,8 @@ def _train(args, model_dir, env=None):
 def mnist_folder(root, count=200):
   """A PNG folder with class subfolders, written from mnist_5k."""
   digits = data.load('mnist_5k')
-  for i in range(count):
+  # mnist_5k's training split is ordered by class: spread the pick over it.
+  for i in np.random.default_rng(0).permutation(len(digits.train_labels))[:count]:
     folder = os.path.join(root, str(digits.train_labels[i]))
     os.makedirs(folder, exist_ok=True)
     _write(os.path.join(folder, f'{i:04d}.png'), _png(digits.train_images[i]))

@@ -34,6 +34,7 @@ from tfp_vae import family
 
 STRATEGIES = ('auto', 'default', 'mirrored', 'multi_worker')
 LR_SCHEDULES = ('constant', 'cosine')
+STREAM_CHOICES = ('auto', 'on', 'off')
 PRECISIONS = ('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')
 XLA_CHOICES = ('auto', 'on', 'off')
 GROUPS = ('model', 'data', 'trainer', 'runtime')
@@ -121,7 +122,7 @@ class DataConfig:
       'auto', 'Stream the training images from their files batch by batch '
       '(on), read them into memory (off), or stream when they decode to '
       'more than 1 GiB (auto); for --dataset=PATH.',
-      ('auto', 'on', 'off'), resumable=True)
+      STREAM_CHOICES, resumable=True)
   binarize: bool = _field(
       False, 'Dynamic binarization of training pixels (Bernoulli only).')
   train_examples: int = _field(
@@ -144,9 +145,7 @@ class DataConfig:
     if self.center_crop and not self.image_size:
       raise errors.ConfigError('center_crop', self.center_crop,
                                'needs --image_size, the size to crop to')
-    if self.stream not in ('auto', 'on', 'off'):
-      raise errors.ConfigError('stream', self.stream,
-                               "must be one of ['auto', 'on', 'off']")
+    checks.one_of('stream', self.stream, STREAM_CHOICES)
     if self.binarize and not components.LIKELIHOODS.get(likelihood).binary:
       binary = components.LIKELIHOODS.where(lambda cls: cls.binary)
       raise errors.ConfigError(

@@ -58,7 +58,6 @@ from tfp_vae import idx
 from tfp_vae import sources
 
 STREAM_BYTES = 1 << 30  # decoded uint8 bytes above which --stream=auto streams
-STREAM_CHOICES = ('auto', 'on', 'off')
 # Training images evaluation reads into memory (probes, Frechet features):
 # at most this many, and at most this many float32 bytes.
 TRAIN_SAMPLE_MAX = 60_000
@@ -134,6 +133,22 @@ def take(images: Images, indices: np.ndarray) -> Images:
   return images[indices]
 
 
+def _labels_at(labels: Optional[np.ndarray], indices: np.ndarray
+               ) -> Optional[np.ndarray]:
+  return None if labels is None else labels[indices]
+
+
+def _hold_out(images: Images, labels: Optional[np.ndarray], of: str = ''):
+  """(train images, train labels, test images, test labels, how) of a
+  split without a test split (`sources.hold_out`); `how` says so for
+  data_info.json."""
+  kept, held = sources.hold_out(len(images))
+  how = (f'held out{of}: {len(held)} of {len(images)} images, by a fixed '
+         f'permutation (seed {sources.HELD_OUT_SEED})')
+  return (take(images, kept), _labels_at(labels, kept), take(images, held),
+          _labels_at(labels, held), how)
+
+
 def in_memory(images: Images, threads: int = 2,
               chunk: int = 1024) -> np.ndarray:
   """uint8 [N, H, W, C] of an array or a reader (read in parallel)."""
@@ -160,7 +175,7 @@ def train_sample(data: ImageData) -> tuple[np.ndarray, Optional[np.ndarray]]:
   logging.info('evaluating on %d of the %d training images (a fixed '
                'sample)', cap, count)
   return (in_memory(take(data.train_images, picked)),
-          None if data.train_labels is None else data.train_labels[picked])
+          _labels_at(data.train_labels, picked))
 
 
 def subset(data: ImageData, num_examples: int) -> ImageData:
@@ -219,10 +234,9 @@ def split_validation(data: ImageData, num_examples: int
         f'must leave training examples: the training split has {total}')
   order = np.random.default_rng(0).permutation(total)
   held, kept = np.sort(order[:num_examples]), np.sort(order[num_examples:])
-  labels = data.train_labels
   return (dataclasses.replace(
       data, train_images=take(data.train_images, kept),
-      train_labels=None if labels is None else labels[kept]),
+      train_labels=_labels_at(data.train_labels, kept)),
           in_memory(take(data.train_images, held)))
 
 
@@ -277,13 +291,8 @@ def load_path(path: str, transform: sources.Transform,
   train, test = opened.train, opened.test
   how = "the dataset's test split"
   if test is None:
-    kept, held = sources.hold_out(len(train.images))
-    test = sources.Split(train.images.subset(held), None if train.labels is
-                         None else train.labels[held])
-    train = sources.Split(train.images.subset(kept), None if train.labels is
-                          None else train.labels[kept])
-    how = (f'held out: {len(held)} of {len(kept) + len(held)} images, by a '
-           f'fixed permutation (seed {sources.HELD_OUT_SEED})')
+    *parts, how = _hold_out(train.images, train.labels)
+    train, test = sources.Split(*parts[:2]), sources.Split(*parts[2:])
   decoded = len(train.images) * int(np.prod(train.images.shape_hw))
   streamed = stream == 'on' or (stream == 'auto' and decoded > STREAM_BYTES)
   if streamed and opened.in_memory_already:
@@ -506,14 +515,8 @@ def _load_tfds(name: str, builder) -> ImageData:
                      else None)
   how = "the dataset's test split"
   if 'test' not in arrays:
-    images, labels = arrays['train']
-    kept, held = sources.hold_out(len(images))
-    arrays = {'train': (images[kept], None if labels is None else
-                        labels[kept]),
-              'test': (images[held], None if labels is None else
-                       labels[held])}
-    how = (f'held out of train: {len(held)} of {len(images)} images, by a '
-           f'fixed permutation (seed {sources.HELD_OUT_SEED})')
+    *parts, how = _hold_out(*arrays['train'], of=' of train')
+    arrays = {'train': parts[:2], 'test': parts[2:]}
   num_classes = int(getattr(label, 'num_classes', 0) or 0) if label else 0
   if label is not None and not num_classes:
     num_classes = int(arrays['train'][1].max()) + 1

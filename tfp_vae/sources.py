@@ -158,7 +158,8 @@ class Reader:
     self.failure: Optional[errors.DataError] = None
     if count == 0:
       raise errors.DataError('no images')
-    self.shape_hw = tuple(shape) if shape else self._image(0).shape
+    self.shape_hw = (tuple(shape) if shape else
+                     transform(read_one(0)).shape)
 
   def __len__(self) -> int:
     return self.count
@@ -169,7 +170,7 @@ class Reader:
 
   def _image(self, i: int) -> np.ndarray:
     image = self.transform(self._read_one(i))
-    if hasattr(self, 'shape_hw') and image.shape != self.shape_hw:
+    if image.shape != self.shape_hw:
       h, w, c = self.shape_hw
       raise errors.DataError(
           f'{self.name_of(i)}: {image.shape[0]}x{image.shape[1]} with '
@@ -210,7 +211,7 @@ class Opened:
   test: Optional[Split]
   class_names: tuple[str, ...]
   source: str
-  # Bytes per image as stored, for the in-memory/streamed decision's log.
+  # Read whole when opened (a .npz): streaming it would save nothing.
   in_memory_already: bool = False
 
 
@@ -403,8 +404,7 @@ class Arrays(Source):
     test = (self._split(path, arrays, 'test', transform,
                         train.images.shape_hw)
             if 'test_images' in arrays else None)
-    if (train.labels is None) != (test is None or test.labels is None) and (
-        test is not None):
+    if test is not None and (train.labels is None) != (test.labels is None):
       raise errors.DataError(f'{path}: labels for one split only; give '
                              f'both or neither')
     return Opened(train, test, (), f'array file {path}', True)

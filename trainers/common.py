@@ -339,7 +339,16 @@ def exit_on_user_error(fn, *args, **kwargs):
 
 def _fail(message: str, code: int = EXIT_USER_ERROR):
   print(f'error: {message}', file=sys.stderr, flush=True)
-  sys.exit(code)
+  # Leave without Python's finalization.  A streamed run stopped mid-epoch
+  # (a bad image, preemption) still has tf.data threads waiting for the GIL
+  # to read the next batch in Python (numpy_function); finalization destroys
+  # their iterator while holding the GIL and waits for them: a deadlock
+  # (seen: the error printed, then the process hung until killed, about one
+  # run in three).  Everything a run writes is closed by now (the library's
+  # own `finally` blocks ran as the error left it).
+  logging.flush()
+  sys.stdout.flush()
+  os._exit(code)  # pylint: disable=protected-access
 
 
 # -- running a program --------------------------------------------------------
