@@ -10,7 +10,7 @@ EPOCHS ?= 30
 LOCK ?= requirements/lock.txt
 CONSTRAINTS = $(if $(LOCK),-c $(LOCK))
 
-.PHONY: install quickstart experiment experiment-latent16 experiment-small test test-fast docs bench clean lock
+.PHONY: install quickstart experiment experiment-latent16 experiment-small test test-fast test-all-combinations docs bench clean lock
 
 $(BIN)/.installed: setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed, got " + sys.version'
@@ -64,6 +64,11 @@ test: install
 # of real processes and data), in under 3 minutes on 2 cores.
 test-fast: install
 	$(BIN)/python -m pytest -q -n 2 -m 'not slow'
+
+# The suite's family test on every allowed (model, prior, likelihood,
+# architecture) combination, not only the pairs (docs/testing.md).
+test-all-combinations: install
+	TFP_VAE_ALL_COMBINATIONS=1 $(BIN)/python -m pytest -q -n 2 tests/test_family.py
 
 # Rewrites the generated docs (docs/flags.md, docs/architecture.md's module
 # list) from what the code prints; tests/test_docs.py checks they are current.

@@ -28,6 +28,8 @@ flags.DEFINE_list('models', ['vae', 'mmd_vae'], 'The compared members.')
 flags.DEFINE_integer('seeds', 2, 'Seeds per member.')
 flags.DEFINE_integer('epochs', 10, 'Epochs per run.')
 flags.DEFINE_string('dataset', 'mnist_5k', 'Dataset.')
+flags.DEFINE_integer('train_examples', 0, 'Training images per run (0: all '
+                     'of the dataset).')
 flags.DEFINE_integer('eval_iwae_samples', 100, 'k of the IWAE estimate.')
 flags.DEFINE_integer('repeats', 1, 'Interleaved repeats of each setting.')
 FLAGS = flags.FLAGS
@@ -40,6 +42,7 @@ def _once(parallel: int, out: str) -> dict:
        f'--models={",".join(FLAGS.models)}', f'--seeds={FLAGS.seeds}',
        f'--epochs={FLAGS.epochs}', f'--dataset={FLAGS.dataset}',
        f'--eval_iwae_samples={FLAGS.eval_iwae_samples}',
+       f'--train_examples={FLAGS.train_examples}',
        f'--parallel={parallel}', '--noprogress'], cwd=benchlib.REPO,
       check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
   wall = time.perf_counter() - start

@@ -90,7 +90,8 @@ def test_op_profile_splits_the_time_by_layer():
 @pytest.mark.slow
 def test_compare_parallel_times_the_whole_command_at_each_setting():
   out = _bench('compare_parallel.py', '--parallel=1,2', '--models=vae',
-               '--seeds=2', '--epochs=1', '--eval_iwae_samples=2')
+               '--seeds=2', '--epochs=1', '--eval_iwae_samples=2',
+               '--train_examples=100')
   rows = [line for line in out.splitlines() if line.startswith('| ')]
   assert [r.split(' | ')[0].strip('| ') for r in rows[1:]] == ['1', '2'], out
   for row in rows[1:]:

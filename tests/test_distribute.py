@@ -192,7 +192,7 @@ def test_two_worker_processes_train_through_the_trainer_v2_bootstrap(
 def test_sigterm_saves_a_checkpoint_and_exits_retryable(tmp_path):
   model_dir = str(tmp_path / 'run')
   args = [f'--model_dir={model_dir}', '--epochs=8', '--batch_size=100',
-          '--plot_every=0', '--noverbose']
+          '--train_examples=1000', '--plot_every=0', '--noverbose']
   proc = subprocess.Popen([sys.executable, '-m', 'trainers.train', *args],
                           cwd=REPO, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
