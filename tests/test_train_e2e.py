@@ -95,7 +95,8 @@ def test_tiny_run_writes_every_promised_file(tmp_path, model, latent):
 def test_cli_resumes_after_sigkill_and_does_not_retrain(tmp_path):
   model_dir = str(tmp_path / 'run')
   args = [sys.executable, '-m', 'trainers.train', f'--model_dir={model_dir}',
-          '--epochs=6', '--batch_size=200', '--plot_every=0', '--noverbose']
+          '--epochs=6', '--batch_size=200', '--train_examples=1000',
+          '--plot_every=0', '--noverbose']
   proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL)
   # The checkpoint counts once the `checkpoints/checkpoint` state file names
