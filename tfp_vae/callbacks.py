@@ -24,6 +24,7 @@ import tensorflow as tf
 
 from tfp_vae import faults
 from tfp_vae import rundir
+from tfp_vae import storage
 
 
 @dataclasses.dataclass
@@ -164,7 +165,9 @@ class EarlyStopping(keras.callbacks.Callback):
       self.best_at.assign(epoch + 1)
       self.since.assign(0)
       if self.best_manager is not None:
-        self.best_manager.save()
+        with storage.writing('checkpoint', f'the best checkpoint (epoch '
+                             f'{epoch + 1})', self.best_manager.directory):
+          self.best_manager.save()
     else:
       self.since.assign_add(1)
     if self.stopped():
@@ -228,15 +231,21 @@ class EpochRecord(keras.callbacks.Callback):
     logs = floats(logs)
     test, self.last_terms = self.evaluate() if self.evaluate else ({}, None)
     if self.model_dir is not None:
-      rundir.append_history(self.model_dir, {
-          'epoch': epoch + 1, 'seconds': self.state.epoch_seconds[-1],
-          **prefixed(logs), **test})
+      with storage.writing('history', f'the history of epoch {epoch + 1}',
+                           rundir.path(self.model_dir, rundir.HISTORY_FILE)):
+        rundir.append_history(self.model_dir, {
+            'epoch': epoch + 1, 'seconds': self.state.epoch_seconds[-1],
+            **prefixed(logs), **test})
     if self.writer is not None:
-      self._summaries(epoch + 1, logs, test)
+      with storage.writing('summaries', f'the TensorBoard summaries of '
+                           f'epoch {epoch + 1}', self.model_dir or '.'):
+        self._summaries(epoch + 1, logs, test)
     faults.point('epoch_commit', epoch + 1)
     self.epoch_var.assign(epoch + 1)
     self.epoch_steps_var.assign(0)
-    self.manager.save()
+    with storage.writing('checkpoint', f'checkpoint {epoch + 1}',
+                         self.manager.directory):
+      self.manager.save()
     faults.point('checkpoint', epoch + 1)
     if self.on_epoch is not None:
       self.on_epoch(epoch + 1, logs)

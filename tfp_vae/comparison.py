@@ -36,6 +36,7 @@ from tfp_vae import report
 from tfp_vae import rundir
 from tfp_vae import specs
 from tfp_vae import stats
+from tfp_vae import storage
 from tfp_vae import training
 
 SCHEMA = 2
@@ -206,9 +207,11 @@ def _figures(run: Run, figures_dir: str) -> dict[str, str]:
                                 config.trainer.seed)
   _, terms = metrics_lib.evaluate(model, test_x, seed=config.trainer.seed)
   prefix = f'{specs.run_name(run.label)}_'
-  paths = plots.draw_all(model, test_x, data.test_labels, terms['code_mean'],
-                         figures_dir, seed=config.trainer.seed, prefix=prefix,
-                         class_names=tuple(info.get('class_names', ())))
+  with storage.writing('plots', f'the figures of {run.label}', figures_dir):
+    paths = plots.draw_all(model, test_x, data.test_labels,
+                           terms['code_mean'], figures_dir,
+                           seed=config.trainer.seed, prefix=prefix,
+                           class_names=tuple(info.get('class_names', ())))
   paths['interpolations'] = os.path.join(figures_dir,
                                          f'{prefix}interpolations.png')
   pairs = plots.interpolation_pairs(data.test_labels,
@@ -258,15 +261,17 @@ def compare(base: config_lib.TrainConfig,
         log=log) if progress else None
     seconds = _in_process(runs, eval_config, bar, log)
   # Wall time of this invocation (reused runs take next to none).
-  rundir.write_json(os.path.join(output_dir, 'timing.json'), {
-      'parallel': parallel, 'seconds': time.perf_counter() - start,
-      'runs': {label: {str(s): t for (l, s), t in seconds.items()
-                       if l == label} for label, _ in members}})
+  with storage.writing('metrics', 'timing.json', output_dir):
+    rundir.write_json(os.path.join(output_dir, 'timing.json'), {
+        'parallel': parallel, 'seconds': time.perf_counter() - start,
+        'runs': {label: {str(s): t for (l, s), t in seconds.items()
+                         if l == label} for label, _ in members}})
   resolved = {label: rundir.resolved_member(run.model_dir)
               for label, run in {r.label: r for r in runs[::-1]}.items()}
   results = summarise(runs, {(r.label, r.seed): rundir.read_metrics(
       r.model_dir) for r in runs}, resolved)
-  rundir.write_json(os.path.join(output_dir, 'metrics.json'), results)
+  with storage.writing('metrics', 'metrics.json', output_dir):
+    rundir.write_json(os.path.join(output_dir, 'metrics.json'), results)
   firsts = {r.label: r for r in runs[::-1]}  # the first seed of each
   firsts = {label: firsts[label] for label, _ in members}
   curves = os.path.join(figures_dir, 'training_curves.png')

@@ -52,3 +52,12 @@ class Preempted(RetryableError):
 
 class PeerLost(RetryableError):
   """A worker of a multi-worker run stopped answering."""
+
+
+class StorageError(TfpVaeError):
+  """Writing to the run's storage failed (`tfp_vae.storage` words it)."""
+
+
+class StorageUnavailable(StorageError, RetryableError):
+  """The storage is full, read-only or gone; running again once it is back
+  resumes from the last checkpoint."""

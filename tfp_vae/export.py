@@ -55,6 +55,7 @@ import tensorflow_probability as tfp
 from tfp_vae import faults
 from tfp_vae import files
 from tfp_vae import layout
+from tfp_vae import storage
 from tfp_vae import likelihood as likelihood_lib
 from tfp_vae import losses
 from tfp_vae import models as models_lib
@@ -297,20 +298,26 @@ def export_savedmodel(model: models_lib.LatentVariableModel,
   are allocated atomically: concurrent exports get distinct versions.
   `max_batch` bounds the examples of one request.
   """
-  os.makedirs(export_dir, exist_ok=True)
-  remove_leftovers(export_dir)
-  tmp = tempfile.mkdtemp(prefix=f'.tmp-{os.getpid()}-', dir=export_dir)
-  try:
-    build_archive(model, image_shape, max_batch).write_out(tmp,
-                                                          verbose=False)
-    faults.point('export', 0)
-    final = _rename_to_next_version(tmp, export_dir)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
-  name = model_name or os.path.basename(os.path.abspath(export_dir))
-  files.write_text(os.path.join(export_dir, 'models.config'),
-                   models_config(name, serving_base_path or f'/models/{name}'))
+  # A version appears whole or not at all: written to a temporary folder
+  # (which a server polling export_dir ignores), renamed into place.
+  with storage.writing('export', f'a new SavedModel version in {export_dir}',
+                       export_dir, inject=False):
+    os.makedirs(export_dir, exist_ok=True)
+    remove_leftovers(export_dir)
+    tmp = tempfile.mkdtemp(prefix=f'.tmp-{os.getpid()}-', dir=export_dir)
+    try:
+      build_archive(model, image_shape, max_batch).write_out(tmp,
+                                                            verbose=False)
+      faults.storage_point('export', tmp)  # a fault with the files written
+      faults.point('export', 0)
+      final = _rename_to_next_version(tmp, export_dir)
+    except BaseException:
+      shutil.rmtree(tmp, ignore_errors=True)
+      raise
+    name = model_name or os.path.basename(os.path.abspath(export_dir))
+    files.write_text(os.path.join(export_dir, 'models.config'),
+                     models_config(name,
+                                   serving_base_path or f'/models/{name}'))
   return final
 
 

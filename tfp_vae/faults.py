@@ -14,8 +14,13 @@ after its history line and before its checkpoint).  Points:
   checkpoint     after an epoch's checkpoint, before its plots
   export         after a SavedModel is written to its temporary directory,
                  before it is renamed into place
+
+and storage faults, `ERROR:KIND` (ERROR one of enospc, edquot, erofs,
+eacces, enoent): that OSError at the first write of KIND
+(`tfp_vae.storage.KINDS`), once per process.
 """
 
+import errno
 import os
 import signal
 
@@ -35,3 +40,21 @@ def point(name: str, index: int = 0) -> None:
   if len(parts) > 2 and parts[2] == 'term':
     os.environ.pop(ENV)  # once: the run goes on to its next step
   os.kill(os.getpid(), _SIGNALS[parts[2] if len(parts) > 2 else 'kill'])
+
+
+_ERRNOS = {'enospc': errno.ENOSPC, 'edquot': errno.EDQUOT,
+           'erofs': errno.EROFS, 'eacces': errno.EACCES,
+           'enoent': errno.ENOENT}
+
+
+def storage_point(kind: str, path: str) -> None:
+  """Raises the configured OSError at `path` when `ERROR:kind` is the
+  configured fault (once: the variable is cleared); does nothing
+  otherwise."""
+  spec = os.environ.get(ENV, '')
+  error, _, where = spec.partition(':')
+  if error not in _ERRNOS or where != kind:
+    return
+  os.environ.pop(ENV)
+  number = _ERRNOS[error]
+  raise OSError(number, os.strerror(number), path)

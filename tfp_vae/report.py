@@ -9,6 +9,9 @@ import html
 import os
 from typing import Any, Optional
 
+from tfp_vae import files
+from tfp_vae import storage
+
 # (key, description, better): better is 'lower', 'higher' or '' (neither).
 METRICS = (
     ('test_iwae_log_likelihood', 'log p(x), importance-weighted bound '
@@ -304,6 +307,6 @@ epoch. A test curve rising while the training curve falls is overfitting.</p>
 {progress}
 </body></html>
 """
-  with open(path, 'w') as f:
-    f.write(page)
+  with storage.writing('report', 'the report', path):
+    files.write_text(path, page)
   return path

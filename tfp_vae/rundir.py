@@ -28,6 +28,7 @@ from tfp_vae import family
 from tfp_vae import files
 from tfp_vae import models as models_lib
 from tfp_vae import plan as plan_lib
+from tfp_vae import storage
 
 CONFIG_FILE = 'config.json'
 DATA_INFO_FILE = 'data_info.json'
@@ -185,7 +186,9 @@ def update_metrics(model_dir: str, values: dict[str, Any]) -> dict[str, Any]:
   returns the merged metrics."""
   merged = read_metrics(model_dir)
   merged.update(values)
-  write_json(path(model_dir, METRICS_FILE), merged)
+  with storage.writing('metrics', 'metrics.json',
+                       path(model_dir, METRICS_FILE)):
+    write_json(path(model_dir, METRICS_FILE), merged)
   return merged
 
 

@@ -45,6 +45,7 @@ from tfp_vae import models as models_lib
 from tfp_vae import plan as plan_lib
 from tfp_vae import plots
 from tfp_vae import rundir
+from tfp_vae import storage
 from tfp_vae import sources
 
 
@@ -84,11 +85,12 @@ class Run:
     if terms is None:
       _, terms = metrics_lib.evaluate(self.model, self.test_x,
                                       seed=self.config.trainer.seed)
-    plots.draw_all(self.model, self.test_x, self.data.test_labels,
-                   terms['code_mean'],
-                   os.path.join(self.model_dir, rundir.PLOTS_SUBDIR, subdir),
-                   seed=self.config.trainer.seed,
-                   class_names=self.data.class_names)
+    where = os.path.join(self.model_dir, rundir.PLOTS_SUBDIR, subdir)
+    with storage.writing('plots', f'the plots of {subdir or "the run"}',
+                         where):
+      plots.draw_all(self.model, self.test_x, self.data.test_labels,
+                     terms['code_mean'], where, seed=self.config.trainer.seed,
+                     class_names=self.data.class_names)
 
 
 def run(config: config_lib.TrainConfig,
@@ -261,7 +263,9 @@ def fit(the_run: Run,
       the_run.model_dir, rundir.TENSORBOARD_SUBDIR)) if the_run.chief
             else None)
   if the_run.chief:
-    rundir.truncate_history(the_run.model_dir, done)
+    with storage.writing('history', 'the history',
+                         rundir.path(the_run.model_dir, rundir.HISTORY_FILE)):
+      rundir.truncate_history(the_run.model_dir, done)
   cursor = tf.Variable(state.first_step(done), dtype=tf.int64,
                        trainable=False)
   train = _trainer(the_run, _callbacks(the_run, cursor, writer, on_epoch),
@@ -275,7 +279,9 @@ def fit(the_run: Run,
         the_run.epochs_done < config.trainer.epochs):
       train(per_epoch, the_run.epochs_done, config.trainer.epochs)
   if writer is not None:
-    writer.close()
+    with storage.writing('summaries', 'the TensorBoard summaries',
+                         the_run.model_dir):
+      writer.close()
   the_run.trained = True
   _raise_if_stopped(the_run)
 
@@ -346,7 +352,9 @@ def _raise_if_stopped(the_run: Run) -> None:
   if state.preempted:
     if not state.epoch_complete:
       the_run.epoch_steps_var.assign(state.epoch_steps)
-    path = the_run.manager.save()
+    with storage.writing('checkpoint', 'the checkpoint at SIGTERM',
+                         the_run.manager.directory):
+      path = the_run.manager.save()
     raise errors.Preempted(
         f'stopped by SIGTERM in epoch {the_run.epochs_done + 1} after step '
         f'{int(the_run.epoch_steps_var.numpy())}; saved {path}; run the same '
@@ -426,8 +434,9 @@ def finish(the_run: Run) -> dict[str, float]:
                     results['epochs_completed'], ', '.join(stale))
     previous = {}
   merged = {**previous, **results}
-  rundir.write_json(rundir.path(the_run.model_dir, rundir.METRICS_FILE),
-                    merged)
+  where = rundir.path(the_run.model_dir, rundir.METRICS_FILE)
+  with storage.writing('metrics', 'metrics.json', where):
+    rundir.write_json(where, merged)
   return merged
 
 

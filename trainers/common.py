@@ -41,6 +41,7 @@ from tfp_vae import errors
 from tfp_vae import family
 from tfp_vae import registry
 from tfp_vae import specs
+from tfp_vae import storage
 
 FLAGS = flags.FLAGS
 _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (
@@ -317,7 +318,16 @@ def exit_on_user_error(fn, *args, **kwargs):
   (preemption, a lost peer).  TFP_VAE_TRACEBACK=1 re-raises unexpected
   errors with their traceback."""
   try:
-    return fn(*args, **kwargs)
+    try:
+      return fn(*args, **kwargs)
+    except OSError as e:
+      # A full, read-only or refused storage that no write site named
+      # (config.json at the start, a library's own file): the same words
+      # and exit code.
+      if e.errno not in storage.WRITE_FAULTS:
+        raise
+      raise storage.describe(e.errno, "the run's files",
+                             e.filename or '.') from e
   except errors.EnvironmentConfigError as e:
     _fail(f'invalid environment: {e}')
   except errors.ConfigError as e:
@@ -326,7 +336,7 @@ def exit_on_user_error(fn, *args, **kwargs):
     _fail(str(e), EXIT_RETRYABLE)
   except errors.TfpVaeError as e:
     _fail(str(e))
-  except OSError as e:  # a full or read-only disk, a vanished directory
+  except OSError as e:  # a vanished directory, a file that is not there
     where = f'{e.filename}: ' if getattr(e, 'filename', None) else ''
     _fail(f'{where}{e.strerror or e}')
   except Exception as e:  # pylint: disable=broad-except

@@ -1,0 +1,150 @@
+"""Faults of the storage a run writes to, in the user's words.
+
+Every write of a run, an evaluation, a comparison and an export goes through
+`writing(what, path)`: checkpoints, the history and TensorBoard summaries,
+plots, metrics.json, the report, SavedModels.  An OSError or a TensorFlow
+I/O error inside it becomes one line that says what ran out or failed,
+where, while writing what, and what to do:
+
+  no space left on the device holding /runs/vae/checkpoints (0 MB free)
+  while writing checkpoint 4: free some space there, then run the same
+  command again: it resumes where it stopped
+
+A full disk or quota, a read-only file system, and a folder or mount that
+went away are `StorageUnavailable` (a `RetryableError`: the trainers exit
+143, as after preemption, and a job controller that restarts on that code
+resumes the run once the storage is back); a permission refused is a
+`StorageError` (exit 1: a restart cannot change permissions).  Nothing is
+lost: every file is written whole or not at all (`tfp_vae.files`,
+TensorFlow's own temporary checkpoint names, a SavedModel renamed into
+place), so the rerun finds the last complete checkpoint.
+
+`TFP_VAE_FAULT=enospc:KIND` (or `erofs:KIND`, `eacces:KIND`, `enoent:KIND`)
+raises that error at the first write of KIND (`checkpoint`, `history`,
+`summaries`, `plots`, `metrics`, `report`, `export`): the tests' way to
+place a fault where a real full disk cannot be aimed (`tfp_vae.faults`).
+
+This module does not import TensorFlow.
+"""
+
+import contextlib
+import errno
+import os
+import shutil
+import sys
+from typing import Iterator, Optional
+
+from tfp_vae import errors
+from tfp_vae import faults
+
+# TensorFlow's file errors carry the C library's text, not an errno.
+_TEXTS = (
+    ('No space left on device', errno.ENOSPC),
+    ('Disk quota exceeded', errno.EDQUOT),
+    ('Read-only file system', errno.EROFS),
+    ('Permission denied', errno.EACCES),
+    ('Operation not permitted', errno.EPERM),
+    ('Stale file handle', errno.ESTALE),
+    ('Transport endpoint is not connected', errno.ENOTCONN),
+    ('Input/output error', errno.EIO),
+    ('No such file or directory', errno.ENOENT),
+)
+_GONE = (errno.ENOENT, errno.ESTALE, errno.ENOTCONN, errno.EIO,
+         errno.ENODEV, errno.ENXIO)
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_REFUSED = (errno.EACCES, errno.EPERM)
+# What only a write can hit: a fault of the storage, whoever raises it.
+WRITE_FAULTS = _FULL + (errno.EROFS,) + _REFUSED
+_RETRY = 'run the same command again: it resumes where it stopped'
+
+
+def error_number(e: BaseException) -> Optional[int]:
+  """The errno of an OSError, or the one TensorFlow's message names."""
+  if isinstance(e, OSError) and e.errno is not None:
+    return e.errno
+  if not _is_tf_error(e):
+    return None
+  text = str(e)
+  for words, number in _TEXTS:
+    if words in text:
+      return number
+  if type(e).__name__ == 'NotFoundError':
+    return errno.ENOENT
+  return None
+
+
+def _is_tf_error(e: BaseException) -> bool:
+  tf = sys.modules.get('tensorflow')
+  return tf is not None and isinstance(e, tf.errors.OpError)
+
+
+def _existing(path: str) -> str:
+  """`path` or its nearest ancestor that exists."""
+  path = os.path.abspath(path)
+  while not os.path.exists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  return path
+
+
+def free_mb(path: str) -> int:
+  """Megabytes free to this user on the device holding `path`."""
+  return shutil.disk_usage(_existing(path)).free // (1 << 20)
+
+
+def describe(number: int, what: str, path: str) -> errors.StorageError:
+  """The one-line error for errno `number` while writing `what` at `path`
+  (a file, or the folder it goes into)."""
+  folder = path if os.path.isdir(path) else os.path.dirname(path) or '.'
+  if number in _FULL:
+    ran_out = ('no space left' if number == errno.ENOSPC else
+               'the disk quota is used up')
+    return errors.StorageUnavailable(
+        f'{ran_out} on the device holding {folder} ({free_mb(folder)} MB '
+        f'free) while writing {what}: free some space there, then {_RETRY}')
+  if number == errno.EROFS:
+    return errors.StorageUnavailable(
+        f'the file system holding {folder} is read-only while writing '
+        f'{what}: make it writable (remount it read-write), then {_RETRY}')
+  if number in _REFUSED:
+    return errors.StorageError(
+        f'permission denied writing {path} while writing {what}: make '
+        f'{folder} writable for this user (uid {os.getuid()}), then {_RETRY}')
+  if number in _GONE:
+    return errors.StorageUnavailable(
+        f'{folder} went away while writing {what} '
+        f'({os.strerror(number).lower()}: its volume, mount or folder is gone '
+        f'or failing): when it is back, {_RETRY}')
+  return errors.StorageError(
+      f'{os.strerror(number).lower()} at {path} while writing {what}: '
+      f'check the storage there, then {_RETRY}')
+
+
+KINDS = ('checkpoint', 'history', 'summaries', 'plots', 'metrics', 'report',
+         'export')
+
+
+@contextlib.contextmanager
+def writing(kind: str, what: str, path: str, inject: bool = True
+            ) -> Iterator[None]:
+  """Context of one write: a storage fault inside it raises the
+  `StorageError` that `describe` words; other errors pass unchanged.
+
+  Args:
+    kind: one of KINDS (where `TFP_VAE_FAULT` may inject a fault).
+    what: what is written, as the user knows it ('checkpoint 4').
+    path: the file or folder written.
+    inject: whether an injected fault of `kind` fires as the write starts
+      (False: the block calls `faults.storage_point` where it should).
+  """
+  assert kind in KINDS, kind
+  if inject:
+    faults.storage_point(kind, path)
+  try:
+    yield
+  except errors.StorageError:
+    raise
+  except Exception as e:  # pylint: disable=broad-except
+    number = error_number(e)
+    if number is None:
+      raise
+    raise describe(number, what, path) from e
