@@ -267,15 +267,6 @@ def test_hostile_values_are_refused_in_one_line(tmp_path, args, env, message):
   del start
 
 
-def test_read_only_model_dir_is_one_line(tmp_path):
-  if os.geteuid() == 0:
-    pytest.skip('root writes through read-only permissions')
-  os.chmod(tmp_path, 0o500)
-  r = run_cli('trainers.train', f'--model_dir={tmp_path}/run')
-  os.chmod(tmp_path, 0o700)
-  assert r.returncode == 1 and 'is not a writable directory' in r.stderr
-
-
 def test_the_memory_estimate_is_checked_against_what_is_available():
   config = config_lib.TrainConfig.create(latent_dim=64).validate()
   the_plan = plan.for_model(config, (28, 28, 1), precision='float32')

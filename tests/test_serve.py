@@ -29,6 +29,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 from tests.helpers import BAD, REPO, Server, free_port, http_call
 from tfp_vae import config as config_lib
 from tfp_vae import data
+from tfp_vae import errors
 from tfp_vae import export
 from tfp_vae import models
 
@@ -356,7 +357,7 @@ def _wait_for(condition, seconds=120, what='condition', every=0.2):
 
 
 @pytest.mark.slow
-def test_a_new_version_is_picked_up_while_serving(tmp_path):
+def test_a_new_version_is_picked_up_while_serving(tmp_path, monkeypatch):
   export_dir = str(tmp_path / 'vae')
   first = _export(export_dir, seed=0)
   server = Server(export_dir, str(tmp_path / 'server.log'),
@@ -393,6 +394,26 @@ def test_a_new_version_is_picked_up_while_serving(tmp_path):
               what='version 2 END, version 1 back')
     _, reply = http_call(f'{server.url}/v1/models/vae:predict', body)
     np.testing.assert_allclose(reply['predictions'], want_1, atol=1e-5)
+    # The disk fills while a version is written: it never appears.
+    monkeypatch.setenv('TFP_VAE_FAULT', 'enospc:export')
+    with pytest.raises(errors.StorageUnavailable, match='no space left on '
+                       'the device holding .* while writing a new SavedModel'):
+      _export(export_dir, seed=2)
+    assert sorted(os.listdir(export_dir)) == ['1', 'models.config']
+    # The base path goes away (a vanished mount): the loaded version is
+    # served on, with one warning, until it is back.
+    away = export_dir + '-away'
+    os.rename(export_dir, away)
+    time.sleep(1.0)  # five polls
+    assert states() == {'2': 'END', '1': 'AVAILABLE'}
+    _, reply = http_call(f'{server.url}/v1/models/vae:predict', body)
+    np.testing.assert_allclose(reply['predictions'], want_1, atol=1e-5)
+    os.rename(away, export_dir)
+    _wait_for(lambda: 'is readable again' in server.log(),
+              what='the base path back')
+    log = server.log()
+    assert log.count('cannot read its base path') == 1, log[-2000:]
+    assert states() == {'2': 'END', '1': 'AVAILABLE'}
   finally:
     server.stop()
 

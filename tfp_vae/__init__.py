@@ -39,6 +39,8 @@ Running it
   rundir      a run directory's layout, files and trained model
   files       files written whole or not at all, and interrupted writes'
               leftovers
+  storage     a full, read-only or vanished storage named in one line, with
+              the exit code that retries
   progress    progress lines for long steps
   faults      named fault points for tests (inert unless TFP_VAE_FAULT is set)
 

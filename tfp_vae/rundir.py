@@ -360,7 +360,8 @@ def remove_leftovers(model_dir: str) -> list[str]:
   processes that are gone (`tfp_vae.files`).  Returns what was removed."""
   return files.remove_leftovers(
       [model_dir, os.path.join(model_dir, CHECKPOINT_SUBDIR),
-       os.path.join(model_dir, BEST_CHECKPOINT_SUBDIR)],
+       os.path.join(model_dir, BEST_CHECKPOINT_SUBDIR),
+       os.path.join(model_dir, PLOTS_SUBDIR)],
       also=lambda d, name: name.endswith('_temp') and os.path.isdir(
           os.path.join(d, name)))
 

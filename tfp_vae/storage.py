@@ -137,9 +137,9 @@ def writing(kind: str, what: str, path: str, inject: bool = True
       (False: the block calls `faults.storage_point` where it should).
   """
   assert kind in KINDS, kind
-  if inject:
-    faults.storage_point(kind, path)
   try:
+    if inject:
+      faults.storage_point(kind, path)
     yield
   except errors.StorageError:
     raise

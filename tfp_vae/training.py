@@ -40,6 +40,7 @@ from tfp_vae import errors
 from tfp_vae import export as export_lib
 from tfp_vae import layout
 from tfp_vae import family
+from tfp_vae import files
 from tfp_vae import metrics as metrics_lib
 from tfp_vae import models as models_lib
 from tfp_vae import plan as plan_lib
@@ -86,11 +87,21 @@ class Run:
       _, terms = metrics_lib.evaluate(self.model, self.test_x,
                                       seed=self.config.trainer.seed)
     where = os.path.join(self.model_dir, rundir.PLOTS_SUBDIR, subdir)
-    with storage.writing('plots', f'the plots of {subdir or "the run"}',
-                         where):
-      plots.draw_all(self.model, self.test_x, self.data.test_labels,
-                     terms['code_mean'], where, seed=self.config.trainer.seed,
-                     class_names=self.data.class_names)
+    what = (f'the plots of epoch {int(subdir[len("epoch_"):])}'
+            if subdir.startswith('epoch_') else 'the final plots')
+    with storage.writing('plots', what, where):
+      # An epoch's folder appears whole (a rerun redraws a missing one).
+      tmp = files.temp_path(where) if subdir else where
+      try:
+        plots.draw_all(self.model, self.test_x, self.data.test_labels,
+                       terms['code_mean'], tmp, seed=self.config.trainer.seed,
+                       class_names=self.data.class_names)
+        if tmp != where:
+          shutil.rmtree(where, ignore_errors=True)
+          os.rename(tmp, where)
+      finally:
+        if tmp != where:
+          shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(config: config_lib.TrainConfig,
@@ -266,6 +277,7 @@ def fit(the_run: Run,
     with storage.writing('history', 'the history',
                          rundir.path(the_run.model_dir, rundir.HISTORY_FILE)):
       rundir.truncate_history(the_run.model_dir, done)
+    _draw_missed_plots(the_run, done)
   cursor = tf.Variable(state.first_step(done), dtype=tf.int64,
                        trainable=False)
   train = _trainer(the_run, _callbacks(the_run, cursor, writer, on_epoch),
@@ -284,6 +296,18 @@ def fit(the_run: Run,
       writer.close()
   the_run.trained = True
   _raise_if_stopped(the_run)
+
+
+def _draw_missed_plots(the_run: Run, done: int) -> None:
+  """The periodic plots of the checkpointed epoch, when the process that
+  trained it stopped before drawing them (a full disk, a kill)."""
+  every = the_run.config.runtime.plot_every
+  subdir = f'epoch_{done:04d}'
+  if done and every and not done % every and not os.path.isdir(
+      os.path.join(the_run.model_dir, rundir.PLOTS_SUBDIR, subdir)):
+    logging.info('drawing the plots of epoch %d, which the run that trained '
+                 'it did not', done)
+    the_run.draw(subdir)
 
 
 def _epochs_left(the_run: Run, done: int) -> bool:

@@ -18,6 +18,7 @@ LOAD_ATTEMPTS, then reported with its error (state END).
 """
 
 import dataclasses
+import errno
 import gc
 import os
 import re
@@ -401,6 +402,7 @@ class ModelVersions:
     self._poll_lock = threading.Lock()
     self._on_change = on_change
     self._on_load = on_load
+    self._unreadable: Optional[str] = None  # why the base path cannot be read
 
   def loaded(self) -> list[int]:
     """The versions that answer requests, ascending."""
@@ -414,7 +416,9 @@ class ModelVersions:
       The versions loaded by this call.
     """
     with self._poll_lock:
-      folders = layout.version_dirs(self.base_path)
+      folders = self._version_dirs()
+      if folders is None:
+        return []
       on_disk = list(folders)
       wanted = self.config.policy.select(on_disk)
       for version in list(self._attempts):
@@ -466,6 +470,33 @@ class ModelVersions:
         if self._on_change:
           self._on_change()
       return loaded_now
+
+  def _version_dirs(self) -> Optional[dict[int, str]]:
+    """The version folders on disk, or None when the base path is gone or
+    unreadable (a vanished mount, a folder made unreadable): then the
+    loaded versions stay and one warning says so, until it is back.  An
+    empty base path that is there unloads them, as TF Serving does when
+    the versions are removed."""
+    try:
+      if not os.path.isdir(self.base_path):
+        raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT),
+                                self.base_path)
+      os.listdir(self.base_path)
+      folders = layout.version_dirs(self.base_path)
+    except OSError as e:
+      problem = f'{e.strerror or e}'
+      if self._unreadable != problem:
+        self._unreadable = problem
+        logging.warning(
+            '%s: cannot read its base path %s (%s): serving the loaded '
+            'versions %s until it is back', self.name, self.base_path,
+            problem, self.loaded() or 'none')
+      return None
+    if self._unreadable is not None:
+      logging.info('%s: base path %s is readable again', self.name,
+                   self.base_path)
+      self._unreadable = None
+    return folders
 
   def _set_status(self, version_status: VersionStatus) -> None:
     self._status = {**self._status, version_status.version: version_status}

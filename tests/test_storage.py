@@ -1,0 +1,276 @@
+"""Faults of the storage a run writes to (`tfp_vae.storage`): a full disk,
+a folder the user may not write, a folder that goes away.  Each is one
+line in the user's words with the exit code a job controller needs, and
+the same command run again finishes with the uninterrupted run's weights
+and metrics.
+
+Where the test may (root, as CI runs), the disk is a real tmpfs that fills
+and the read-only folder is real for an unprivileged user (`setpriv`);
+elsewhere the full disk is an ENOSPC injected at the write
+(`TFP_VAE_FAULT=enospc:KIND`) and the permission test skips."""
+
+import contextlib
+import errno
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.helpers import REPO
+from tfp_vae import config as config_lib
+from tfp_vae import errors
+from tfp_vae import files
+from tfp_vae import rundir
+from tfp_vae import storage
+from tfp_vae import training
+
+# 300 images, batch 50: 6 steps an epoch, 3 epochs, plots every epoch.
+RUN = ['--epochs=3', '--train_examples=300', '--batch_size=50',
+       '--plot_every=1', '--noverbose', '--deterministic']
+RETRYABLE = 143
+NOBODY = 65534
+
+
+def _train(model_dir, env=(), as_nobody=False):
+  full_env = {k: v for k, v in os.environ.items() if k != 'TFP_VAE_FAULT'}
+  full_env.update(env)
+  prefix = []
+  if as_nobody:
+    prefix = ['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}',
+              '--clear-groups']
+    full_env['HOME'] = os.path.dirname(model_dir)
+  return subprocess.Popen(
+      [*prefix, sys.executable, '-m', 'trainers.train', *RUN,
+       f'--model_dir={model_dir}', f'--export_dir={model_dir}-export'],
+      cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+      text=True)
+
+
+def _finish(proc, timeout=600):
+  _, err = proc.communicate(timeout=timeout)
+  return proc.returncode, err
+
+
+def _error_line(err):
+  lines = [l for l in err.splitlines() if l.startswith('error:')]
+  assert len(lines) == 1, err[-3000:]
+  return lines[0]
+
+
+def _weights(model_dir):
+  path = tf.train.latest_checkpoint(os.path.join(model_dir, 'checkpoints'))
+  reader = tf.train.load_checkpoint(path)
+  return {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(path)
+          if 'save_counter' not in n and not n.startswith('_CHECKPOINTABLE')}
+
+
+def _assert_same_run(model_dir, reference):
+  mine, theirs = _weights(model_dir), _weights(reference)
+  assert mine.keys() == theirs.keys()
+  for name, value in theirs.items():
+    np.testing.assert_array_equal(mine[name], value, err_msg=name)
+  got, want = rundir.read_metrics(model_dir), rundir.read_metrics(reference)
+  for key in want:
+    if key != 'train_images_per_second':
+      assert got[key] == want[key], key
+  assert sorted(os.listdir(os.path.join(model_dir, 'plots'))) == sorted(
+      os.listdir(os.path.join(reference, 'plots')))
+  assert sorted(os.listdir(model_dir + '-export')) == ['1', 'models.config']
+
+
+def _wait_for_checkpoint(model_dir, proc, number=1):
+  index = os.path.join(model_dir, 'checkpoints', f'ckpt-{number}.index')
+  deadline = time.time() + 300
+  while not os.path.exists(index):
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    assert time.time() < deadline
+    time.sleep(0.02)
+
+
+@pytest.fixture(scope='module')
+def shared_root():
+  """A folder an unprivileged user can reach (pytest's are root's only)."""
+  root = tempfile.mkdtemp(prefix='tfp_vae_storage_')
+  os.chmod(root, 0o755)
+  yield root
+  shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope='module')
+def reference(shared_root):
+  model_dir = os.path.join(shared_root, 'reference')
+  code, err = _finish(_train(model_dir))
+  assert code == 0, err[-3000:]
+  return model_dir
+
+
+@contextlib.contextmanager
+def _tmpfs(path, size):
+  """A tmpfs of `size` at path; yields whether it could be mounted."""
+  os.makedirs(path, exist_ok=True)
+  mounted = os.geteuid() == 0 and subprocess.run(
+      ['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', path],
+      capture_output=True, check=False).returncode == 0
+  try:
+    yield mounted
+  finally:
+    if mounted:
+      subprocess.run(['umount', path], check=False)
+
+
+def test_each_fault_is_worded_with_its_exit_class(tmp_path):
+  cases = {
+      errno.ENOSPC: ('no space left on the device holding', True),
+      errno.EDQUOT: ('the disk quota is used up', True),
+      errno.EROFS: ('is read-only while writing checkpoint 4', True),
+      errno.ENOENT: ('went away while writing checkpoint 4', True),
+      errno.EACCES: ('permission denied writing', False),
+  }
+  where = str(tmp_path / 'run' / 'checkpoints')
+  for number, (words, retryable) in cases.items():
+    e = storage.describe(number, 'checkpoint 4', where)
+    assert words in str(e) and 'run the same command again' in str(e)
+    assert isinstance(e, errors.RetryableError) == retryable, number
+    assert '\n' not in str(e)
+  # TensorFlow's own errors carry the C library's words.
+  tf_error = tf.errors.ResourceExhaustedError(
+      None, None, f'{where}/ckpt-4_temp/part-0: No space left on device')
+  assert storage.error_number(tf_error) == errno.ENOSPC
+  assert storage.error_number(ValueError('No space left on device')) is None
+  with pytest.raises(errors.StorageUnavailable, match='while writing x'):
+    with storage.writing('report', 'x', str(tmp_path)):
+      raise tf_error
+  with pytest.raises(ValueError):  # not a storage fault: unchanged
+    with storage.writing('report', 'x', str(tmp_path)):
+      raise ValueError('bad')
+
+
+def test_a_page_on_a_full_disk_leaves_no_half_file(shared_root):
+  """The report and every JSON file are written whole or not at all
+  (`tfp_vae.files`): on a disk that fills mid-write, nothing is left."""
+  disk = os.path.join(shared_root, 'small')
+  with _tmpfs(disk, '64k') as mounted:
+    if not mounted:
+      pytest.skip('needs root to mount a small tmpfs')
+    path = os.path.join(disk, 'report.html')
+    with pytest.raises(errors.StorageUnavailable,
+                       match=r'no space left .* \(0 MB free\) while '
+                             r'writing the report'):
+      with storage.writing('report', 'the report', path):
+        files.write_text(path, 'x' * (1 << 20))
+    assert os.listdir(disk) == []
+
+
+def _tiny(model_dir):
+  return config_lib.TrainConfig.create(
+      epochs=1, train_examples=100, batch_size=50, plot_every=1,
+      deterministic=True, verbose=False, model_dir=model_dir,
+      export_dir=model_dir + '-export').validate()
+
+
+@pytest.fixture(scope='module')
+def tiny_reference(tmp_path_factory):
+  model_dir = str(tmp_path_factory.mktemp('tiny') / 'reference')
+  training.run(_tiny(model_dir))
+  return model_dir
+
+
+# The checkpoint's full disk is a real one below (where the test may mount).
+WHAT = {'history': 'the history',
+        'summaries': 'the TensorBoard summaries of epoch 1',
+        'plots': 'the plots of epoch 1', 'metrics': 'metrics.json',
+        'export': 'a new SavedModel version'}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize('kind', sorted(WHAT))
+def test_a_full_disk_at_each_write_is_named_and_the_rerun_ends_the_same(
+    kind, tiny_reference, tmp_path, monkeypatch):
+  model_dir = str(tmp_path / 'run')
+  monkeypatch.setenv('TFP_VAE_FAULT', f'enospc:{kind}')
+  with pytest.raises(errors.StorageUnavailable) as e:
+    training.run(_tiny(model_dir))
+  assert f'while writing {WHAT[kind]}' in str(e.value), str(e.value)
+  assert 'TFP_VAE_FAULT' not in os.environ  # it fired
+  leftovers = [n for n in os.listdir(model_dir + '-export')
+               if n.startswith('.tmp')] if os.path.isdir(
+                   model_dir + '-export') else []
+  assert not leftovers
+  training.run(_tiny(model_dir))
+  _assert_same_run(model_dir, tiny_reference)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_stops_retryable_and_the_rerun_ends_the_same(
+    reference, shared_root):
+  disk = os.path.join(shared_root, 'disk')
+  model_dir = os.path.join(disk, 'run')
+  with _tmpfs(disk, '2m') as mounted:
+    env = {} if mounted else {'TFP_VAE_FAULT': 'enospc:checkpoint'}
+    code, err = _finish(_train(model_dir, env))
+    assert code == RETRYABLE, err[-3000:]
+    line = _error_line(err)
+    assert 'no space left on the device holding' in line, line
+    assert 'run the same command again' in line and 'Traceback' not in err
+    if mounted:  # the operator makes room
+      subprocess.run(['mount', '-o', 'remount,size=64m', disk], check=True)
+    code, err = _finish(_train(model_dir))
+    assert code == 0, err[-3000:]
+    _assert_same_run(model_dir, reference)
+
+
+@pytest.mark.slow
+def test_a_folder_that_goes_away_mid_run_is_retryable(reference, tmp_path):
+  model_dir = str(tmp_path / 'run')
+  proc = _train(model_dir)
+  _wait_for_checkpoint(model_dir, proc)
+  os.rename(model_dir, model_dir + '-away')  # the mount is gone
+  code, err = _finish(proc)
+  assert code == RETRYABLE, err[-3000:]
+  line = _error_line(err)
+  assert f'{model_dir}' in line and 'went away while writing' in line, line
+  os.rename(model_dir + '-away', model_dir)  # and back
+  code, err = _finish(_train(model_dir))
+  assert code == 0, err[-3000:]
+  assert 'resuming' in err
+  _assert_same_run(model_dir, reference)
+
+
+@pytest.mark.slow
+def test_a_folder_made_read_only_for_the_user_is_one_line(reference,
+                                                          shared_root):
+  """As an unprivileged user (root writes through permissions): a model_dir
+  it may not write is refused before training; one that becomes read-only
+  mid-run stops at the next write with exit 1 (a restart cannot change
+  permissions); made writable again, the rerun finishes the same."""
+  if os.geteuid() != 0 or shutil.which('setpriv') is None:
+    pytest.skip('needs root and setpriv to run the trainer as another user')
+  locked = os.path.join(shared_root, 'locked')
+  os.makedirs(locked)
+  proc = _train(os.path.join(locked, 'run'), as_nobody=True)
+  code, err = _finish(proc)
+  assert code == 1 and 'is not a writable directory (Permission denied)' in (
+      _error_line(err)), err[-2000:]
+  mine = os.path.join(shared_root, 'mine')
+  os.makedirs(mine)
+  os.chown(mine, NOBODY, NOBODY)
+  model_dir = os.path.join(mine, 'run')
+  proc = _train(model_dir, as_nobody=True)
+  _wait_for_checkpoint(model_dir, proc)
+  for dirpath, _, _ in os.walk(model_dir):
+    os.chmod(dirpath, 0o555)
+  code, err = _finish(proc)
+  line = _error_line(err)
+  assert code == 1, err[-3000:]
+  assert 'permission denied writing' in line and f'uid {NOBODY}' in line, line
+  for dirpath, _, _ in os.walk(model_dir):
+    os.chmod(dirpath, 0o755)
+  code, err = _finish(_train(model_dir, as_nobody=True))
+  assert code == 0, err[-3000:]
+  _assert_same_run(model_dir, reference)
