@@ -260,6 +260,8 @@ def fit(the_run: Run,
   """
   config, state = the_run.config, the_run.state
   done, offset = the_run.epochs_done, int(the_run.epoch_steps_var.numpy())
+  if the_run.chief:
+    _draw_missed_plots(the_run, done)
   if not _epochs_left(the_run, done):
     return
   if done or offset:
@@ -277,7 +279,6 @@ def fit(the_run: Run,
     with storage.writing('history', 'the history',
                          rundir.path(the_run.model_dir, rundir.HISTORY_FILE)):
       rundir.truncate_history(the_run.model_dir, done)
-    _draw_missed_plots(the_run, done)
   cursor = tf.Variable(state.first_step(done), dtype=tf.int64,
                        trainable=False)
   train = _trainer(the_run, _callbacks(the_run, cursor, writer, on_epoch),
