@@ -58,12 +58,12 @@ experiment-small: install
 # Two worker processes: most tests are single-threaded Python or wait on
 # subprocesses (measured 7 min against 11.5 min in one process, 2 cores).
 test: install
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The inner loop: the suite without the tests marked slow (end-to-end runs
 # of real processes and data), in under 3 minutes on 2 cores.
 test-fast: install
-	$(BIN)/python -m pytest -q -n 2 -m 'not slow'
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m 'not slow'
 
 # The suite's family test on every allowed (model, prior, likelihood,
 # architecture) combination, not only the pairs (docs/testing.md).

@@ -25,6 +25,10 @@ _LOADER = r'''
 import json, sys
 import numpy as np
 import tensorflow as tf
+
+# One worker runs this file: its module fixtures (trained runs, servers)
+# are built once, not once per worker (`make test` uses --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('export')
 path, inputs = sys.argv[1], np.load(sys.argv[2])
 m = tf.saved_model.load(path)
 images = tf.constant(inputs['images'])
@@ -330,6 +334,7 @@ def test_memory_of_a_request_at_the_batch_limit_is_bounded(exported,
 _FRESH = r'''
 import sys
 import tensorflow as tf
+
 sample = tf.saved_model.load(sys.argv[1]).signatures['sample']
 out = sample(num_samples=tf.constant(2, tf.int64),
              seed=tf.constant(-1, tf.int64))['codes']

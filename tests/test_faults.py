@@ -26,6 +26,10 @@ from tfp_vae import models
 from tfp_vae import plan
 from tfp_vae import rundir
 
+# One worker runs this file: its module fixtures (trained runs, servers)
+# are built once, not once per worker (`make test` uses --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('faults')
+
 # 600 images, batch 50: 12 steps an epoch; 3 epochs; 10 steps per call, so
 # a call ends at steps 10, 12, 22, 24, 34, 36.
 RUN = ['--model=mmd_vae', '--epochs=3', '--train_examples=600',

@@ -12,10 +12,12 @@ from tests.helpers import run_cli
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 CHROMEDRIVER = shutil.which('chromedriver')
-pytestmark = pytest.mark.skipif(
+# One worker runs this file: its module fixtures (trained runs, servers)
+# are built once, not once per worker (`make test` uses --dist loadgroup).
+pytestmark = [pytest.mark.xdist_group('report_browser'), pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason='needs Chromium and chromedriver (apt-get install chromium '
-           'chromium-driver; .ci/run does it where apt-get exists)')
+           'chromium-driver; .ci/run does it where apt-get exists)')]
 
 
 MODELS = ('vae', 'mmd_vae', 'vae:beta=4')

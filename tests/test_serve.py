@@ -33,6 +33,10 @@ from tfp_vae import errors
 from tfp_vae import export
 from tfp_vae import models
 
+# One worker runs this file: its module fixtures (trained runs, servers)
+# are built once, not once per worker (`make test` uses --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('serve')
+
 SHAPE = (28, 28, 1)
 LATENT = 3  # as in test_export, whose BAD inputs name it
 MAX_BATCH = 64

@@ -45,6 +45,10 @@ from tests.half_plus_two import build_half_plus_two_tf1
 from tests.half_plus_two import build_half_plus_two_tf2
 from tests.helpers import REPO, Server, http_call
 
+# One worker runs this file: its module fixtures (trained runs, servers)
+# are built once, not once per worker (`make test` uses --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('serve_conformance')
+
 TIMEOUT = 60
 
 

@@ -30,6 +30,10 @@ from tfp_vae import rundir
 from tfp_vae import storage
 from tfp_vae import training
 
+# One worker runs this file: its module fixtures (trained runs, servers)
+# are built once, not once per worker (`make test` uses --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('storage')
+
 # 300 images, batch 50: 6 steps an epoch, 3 epochs, plots every epoch.
 RUN = ['--epochs=3', '--train_examples=300', '--batch_size=50',
        '--plot_every=1', '--noverbose', '--deterministic']
