@@ -421,11 +421,19 @@ class RunLock:
     except ValueError:
       return {'pid': -1, 'host': None, 'what': 'an unknown process'}
 
-  def __exit__(self, *exc) -> bool:
+  def __exit__(self, exc_type, exc, tb) -> bool:
     if self.held:
       try:
         os.remove(self.path)
       except FileNotFoundError:
         pass
+      except OSError as e:
+        # The folder became read-only or went away: the error that stopped
+        # the run says so; the lock, left behind, names a process that is
+        # gone and is taken over by the next run.
+        if exc is None:
+          raise
+        logging.warning('could not release %s (%s)', self.path,
+                        e.strerror or e)
       self.held = False
     return False
