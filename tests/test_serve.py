@@ -404,11 +404,16 @@ def test_a_new_version_is_picked_up_while_serving(tmp_path, monkeypatch):
                        'the device holding .* while writing a new SavedModel'):
       _export(export_dir, seed=2)
     assert sorted(os.listdir(export_dir)) == ['1', 'models.config']
+    time.sleep(0.6)  # three polls
+    assert states() == {'2': 'END', '1': 'AVAILABLE'}
+    assert 'version 3' not in server.log()
     # The base path goes away (a vanished mount): the loaded version is
     # served on, with one warning, until it is back.
     away = export_dir + '-away'
     os.rename(export_dir, away)
-    time.sleep(1.0)  # five polls
+    _wait_for(lambda: 'cannot read its base path' in server.log(),
+              what='the warning')
+    time.sleep(0.6)  # three more polls
     assert states() == {'2': 'END', '1': 'AVAILABLE'}
     _, reply = http_call(f'{server.url}/v1/models/vae:predict', body)
     np.testing.assert_allclose(reply['predictions'], want_1, atol=1e-5)

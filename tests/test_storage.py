@@ -10,6 +10,7 @@ elsewhere the full disk is an ENOSPC injected at the write
 (`TFP_VAE_FAULT=enospc:KIND`) and the permission test skips."""
 
 import contextlib
+import dataclasses
 import errno
 import os
 import shutil
@@ -49,16 +50,21 @@ def _train(model_dir, env=(), as_nobody=False):
     prefix = ['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}',
               '--clear-groups']
     full_env['HOME'] = os.path.dirname(model_dir)
-  return subprocess.Popen(
+  # The log goes to a file: a pipe nobody reads while the test waits for a
+  # checkpoint could fill and stall the trainer.
+  log = tempfile.TemporaryFile('w+')  # pylint: disable=consider-using-with
+  proc = subprocess.Popen(
       [*prefix, sys.executable, '-m', 'trainers.train', *RUN,
        f'--model_dir={model_dir}', f'--export_dir={model_dir}-export'],
-      cwd=REPO, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True)
+      cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
+  proc.log = log
+  return proc
 
 
 def _finish(proc, timeout=600):
-  _, err = proc.communicate(timeout=timeout)
-  return proc.returncode, err
+  proc.wait(timeout=timeout)
+  proc.log.seek(0)
+  return proc.returncode, proc.log.read()
 
 
 def _error_line(err):
@@ -83,6 +89,10 @@ def _assert_same_run(model_dir, reference):
   for key in want:
     if key != 'train_images_per_second':
       assert got[key] == want[key], key
+  timeless = lambda history: [{k: v for k, v in r.items() if k != 'seconds'}
+                              for r in history]
+  assert timeless(rundir.read_history(model_dir)) == timeless(
+      rundir.read_history(reference))
   assert sorted(os.listdir(os.path.join(model_dir, 'plots'))) == sorted(
       os.listdir(os.path.join(reference, 'plots')))
   assert sorted(os.listdir(model_dir + '-export')) == ['1', 'models.config']
@@ -92,7 +102,7 @@ def _wait_for_checkpoint(model_dir, proc, number=1):
   index = os.path.join(model_dir, 'checkpoints', f'ckpt-{number}.index')
   deadline = time.time() + 300
   while not os.path.exists(index):
-    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    assert proc.poll() is None, _finish(proc)[1][-3000:]
     assert time.time() < deadline
     time.sleep(0.02)
 
@@ -186,7 +196,7 @@ def tiny_reference(tmp_path_factory):
 
 
 # The checkpoint's full disk is a real one below (where the test may mount).
-WHAT = {'history': 'the history',
+WHAT = {'history': 'the history of epoch 1',
         'summaries': 'the TensorBoard summaries of epoch 1',
         'plots': 'the plots of epoch 1', 'metrics': 'metrics.json',
         'export': 'a new SavedModel version'}
@@ -220,7 +230,8 @@ def test_a_disk_that_fills_stops_retryable_and_the_rerun_ends_the_same(
     code, err = _finish(_train(model_dir, env))
     assert code == RETRYABLE, err[-3000:]
     line = _error_line(err)
-    assert 'no space left on the device holding' in line, line
+    assert f'no space left on the device holding {model_dir}' in line, line
+    assert ' while writing ' in line and "the run's files" not in line, line
     assert 'run the same command again' in line and 'Traceback' not in err
     if mounted:  # the operator makes room
       subprocess.run(['mount', '-o', 'remount,size=64m', disk], check=True)
@@ -246,21 +257,35 @@ def test_a_folder_that_goes_away_mid_run_is_retryable(reference, tmp_path):
   _assert_same_run(model_dir, reference)
 
 
-@pytest.mark.slow
-def test_a_folder_made_read_only_for_the_user_is_one_line(reference,
-                                                          shared_root):
-  """As an unprivileged user (root writes through permissions): a model_dir
-  it may not write is refused before training; one that becomes read-only
-  mid-run stops at the next write with exit 1 (a restart cannot change
-  permissions); made writable again, the rerun finishes the same."""
-  if os.geteuid() != 0 or shutil.which('setpriv') is None:
-    pytest.skip('needs root and setpriv to run the trainer as another user')
-  locked = os.path.join(shared_root, 'locked')
-  os.makedirs(locked)
-  proc = _train(os.path.join(locked, 'run'), as_nobody=True)
-  code, err = _finish(proc)
+def _unprivileged():
+  """Whether the trainer runs as a user permissions bind: this user when
+  not root, else nobody through setpriv (None: neither is possible)."""
+  if os.geteuid() != 0:
+    return False
+  return True if shutil.which('setpriv') else None
+
+
+def test_a_model_dir_the_user_may_not_write_is_refused_before_training(
+    shared_root):
+  as_nobody = _unprivileged()
+  if as_nobody is None:
+    pytest.skip('root writes through permissions, and setpriv is missing')
+  locked = tempfile.mkdtemp(dir=shared_root)
+  os.chmod(locked, 0o555)
+  code, err = _finish(_train(os.path.join(locked, 'run'),
+                             as_nobody=as_nobody))
   assert code == 1 and 'is not a writable directory (Permission denied)' in (
       _error_line(err)), err[-2000:]
+
+
+@pytest.mark.slow
+def test_a_folder_made_read_only_mid_run_is_one_line(reference, shared_root):
+  """As an unprivileged user (root writes through permissions), a model_dir
+  that becomes read-only mid-run stops at the next write with exit 1 (a
+  restart cannot change permissions); made writable again, the rerun
+  finishes the same."""
+  if os.geteuid() != 0 or shutil.which('setpriv') is None:
+    pytest.skip('needs root and setpriv to run the trainer as another user')
   mine = os.path.join(shared_root, 'mine')
   os.makedirs(mine)
   os.chown(mine, NOBODY, NOBODY)
@@ -279,3 +304,74 @@ def test_a_folder_made_read_only_for_the_user_is_one_line(reference,
   code, err = _finish(_train(model_dir, as_nobody=True))
   assert code == 0, err[-3000:]
   _assert_same_run(model_dir, reference)
+
+
+def test_a_lock_on_a_full_disk_is_not_left_behind(tmp_path, monkeypatch):
+  def full(*args, **kwargs):
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+  monkeypatch.setattr(rundir.json, 'dump', full)
+  with pytest.raises(errors.StorageUnavailable, match="the run's lock"):
+    with rundir.RunLock(str(tmp_path)):
+      pass
+  assert not os.path.exists(tmp_path / rundir.LOCK_FILE)
+
+
+def test_a_lock_naming_this_very_pid_is_taken_over(tmp_path):
+  """A container restarted with the pid and hostname of the run that left
+  the lock: the holder cannot be alive (it would be this process)."""
+  import json  # pylint: disable=g-import-not-at-top
+  import socket  # pylint: disable=g-import-not-at-top
+  with open(tmp_path / rundir.LOCK_FILE, 'w') as f:
+    json.dump({'pid': os.getpid(), 'host': socket.gethostname(),
+               'what': 'training', 'since': 'before the restart'}, f)
+  with rundir.RunLock(str(tmp_path)) as lock:
+    assert lock.held
+
+
+def test_a_folder_that_vanishes_is_not_written_recreated(tmp_path):
+  folder = tmp_path / 'run'
+  folder.mkdir()
+  storage.guard(str(folder))
+  try:
+    with storage.writing('plots', 'the plots of epoch 1', str(folder)):
+      (folder / 'a').write_text('fine')
+    os.rename(folder, tmp_path / 'elsewhere')  # its mount is gone ...
+    folder.mkdir()  # ... and a library's makedirs makes another folder
+    with pytest.raises(errors.StorageUnavailable, match='went away'):
+      with storage.writing('plots', 'the plots of epoch 2', str(folder)):
+        pass
+  finally:
+    storage.unguard(str(folder))
+
+
+def test_compare_children_that_exit_retryable_make_compare_retryable(
+    tmp_path):
+  from tfp_vae import fanout  # pylint: disable=g-import-not-at-top
+  job = lambda name, code: fanout.Job(
+      name, [[sys.executable, '-c', f'import sys; sys.exit({code})']],
+      str(tmp_path / f'{name}.log'))
+  with pytest.raises(errors.RetryableError):
+    fanout.run([job('a', 143), job('b', 0)], parallel=2, poll=0.05)
+  with pytest.raises(errors.TfpVaeError) as e:
+    fanout.run([job('c', 143), job('d', 1)], parallel=2, poll=0.05)
+  assert not isinstance(e.value, errors.RetryableError)
+
+
+@pytest.mark.slow
+def test_an_extended_run_whose_export_failed_exports_its_new_weights(
+    tmp_path, monkeypatch):
+  from tfp_vae import export  # pylint: disable=g-import-not-at-top
+  model_dir = str(tmp_path / 'run')
+  training.run(_tiny(model_dir))  # version 1, epoch 1
+  longer = dataclasses.replace(_tiny(model_dir), trainer=dataclasses.replace(
+      _tiny(model_dir).trainer, epochs=2))
+  monkeypatch.setenv('TFP_VAE_FAULT', 'enospc:export')
+  with pytest.raises(errors.StorageUnavailable):
+    training.run(longer)  # trained epoch 2; its export failed
+  training.run(longer)  # nothing left to train: exports epoch 2 now
+  exports = model_dir + '-export'
+  assert sorted(os.listdir(exports)) == ['1', '2', 'models.config']
+  assert [export.exported_epoch(os.path.join(exports, v))
+          for v in ('1', '2')] == [1, 2]
+  training.run(longer)  # and not again
+  assert sorted(os.listdir(exports)) == ['1', '2', 'models.config']

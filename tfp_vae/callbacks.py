@@ -12,6 +12,7 @@ cost ~5% of throughput).  Per-batch hooks only read the loss and set flags.
 
 import dataclasses
 import math
+import os
 import signal
 import threading
 import time
@@ -237,8 +238,9 @@ class EpochRecord(keras.callbacks.Callback):
             'epoch': epoch + 1, 'seconds': self.state.epoch_seconds[-1],
             **prefixed(logs), **test})
     if self.writer is not None:
+      board = os.path.join(self.model_dir or '.', rundir.TENSORBOARD_SUBDIR)
       with storage.writing('summaries', f'the TensorBoard summaries of '
-                           f'epoch {epoch + 1}', self.model_dir or '.'):
+                           f'epoch {epoch + 1}', board):
         self._summaries(epoch + 1, logs, test)
     faults.point('epoch_commit', epoch + 1)
     self.epoch_var.assign(epoch + 1)

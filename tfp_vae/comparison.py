@@ -216,8 +216,10 @@ def _figures(run: Run, figures_dir: str) -> dict[str, str]:
                                          f'{prefix}interpolations.png')
   pairs = plots.interpolation_pairs(data.test_labels,
                                     num_images=len(test_x))
-  plots.interpolations(model, test_x[pairs[:, 0]], test_x[pairs[:, 1]],
-                       paths['interpolations'])
+  with storage.writing('plots', f'the figures of {run.label}', figures_dir,
+                       inject=False):
+    plots.interpolations(model, test_x[pairs[:, 0]], test_x[pairs[:, 1]],
+                         paths['interpolations'])
   return paths
 
 
@@ -275,8 +277,9 @@ def compare(base: config_lib.TrainConfig,
   firsts = {r.label: r for r in runs[::-1]}  # the first seed of each
   firsts = {label: firsts[label] for label, _ in members}
   curves = os.path.join(figures_dir, 'training_curves.png')
-  plots.training_curves({label: rundir.read_history(run.model_dir)
-                         for label, run in firsts.items()}, curves)
+  with storage.writing('plots', 'the training curves', curves, inject=False):
+    plots.training_curves({label: rundir.read_history(run.model_dir)
+                           for label, run in firsts.items()}, curves)
   path = report.write_report(
       os.path.join(output_dir, 'report.html'), results,
       {label: _figures(run, figures_dir) for label, run in firsts.items()},

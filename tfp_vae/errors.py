@@ -42,6 +42,12 @@ class NonFiniteLossError(TfpVaeError):
   """Training produced a NaN or infinite loss."""
 
 
+# The exit code of a RetryableError in the command-line programs: 128 +
+# SIGTERM, what a preempted process exits with, which job controllers
+# (a TFJob's restartPolicy ExitCode, Trainer v2's failure policy) retry.
+RETRYABLE_EXIT_CODE = 143
+
+
 class RetryableError(TfpVaeError):
   """The run stopped for a reason outside it; running it again resumes."""
 

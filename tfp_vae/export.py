@@ -43,6 +43,7 @@ model; `export_dir/models.config` is a TF Serving `model_config_list` for it.
 """
 
 import errno
+import json
 import os
 import shutil
 import tempfile
@@ -285,18 +286,34 @@ def models_config(name: str, base_path: str) -> str:
       '}\n')
 
 
+# What the version records of the weights it holds (TF Serving and the
+# loaders ignore assets.extra/).
+RECORD = os.path.join('assets.extra', 'tfp_vae.json')
+
+
+def exported_epoch(version_dir: str) -> Optional[int]:
+  """The training epoch a version was exported at, if it recorded one."""
+  try:
+    with open(os.path.join(version_dir, RECORD)) as f:
+      return int(json.load(f)['epoch'])
+  except (OSError, ValueError, KeyError, TypeError):
+    return None
+
+
 def export_savedmodel(model: models_lib.LatentVariableModel,
                       image_shape: tuple[int, int, int], export_dir: str,
                       model_name: Optional[str] = None,
                       serving_base_path: Optional[str] = None,
-                      max_batch: int = DEFAULT_MAX_BATCH) -> str:
+                      max_batch: int = DEFAULT_MAX_BATCH,
+                      epoch: Optional[int] = None) -> str:
   """Writes a new version of `model` under export_dir; returns its path.
 
   Also writes export_dir/models.config naming `model_name` (default: the
   directory's name) at `serving_base_path` (default /models/<model_name>,
   where the TF Serving image looks, so mount export_dir there).  Versions
   are allocated atomically: concurrent exports get distinct versions.
-  `max_batch` bounds the examples of one request.
+  `max_batch` bounds the examples of one request; `epoch` (the weights'
+  training epoch) is recorded in the version (`exported_epoch`).
   """
   # A version appears whole or not at all: written to a temporary folder
   # (which a server polling export_dir ignores), renamed into place.
@@ -308,16 +325,20 @@ def export_savedmodel(model: models_lib.LatentVariableModel,
     try:
       build_archive(model, image_shape, max_batch).write_out(tmp,
                                                             verbose=False)
+      if epoch is not None:
+        os.makedirs(os.path.dirname(os.path.join(tmp, RECORD)))
+        files.write_json(os.path.join(tmp, RECORD), {'epoch': int(epoch)})
       faults.storage_point('export', tmp)  # a fault with the files written
       faults.point('export', 0)
+      # Before the version: a version is never visible without it.
+      name = model_name or os.path.basename(os.path.abspath(export_dir))
+      files.write_text(os.path.join(export_dir, 'models.config'),
+                       models_config(name,
+                                     serving_base_path or f'/models/{name}'))
       final = _rename_to_next_version(tmp, export_dir)
     except BaseException:
       shutil.rmtree(tmp, ignore_errors=True)
       raise
-    name = model_name or os.path.basename(os.path.abspath(export_dir))
-    files.write_text(os.path.join(export_dir, 'models.config'),
-                     models_config(name,
-                                   serving_base_path or f'/models/{name}'))
   return final
 
 

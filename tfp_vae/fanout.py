@@ -71,10 +71,28 @@ def run(jobs: list[Job], parallel: int,
 
   Raises:
     TfpVaeError: some job failed (after every started one finished),
-      naming each with its error line and log.
+      naming each with its error line and log; a RetryableError when each
+      failed one exited with the retryable code (a full disk, preemption).
   """
   env = {**os.environ, **thread_env(parallel)}
   pending, running = list(jobs), {}
+  try:
+    _run_all(pending, running, env, parallel, on_done, poll)
+  finally:
+    for _, _, proc in running.values():  # an error here: no orphans
+      proc.terminate()
+    for _, _, proc in running.values():
+      proc.wait()
+  failed = [j for j in jobs if j.returncode]
+  if failed:
+    error = (errors.RetryableError if all(
+        j.returncode == errors.RETRYABLE_EXIT_CODE for j in failed) else errors.TfpVaeError)
+    raise error('; '.join(
+        f'{j.name} failed ({j.error}; log {j.log_path})' for j in failed))
+  return jobs
+
+
+def _run_all(pending, running, env, parallel, on_done, poll) -> None:
   while pending or running:
     while pending and len(running) < parallel:
       job = pending.pop(0)
@@ -95,8 +113,3 @@ def run(jobs: list[Job], parallel: int,
         job.error = _last_error(job.log_path)
       on_done(job)
     time.sleep(poll)
-  failed = [j for j in jobs if j.returncode]
-  if failed:
-    raise errors.TfpVaeError('; '.join(
-        f'{j.name} failed ({j.error}; log {j.log_path})' for j in failed))
-  return jobs

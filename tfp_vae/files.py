@@ -31,8 +31,10 @@ def write_text(path: str, text: str) -> None:
       f.write(text)
     os.replace(tmp, path)
   except BaseException:
-    if os.path.exists(tmp):
+    try:
       os.remove(tmp)
+    except OSError:
+      pass  # gone already, or the storage refuses: the first error tells
     raise
 
 

@@ -15,6 +15,8 @@ import hashlib
 import os
 from typing import Optional
 
+from absl import logging
+
 import keras
 import numpy as np
 import tensorflow as tf
@@ -101,11 +103,18 @@ def feature_classifier(train_images: np.ndarray,
               callbacks=[keras.callbacks.LambdaCallback(
                   on_epoch_end=lambda *_: bar.update(1))])
   if path:
-    os.makedirs(cache_dir, exist_ok=True)
     # Evaluations running at once may train it at once: own temp names.
     tmp = f'{path}.tmp-{os.getpid()}.weights.h5'
-    net.save_weights(tmp)
-    os.replace(tmp, path)
+    try:
+      os.makedirs(cache_dir, exist_ok=True)
+      net.save_weights(tmp)
+      os.replace(tmp, path)
+    except OSError as e:  # the cache is a saving, not a result
+      logging.warning('could not cache the Frechet feature classifier in %s '
+                      '(%s): the next evaluation trains it again', cache_dir,
+                      e.strerror or e)
+      if os.path.exists(tmp):
+        os.remove(tmp)
   return net
 
 

@@ -15,6 +15,7 @@ including the trained model (`load_trained_model`).
 Every JSON file is written atomically (a temporary file renamed into place).
 """
 
+import contextlib
 import json
 import os
 from typing import Any, Optional
@@ -390,13 +391,19 @@ class RunLock:
             'since': time.strftime('%Y-%m-%d %H:%M:%S')}
     for _ in range(3):
       try:
-        fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        with storage.writing('records', 'the run\'s lock', self.path,
+                             inject=False):
+          fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY,
+                       0o644)
       except FileExistsError:
         holder = self._holder()
         if holder is None:
           continue  # released or half-written meanwhile: try again
-        if holder.get('host') == host and not files.pid_alive(
-            int(holder.get('pid', -1))):
+        pid = int(holder.get('pid', -1))
+        # Our own pid cannot hold it yet: a container restarted with the
+        # same pid (and hostname) as the run that left the lock.
+        if holder.get('host') == host and (
+            pid == os.getpid() or not files.pid_alive(pid)):
           logging.warning('taking over %s from pid %s (%s), which is gone',
                           self.path, holder.get('pid'), holder.get('what'))
           os.remove(self.path)
@@ -406,8 +413,15 @@ class RunLock:
             f'(pid {holder.get("pid")} on host {holder.get("host")}, since '
             f'{holder.get("since")}): wait for it to finish, use another '
             f'--model_dir, or remove {self.path} if that process is gone')
-      with os.fdopen(fd, 'w') as f:
-        json.dump(mine, f)
+      try:
+        with storage.writing('records', 'the run\'s lock', self.path,
+                             inject=False), os.fdopen(fd, 'w') as f:
+          json.dump(mine, f)
+      except BaseException:
+        # A full disk: an empty lock would refuse every later run.
+        with contextlib.suppress(OSError):
+          os.remove(self.path)
+        raise
       self.held = True
       return self
     raise errors.CheckpointError(f'cannot take the lock {self.path}')
@@ -428,11 +442,9 @@ class RunLock:
       except FileNotFoundError:
         pass
       except OSError as e:
-        # The folder became read-only or went away: the error that stopped
-        # the run says so; the lock, left behind, names a process that is
-        # gone and is taken over by the next run.
-        if exc is None:
-          raise
+        # The folder became read-only or went away: the lock, left behind,
+        # names a process that is gone and the next run takes it over; the
+        # error that stopped the run (if any) is what to report.
         logging.warning('could not release %s (%s)', self.path,
                         e.strerror or e)
       self.held = False

@@ -54,7 +54,9 @@ _GONE = (errno.ENOENT, errno.ESTALE, errno.ENOTCONN, errno.EIO,
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 _REFUSED = (errno.EACCES, errno.EPERM)
 # What only a write can hit: a fault of the storage, whoever raises it.
-WRITE_FAULTS = _FULL + (errno.EROFS,) + _REFUSED
+WRITE_FAULTS = _FULL + (errno.EROFS,)
+# What a restart may find fixed (StorageUnavailable).
+UNAVAILABLE = _FULL + (errno.EROFS,) + _GONE
 _RETRY = 'run the same command again: it resumes where it stopped'
 
 
@@ -62,7 +64,9 @@ def error_number(e: BaseException) -> Optional[int]:
   """The errno of an OSError, or the one TensorFlow's message names."""
   if isinstance(e, OSError) and e.errno is not None:
     return e.errno
-  if not _is_tf_error(e):
+  # TensorFlow's errors, and OSErrors without a number (h5py's), carry the
+  # C library's words.
+  if not (_is_tf_error(e) or isinstance(e, OSError)):
     return None
   text = str(e)
   for words, number in _TEXTS:
@@ -119,8 +123,38 @@ def describe(number: int, what: str, path: str) -> errors.StorageError:
       f'check the storage there, then {_RETRY}')
 
 
-KINDS = ('checkpoint', 'history', 'summaries', 'plots', 'metrics', 'report',
-         'export')
+KINDS = ('records', 'checkpoint', 'history', 'summaries', 'plots', 'metrics',
+         'report', 'export')
+# Folders whose identity (device, inode) a write checks: a run's model_dir,
+# recorded when the run takes it (`guard`).
+_GUARDED: dict[str, tuple[int, int]] = {}
+
+
+def guard(folder: str) -> None:
+  """Writes under `folder` check, before and after, that it is still the
+  folder it was now: if its volume or mount went away (and something, such
+  as a library's own makedirs, would recreate it elsewhere), they fail as
+  `went away` instead of writing half a run into a new folder."""
+  folder = os.path.abspath(folder)
+  info = os.stat(folder)
+  _GUARDED[folder] = (info.st_dev, info.st_ino)
+
+
+def unguard(folder: str) -> None:
+  _GUARDED.pop(os.path.abspath(folder), None)
+
+
+def _check_guarded(path: str) -> None:
+  path = os.path.abspath(path)
+  for folder, identity in _GUARDED.items():
+    if path == folder or path.startswith(folder + os.sep):
+      try:
+        info = os.stat(folder)
+        same = (info.st_dev, info.st_ino) == identity
+      except OSError:
+        same = False
+      if not same:
+        raise OSError(errno.ENOENT, os.strerror(errno.ENOENT), folder)
 
 
 @contextlib.contextmanager
@@ -138,13 +172,15 @@ def writing(kind: str, what: str, path: str, inject: bool = True
   """
   assert kind in KINDS, kind
   try:
+    _check_guarded(path)
     if inject:
       faults.storage_point(kind, path)
     yield
+    _check_guarded(path)
   except errors.StorageError:
     raise
   except Exception as e:  # pylint: disable=broad-except
     number = error_number(e)
-    if number is None:
-      raise
+    if number not in UNAVAILABLE + _REFUSED:
+      raise  # not a fault of the storage (a file that exists, a bad value)
     raise describe(number, what, path) from e

@@ -127,7 +127,7 @@ def run(config: config_lib.TrainConfig,
   """
   the_run = prepare(config)
   with (rundir.RunLock(the_run.model_dir) if the_run.chief
-        else contextlib.nullcontext()):
+        else contextlib.nullcontext()), _guarded(the_run.model_dir):
     if the_run.chief:
       for path in rundir.remove_leftovers(the_run.model_dir):
         logging.info('removed %s, left by an interrupted run', path)
@@ -135,6 +135,17 @@ def run(config: config_lib.TrainConfig,
     build(the_run)
     fit(the_run, on_epoch)
     return finish(the_run)
+
+
+@contextlib.contextmanager
+def _guarded(model_dir: str):
+  """Context: writes under model_dir fail as `went away` if it vanishes
+  (`storage.guard`)."""
+  storage.guard(model_dir)
+  try:
+    yield
+  finally:
+    storage.unguard(model_dir)
 
 
 def prepare(config: config_lib.TrainConfig) -> Run:
@@ -233,16 +244,18 @@ def build(the_run: Run) -> None:
   the_run.model, the_run.stopping = model, stopping
   the_run.epoch_var, the_run.epoch_steps_var = epoch_var, epoch_steps_var
   if the_run.chief:
-    rundir.write_config(the_run.model_dir, config, the_plan)
-    # What trainers.export needs to rebuild the model without the data.
-    data = the_run.data
-    rundir.write_data_info(the_run.model_dir, {
-        'dataset': data.name, 'image_shape': list(data.image_shape),
-        'num_classes': data.num_classes,
-        'class_names': list(data.class_names), 'source': data.source,
-        'num_train': the_plan.data.num_train,
-        'num_test': the_plan.data.num_test, 'labelled': data.labelled,
-        'test_split': data.test_split, 'streamed': data.streamed})
+    with storage.writing('records', 'config.json and data_info.json',
+                         the_run.model_dir):
+      rundir.write_config(the_run.model_dir, config, the_plan)
+      # What trainers.export needs to rebuild the model without the data.
+      data = the_run.data
+      rundir.write_data_info(the_run.model_dir, {
+          'dataset': data.name, 'image_shape': list(data.image_shape),
+          'num_classes': data.num_classes,
+          'class_names': list(data.class_names), 'source': data.source,
+          'num_train': the_plan.data.num_train,
+          'num_test': the_plan.data.num_test, 'labelled': data.labelled,
+          'test_split': data.test_split, 'streamed': data.streamed})
 
 
 def fit(the_run: Run,
@@ -272,12 +285,16 @@ def fit(the_run: Run,
                                        config.trainer.batch_size)
   state.steps_per_epoch = per_epoch
   state.resume_epoch, state.resume_offset = done, min(offset, per_epoch - 1)
-  writer = (tf.summary.create_file_writer(os.path.join(
-      the_run.model_dir, rundir.TENSORBOARD_SUBDIR)) if the_run.chief
-            else None)
+  writer = None
+  if the_run.chief:
+    board = os.path.join(the_run.model_dir, rundir.TENSORBOARD_SUBDIR)
+    with storage.writing('summaries', 'the TensorBoard summaries', board,
+                         inject=False):
+      writer = tf.summary.create_file_writer(board)
   if the_run.chief:
     with storage.writing('history', 'the history',
-                         rundir.path(the_run.model_dir, rundir.HISTORY_FILE)):
+                         rundir.path(the_run.model_dir, rundir.HISTORY_FILE),
+                         inject=False):
       rundir.truncate_history(the_run.model_dir, done)
   cursor = tf.Variable(state.first_step(done), dtype=tf.int64,
                        trainable=False)
@@ -293,7 +310,8 @@ def fit(the_run: Run,
       train(per_epoch, the_run.epochs_done, config.trainer.epochs)
   if writer is not None:
     with storage.writing('summaries', 'the TensorBoard summaries',
-                         the_run.model_dir):
+                         os.path.join(the_run.model_dir,
+                                      rundir.TENSORBOARD_SUBDIR)):
       writer.close()
   the_run.trained = True
   _raise_if_stopped(the_run)
@@ -440,14 +458,7 @@ def finish(the_run: Run) -> dict[str, float]:
   results.update(model.member.recorded())
   the_run.draw(terms=terms)
   if export_dir:
-    existing = layout.versions(export_dir)
-    if not the_run.trained and existing:
-      logging.info('%s already holds version %d and nothing was trained: not '
-                   'exporting again', export_dir, existing[-1])
-    else:
-      path = export_lib.export_savedmodel(model, the_run.data.image_shape,
-                                          export_dir)
-      logging.info('exported SavedModel to %s', path)
+    _export_unless_current(the_run, model, export_dir)
   previous = the_run.previous_metrics
   evaluated = previous.get(rundir.EVALUATED_EPOCH_KEY)
   if evaluated is not None and evaluated != results['epochs_completed']:
@@ -463,6 +474,24 @@ def finish(the_run: Run) -> dict[str, float]:
   with storage.writing('metrics', 'metrics.json', where):
     rundir.write_json(where, merged)
   return merged
+
+
+def _export_unless_current(the_run: Run, model, export_dir: str) -> None:
+  """A new version, unless the latest one holds these weights already (it
+  recorded this epoch, or it recorded none and nothing was trained now)."""
+  folders = layout.version_dirs(export_dir)
+  if folders:
+    latest = max(folders)
+    recorded = export_lib.exported_epoch(
+        os.path.join(export_dir, folders[latest]))
+    if recorded == the_run.epochs_done or (recorded is None and
+                                           not the_run.trained):
+      logging.info('%s already holds version %d of epoch %d: not exporting '
+                   'again', export_dir, latest, the_run.epochs_done)
+      return
+  path = export_lib.export_savedmodel(model, the_run.data.image_shape,
+                                      export_dir, epoch=the_run.epochs_done)
+  logging.info('exported SavedModel to %s', path)
 
 
 def prepare_data(config: config_lib.TrainConfig
@@ -526,7 +555,10 @@ def _check_directories(config: config_lib.TrainConfig) -> None:
   checked before any data is read or any epoch trained.
 
   Raises:
-    ConfigError: naming the directory and what is wrong with it.
+    ConfigError: naming the directory and what is wrong with it (not a
+      directory, or this user may not write it).
+    StorageUnavailable: its storage is full, read-only or gone (a restart
+      may find it back).
   """
   for name in ('model_dir', 'export_dir'):
     where = getattr(config.runtime, name)
@@ -541,6 +573,9 @@ def _check_directories(config: config_lib.TrainConfig) -> None:
         f.write('ok')
       os.remove(probe)
     except OSError as e:
+      if e.errno in storage.UNAVAILABLE:
+        raise storage.describe(e.errno, f'a first file in --{name}',
+                               where) from None
       raise errors.ConfigError(
           name, where, f'is not a writable directory ({e.strerror or e})'
       ) from None

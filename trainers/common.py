@@ -139,7 +139,7 @@ def define(kind: str, name: str, default: Any, help_text: str,
 
 
 EXIT_USER_ERROR = 1
-EXIT_RETRYABLE = 143
+EXIT_RETRYABLE = errors.RETRYABLE_EXIT_CODE
 
 
 def _base_type(annotation):
@@ -321,13 +321,11 @@ def exit_on_user_error(fn, *args, **kwargs):
     try:
       return fn(*args, **kwargs)
     except OSError as e:
-      # A full, read-only or refused storage that no write site named
-      # (config.json at the start, a library's own file): the same words
-      # and exit code.
-      if e.errno not in storage.WRITE_FAULTS:
+      # A full or read-only storage that no write site named (a library's
+      # own file): the same words and exit code.
+      if e.errno not in storage.WRITE_FAULTS or not e.filename:
         raise
-      raise storage.describe(e.errno, "the run's files",
-                             e.filename or '.') from e
+      raise storage.describe(e.errno, 'a file', e.filename) from e
   except errors.EnvironmentConfigError as e:
     _fail(f'invalid environment: {e}')
   except errors.ConfigError as e:
