@@ -19,6 +19,10 @@ from tfp_vae import models
 from tfp_vae import rundir
 from tfp_vae import training
 
+# One worker runs this file: its module fixtures (trained runs, servers)
+# are built once, not once per worker (`make test` uses --dist loadgroup).
+pytestmark = pytest.mark.xdist_group('export')
+
 SHAPE = (28, 28, 1)
 
 _LOADER = r'''
@@ -26,9 +30,6 @@ import json, sys
 import numpy as np
 import tensorflow as tf
 
-# One worker runs this file: its module fixtures (trained runs, servers)
-# are built once, not once per worker (`make test` uses --dist loadgroup).
-pytestmark = pytest.mark.xdist_group('export')
 path, inputs = sys.argv[1], np.load(sys.argv[2])
 m = tf.saved_model.load(path)
 images = tf.constant(inputs['images'])
