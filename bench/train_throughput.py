@@ -23,7 +23,9 @@ for the trainer xla=on|off|auto (its --xla; `trainer,trainer:xla=on` is how
 to measure a machine class for `hardware.XLA`), seed (weights, data order
 and noise: another seed shows how far the test loss moves by chance, the
 yardstick for precision's), and for plain jit=1 (the step compiled by
-XLA).
+XLA), keep (for the trainer: the parts of tfp_vae/precision.py kept in
+float32 under a 16-bit precision, e.g. keep=distributions against the
+policy's keep=outputs+distributions).
 
 Images/s exclude the first epoch (tracing).  "whole run" is images trained
 over the process's wall time from the start of training, including per-epoch
@@ -37,6 +39,7 @@ train step, counted by TensorFlow's profiler) x images/s, against a float32
       --variants=plain,before:spe=10,trainer
 """
 
+import contextlib
 import json
 import os
 import statistics
@@ -77,13 +80,14 @@ def _parse_variant(text: str) -> dict:
   variant = {'loop': loop}
   for option in options:
     key, _, value = option.partition('=')
-    if key not in ('spe', 'onednn', 'precision', 'jit', 'xla', 'seed') or (
+    if key not in ('spe', 'onednn', 'precision', 'jit', 'xla', 'seed',
+                   'keep') or (
         not value) or (key == 'jit' and loop != 'plain') or (
-            key == 'xla' and loop == 'plain'):
+            key in ('xla', 'keep') and loop == 'plain'):
       raise app.UsageError(f'--variants: {text!r}: unknown option {option!r} '
                            f'(spe=N, onednn=0|1, precision=NAME, seed=N, '
-                           f'for the trainer xla=on|off|auto, for plain '
-                           f'jit=0|1)')
+                           f'for the trainer xla=on|off|auto and '
+                           f'keep=PART+PART, for plain jit=0|1)')
     variant[key] = value
   return variant
 
@@ -116,7 +120,11 @@ def _child(spec: dict) -> None:
     return
   start = time.perf_counter()
   if spec['loop'] == 'trainer':
-    with tempfile.TemporaryDirectory() as tmp:
+    keeping = contextlib.nullcontext()
+    if spec.get('keep'):  # an earlier checkout (`before`) has no precision
+      from tfp_vae import precision  # pylint: disable=g-import-not-at-top
+      keeping = precision.keeping(spec['keep'].split('+'))
+    with tempfile.TemporaryDirectory() as tmp, keeping:
       config = config.replace(model_dir=os.path.join(tmp, config.model.name))
       results = training.run(config)
   else:
@@ -189,7 +197,8 @@ def _measure(variant_text: str, model: str) -> dict:
     pythonpath, loop = os.path.abspath(FLAGS.before_tree), 'trainer'
   return benchlib.run_child(__file__, {'loop': loop,
                                        'config': _config(model, variant),
-                                       'jit': variant.get('jit', '0')},
+                                       'jit': variant.get('jit', '0'),
+                                       'keep': variant.get('keep')},
                             env=env, pythonpath=pythonpath)
 
 

@@ -52,12 +52,13 @@ def _bench(script, *args):
 @pytest.mark.slow
 def test_train_throughput_runs_the_trainer_with_xla():
   out = _bench('train_throughput.py', '--epochs=2', '--repeats=1',
-               '--models=vae', '--variants=plain,trainer:xla=on:seed=1',
-               '--batch_size=500')
+               '--models=vae',
+               '--variants=plain,trainer:xla=on:seed=1:keep=outputs+'
+               'distributions', '--batch_size=500')
   assert '\nMachine: ' in out
   rows = [line for line in out.splitlines() if line.startswith('| vae |')]
-  assert [r.split(' | ')[1] for r in rows] == ['plain',
-                                               'trainer:xla=on:seed=1']
+  assert [r.split(' | ')[1] for r in rows] == [
+      'plain', 'trainer:xla=on:seed=1:keep=outputs+distributions']
   for row in rows:
     images_per_second = float(row.split(' | ')[2].split(' [')[0])
     assert images_per_second > 0

@@ -7,6 +7,7 @@ import pytest
 
 from tfp_vae import errors
 from tfp_vae import hardware
+from tfp_vae.precision import POLICY
 
 
 def _machine(flags=(), gpus=()):
@@ -14,21 +15,84 @@ def _machine(flags=(), gpus=()):
 
 
 @pytest.mark.parametrize('flags,gpus,precision,why', [
+    # Every class measured so far was measured under the policy before
+    # `outputs` (tfp_vae/precision.py): not a decision for today's.
     (('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'), (),
-     'mixed_bfloat16', 'CPU class cpu-amx'),
-    (('avx2', 'avx512f', 'avx512_bf16'), (), hardware.MEASURED[
-        'cpu-avx512-bf16'][0], 'CPU class cpu-avx512-bf16'),
+     'float32', 'CPU class cpu-amx (Intel Xeon with AMX and AVX-512 BF16): '
+     'bfloat16 was not measured with today\'s float32 parts'),
+    (('avx2', 'avx512f', 'avx512_bf16'), (), 'float32',
+     'CPU class cpu-avx512-bf16'),
     (('avx2', 'fma'), (), 'float32', 'CPU class cpu-avx2'),
     (('avx2', 'avx512f'), (), 'float32', 'never measured'),
     ((), (), 'float32', 'never measured'),
-    (('avx2',), (('A100', (8, 0)),), 'mixed_bfloat16', 'bfloat16 units'),
+    (('avx2',), (('A100', (8, 0)),), 'float32',
+     'class gpu (GPUs with bfloat16 units): bfloat16 was never measured'),
     (('avx2',), (('T4', (7, 5)),), 'float32', 'without bfloat16 units'),
     (('avx2',), (('A100', (8, 0)), ('V100', (7, 0))), 'float32',
      'without bfloat16 units'),
 ])
 def test_auto_precision_for_each_machine_class(flags, gpus, precision, why):
   picked, reason = hardware.resolve_precision('auto', _machine(flags, gpus))
-  assert picked == precision and why in reason
+  assert picked == precision and why in reason, reason
+
+
+def _rows(changes, spread=0.0, speed=(100.0, 130.0), kept=POLICY, epochs=20,
+          models=hardware.GUARD_MODELS, seeds=(0, 1)):
+  """Rows of a measurement: float32 losses 260 (seed 0) and 260 * (1 +
+  spread) (seed 1); bfloat16 changes them by changes[model]."""
+  rows = []
+  for model in models:
+    for seed in seeds:
+      f32 = 260.0 * (1 + spread * seed)
+      rows.append(hardware.PrecisionRow(
+          model, seed, epochs, speed, (f32, f32 * (1 + changes[model])),
+          frozenset(kept)))
+  return rows
+
+
+@pytest.mark.parametrize('rows,pick,why', [
+    (_rows({'vae': 0.0009, 'mmd_vae': -0.002}), True, 'within the guard'),
+    # 0.1% is the floor...
+    (_rows({'vae': 0.0, 'mmd_vae': 0.0012}), False,
+     "mmd_vae's test loss after 20 epochs was +0.12% in bfloat16 (seed 0), "
+     'outside 0.10%'),
+    # ...or float32's own spread over seeds where that is larger.
+    (_rows({'vae': 0.0, 'mmd_vae': 0.0025}, spread=0.003), True, 'within'),
+    (_rows({'vae': 0.0, 'mmd_vae': 0.0035}, spread=0.003), False,
+     'outside 0.30%'),
+    (_rows({'vae': 0.0, 'mmd_vae': 0.0}, speed=(100.0, 95.0)), False,
+     'trained 0.95x the images/s of float32'),
+    (_rows({'vae': 0.0}, models=('vae',)), False,
+     "the guard needs mmd_vae's test loss after 20 epochs over 2 seeds"),
+    (_rows({'vae': 0.0, 'mmd_vae': 0.0}, seeds=(0,)), False,
+     'over 2 seeds; 1 measured'),
+    (_rows({'vae': 0.0, 'mmd_vae': 0.0}, epochs=4), False,
+     'after 20 epochs over 2 seeds; 0 measured'),
+    (_rows({'vae': 0.0, 'mmd_vae': 0.0}, kept={'distributions'}), False,
+     'measured under an earlier policy, keeping distributions'),
+])
+def test_the_guard_picks_bfloat16_only_when_both_models_keep_their_loss(
+    rows, pick, why):
+  picked, reason = hardware.judge_bfloat16(rows, POLICY)
+  assert picked == pick and why in reason, reason
+
+
+def test_the_recorded_avx512_bf16_rows_fail_the_guard():
+  """Judged under the policy they were measured with, the recorded rows
+  give what was decided then, float32: the VAE's +0.27% (seed 0) is
+  already outside its seeds' spread of 0.24%, the MMD-VAE's +0.52% and
+  +0.60% far outside its 0.1%."""
+  _, rows = hardware.BFLOAT16_ROWS['cpu-avx512-bf16']
+  picked, reason = hardware.judge_bfloat16(rows, {'distributions'})
+  assert not picked and (
+      "vae's test loss after 20 epochs was +0.27% in bfloat16 (seed 0), "
+      'outside 0.24%') in reason, reason
+  mmd_only = [r for r in rows if r.model == 'mmd_vae'] + [
+      hardware.PrecisionRow('vae', seed, 20, (1.0, 2.0), (1.0, 1.0))
+      for seed in (0, 1)]
+  picked, reason = hardware.judge_bfloat16(mmd_only, {'distributions'})
+  assert not picked and '+0.60% in bfloat16 (seed 0), outside 0.10%' in (
+      reason), reason
 
 
 _ONE, _SEVERAL, _WORKERS = 'one device', 'several replicas', 'multi-worker'

@@ -9,8 +9,9 @@
 * XLA (`--xla=on`) trains both models to the same loss as without it,
   within what its other noise draws and fusions change, and exports.
 * Each mixed-precision policy trains: the networks compute in 16 bits with
-  float32 weights, the loss falls, bfloat16 stays close to float32, and the
-  SavedModel serves float32.
+  float32 weights, the loss falls, bfloat16's loss curve follows float32's
+  over 200 steps, and the SavedModel serves float32 (the policy's dtypes
+  are tests/test_precision.py's).
 """
 
 import json
@@ -132,29 +133,22 @@ def _history_losses(model_dir):
     return [json.loads(line)['train_loss'] for line in f]
 
 
-@pytest.mark.parametrize('precision', ['mixed_bfloat16', 'mixed_float16'])
-@pytest.mark.slow
-def test_mixed_precision_trains_and_serves_float32(tmp_path, precision):
-  reference = _run(tmp_path, 'float32', epochs=3, precision='float32')
-  results = _run(tmp_path, precision, epochs=3, precision=precision,
-                 export_dir=str(tmp_path / f'{precision}-export'))
-  losses = _history_losses(tmp_path / precision)
-  assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
-  if precision == 'mixed_bfloat16':
-    # 8-bit mantissas: close to float32, not equal.
-    assert results['test_loss'] == pytest.approx(reference['test_loss'],
-                                                 rel=0.02)
-    assert results['test_loss'] != reference['test_loss']
-  config = config_lib.TrainConfig.create(precision=precision)
-  trained = models_lib.build_model(config, (28, 28, 1))
-  assert trained.encoder.network.layers[0].compute_dtype == (
-      precision.split('_')[1])
-  assert all(v.dtype == tf.float32 for v in trained.trainable_variables)
-  # Evaluation and export compute in float32 with the trained weights.
-  model, _, _ = rundir.load_trained_model(str(tmp_path / precision))
+# A few hundred steps on tiny data: 4 epochs of 50 steps of 10 images.
+_CURVE = dict(epochs=4, train_examples=500, batch_size=10)
+
+
+@pytest.fixture(scope='module')
+def float32_curves(tmp_path_factory):
+  root = tmp_path_factory.mktemp('float32')
+  return {model: (_run(root, model, model=model, precision='float32',
+                       **_CURVE), _history_losses(root / model))
+          for model in ('vae', 'mmd_vae')}
+
+
+def _serves_float32(run_dir, export_root):
+  """Evaluation and export compute in float32 with the trained weights."""
+  model, _, _ = rundir.load_trained_model(str(run_dir))
   assert model.encoder.network.layers[0].compute_dtype == 'float32'
-  assert model.decoder.network.layers[-1].compute_dtype == 'float32'
-  export_root = tmp_path / f'{precision}-export'
   version = layout.versions(str(export_root))[-1]
   loaded = tf.saved_model.load(str(export_root / str(version)))
   out = loaded.signatures['reconstruct'](
@@ -162,6 +156,49 @@ def test_mixed_precision_trains_and_serves_float32(tmp_path, precision):
   for name, value in out.items():
     assert value.dtype == tf.float32, name
     assert np.isfinite(value.numpy()).all(), name
+
+
+@pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+@pytest.mark.slow
+def test_bfloat16_follows_float32_and_serves_float32(tmp_path, float32_curves,
+                                                     model):
+  """A regression guard, not a speed test: over 200 steps the bfloat16
+  run's training loss follows float32's epoch by epoch (the package's
+  policy keeps the sensitive parts in float32: tfp_vae/precision.py), and
+  what it exports computes and serves float32."""
+  reference, reference_losses = float32_curves[model]
+  results = _run(tmp_path, 'run', model=model, precision='mixed_bfloat16',
+                 export_dir=str(tmp_path / 'export'), **_CURVE)
+  losses = _history_losses(tmp_path / 'run')
+  assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+  # 8-bit mantissas in the hidden layers: close to float32, not equal.
+  # While the loss falls fast two runs drift apart by up to ~8% (measured
+  # on this data); by the last epoch they meet again.
+  assert losses != reference_losses
+  np.testing.assert_allclose(losses, reference_losses, rtol=0.1)
+  assert losses[-1] == pytest.approx(reference_losses[-1], rel=0.03)
+  assert results['test_loss'] == pytest.approx(reference['test_loss'],
+                                               rel=0.03)
+  trained = models_lib.build_model(config_lib.TrainConfig.create(
+      model=model, precision='mixed_bfloat16'), (28, 28, 1))
+  assert trained.encoder.network.layers[0].compute_dtype == 'bfloat16'
+  _serves_float32(tmp_path / 'run', tmp_path / 'export')
+
+
+@pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+@pytest.mark.slow
+def test_float16_with_loss_scaling_trains_and_serves_float32(tmp_path, model):
+  """mixed_float16 (for GPUs) is correct on CPU: dynamic loss scaling
+  (training.py), the policy's float32 parts, a falling loss, a float32
+  export."""
+  _run(tmp_path, 'run', model=model, precision='mixed_float16', epochs=3,
+       export_dir=str(tmp_path / 'export'))
+  losses = _history_losses(tmp_path / 'run')
+  assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
+  trained = models_lib.build_model(config_lib.TrainConfig.create(
+      model=model, precision='mixed_float16'), (28, 28, 1))
+  assert trained.encoder.network.layers[0].compute_dtype == 'float16'
+  _serves_float32(tmp_path / 'run', tmp_path / 'export')
 
 
 def test_resuming_with_another_precision_is_refused(tmp_path):

@@ -9,12 +9,25 @@ from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import hardware
 from tfp_vae import plan
+from tfp_vae import precision
 
 AVX2 = hardware.Machine('AMD EPYC', frozenset({'avx2', 'fma'}), 2, ())
 AMX = hardware.Machine('Intel Xeon', frozenset({'amx_tile', 'amx_bf16',
                                                 'avx512_bf16', 'avx512f'}),
                        2, ())
 
+
+
+@pytest.fixture(autouse=True)
+def amx_picks_bfloat16(monkeypatch):
+  """A class whose auto is bfloat16: AMX with rows that pass the guard under
+  today's policy (what a measurement there would record)."""
+  rows = [hardware.PrecisionRow(model, seed, hardware.GUARD_EPOCHS,
+                                (100.0, 150.0), (260.0, 260.1),
+                                precision.POLICY)
+          for model in hardware.GUARD_MODELS for seed in (0, 1)]
+  monkeypatch.setitem(hardware.BFLOAT16_ROWS, 'cpu-amx',
+                      ('Intel Xeon with AMX (test rows)', rows))
 
 def _runtime(machine, previous=None, **settings):
   config = config_lib.TrainConfig.create(**settings).validate()

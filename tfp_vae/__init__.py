@@ -25,6 +25,8 @@ The model library
   decoders    networks -> p(x|z) likelihoods
   priors      p(z): standard normal, learned mixture, VampPrior
   losses      pure functions over distributions: rate, distortion, MMD, bounds
+  precision   the mixed-precision policy: what stays float32 under 16-bit
+              compute
   models      the Keras model that combines them with a member's objective
 
 Running it

@@ -15,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import networks
+from tfp_vae import precision
 
 tfd = tfp.distributions
 
@@ -39,7 +39,7 @@ class Decoder(keras.layers.Layer):
 
   def call(self, codes: tf.Tensor) -> tfd.Independent:
     return tfd.Independent(
-        self.pixel_distribution(networks.as_float32(self.network(codes))),
+        self.pixel_distribution(precision.as_float32(self.network(codes))),
         reinterpreted_batch_ndims=3)
 
 

@@ -8,7 +8,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import networks
+from tfp_vae import precision
 
 tfd = tfp.distributions
 
@@ -30,7 +30,7 @@ class GaussianEncoder(keras.layers.Layer):
     self.latent_dim = latent_dim
 
   def call(self, images: tf.Tensor) -> tfd.MultivariateNormalDiag:
-    params = networks.as_float32(self.network(images))
+    params = precision.as_float32(self.network(images))
     loc, raw_scale = tf.split(params, 2, axis=-1)
     return tfd.MultivariateNormalDiag(
         loc=loc, scale_diag=tf.nn.softplus(raw_scale) + _MIN_SCALE)
@@ -51,5 +51,5 @@ class DeterministicEncoder(keras.layers.Layer):
 
   def call(self, images: tf.Tensor) -> tfd.VectorDeterministic:
     return tfd.VectorDeterministic(
-        loc=networks.as_float32(self.network(images)))
+        loc=precision.as_float32(self.network(images)))
 

@@ -5,12 +5,15 @@ The machine class is read, not guessed: the CPU's model name and ISA flags
 from /proc/cpuinfo (AMX, AVX-512 BF16 and FP16, AVX-512, AVX2), and the
 GPUs TensorFlow sees.
 
-`--precision=auto` picks 16-bit compute only where it was measured to pay at
-the same quality on that class of machine (`MEASURED`, from
-bench/train_throughput.py: train images/s against float32 in the same run,
-and the test loss at equal epochs within 0.5% of float32's), and float32
-everywhere else, saying why in the log.  A class that was never measured
-gets float32: the speed of 16-bit compute on it is not known.
+`--precision=auto` picks mixed_bfloat16 only where its measured rows
+(`BFLOAT16_ROWS`, from bench/train_throughput.py: float32 and bfloat16 in
+the same run, per model and seed) pass the guard (`judge_bfloat16`): faster,
+and after 20 epochs the test loss of both the VAE and the MMD-VAE within
+0.1% of float32's or within float32's spread over seeds, whichever is
+larger, measured under today's mixed-precision policy
+(`tfp_vae.precision.POLICY`).  Everywhere else float32, saying why in the
+log: a class never measured, or measured under an earlier policy, gets
+float32.
 
 Steps per call are chosen the same way (`STEPS_PER_CALL`, from
 bench/train_throughput.py and bench/replica_throughput.py: images/s at 1
@@ -31,25 +34,119 @@ import re
 from typing import Iterable, Optional
 
 from tfp_vae import errors
+from tfp_vae import family
 
-# Decisions measured per machine class: (precision, what was measured).
-MEASURED = {
+
+
+@dataclasses.dataclass(frozen=True)
+class PrecisionRow:
+  """One seed of one model trained in float32 and in mixed_bfloat16 in the
+  same bench run (bench/train_throughput.py), as `--precision=auto` reads
+  it.
+
+  Attributes:
+    model: the family member.
+    seed: the seed both runs used.
+    epochs: epochs trained (the first is not timed).
+    images_per_second: (float32, mixed_bfloat16) training images/s.
+    test_loss: (float32, mixed_bfloat16) test loss after `epochs`, both
+      computed in float32; None where only speed was recorded.
+    kept: the parts of `tfp_vae.precision.PARTS` kept in float32 when it
+      was measured: a row measured under another policy than today's does
+      not decide anything.
+  """
+  model: str
+  seed: int
+  epochs: int
+  images_per_second: tuple
+  test_loss: Optional[tuple] = None
+  kept: frozenset = frozenset({'distributions'})
+
+  @property
+  def speedup(self) -> float:
+    return self.images_per_second[1] / self.images_per_second[0]
+
+  @property
+  def loss_change(self) -> float:
+    """(bf16 - float32) / float32 test loss: positive is worse."""
+    return self.test_loss[1] / self.test_loss[0] - 1
+
+
+# The guard (`judge_bfloat16`): bfloat16 only where it trains faster and its
+# test loss after GUARD_EPOCHS is within GUARD_FLOOR of float32's, or within
+# float32's own spread over seeds where that is larger, for every model in
+# GUARD_MODELS, each over at least GUARD_SEEDS seeds.
+GUARD_EPOCHS = 20
+GUARD_FLOOR = 0.001
+GUARD_MODELS = family.SOURCES_PAIR  # the VAE and the MMD-VAE
+_VAE, _MMD_VAE = GUARD_MODELS
+GUARD_SEEDS = 2
+
+# float32 against mixed_bfloat16, measured per machine class:
+# (the machine, [rows]).
+_AVX512_BF16_ROWS = [
+    PrecisionRow(model, seed, epochs, speed, loss)
+    for model, seed, epochs, speed, loss in (
+        (_VAE, 0, 4, (6837, 8409), (269.85, 269.99)),
+        (_VAE, 1, 4, (6710, 7964), (270.24, 270.43)),
+        (_MMD_VAE, 0, 4, (6318, 8527), (266.02, 266.39)),
+        (_MMD_VAE, 1, 4, (5995, 8169), (266.88, 267.90)),
+        (_VAE, 0, 20, (6135, 7523), (264.37, 265.09)),
+        (_VAE, 1, 20, (6644, 7528), (265.00, 264.69)),
+        (_MMD_VAE, 0, 20, (6340, 7296), (259.06, 260.61)),
+        (_MMD_VAE, 1, 20, (6598, 7862), (259.13, 260.48)))]
+BFLOAT16_ROWS = {
     'cpu-amx': (
-        'mixed_bfloat16',
-        'Intel Xeon with AMX and AVX-512 BF16: 1.48x the images/s of float32, '
-        'test loss within noise (VAE, 4 epochs, one interleaved run)'),
+        'Intel Xeon with AMX and AVX-512 BF16 (VAE, mnist_5k, 4 epochs, one '
+        'interleaved run; test loss within noise, values not recorded)',
+        [PrecisionRow(_VAE, 0, 4, (1.0, 1.48))]),
     'cpu-avx512-bf16': (
-        'float32',
-        'AMD EPYC (Zen 5 family) with AVX-512 BF16, no AMX: mixed_bfloat16 '
-        'trained 1.13-1.36x the images/s of float32, but after 20 epochs of '
-        'Fashion-MNIST the MMD-VAE\'s test loss was 0.60% and 0.52% worse '
-        '(seeds 0 and 1; float32 itself moved 0.03% between them), outside '
-        'the 0.5% guard; the VAE\'s was within 0.3%'),
+        'AMD EPYC (Zen 5 family) with AVX-512 BF16, no AMX (Fashion-MNIST, '
+        'latent 2, batch 100; docs/performance.md)', _AVX512_BF16_ROWS),
     'cpu-avx2': (
-        'float32',
-        'AMD EPYC (Zen 3) with AVX2 only: mixed_bfloat16 ran at 0.1x the '
-        'images/s of float32 (emulated 16-bit arithmetic)'),
+        'AMD EPYC (Zen 3) with AVX2 only: bfloat16 is emulated (VAE, '
+        'mnist_5k, 3 epochs, one run)',
+        [PrecisionRow(_VAE, 0, 3, (2145, 225))]),
 }
+
+
+def judge_bfloat16(rows: Iterable[PrecisionRow],
+                   kept: Iterable[str]) -> tuple[bool, str]:
+  """(pick mixed_bfloat16, why) from a class's `rows`, counting only those
+  measured with the policy `kept` (`tfp_vae.precision.POLICY`)."""
+  rows = list(rows)
+  kept = frozenset(kept)
+  current = [r for r in rows if r.kept == kept]
+  if not current:
+    older = ' (its rows were measured under an earlier policy, keeping ' + (
+        ', '.join(sorted(rows[0].kept))) + ')' if rows else ''
+    return False, (f'bfloat16 was not measured with today\'s float32 parts '
+                   f'({", ".join(sorted(kept))}){older}')
+  slowest = min(current, key=lambda r: r.speedup)
+  if slowest.speedup <= 1:
+    return False, (f'bfloat16 trained {slowest.speedup:.2f}x the images/s '
+                   f'of float32 ({slowest.model}, seed {slowest.seed})')
+  for model in GUARD_MODELS:
+    judged = [r for r in current if r.model == model and r.test_loss
+              and r.epochs == GUARD_EPOCHS]
+    if len({r.seed for r in judged}) < GUARD_SEEDS:
+      return False, (f'the guard needs {model}\'s test loss after '
+                     f'{GUARD_EPOCHS} epochs over {GUARD_SEEDS} seeds; '
+                     f'{len(judged)} measured')
+    float32 = [r.test_loss[0] for r in judged]
+    spread = (max(float32) - min(float32)) / min(float32)
+    tolerance = max(GUARD_FLOOR, spread)
+    worst = max(judged, key=lambda r: r.loss_change)
+    if worst.loss_change > tolerance:
+      return False, (f'{model}\'s test loss after {GUARD_EPOCHS} epochs was '
+                     f'{100 * worst.loss_change:+.2f}% in bfloat16 (seed '
+                     f'{worst.seed}), outside {100 * tolerance:.2f}% (the '
+                     f'larger of {100 * GUARD_FLOOR:.1f}% and float32\'s '
+                     f'spread over seeds)')
+  return True, (f'bfloat16 trained {slowest.speedup:.2f}x float32 or faster '
+                f'with the test loss of both models within the guard')
+
+
 # Steps per call measured per (machine class, 'one device' or 'several
 # replicas' in one process): (steps, what was measured).  Multi-worker
 # training always gets DEFAULT_STEPS_PER_CALL (`decide_steps_per_execution`).
@@ -159,27 +256,31 @@ def this_machine(gpus: Optional[Iterable] = None,
 
 
 def decide_precision(machine: Machine) -> tuple[str, str]:
-  """(precision, why) that `--precision=auto` picks on `machine`."""
+  """(precision, why) that `--precision=auto` picks on `machine`: float32
+  unless the class's measured rows pass the guard (`judge_bfloat16`)."""
+  from tfp_vae import precision as precision_lib  # pylint: disable=g-import-not-at-top
   if machine.gpus:
     capability = min(c for _, c in machine.gpus)
-    if capability >= GPU_BF16_COMPUTE_CAPABILITY:
-      return 'mixed_bfloat16', (
-          f'GPUs with bfloat16 units (compute capability {capability[0]}.'
-          f'{capability[1]} >= 8.0)')
-    return 'float32', (
-        f'GPUs without bfloat16 units (compute capability {capability[0]}.'
-        f'{capability[1]}); mixed_float16 needs loss scaling: ask for it '
-        f'with --precision=mixed_float16')
-  cls = machine.cpu_class
-  if cls in MEASURED:
-    precision, why = MEASURED[cls]
-    verdict = ('16-bit compute measured faster at the same quality'
-               if precision != 'float32' else
-               '16-bit compute measured not to pay here')
-    return precision, (f'CPU class {cls}: {verdict} (docs/performance.md; '
-                       f'tfp_vae/hardware.py: {why.split(":")[0]})')
-  return 'float32', (f'CPU class {cls} was never measured with 16-bit '
-                     f'compute: float32')
+    if capability < GPU_BF16_COMPUTE_CAPABILITY:
+      return 'float32', (
+          f'GPUs without bfloat16 units (compute capability {capability[0]}.'
+          f'{capability[1]}); mixed_float16 needs loss scaling: ask for it '
+          f'with --precision=mixed_float16')
+    cls, what, rows = 'gpu', 'GPUs with bfloat16 units', []
+  else:
+    cls = machine.cpu_class
+    if cls not in BFLOAT16_ROWS:
+      return 'float32', (f'CPU class {cls} was never measured with 16-bit '
+                         f'compute: float32')
+    what, rows = BFLOAT16_ROWS[cls]
+    what = what.split(' (')[0].split(':')[0]
+  pick, why = judge_bfloat16(rows, precision_lib.POLICY)
+  if not rows:
+    why = 'bfloat16 was never measured on this class'
+  return ('mixed_bfloat16' if pick else 'float32'), (
+      f'{"CPU " if cls != "gpu" else ""}class {cls} ({what}): {why}; '
+      f'{"mixed_bfloat16" if pick else "float32"} (tfp_vae/hardware.py '
+      f'BFLOAT16_ROWS, docs/performance.md)')
 
 
 def resolve_precision(precision: str,

@@ -29,6 +29,7 @@ from tfp_vae import distribute
 from tfp_vae import family
 from tfp_vae import losses
 from tfp_vae import plan as plan_lib
+from tfp_vae import precision
 
 tfd = tfp.distributions
 
@@ -278,23 +279,6 @@ def distributed_multi_step(model: keras.Model, step_fn, steps: int):
   return function
 
 
-class _dtype_policy:  # pylint: disable=invalid-name
-  """Context: Keras layers built inside use `policy` (e.g. mixed_bfloat16);
-  the global policy is restored on exit."""
-
-  def __init__(self, policy: str):
-    self.policy = policy
-    self.previous = None
-
-  def __enter__(self):
-    self.previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(self.policy)
-
-  def __exit__(self, *exc):
-    keras.config.set_dtype_policy(self.previous)
-    return False
-
-
 def in_float32(model: 'LatentVariableModel', config: config_lib.TrainConfig,
                the_plan: plan_lib.Plan) -> 'LatentVariableModel':
   """`model` computing in float32: `model` itself when it does, else the
@@ -344,10 +328,10 @@ def build_model(config: config_lib.TrainConfig,
   keras.utils.set_random_seed(seed)
   latent = model_config.latent_dim
   encoder_kind, likelihood, prior, architecture = model_config.parts()
-  with _dtype_policy(the_plan.precision):
-    encoder_net = architecture.encoder(image_shape,
-                                       encoder_kind.outputs(latent))
-    decoder_net = architecture.decoder(latent, image_shape)
+  with precision.scope(the_plan.precision):
+    encoder_net = precision.apply(architecture.encoder(
+        image_shape, encoder_kind.outputs(latent)))
+    decoder_net = precision.apply(architecture.decoder(latent, image_shape))
   encoder = encoder_kind.layer(encoder_net, latent)
   decoder = likelihood.decoder(decoder_net, image_shape,
                                model_config.gaussian_scale)

@@ -9,14 +9,6 @@ from typing import Sequence
 import keras
 
 
-
-def as_float32(outputs):
-  """A network's outputs in float32: a no-op unless the network computes in
-  mixed precision (`TrainConfig.precision`); distributions, likelihoods and
-  losses are built from these and stay in float32."""
-  return keras.ops.cast(outputs, 'float32')
-
-
 def conv_encoder(image_shape: Sequence[int], output_units: int,
                  name: str = 'conv_encoder') -> keras.Sequential:
   """The encoder network of the source document 000.

@@ -1,0 +1,123 @@
+"""The mixed-precision policy (tfp_vae/precision.py): under each 16-bit
+policy the hidden layers compute in 16 bits and every numerically sensitive
+tensor is float32, for every member, likelihood, prior and architecture."""
+
+import itertools
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfp_vae import components
+from tfp_vae import config as config_lib
+from tfp_vae import errors
+from tfp_vae import family
+from tfp_vae import models
+from tfp_vae import precision
+
+SEED = tf.constant([3, 4], tf.int32)
+POLICIES = ('mixed_bfloat16', 'mixed_float16')
+
+
+def _covering():
+  """Allowed (member, prior, likelihood, architecture) combinations that
+  hold every registered value of each at least once."""
+  chosen, seen = [], set()
+  for combo in itertools.product(
+      family.names(), components.PRIORS.names(),
+      components.LIKELIHOODS.names(), components.ARCHITECTURES.names()):
+    if not set(enumerate(combo)) - seen:
+      continue
+    model, prior, likelihood, arch = combo
+    try:
+      config_lib.TrainConfig.create(
+          model=model, prior=prior, likelihood=likelihood, architecture=arch,
+          prior_components=2, latent_dim=3).validate()
+    except errors.ConfigError:
+      continue
+    chosen.append(combo)
+    seen |= set(enumerate(combo))
+  return chosen
+
+
+def _build(policy, combo=('vae', 'normal', 'bernoulli', 'conv')):
+  model, prior, likelihood, arch = combo
+  shape = (32, 32, 3) if arch == 'conv_deep' else (28, 28, 1)
+  config = config_lib.TrainConfig.create(
+      model=model, prior=prior, likelihood=likelihood, architecture=arch,
+      prior_components=2, latent_dim=3, precision=policy).validate()
+  return models.build_model(config, shape), shape
+
+
+def _weighted(network):
+  return [layer for layer in network.layers if layer.weights]
+
+
+def test_every_registered_value_is_covered():
+  combos = _covering()
+  for i, registered in enumerate((family.names(), components.PRIORS.names(),
+                                  components.LIKELIHOODS.names(),
+                                  components.ARCHITECTURES.names())):
+    assert {c[i] for c in combos} == set(registered)
+
+
+@pytest.mark.parametrize('policy', POLICIES)
+@pytest.mark.parametrize('combo', _covering(), ids='-'.join)
+def test_sensitive_tensors_are_float32_under_mixed_precision(policy, combo):
+  model, shape = _build(policy, combo)
+  sixteen = policy.split('_')[1]
+  where = (policy, combo)
+  for network in (model.encoder.network, model.decoder.network):
+    weighted = _weighted(network)
+    # The hidden layers compute in 16 bits (the speed), the last layer
+    # with weights and what follows it in float32 (the policy).
+    assert weighted[0].compute_dtype == sixteen, (where, network.name)
+    assert weighted[-1].compute_dtype == 'float32', (where, network.name)
+    assert network.layers[-1].compute_dtype == 'float32', where
+  assert all(v.dtype == tf.float32 for v in model.trainable_variables), where
+
+  x = tf.constant(np.random.default_rng(0).uniform(
+      size=(4,) + shape).astype(np.float32))
+  posterior = model.encode(x)
+  assert posterior.mean().dtype == tf.float32, where
+  assert posterior.stddev().dtype == tf.float32, where  # the softplus scale
+  codes = model.sample_codes(posterior, SEED)
+  assert codes.dtype == tf.float32, where
+  likelihood = model.decode(codes)
+  assert likelihood.mean().dtype == tf.float32, where
+  assert likelihood.log_prob(x).dtype == tf.float32, where
+  for name, value in likelihood.distribution.parameters.items():
+    if tf.is_tensor(value):
+      assert value.dtype == tf.float32, (where, name)
+  prior = model.prior_distribution()
+  assert prior.log_prob(codes).dtype == tf.float32, where
+  loss, logs = model.objective(x, SEED)
+  assert loss.dtype == tf.float32, where
+  for name, value in logs.items():  # rate, distortion, the MMD, ...
+    assert value.dtype == tf.float32, (where, name)
+  assert np.isfinite(float(loss)), where
+
+
+@pytest.mark.parametrize('policy', POLICIES)
+def test_without_the_outputs_part_the_last_layer_computes_in_16_bits(policy):
+  """What the `outputs` part changes, so that a measurement of it
+  (bench/train_throughput.py keep=) measures something."""
+  with precision.keeping(['distributions']):
+    model, _ = _build(policy)
+  assert _weighted(model.decoder.network)[-1].compute_dtype == (
+      policy.split('_')[1])
+  posterior = model.encode(tf.zeros((2, 28, 28, 1)))
+  assert posterior.mean().dtype == tf.float32  # still cast
+  assert precision.kept() == precision.POLICY
+
+
+def test_float32_is_untouched_and_unknown_parts_are_refused():
+  model, _ = _build('float32')
+  assert {layer.compute_dtype for layer in model.encoder.network.layers} == {
+      'float32'}
+  with pytest.raises(ValueError, match='unknown float32 part.*outputs'):
+    with precision.keeping(['logits', 'distributions']):
+      pass
+  with pytest.raises(ValueError, match='distributions part cannot be'):
+    with precision.keeping(['outputs']):
+      pass

@@ -1,0 +1,120 @@
+"""The package's mixed-precision policy, in one place.
+
+Under `--precision=mixed_bfloat16` or `mixed_float16` the networks' hidden
+layers compute in 16 bits with float32 weights (Keras's mixed policies).
+What is numerically sensitive stays in float32, for every member,
+likelihood, prior and architecture, because it is applied here, where
+`models.build_model` builds the networks, and not by each part:
+
+  outputs        the last layer of every network that has weights, and any
+                 weightless layers after it (a Reshape): the decoder's logits
+                 or means and the encoder's location and raw scale.  A code
+                 rounded to bfloat16's 8-bit mantissa is what the MMD kernel
+                 and the decoder would otherwise see.
+  distributions  network outputs are cast to float32 before a distribution
+                 is built (`as_float32`), so the encoder's softplus scale,
+                 the likelihood's log-probability, the prior, the MMD kernel
+                 and its sums, and every reduction over pixels and batches
+                 compute in float32: TFP's distributions compute in their
+                 parameters' dtype.
+
+`POLICY` is what the package keeps.  `keeping` changes it for a measurement
+only: `bench/train_throughput.py`'s `keep=distributions` variant is the
+policy before `outputs` was added (the one whose MMD-VAE lost 0.5-0.6% of
+test loss in bfloat16 on `cpu-avx512-bf16`, docs/performance.md), against
+`keep=outputs+distributions`, today's.  Loss scaling under mixed_float16 is the trainer's
+(`training.py`); evaluation, plots and exports compute in float32 whatever
+the training precision (`models.in_float32`).
+"""
+
+import contextlib
+from typing import Iterable, Iterator
+
+import keras
+
+PARTS = ('outputs', 'distributions')
+POLICY = frozenset(PARTS)
+_kept = POLICY
+
+
+def kept() -> frozenset:
+  """The parts kept in float32 now (`POLICY` unless inside `keeping`)."""
+  return _kept
+
+
+@contextlib.contextmanager
+def keeping(parts: Iterable[str]) -> Iterator[None]:
+  """Models built inside keep only `parts` in float32: for measuring what
+  each part is worth, not for training the package's models.
+
+  Raises:
+    ValueError: a part that is not one of `PARTS`.
+  """
+  global _kept  # pylint: disable=global-statement
+  parts = frozenset(parts)
+  unknown = sorted(parts - set(PARTS))
+  if unknown:
+    raise ValueError(f'unknown float32 part(s) {unknown}: the parts are '
+                     f'{", ".join(PARTS)}')
+  if 'distributions' not in parts:
+    # Measured: TFP distributions built from bfloat16 parameters meet the
+    # float32 prior, noise and images inside the losses and fail there.
+    raise ValueError('the distributions part cannot be dropped: the losses '
+                     'mix its distributions with float32 priors, noise and '
+                     'images')
+  previous, _kept = _kept, parts
+  try:
+    yield
+  finally:
+    _kept = previous
+
+
+@contextlib.contextmanager
+def scope(precision: str) -> Iterator[None]:
+  """Keras layers built inside compute in `precision` (a Keras dtype policy
+  name: float32, mixed_bfloat16, mixed_float16); the global policy is
+  restored on exit."""
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy(precision)
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+def _output_layers(network) -> list:
+  """The layers the `outputs` part keeps in float32: in a Sequential stack
+  the last layer with weights and every layer after it; in a functional
+  model the layers producing its outputs.  Others (a subclassed model) have
+  none: their outputs are still cast (`distributions`)."""
+  if isinstance(network, keras.Sequential):
+    tail = []
+    for layer in reversed(network.layers):
+      tail.append(layer)
+      if layer.weights:
+        break
+    return tail
+  outputs = getattr(network, 'outputs', None)
+  if outputs is None or not isinstance(network, keras.Model):
+    return []
+  return [t._keras_history.operation  # pylint: disable=protected-access
+          for t in keras.tree.flatten(outputs)
+          if hasattr(t, '_keras_history')]
+
+
+def apply(network):
+  """`network`, built under a mixed policy by `scope`, with the `outputs`
+  part set to float32 (a no-op in float32 or when not kept)."""
+  if 'outputs' in _kept and network.compute_dtype != 'float32':
+    for layer in _output_layers(network):
+      layer.dtype_policy = 'float32'
+  return network
+
+
+def as_float32(outputs):
+  """A network's outputs in float32 before any distribution is built from
+  them (the `distributions` part): a no-op when the network computes in
+  float32."""
+  if 'distributions' not in _kept:
+    return outputs
+  return keras.ops.cast(outputs, 'float32')
