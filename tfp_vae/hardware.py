@@ -82,8 +82,8 @@ GUARD_MODELS = family.SOURCES_PAIR  # the VAE and the MMD-VAE
 _VAE, _MMD_VAE = GUARD_MODELS
 GUARD_SEEDS = 2
 
-# float32 against mixed_bfloat16, measured per machine class:
-# (the machine, [rows]).
+# float32 against mixed_bfloat16, measured per machine class ('gpu' for
+# GPUs with bfloat16 units): (the machine, [rows]).
 _AVX512_BF16_ROWS = [
     PrecisionRow(model, seed, epochs, speed, loss)
     for model, seed, epochs, speed, loss in (
@@ -266,7 +266,8 @@ def decide_precision(machine: Machine) -> tuple[str, str]:
           f'GPUs without bfloat16 units (compute capability {capability[0]}.'
           f'{capability[1]}); mixed_float16 needs loss scaling: ask for it '
           f'with --precision=mixed_float16')
-    cls, what, rows = 'gpu', 'GPUs with bfloat16 units', []
+    cls = 'gpu'
+    what, rows = BFLOAT16_ROWS.get(cls, ('GPUs with bfloat16 units', []))
   else:
     cls = machine.cpu_class
     if cls not in BFLOAT16_ROWS:

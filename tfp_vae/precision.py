@@ -48,7 +48,8 @@ def keeping(parts: Iterable[str]) -> Iterator[None]:
   each part is worth, not for training the package's models.
 
   Raises:
-    ValueError: a part that is not one of `PARTS`.
+    ValueError: a part that is not one of `PARTS`, or parts without
+      `distributions` (the losses need it).
   """
   global _kept  # pylint: disable=global-statement
   parts = frozenset(parts)
