@@ -83,11 +83,19 @@ def _parse_variant(text: str) -> dict:
     if key not in ('spe', 'onednn', 'precision', 'jit', 'xla', 'seed',
                    'keep') or (
         not value) or (key == 'jit' and loop != 'plain') or (
-            key in ('xla', 'keep') and loop == 'plain'):
+            key in ('xla', 'keep') and loop == 'plain') or (
+                key == 'keep' and loop == 'before'):
       raise app.UsageError(f'--variants: {text!r}: unknown option {option!r} '
                            f'(spe=N, onednn=0|1, precision=NAME, seed=N, '
-                           f'for the trainer xla=on|off|auto and '
-                           f'keep=PART+PART, for plain jit=0|1)')
+                           f'for the trainer xla=on|off|auto and (not '
+                           f'before) keep=PART+PART, for plain jit=0|1)')
+    if key == 'keep':
+      from tfp_vae import precision  # pylint: disable=g-import-not-at-top
+      try:
+        with precision.keeping(value.split('+')):
+          pass
+      except ValueError as e:
+        raise app.UsageError(f'--variants: {text!r}: {e}') from None
     variant[key] = value
   return variant
 
@@ -121,7 +129,7 @@ def _child(spec: dict) -> None:
   start = time.perf_counter()
   if spec['loop'] == 'trainer':
     keeping = contextlib.nullcontext()
-    if spec.get('keep'):  # an earlier checkout (`before`) has no precision
+    if spec.get('keep'):  # never for `before`: it may have no precision
       from tfp_vae import precision  # pylint: disable=g-import-not-at-top
       keeping = precision.keeping(spec['keep'].split('+'))
     with tempfile.TemporaryDirectory() as tmp, keeping:

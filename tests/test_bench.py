@@ -69,6 +69,9 @@ def test_a_bad_variant_is_refused_before_measuring():
   assert proc.returncode != 0
   assert "unknown option 'xla=on'" in proc.stderr
   assert 'BENCH-RESULT' not in proc.stdout
+  proc = _run('train_throughput.py', '--variants=trainer:keep=outputs')
+  assert proc.returncode != 0
+  assert 'distributions part cannot be dropped' in proc.stderr
 
 
 @pytest.mark.slow

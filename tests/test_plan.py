@@ -105,3 +105,20 @@ def test_a_run_resumed_on_another_machine_class_keeps_its_precision(
     assert json.load(f)['plan']['runtime']['precision'] == 'float32'
   with pytest.raises(errors.CheckpointError, match='was trained in float32'):
     training.run(resumed.replace(precision='mixed_bfloat16', epochs=3))
+
+
+def test_the_float32_parts_are_recorded_and_a_change_is_said():
+  assert _runtime(AVX2, precision='float32').float32_parts == ()
+  today = _runtime(AVX2, precision='mixed_bfloat16')
+  assert today.float32_parts == tuple(sorted(precision.POLICY))
+  # A 16-bit run recorded before the policy had its `outputs` part.
+  older = _runtime(AVX2, {'runtime': {'precision': 'mixed_bfloat16'}},
+                   precision='mixed_bfloat16')
+  assert ('started under an earlier mixed-precision policy (float32: '
+          'distributions) and goes on under today\'s (float32: '
+          'distributions, outputs)') in older.reasons['precision']
+  same = _runtime(AVX2, {'runtime': {
+      'precision': 'mixed_bfloat16',
+      'float32_parts': list(today.float32_parts)}},
+                  precision='mixed_bfloat16')
+  assert 'earlier' not in same.reasons['precision']

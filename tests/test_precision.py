@@ -4,6 +4,7 @@ tensor is float32, for every member, likelihood, prior and architecture."""
 
 import itertools
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -121,3 +122,61 @@ def test_float32_is_untouched_and_unknown_parts_are_refused():
   with pytest.raises(ValueError, match='distributions part cannot be'):
     with precision.keeping(['outputs']):
       pass
+
+
+class _OneLayer(keras.layers.Layer):
+  """A network that is one layer holding its own weights (no `layers`)."""
+
+  def build(self, input_shape):
+    self.kernel = self.add_weight(shape=(input_shape[-1], 4))
+
+  def call(self, x):
+    return x @ self.kernel
+
+
+def _functional():
+  x = keras.Input((3,))
+  h = keras.layers.Dense(4, activation='relu')(x)
+  out = keras.layers.Reshape((2, 2))(keras.layers.Dense(4)(h))
+  return keras.Model(x, out)
+
+
+def _nested():
+  return keras.Sequential([keras.layers.Dense(4, activation='relu'),
+                           keras.Sequential([keras.layers.Dense(4),
+                                             keras.layers.Dense(2)])])
+
+
+@pytest.mark.parametrize('make,kept', [
+    # Built lazily (no Input): its layers get weights at the first call.
+    (lambda: keras.Sequential([keras.layers.Dense(4, activation='relu'),
+                               keras.layers.Dense(2)]), 1),
+    (_functional, 2),   # the last Dense and the Reshape after it
+    (_nested, 1),       # the inner stack's last Dense
+])
+def test_the_output_layer_is_found_however_the_stack_is_built(make, kept):
+  with precision.scope('mixed_bfloat16'):
+    network = make()
+  network(np.ones((2, 3), np.float32))
+  precision.apply(network)
+  dtypes = [layer.compute_dtype for layer in _flat(network)]
+  assert dtypes[-kept:] == ['float32'] * kept, dtypes
+  assert dtypes[:-kept] == ['bfloat16'] * (len(dtypes) - kept), dtypes
+  assert network(np.ones((2, 3), np.float32)).dtype == 'float32'
+
+
+def _flat(network):
+  for layer in network.layers:
+    if isinstance(layer, keras.Model):
+      yield from _flat(layer)
+    else:
+      yield layer
+
+
+def test_a_network_without_layers_keeps_its_dtypes_and_says_so(caplog):
+  with precision.scope('mixed_bfloat16'):
+    network = _OneLayer(name='one_layer')
+  network(np.ones((2, 3), np.float32))
+  precision.apply(network)
+  assert network.compute_dtype == 'bfloat16'
+  assert 'no layer with weights found in network one_layer' in caplog.text

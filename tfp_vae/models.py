@@ -329,9 +329,9 @@ def build_model(config: config_lib.TrainConfig,
   latent = model_config.latent_dim
   encoder_kind, likelihood, prior, architecture = model_config.parts()
   with precision.scope(the_plan.precision):
-    encoder_net = precision.apply(architecture.encoder(
-        image_shape, encoder_kind.outputs(latent)))
-    decoder_net = precision.apply(architecture.decoder(latent, image_shape))
+    encoder_net = architecture.encoder(image_shape,
+                                       encoder_kind.outputs(latent))
+    decoder_net = architecture.decoder(latent, image_shape)
   encoder = encoder_kind.layer(encoder_net, latent)
   decoder = likelihood.decoder(decoder_net, image_shape,
                                model_config.gaussian_scale)
@@ -341,4 +341,8 @@ def build_model(config: config_lib.TrainConfig,
                               latent, seed=config.trainer.seed,
                               name=model_config.name)
   model(tf.zeros((1,) + tuple(image_shape)))
+  # After the first call every layer has its weights, whichever way the
+  # architecture builds its stack.
+  precision.apply(encoder_net)
+  precision.apply(decoder_net)
   return model

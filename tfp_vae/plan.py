@@ -36,6 +36,7 @@ from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import family
 from tfp_vae import hardware
+from tfp_vae import precision as precision_lib
 
 ImageShape = tuple[int, int, int]
 
@@ -53,6 +54,9 @@ class Runtime:
   xla: bool
   steps_per_execution: int
   reasons: dict[str, str]  # setting -> why it has its value ('asked for')
+  # What stays float32 under a 16-bit precision (tfp_vae/precision.py);
+  # empty in float32.
+  float32_parts: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -185,9 +189,24 @@ def resolve_runtime(config: config_lib.TrainConfig, strategy: str,
           'steps_per_execution', runtime.steps_per_execution, 0, why_steps),
       'precision': _flagged('precision', config.trainer.precision, 'auto',
                             why_precision)}
+  parts = ()
+  if precision != 'float32':
+    parts = tuple(sorted(precision_lib.kept()))
+    before = (previous or {}).get('runtime', {})
+    if 'precision' in before and tuple(before.get(
+        'float32_parts', _EARLIER_PARTS)) != parts:
+      reasons['precision'] += (
+          f'; the run started under an earlier mixed-precision policy '
+          f'(float32: {", ".join(before.get("float32_parts", _EARLIER_PARTS))}'
+          f') and goes on under today\'s (float32: {", ".join(parts)})')
   return Runtime(strategy=strategy, setup=setup, replicas=replicas,
                  task=task, chief=chief, precision=precision, xla=xla,
-                 steps_per_execution=steps, reasons=reasons)
+                 steps_per_execution=steps, reasons=reasons,
+                 float32_parts=parts)
+
+
+# What a 16-bit run recorded before runs recorded their float32 parts kept.
+_EARLIER_PARTS = ('distributions',)
 
 
 def _flagged(name: str, value: Any, auto: Any, why: str) -> str:

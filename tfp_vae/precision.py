@@ -18,11 +18,12 @@ likelihood, prior and architecture, because it is applied here, where
                  compute in float32: TFP's distributions compute in their
                  parameters' dtype.
 
-`POLICY` is what the package keeps.  `keeping` changes it for a measurement
-only: `bench/train_throughput.py`'s `keep=distributions` variant is the
-policy before `outputs` was added (the one whose MMD-VAE lost 0.5-0.6% of
-test loss in bfloat16 on `cpu-avx512-bf16`, docs/performance.md), against
-`keep=outputs+distributions`, today's.  Loss scaling under mixed_float16 is the trainer's
+`POLICY` is what the package keeps; a run records it (`plan.Runtime`).
+`keeping` changes it for a measurement only: `bench/train_throughput.py`'s
+`keep=distributions` variant is the policy before `outputs` was added (the
+one whose MMD-VAE lost 0.5-0.6% of test loss in bfloat16 on
+`cpu-avx512-bf16`, docs/performance.md), against today's
+`keep=outputs+distributions`.  Loss scaling under mixed_float16 is the trainer's
 (`training.py`); evaluation, plots and exports compute in float32 whatever
 the training precision (`models.in_float32`).
 """
@@ -30,8 +31,10 @@ the training precision (`models.in_float32`).
 import contextlib
 from typing import Iterable, Iterator
 
-import keras
+from absl import logging
 
+# Keras is imported where it is used: the plan records `kept()` without
+# loading TensorFlow.
 PARTS = ('outputs', 'distributions')
 POLICY = frozenset(PARTS)
 _kept = POLICY
@@ -75,6 +78,7 @@ def scope(precision: str) -> Iterator[None]:
   """Keras layers built inside compute in `precision` (a Keras dtype policy
   name: float32, mixed_bfloat16, mixed_float16); the global policy is
   restored on exit."""
+  import keras  # pylint: disable=g-import-not-at-top
   previous = keras.config.dtype_policy()
   keras.config.set_dtype_policy(precision)
   try:
@@ -84,31 +88,41 @@ def scope(precision: str) -> Iterator[None]:
 
 
 def _output_layers(network) -> list:
-  """The layers the `outputs` part keeps in float32: in a Sequential stack
-  the last layer with weights and every layer after it; in a functional
-  model the layers producing its outputs.  Others (a subclassed model) have
-  none: their outputs are still cast (`distributions`)."""
-  if isinstance(network, keras.Sequential):
-    tail = []
-    for layer in reversed(network.layers):
-      tail.append(layer)
-      if layer.weights:
-        break
-    return tail
-  outputs = getattr(network, 'outputs', None)
-  if outputs is None or not isinstance(network, keras.Model):
-    return []
-  return [t._keras_history.operation  # pylint: disable=protected-access
-          for t in keras.tree.flatten(outputs)
-          if hasattr(t, '_keras_history')]
+  """The layers the `outputs` part keeps in float32: walking back from the
+  last of `network.layers` (in order of computation for Sequential and
+  functional models), every layer up to and including the first with
+  weights, entering a nested model.  Empty when none has weights."""
+  import keras  # pylint: disable=g-import-not-at-top
+  tail = []
+  for layer in reversed(getattr(network, 'layers', None) or []):
+    if isinstance(layer, keras.Model):
+      inner = _output_layers(layer)
+      tail.extend(inner)
+      if inner and inner[-1].weights:
+        return tail
+      continue
+    tail.append(layer)
+    if layer.weights:
+      return tail
+  return []
 
 
 def apply(network):
-  """`network`, built under a mixed policy by `scope`, with the `outputs`
-  part set to float32 (a no-op in float32 or when not kept)."""
-  if 'outputs' in _kept and network.compute_dtype != 'float32':
-    for layer in _output_layers(network):
-      layer.dtype_policy = 'float32'
+  """`network`, built under a mixed policy by `scope` and called once (its
+  layers have their weights), with the `outputs` part set to float32; a
+  no-op in float32 or when the part is not kept.  A network whose output
+  layer cannot be found (a subclassed model without `layers`) keeps its
+  own dtypes and says so; its outputs are still cast (`as_float32`)."""
+  if 'outputs' not in _kept or network.compute_dtype == 'float32':
+    return network
+  layers = _output_layers(network)
+  if not layers:
+    logging.warning('mixed precision: no layer with weights found in '
+                    'network %s; its last layer computes in %s (only its '
+                    'outputs are cast to float32)', network.name,
+                    network.compute_dtype)
+  for layer in layers:
+    layer.dtype_policy = 'float32'
   return network
 
 
@@ -118,4 +132,5 @@ def as_float32(outputs):
   float32."""
   if 'distributions' not in _kept:
     return outputs
+  import keras  # pylint: disable=g-import-not-at-top
   return keras.ops.cast(outputs, 'float32')
