@@ -137,12 +137,6 @@ def _history_losses(model_dir):
 _CURVE = dict(epochs=4, train_examples=500, batch_size=10)
 
 
-@pytest.fixture(scope='module')
-def float32_curves(tmp_path_factory):
-  root = tmp_path_factory.mktemp('float32')
-  return {model: (_run(root, model, model=model, precision='float32',
-                       **_CURVE), _history_losses(root / model))
-          for model in ('vae', 'mmd_vae')}
 
 
 def _serves_float32(run_dir, export_root):
@@ -158,15 +152,18 @@ def _serves_float32(run_dir, export_root):
     assert np.isfinite(value.numpy()).all(), name
 
 
-@pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
 @pytest.mark.slow
-def test_bfloat16_follows_float32_and_serves_float32(tmp_path, float32_curves,
-                                                     model):
+def test_bfloat16_follows_float32_and_serves_float32(tmp_path):
   """A regression guard, not a speed test: over 200 steps the bfloat16
   run's training loss follows float32's epoch by epoch (the package's
   policy keeps the sensitive parts in float32: tfp_vae/precision.py), and
-  what it exports computes and serves float32."""
-  reference, reference_losses = float32_curves[model]
+  what it exports computes and serves float32.  The MMD-VAE: the model
+  whose test loss bfloat16 was measured to cost (docs/performance.md);
+  the VAE is trained in bfloat16 below."""
+  model = 'mmd_vae'
+  reference = _run(tmp_path, 'float32', model=model, precision='float32',
+                   **_CURVE)
+  reference_losses = _history_losses(tmp_path / 'float32')
   results = _run(tmp_path, 'run', model=model, precision='mixed_bfloat16',
                  export_dir=str(tmp_path / 'export'), **_CURVE)
   losses = _history_losses(tmp_path / 'run')
@@ -185,19 +182,22 @@ def test_bfloat16_follows_float32_and_serves_float32(tmp_path, float32_curves,
   _serves_float32(tmp_path / 'run', tmp_path / 'export')
 
 
-@pytest.mark.parametrize('model', ['vae', 'mmd_vae'])
+@pytest.mark.parametrize('model,precision', [
+    ('vae', 'mixed_bfloat16'), ('vae', 'mixed_float16'),
+    ('mmd_vae', 'mixed_float16')])
 @pytest.mark.slow
-def test_float16_with_loss_scaling_trains_and_serves_float32(tmp_path, model):
-  """mixed_float16 (for GPUs) is correct on CPU: dynamic loss scaling
-  (training.py), the policy's float32 parts, a falling loss, a float32
-  export."""
-  _run(tmp_path, 'run', model=model, precision='mixed_float16', epochs=3,
+def test_16_bit_trains_and_serves_float32(tmp_path, model, precision):
+  """Each model under each 16-bit policy (the MMD-VAE's bfloat16 above):
+  mixed_float16, for GPUs, is correct on CPU too, with dynamic loss
+  scaling (training.py); a falling loss and a float32 export."""
+  _run(tmp_path, 'run', model=model, precision=precision, epochs=3,
        export_dir=str(tmp_path / 'export'))
   losses = _history_losses(tmp_path / 'run')
   assert all(np.isfinite(losses)) and losses[-1] < losses[0], losses
   trained = models_lib.build_model(config_lib.TrainConfig.create(
-      model=model, precision='mixed_float16'), (28, 28, 1))
-  assert trained.encoder.network.layers[0].compute_dtype == 'float16'
+      model=model, precision=precision), (28, 28, 1))
+  assert trained.encoder.network.layers[0].compute_dtype == (
+      precision.split('_')[1])
   _serves_float32(tmp_path / 'run', tmp_path / 'export')
 
 
