@@ -92,8 +92,7 @@ def _parse_variant(text: str) -> dict:
     if key == 'keep':
       from tfp_vae import precision  # pylint: disable=g-import-not-at-top
       try:
-        with precision.keeping(value.split('+')):
-          pass
+        precision.checked(value.split('+'))
       except ValueError as e:
         raise app.UsageError(f'--variants: {text!r}: {e}') from None
     variant[key] = value

@@ -1,5 +1,7 @@
 """What several test files share: the repository root, a CLI runner, free
-ports, waiting on processes, and the serving signatures' bad inputs.
+ports, waiting on processes, a run's checkpointed tensors, the allowed
+combinations of the family's parts, and the serving signatures' bad
+inputs.
 
 Test files import from here, never from each other."""
 
@@ -65,6 +67,48 @@ def bench_module(name: str):
   if path not in sys.path:
     sys.path.insert(0, path)
   return __import__(name)
+
+
+def checkpoint_tensors(model_dir: str, keep=lambda name: True) -> dict:
+  """{name: value} of the newest checkpoint of a run's model_dir, the names
+  `keep` accepts."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  path = tf.train.latest_checkpoint(os.path.join(model_dir, 'checkpoints'))
+  reader = tf.train.load_checkpoint(path)
+  return {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(path)
+          if keep(n)}
+
+
+def allowed_combinations() -> list[tuple[str, str, str, str]]:
+  """Every (member, prior, likelihood, architecture) that a run accepts."""
+  import itertools  # pylint: disable=g-import-not-at-top
+  from tfp_vae import components, errors  # pylint: disable=g-import-not-at-top
+  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import family  # pylint: disable=g-import-not-at-top
+  combos = []
+  for model, prior, likelihood, arch in itertools.product(
+      family.names(), components.PRIORS.names(),
+      components.LIKELIHOODS.names(), components.ARCHITECTURES.names()):
+    try:
+      config_lib.TrainConfig.create(
+          model=model, prior=prior, likelihood=likelihood, architecture=arch,
+          prior_components=3, latent_dim=3).validate()
+    except errors.ConfigError:
+      continue
+    combos.append((model, prior, likelihood, arch))
+  return combos
+
+
+def covering(combos):
+  """A few of `combos` that hold every value of every factor at least
+  once."""
+  chosen, seen = [], set()
+  for combo in combos:
+    values = set(enumerate(combo))
+    if values - seen:
+      chosen.append(combo)
+      seen |= values
+  return chosen
 
 
 def http_call(url, body=None, timeout=120):

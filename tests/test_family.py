@@ -11,7 +11,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import components
+from tests.helpers import allowed_combinations, covering
 from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import family
@@ -168,34 +168,7 @@ def test_learned_gaussian_scale_is_trained(images, likelihood, shape):
   assert grad is not None and np.any(grad.numpy() != 0)
 
 
-def _allowed():
-  combos = []
-  for model, prior, likelihood, arch in itertools.product(
-      family.names(), components.PRIORS.names(),
-      components.LIKELIHOODS.names(), components.ARCHITECTURES.names()):
-    try:
-      config_lib.TrainConfig.create(model=model, prior=prior, likelihood=likelihood,
-                             architecture=arch, prior_components=3,
-                             latent_dim=3).validate()
-    except errors.ConfigError:
-      continue
-    combos.append((model, prior, likelihood, arch))
-  return combos
-
-
-ALLOWED = _allowed()
-
-
-def _covering(combos):
-  """A few combinations that hold every value of every factor at least
-  once: the fast tier runs these, the full suite all of them."""
-  chosen, seen = [], set()
-  for combo in combos:
-    values = set(enumerate(combo))
-    if values - seen:
-      chosen.append(combo)
-      seen |= values
-  return chosen
+ALLOWED = allowed_combinations()
 
 
 def _pairwise(combos):
@@ -213,7 +186,8 @@ def _pairwise(combos):
   return chosen
 
 
-FAST = set(_covering(ALLOWED))
+# The fast tier runs these, the full suite all of them.
+FAST = set(covering(ALLOWED))
 # Every allowed combination (176) costs about 6 min of one core, a tenth of
 # the suite; the pairs catch an interaction of any two parts.
 # TFP_VAE_ALL_COMBINATIONS=1 (make test-all-combinations) runs all of them.

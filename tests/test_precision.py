@@ -2,43 +2,20 @@
 policy the hidden layers compute in 16 bits and every numerically sensitive
 tensor is float32, for every member, likelihood, prior and architecture."""
 
-import itertools
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.helpers import allowed_combinations, covering
 from tfp_vae import components
 from tfp_vae import config as config_lib
-from tfp_vae import errors
 from tfp_vae import family
 from tfp_vae import models
 from tfp_vae import precision
 
 SEED = tf.constant([3, 4], tf.int32)
 POLICIES = ('mixed_bfloat16', 'mixed_float16')
-
-
-def _covering():
-  """Allowed (member, prior, likelihood, architecture) combinations that
-  hold every registered value of each at least once."""
-  chosen, seen = [], set()
-  for combo in itertools.product(
-      family.names(), components.PRIORS.names(),
-      components.LIKELIHOODS.names(), components.ARCHITECTURES.names()):
-    if not set(enumerate(combo)) - seen:
-      continue
-    model, prior, likelihood, arch = combo
-    try:
-      config_lib.TrainConfig.create(
-          model=model, prior=prior, likelihood=likelihood, architecture=arch,
-          prior_components=2, latent_dim=3).validate()
-    except errors.ConfigError:
-      continue
-    chosen.append(combo)
-    seen |= set(enumerate(combo))
-  return chosen
 
 
 def _build(policy, combo=('vae', 'normal', 'bernoulli', 'conv')):
@@ -55,7 +32,7 @@ def _weighted(network):
 
 
 def test_every_registered_value_is_covered():
-  combos = _covering()
+  combos = covering(allowed_combinations())
   for i, registered in enumerate((family.names(), components.PRIORS.names(),
                                   components.LIKELIHOODS.names(),
                                   components.ARCHITECTURES.names())):
@@ -63,7 +40,7 @@ def test_every_registered_value_is_covered():
 
 
 @pytest.mark.parametrize('policy', POLICIES)
-@pytest.mark.parametrize('combo', _covering(), ids='-'.join)
+@pytest.mark.parametrize('combo', covering(allowed_combinations()), ids='-'.join)
 def test_sensitive_tensors_are_float32_under_mixed_precision(policy, combo):
   model, shape = _build(policy, combo)
   sixteen = policy.split('_')[1]

@@ -14,7 +14,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tests.helpers import run_cli
+from tests.helpers import checkpoint_tensors, run_cli
 from tfp_vae import data
 from tfp_vae import errors
 from tfp_vae import sources
@@ -389,10 +389,7 @@ def test_each_source_trains_evaluates_and_exports(tmp_path, source):
 
 
 def _weights(model_dir):
-  path = tf.train.latest_checkpoint(os.path.join(model_dir, 'checkpoints'))
-  reader = tf.train.load_checkpoint(path)
-  return {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(path)
-          if n.startswith('model/')}
+  return checkpoint_tensors(model_dir, lambda n: n.startswith('model/'))
 
 
 @pytest.mark.slow

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO
+from tests.helpers import REPO, checkpoint_tensors
 from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import files
@@ -74,10 +74,9 @@ def _error_line(err):
 
 
 def _weights(model_dir):
-  path = tf.train.latest_checkpoint(os.path.join(model_dir, 'checkpoints'))
-  reader = tf.train.load_checkpoint(path)
-  return {n: reader.get_tensor(n) for n, _ in tf.train.list_variables(path)
-          if 'save_counter' not in n and not n.startswith('_CHECKPOINTABLE')}
+  return checkpoint_tensors(
+      model_dir, lambda n: 'save_counter' not in n and not n.startswith(
+          '_CHECKPOINTABLE'))
 
 
 def _assert_same_run(model_dir, reference):

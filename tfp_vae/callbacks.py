@@ -275,7 +275,7 @@ class PeriodicPlots(keras.callbacks.Callback):
   async_safe = True
 
   def __init__(self, every: int, state: RunState, record: EpochRecord,
-               draw: Callable[[str, Any], Any]):
+               draw: Callable[[int, Any], Any]):
     super().__init__()
     self.every = every
     self.state = state
@@ -285,7 +285,7 @@ class PeriodicPlots(keras.callbacks.Callback):
   def on_epoch_end(self, epoch, logs=None):
     if self.state.stopped_early or not self.every or (epoch + 1) % self.every:
       return
-    self.draw(f'epoch_{epoch + 1:04d}', self.record.last_terms)
+    self.draw(epoch + 1, self.record.last_terms)
 
 
 class sigterm_sets_preempted:  # pylint: disable=invalid-name

@@ -164,9 +164,10 @@ def epoch_figures(model_dir: str) -> dict[int, dict[str, str]]:
   root = os.path.join(model_dir, rundir.PLOTS_SUBDIR)
   out = {}
   for entry in sorted(os.listdir(root)) if os.path.isdir(root) else []:
-    if entry.startswith('epoch_') and entry[6:].isdigit():
+    epoch = rundir.plotted_epoch(entry)
+    if epoch is not None:
       folder = os.path.join(root, entry)
-      out[int(entry[6:])] = {
+      out[epoch] = {
           name[:-4]: os.path.join(folder, name)
           for name in sorted(os.listdir(folder)) if name.endswith('.png')}
   return out

@@ -85,8 +85,9 @@ def run(jobs: list[Job], parallel: int,
       proc.wait()
   failed = [j for j in jobs if j.returncode]
   if failed:
-    error = (errors.RetryableError if all(
-        j.returncode == errors.RETRYABLE_EXIT_CODE for j in failed) else errors.TfpVaeError)
+    retryable = all(j.returncode == errors.RETRYABLE_EXIT_CODE
+                    for j in failed)
+    error = errors.RetryableError if retryable else errors.TfpVaeError
     raise error('; '.join(
         f'{j.name} failed ({j.error}; log {j.log_path})' for j in failed))
   return jobs

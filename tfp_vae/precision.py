@@ -45,16 +45,13 @@ def kept() -> frozenset:
   return _kept
 
 
-@contextlib.contextmanager
-def keeping(parts: Iterable[str]) -> Iterator[None]:
-  """Models built inside keep only `parts` in float32: for measuring what
-  each part is worth, not for training the package's models.
+def checked(parts: Iterable[str]) -> frozenset:
+  """`parts` as a set that `keeping` accepts.
 
   Raises:
     ValueError: a part that is not one of `PARTS`, or parts without
       `distributions` (the losses need it).
   """
-  global _kept  # pylint: disable=global-statement
   parts = frozenset(parts)
   unknown = sorted(parts - set(PARTS))
   if unknown:
@@ -66,7 +63,19 @@ def keeping(parts: Iterable[str]) -> Iterator[None]:
     raise ValueError('the distributions part cannot be dropped: the losses '
                      'mix its distributions with float32 priors, noise and '
                      'images')
-  previous, _kept = _kept, parts
+  return parts
+
+
+@contextlib.contextmanager
+def keeping(parts: Iterable[str]) -> Iterator[None]:
+  """Models built inside keep only `parts` in float32: for measuring what
+  each part is worth, not for training the package's models.
+
+  Raises:
+    ValueError: as `checked`.
+  """
+  global _kept  # pylint: disable=global-statement
+  previous, _kept = _kept, checked(parts)
   try:
     yield
   finally:

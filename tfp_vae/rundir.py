@@ -47,6 +47,19 @@ def path(model_dir: str, name: str) -> str:
   return os.path.join(model_dir, name)
 
 
+def epoch_plots(epoch: int) -> str:
+  """The folder under plots/ of the figures drawn after `epoch`."""
+  return f'epoch_{epoch:04d}'
+
+
+def plotted_epoch(folder: str) -> Optional[int]:
+  """The epoch whose figures `folder` (a name under plots/) holds, or
+  None for another folder."""
+  if folder.startswith('epoch_') and folder[6:].isdigit():
+    return int(folder[6:])
+  return None
+
+
 write_json = files.write_json
 
 

@@ -80,18 +80,20 @@ class Run:
   def epochs_done(self) -> int:
     return int(self.epoch_var.numpy())
 
-  def draw(self, subdir: str = '', terms: Optional[dict] = None) -> None:
-    """The run's figures into plots/<subdir> (test arrays computed if not
-    given)."""
+  def draw(self, epoch: Optional[int] = None,
+           terms: Optional[dict] = None) -> None:
+    """The run's figures into plots/ (the final ones), or after `epoch`
+    into plots/epoch_NNNN/; test arrays computed if not given."""
     if terms is None:
       _, terms = metrics_lib.evaluate(self.model, self.test_x,
                                       seed=self.config.trainer.seed)
-    where = os.path.join(self.model_dir, rundir.PLOTS_SUBDIR, subdir)
-    what = (f'the plots of epoch {int(subdir[len("epoch_"):])}'
-            if subdir.startswith('epoch_') else 'the final plots')
+    where = os.path.join(self.model_dir, rundir.PLOTS_SUBDIR,
+                         '' if epoch is None else rundir.epoch_plots(epoch))
+    what = ('the final plots' if epoch is None else
+            f'the plots of epoch {epoch}')
     with storage.writing('plots', what, where):
       # An epoch's folder appears whole (a rerun redraws a missing one).
-      tmp = files.temp_path(where) if subdir else where
+      tmp = where if epoch is None else files.temp_path(where)
       try:
         plots.draw_all(self.model, self.test_x, self.data.test_labels,
                        terms['code_mean'], tmp, seed=self.config.trainer.seed,
@@ -286,12 +288,11 @@ def fit(the_run: Run,
   state.steps_per_epoch = per_epoch
   state.resume_epoch, state.resume_offset = done, min(offset, per_epoch - 1)
   writer = None
+  board = os.path.join(the_run.model_dir, rundir.TENSORBOARD_SUBDIR)
   if the_run.chief:
-    board = os.path.join(the_run.model_dir, rundir.TENSORBOARD_SUBDIR)
     with storage.writing('summaries', 'the TensorBoard summaries', board,
                          inject=False):
       writer = tf.summary.create_file_writer(board)
-  if the_run.chief:
     with storage.writing('history', 'the history',
                          rundir.path(the_run.model_dir, rundir.HISTORY_FILE),
                          inject=False):
@@ -309,9 +310,7 @@ def fit(the_run: Run,
         the_run.epochs_done < config.trainer.epochs):
       train(per_epoch, the_run.epochs_done, config.trainer.epochs)
   if writer is not None:
-    with storage.writing('summaries', 'the TensorBoard summaries',
-                         os.path.join(the_run.model_dir,
-                                      rundir.TENSORBOARD_SUBDIR)):
+    with storage.writing('summaries', 'the TensorBoard summaries', board):
       writer.close()
   the_run.trained = True
   _raise_if_stopped(the_run)
@@ -321,12 +320,12 @@ def _draw_missed_plots(the_run: Run, done: int) -> None:
   """The periodic plots of the checkpointed epoch, when the process that
   trained it stopped before drawing them (a full disk, a kill)."""
   every = the_run.config.runtime.plot_every
-  subdir = f'epoch_{done:04d}'
   if done and every and not done % every and not os.path.isdir(
-      os.path.join(the_run.model_dir, rundir.PLOTS_SUBDIR, subdir)):
+      os.path.join(the_run.model_dir, rundir.PLOTS_SUBDIR,
+                   rundir.epoch_plots(done))):
     logging.info('drawing the plots of epoch %d, which the run that trained '
                  'it did not', done)
-    the_run.draw(subdir)
+    the_run.draw(done)
 
 
 def _epochs_left(the_run: Run, done: int) -> bool:

@@ -481,8 +481,7 @@ class ModelVersions:
       if not os.path.isdir(self.base_path):
         raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT),
                                 self.base_path)
-      os.listdir(self.base_path)
-      folders = layout.version_dirs(self.base_path)
+      folders = layout.version_dirs(self.base_path)  # lists it: may raise
     except OSError as e:
       problem = f'{e.strerror or e}'
       if self._unreadable != problem:
