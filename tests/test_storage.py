@@ -261,14 +261,24 @@ def _unprivileged():
   not root, else nobody through setpriv (None: neither is possible)."""
   if os.geteuid() != 0:
     return False
-  return True if shutil.which('setpriv') else None
+  if not shutil.which('setpriv'):
+    return None
+  # nobody must be able to read the checkout (a clone under a 0700
+  # folder, such as mktemp -d's, is not).
+  probe = subprocess.run(
+      ['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}', '--clear-groups',
+       sys.executable, '-c', 'import trainers.train'],
+      cwd=REPO, capture_output=True, check=False)
+  return True if probe.returncode == 0 else None
 
 
 def test_a_model_dir_the_user_may_not_write_is_refused_before_training(
     shared_root):
   as_nobody = _unprivileged()
   if as_nobody is None:
-    pytest.skip('root writes through permissions, and setpriv is missing')
+    pytest.skip('root writes through permissions, and nobody cannot run '
+                'the trainer here (no setpriv, or a checkout nobody may '
+                'not read)')
   locked = tempfile.mkdtemp(dir=shared_root)
   os.chmod(locked, 0o555)
   code, err = _finish(_train(os.path.join(locked, 'run'),
@@ -283,8 +293,9 @@ def test_a_folder_made_read_only_mid_run_is_one_line(reference, shared_root):
   that becomes read-only mid-run stops at the next write with exit 1 (a
   restart cannot change permissions); made writable again, the rerun
   finishes the same."""
-  if os.geteuid() != 0 or shutil.which('setpriv') is None:
-    pytest.skip('needs root and setpriv to run the trainer as another user')
+  if os.geteuid() != 0 or not _unprivileged():
+    pytest.skip('needs root, setpriv and a checkout nobody may read to run '
+                'the trainer as another user')
   mine = os.path.join(shared_root, 'mine')
   os.makedirs(mine)
   os.chown(mine, NOBODY, NOBODY)
