@@ -25,7 +25,7 @@ def _machine(flags=(), gpus=()):
     (('avx2', 'avx512f', 'avx512_bf16'), (), 'float32',
      'CPU class cpu-avx512-bf16'),
     (('avx2', 'fma'), (), 'float32',
-     'CPU class cpu-avx2 (AMD EPYC (Zen 3) with AVX2 only): bfloat16 trained '
+     'CPU class cpu-avx2 (AMD EPYC exposing AVX2 only): bfloat16 trained '
      '0.10x the images/s of float32'),
     (('avx2', 'avx512f'), (), 'float32', 'never measured'),
     ((), (), 'float32', 'never measured'),
@@ -149,6 +149,46 @@ def test_explicit_steps_per_call_are_kept():
 def test_an_explicit_precision_is_kept():
   assert hardware.resolve_precision('mixed_float16', _machine())[0] == (
       'mixed_float16')
+
+
+@pytest.mark.parametrize('precision,flags,gpus,says', [
+    ('mixed_bfloat16', ('avx2', 'fma'), (),
+     ['no bfloat16 units (avx512_bf16 or amx_bf16', 'emulates bfloat16',
+      'measured on class cpu-avx2: 0.10x the images/s of float32']),
+    ('mixed_bfloat16', ('avx2', 'avx512f'), (),
+     ['no bfloat16 units', 'usually slower than float32; --precision=auto']),
+    ('mixed_float16', ('avx2', 'avx512f', 'avx512_bf16'), (),
+     ['no float16 units (avx512_fp16 or amx_fp16', 'emulates float16']),
+    ('mixed_bfloat16', ('avx2', 'avx512f', 'avx512_bf16'), (), None),
+    ('mixed_bfloat16', ('avx2', 'amx_bf16', 'amx_tile'), (), None),
+    ('mixed_float16', ('avx2', 'avx512_fp16'), (), None),
+    ('mixed_bfloat16', ('avx2',), (('A100', (8, 0)),), None),
+    ('float32', ('avx2',), (), None),
+    ('auto', ('avx2',), (), None),
+])
+def test_16_bit_asked_for_on_a_cpu_without_its_units_says_so(
+    precision, flags, gpus, says):
+  found = hardware.emulated_16_bit(precision, _machine(flags, gpus))
+  if says is None:
+    assert found is None, found
+  else:
+    assert found.startswith(f'--precision={precision}: '), found
+    for text in says:
+      assert text in found, found
+
+
+def test_a_run_asked_for_emulated_bfloat16_warns_once(tmp_path, monkeypatch):
+  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae import plan  # pylint: disable=g-import-not-at-top
+  config = config_lib.TrainConfig.create(
+      precision='mixed_bfloat16', model_dir=str(tmp_path / 'run'))
+  warned = []
+  monkeypatch.setattr(plan.logging, 'warning',
+                      lambda fmt, *args: warned.append(fmt % args))
+  for flags in (('avx2', 'fma'), _BF16):
+    assert plan._precision(config, None, _machine(flags)) == (  # pylint: disable=protected-access
+        'mixed_bfloat16', 'asked for')
+  assert len(warned) == 1 and 'emulates bfloat16' in warned[0], warned
 
 
 _BF16 = ('avx2', 'avx512f', 'avx512_bf16')

@@ -106,7 +106,7 @@ BFLOAT16_ROWS = {
         'AMD EPYC (Zen 5 family) with AVX-512 BF16, no AMX: Fashion-MNIST, '
         'latent 2, batch 100; docs/performance.md', _AVX512_BF16_ROWS),
     'cpu-avx2': (
-        'AMD EPYC (Zen 3) with AVX2 only: bfloat16 is emulated; VAE, '
+        'AMD EPYC exposing AVX2 only: bfloat16 is emulated; VAE, '
         'mnist_5k, 3 epochs, one run',
         [PrecisionRow(_VAE, 0, 3, (2145, 225), None, _EARLIER_POLICY)]),
 }
@@ -162,7 +162,7 @@ def judge_bfloat16(rows: Iterable[PrecisionRow],
 # training always gets DEFAULT_STEPS_PER_CALL (`decide_steps_per_execution`).
 STEPS_PER_CALL = {
     ('cpu-avx2', 'one device'): (
-        10, 'AMD EPYC (Zen 3) with AVX2 only: 10 steps per call trained '
+        10, 'AMD EPYC exposing AVX2 only: 10 steps per call trained '
         '1.04x the images/s of 1 for both models (mnist_5k, 3 interleaved '
         'runs)'),
     ('cpu-avx512-bf16', 'one device'): (
@@ -292,6 +292,35 @@ def decide_precision(machine: Machine) -> tuple[str, str]:
       f'{"CPU " if cls != "gpu" else ""}class {cls} ({what}): {why}; '
       f'{"mixed_bfloat16" if pick else "float32"} (tfp_vae/hardware.py '
       f'BFLOAT16_ROWS, docs/performance.md)')
+
+
+# The CPU flags of units that compute each 16-bit type natively.
+_16_BIT_UNITS = {'mixed_bfloat16': ('avx512_bf16', 'amx_bf16'),
+                 'mixed_float16': ('avx512_fp16', 'amx_fp16')}
+
+
+def emulated_16_bit(precision: str, machine: Machine) -> Optional[str]:
+  """Why `precision`, asked for on `machine`, is likely slow, or None.
+
+  A CPU-only machine whose CPU lacks the units of the 16-bit type
+  (`_16_BIT_UNITS`) has TensorFlow emulate it; where the class's rows
+  measured the slowdown, the figure is quoted.
+  """
+  units = _16_BIT_UNITS.get(precision)
+  if not units or machine.gpus or set(units) & machine.cpu_flags:
+    return None
+  kind = precision.split('_')[1]
+  measured = ''
+  if precision == 'mixed_bfloat16':
+    rows = BFLOAT16_ROWS.get(machine.cpu_class, ('', []))[1]
+    if rows:
+      slowest = min(rows, key=lambda r: r.speedup)
+      measured = (f'; measured on class {machine.cpu_class}: '
+                  f'{slowest.speedup:.2f}x the images/s of float32')
+  return (f'--precision={precision}: this CPU has no {kind} units '
+          f'({" or ".join(units)} not in its flags), so TensorFlow emulates '
+          f'{kind}, usually slower than float32{measured}; '
+          f'--precision=auto picks what was measured fastest here')
 
 
 def resolve_precision(precision: str,

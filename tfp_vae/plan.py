@@ -218,6 +218,9 @@ def _precision(config: config_lib.TrainConfig,
                previous: Optional[dict[str, Any]],
                machine: hardware.Machine) -> tuple[str, str]:
   asked = config.trainer.precision
+  slow = hardware.emulated_16_bit(asked, machine)
+  if slow:
+    logging.warning('%s', slow)
   recorded = (previous or {}).get('runtime', {}).get('precision')
   if recorded is None:
     return hardware.resolve_precision(asked, machine)
