@@ -137,8 +137,6 @@ def _history_losses(model_dir):
 _CURVE = dict(epochs=4, train_examples=500, batch_size=10)
 
 
-
-
 def _serves_float32(run_dir, export_root):
   """Evaluation and export compute in float32 with the trained weights."""
   model, _, _ = rundir.load_trained_model(str(run_dir))

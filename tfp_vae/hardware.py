@@ -112,6 +112,11 @@ BFLOAT16_ROWS = {
 }
 
 
+def _slowest(rows: Iterable[PrecisionRow]) -> PrecisionRow:
+  """The row where bfloat16 gained least (or lost most) on float32."""
+  return min(rows, key=lambda r: r.speedup)
+
+
 def judge_bfloat16(rows: Iterable[PrecisionRow],
                    kept: Iterable[str]) -> tuple[bool, str]:
   """(pick mixed_bfloat16, why) from a class's `rows`, counting only those
@@ -121,7 +126,7 @@ def judge_bfloat16(rows: Iterable[PrecisionRow],
   # A slowdown measured under any policy holds under today's: keeping more
   # in float32 is not faster.
   if rows:
-    slowest = min(rows, key=lambda r: r.speedup)
+    slowest = _slowest(rows)
     if slowest.speedup <= 1:
       return False, (f'bfloat16 trained {slowest.speedup:.2f}x the '
                      f'images/s of float32 ({slowest.model}, seed '
@@ -133,7 +138,7 @@ def judge_bfloat16(rows: Iterable[PrecisionRow],
              f'{"; ".join(older)})') if older else ''
     return False, (f'bfloat16 was not measured with today\'s float32 parts '
                    f'({", ".join(sorted(kept))}){older}')
-  slowest = min(current, key=lambda r: r.speedup)
+  slowest = _slowest(current)
   for model in GUARD_MODELS:
     judged = [r for r in current if r.model == model and r.test_loss
               and r.epochs == GUARD_EPOCHS]
@@ -314,7 +319,7 @@ def emulated_16_bit(precision: str, machine: Machine) -> Optional[str]:
   if precision == 'mixed_bfloat16':
     rows = BFLOAT16_ROWS.get(machine.cpu_class, ('', []))[1]
     if rows:
-      slowest = min(rows, key=lambda r: r.speedup)
+      slowest = _slowest(rows)
       measured = (f'; measured on class {machine.cpu_class}: '
                   f'{slowest.speedup:.2f}x the images/s of float32')
   return (f'--precision={precision}: this CPU has no {kind} units '
