@@ -1,14 +1,109 @@
-"""Shared fixtures: quiet TensorFlow and the embedded data (helpers that
-are not fixtures live in tests/helpers.py)."""
+"""Shared fixtures: quiet TensorFlow, the embedded data, and the trained
+runs, exports and comparison that several test files use, each built once
+for the whole suite (helpers that are not fixtures live in
+tests/helpers.py).
 
+`make test` runs the suite in two xdist worker processes.  A fixture built
+through `once` is made by whichever worker asks first, under a file lock
+in the folder both workers share, and read by the other: no xdist group is
+needed to share it, so the tests that use it spread over both workers.
+Tests must not change what these fixtures return: copy a run before
+training it further or breaking it (`shutil.copytree`)."""
+
+import contextlib
+import fcntl
 import os
+import shutil
+import traceback
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pytest  # pylint: disable=g-import-not-at-top
+
+from tests.helpers import COMPARE_PAIR, FANNED_OUT_MODELS, run_cli  # pylint: disable=g-import-not-at-top
 
 
 @pytest.fixture(scope='session')
 def mnist_5k():
   from tfp_vae import data  # pylint: disable=g-import-not-at-top
   return data.load_mnist_5k()
+
+
+@pytest.fixture(scope='session')
+def shared_dir(tmp_path_factory):
+  """A folder every xdist worker of this pytest run sees."""
+  base = tmp_path_factory.getbasetemp()
+  worker = os.environ.get('PYTEST_XDIST_WORKER')
+  root = (base.parent if worker else base) / 'shared'
+  root.mkdir(exist_ok=True)
+  return root
+
+
+@contextlib.contextmanager
+def _locked(path):
+  with open(path, 'a') as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def once(shared_dir, name, build):
+  """shared_dir/name, made by `build(path)` once per pytest run whichever
+  worker asks first; a build that failed fails every test that asks, with
+  the first attempt's error, without building again."""
+  path = shared_dir / name
+  done, failed = shared_dir / f'{name}.done', shared_dir / f'{name}.failed'
+  with _locked(shared_dir / f'{name}.lock'):
+    if failed.exists():
+      pytest.fail(f'shared fixture {name} failed to build:\n'
+                  f'{failed.read_text()}')
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)
+      try:
+        build(str(path))
+      except BaseException:
+        failed.write_text(traceback.format_exc()[-6000:])
+        raise
+      done.touch()
+  return str(path)
+
+
+def _run_ok(module, *args, timeout=1200):
+  r = run_cli(module, *args, timeout=timeout)
+  assert r.returncode == 0, r.stderr[-3000:]
+  return r
+
+
+@pytest.fixture(scope='session')
+def compared_pair(shared_dir):
+  """`trainers.compare` at its defaults (the sources' pair, one seed, the
+  runs trained in its own process) on tiny data: (output_dir, the
+  command's stdout, its stderr).  Shared by tests/test_evaluation.py (the
+  report, the reuse) and tests/test_cli.py (progress lines)."""
+
+  def build(out):
+    r = _run_ok('trainers.compare', f'--output_dir={out}', *COMPARE_PAIR)
+    with open(f'{out}.stdout', 'w') as f:
+      f.write(r.stdout)
+    with open(f'{out}.stderr', 'w') as f:
+      f.write(r.stderr)
+
+  out = once(shared_dir, 'compared_pair', build)
+  with open(f'{out}.stdout') as f, open(f'{out}.stderr') as g:
+    return out, f.read(), g.read()
+
+
+
+
+@pytest.fixture(scope='session')
+def compared_fanned_out(shared_dir):
+  """The output_dir of `trainers.compare --parallel=2` over
+  FANNED_OUT_MODELS and two seeds on tiny data.  Shared by the report's
+  browser test and the fan-out's results test."""
+  return once(shared_dir, 'compared_fanned_out', lambda out: _run_ok(
+      'trainers.compare', f'--output_dir={out}', '--epochs=2',
+      '--plot_every=1', '--train_examples=200', '--batch_size=50',
+      '--eval_iwae_samples=2', f'--models={",".join(FANNED_OUT_MODELS)}',
+      '--seeds=2', '--parallel=2', '--latent_dim=3'))

@@ -29,6 +29,18 @@ def run_cli(module: str, *args: str, timeout: float = 600,
                         env=full_env)
 
 
+# trainers.compare at its defaults on tiny data (tests/conftest.py's
+# compared_pair, and its rerun in tests/test_evaluation.py).
+COMPARE_PAIR = ('--epochs=2', '--train_examples=200', '--batch_size=50',
+                '--eval_iwae_samples=3')
+
+# Two members (one with its own setting), two seeds, two at a time: the
+# fan-out a researcher runs (each run a trainers.train and a
+# trainers.evaluate process), at latent 3 with a plot every epoch
+# (tests/conftest.py's compared_fanned_out).
+FANNED_OUT_MODELS = ('mmd_vae', 'vae:beta=4')
+
+
 def free_port() -> int:
   with socket.socket() as s:
     s.bind(('localhost', 0))
@@ -157,3 +169,46 @@ BAD = [
     ('sample', {'num_samples': np.int64(4), 'seed': np.array([0], np.int64)},
      'seed must be a scalar >= 0', '[0]'),
 ]
+
+
+class _Exited(Exception):
+
+  def __init__(self, message: str, code: int):
+    super().__init__(message)
+    self.message, self.code = message, code
+
+
+def train_in_process(*args: str, env: dict | None = None
+                     ) -> tuple[int, str | None]:
+  """(exit code, the 'error: ...' line or None) of `python -m trainers.train
+  args`, run in this process: the command's own flag parsing, config,
+  library call and error wording (`common.describe_error`), without its
+  process (TensorFlow's start, the quiet stderr, `os._exit`), which each
+  command's real-process tests check (tests/test_cli.py and the e2e files).
+  `env` is set for the call only.  Saves a TensorFlow start per error
+  path."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from trainers import common  # pylint: disable=g-import-not-at-top
+  from trainers import train  # pylint: disable=g-import-not-at-top,unused-import
+
+  def fail(message, code=common.EXIT_USER_ERROR):
+    raise _Exited(message, code)
+
+  saved_env, saved_fail = dict(os.environ), common._fail  # pylint: disable=protected-access
+  common._fail = fail  # pylint: disable=protected-access
+  os.environ.update(env or {})
+  flags.FLAGS.unparse_flags()
+  try:
+    try:
+      flags.FLAGS(['trainers.train', *args])
+    except flags.Error as e:
+      fail(f'{e} (see python -m trainers.train --help)')
+    train.main(['trainers.train'])
+    return 0, None
+  except _Exited as e:
+    return e.code, f'error: {e.message}'
+  finally:
+    flags.FLAGS.unparse_flags()
+    common._fail = saved_fail  # pylint: disable=protected-access
+    os.environ.clear()
+    os.environ.update(saved_env)

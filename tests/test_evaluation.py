@@ -7,7 +7,7 @@ import re
 import numpy as np
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import COMPARE_PAIR, FANNED_OUT_MODELS, run_cli
 from tfp_vae import config as config_lib
 from tfp_vae import report
 from tfp_vae import rundir
@@ -72,13 +72,12 @@ def test_evaluate_cli_bad_input_is_one_clear_line(tiny_run, tmp_path, args,
 
 
 @pytest.mark.slow
-def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
+def test_compare_writes_report_with_every_figure_and_both_models(
+    compared_pair):
   """The defaults: the sources' pair at one seed."""
-  out = str(tmp_path / 'compare')
-  result = run_cli('trainers.compare', f'--output_dir={out}', '--epochs=2',
-                   '--train_examples=200', '--batch_size=50',
-                   '--eval_iwae_samples=3')
-  assert result.returncode == 0, result.stderr
+  # The rerun at the end writes the same files into the shared folder
+  # (what it checks); the other user of the fixture reads its stderr only.
+  out, stdout, stderr = compared_pair
   with open(os.path.join(out, 'metrics.json')) as f:
     metrics = json.load(f)
   assert metrics['seeds'] == [0]
@@ -116,12 +115,10 @@ def test_compare_writes_report_with_every_figure_and_both_models(tmp_path):
   assert 'class="best"' not in page  # one seed decides nothing
   assert '1 seed: no interval' in page
   # The whole-run progress reached its end.
-  assert 'compare: 6/6 steps (100%)' in result.stderr
-  assert 'test_iwae_log_likelihood' in result.stdout
+  assert 'compare: 6/6 steps (100%)' in stderr
+  assert 'test_iwae_log_likelihood' in stdout
   # Run again: the runs and their evaluations are reused, not redone.
-  again = run_cli('trainers.compare', f'--output_dir={out}', '--epochs=2',
-                  '--train_examples=200', '--batch_size=50',
-                  '--eval_iwae_samples=3')
+  again = run_cli('trainers.compare', f'--output_dir={out}', *COMPARE_PAIR)
   assert again.returncode == 0, again.stderr
   assert 'evaluating' not in again.stderr and 'not training again' in (
       again.stderr)
@@ -136,3 +133,30 @@ def test_compare_refuses_bad_flags_before_training(tmp_path):
   assert result.returncode == 1
   assert '--train_examples must not exceed the 4000' in result.stderr
   assert not os.path.exists(tmp_path / 'vae' / 'checkpoints')
+
+
+@pytest.mark.slow
+def test_the_fanned_out_runs_are_paired_over_the_same_seeds(
+    compared_fanned_out):
+  """`--parallel=2`'s results, without a browser: every member over the
+  same seeds, each run trained in its own trainers.train process with its
+  own seed and member, intervals from the two seeds."""
+  report_dir = compared_fanned_out
+  with open(os.path.join(report_dir, 'metrics.json')) as f:
+    metrics = json.load(f)
+  assert metrics['seeds'] == [0, 1]
+  assert metrics['order'] == list(FANNED_OUT_MODELS)
+  for label, model in metrics['models'].items():
+    assert set(model['seeds']) == {'0', '1'}
+    for seed, run_dir in model['runs'].items():
+      with open(os.path.join(run_dir, 'config.json')) as f:
+        config = json.load(f)
+      assert config['trainer']['seed'] == int(seed)
+      assert config['model']['name'] == label.split(':')[0]
+      with open(os.path.join(run_dir, 'compare.log')) as f:
+        assert '-m trainers.train' in f.read()
+    knn = model['summary']['test_knn_accuracy']
+    assert knn['n'] == 2 and knn['low'] <= knn['mean'] <= knn['high']
+    assert model['seeds']['1']['epochs_completed'] == 2
+  n = len(FANNED_OUT_MODELS)
+  assert len(metrics['differences']) == n * (n - 1) // 2

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, run_cli
+from tests import conftest
+from tests.helpers import REPO, run_cli, train_in_process
 from tfp_vae import budget
 from tfp_vae import config as config_lib
 from tfp_vae import errors
@@ -25,10 +26,6 @@ from tfp_vae import layout
 from tfp_vae import models
 from tfp_vae import plan
 from tfp_vae import rundir
-
-# One worker runs this file: its module fixtures (trained runs, servers)
-# are built once, not once per worker (`make test` uses --dist loadgroup).
-pytestmark = pytest.mark.xdist_group('faults')
 
 # 600 images, batch 50: 12 steps an epoch; 3 epochs; 10 steps per call, so
 # a call ends at steps 10, 12, 22, 24, 34, 36.
@@ -63,12 +60,16 @@ def _state(model_dir):
       n: reader.get_tensor(n) for n in names}
 
 
-@pytest.fixture(scope='module')
-def uninterrupted(tmp_path_factory):
-  model_dir = str(tmp_path_factory.mktemp('faults') / 'reference')
+def _train_reference(model_dir):
   r = _train(model_dir)
   assert r.returncode == 0, r.stderr[-3000:]
-  return model_dir
+
+
+@pytest.fixture(scope='session')
+def uninterrupted(shared_dir):
+  """The run every fault below is measured against, trained once for the
+  suite (tests/conftest.py); tests copy it before changing it."""
+  return conftest.once(shared_dir, 'faults_reference', _train_reference)
 
 
 # The points, drawn once from a fixed seed: a kill between steps, a SIGTERM
@@ -259,16 +260,25 @@ def test_concurrent_exports_get_distinct_versions(tmp_path):
                                             'index': 0}})},
      "has task {'type': ['worker']"),
 ])
-@pytest.mark.slow
 def test_hostile_values_are_refused_in_one_line(tmp_path, args, env, message):
-  start = time.perf_counter()
-  r = run_cli('trainers.train', f'--model_dir={tmp_path}/run', *args,
-              env={k: v for k, v in env.items()})
+  code, line = train_in_process(f'--model_dir={tmp_path}/run', *args,
+                                env=env)
+  assert code == 1 and line.startswith('error: ') and message in line, line
+  assert not os.path.exists(f'{tmp_path}/run/checkpoints')
+
+
+@pytest.mark.slow
+def test_a_hostile_value_is_one_line_from_the_real_command(tmp_path):
+  """The process contract of the cases above (run in-process there): exit
+  code 1, one 'error:' line, no traceback."""
+  r = run_cli('trainers.train', f'--model_dir={tmp_path}/run', env={
+      'TF_CONFIG': json.dumps({'cluster': {'worker': ['localhost:abc']},
+                               'task': {'type': 'worker', 'index': 0}})})
   assert r.returncode == 1, r.stderr[-2000:]
   lines = [l for l in r.stderr.splitlines() if l.startswith('error:')]
-  assert len(lines) == 1 and message in lines[0], r.stderr[-2000:]
+  assert len(lines) == 1 and "has address 'localhost:abc'" in lines[0], (
+      r.stderr[-2000:])
   assert 'Traceback' not in r.stderr
-  del start
 
 
 def test_the_memory_estimate_is_checked_against_what_is_available():

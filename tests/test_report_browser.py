@@ -8,37 +8,20 @@ import shutil
 
 import pytest
 
-from tests.helpers import run_cli
+from tests.helpers import FANNED_OUT_MODELS as MODELS
 
 CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
 CHROMEDRIVER = shutil.which('chromedriver')
-# One worker runs this file: its module fixtures (trained runs, servers)
-# are built once, not once per worker (`make test` uses --dist loadgroup).
-pytestmark = [pytest.mark.xdist_group('report_browser'), pytest.mark.skipif(
+pytestmark = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER),
     reason='needs Chromium and chromedriver (apt-get install chromium '
-           'chromium-driver; .ci/run does it where apt-get exists)')]
-
-
-MODELS = ('vae', 'mmd_vae', 'vae:beta=4')
-
-
-@pytest.fixture(scope='module')
-def report(tmp_path_factory):
-  """Three members, two seeds, two at a time: the fan-out a researcher
-  runs, on tiny data."""
-  out = str(tmp_path_factory.mktemp('browser') / 'compare')
-  r = run_cli('trainers.compare', f'--output_dir={out}', '--epochs=2',
-              '--plot_every=1', '--train_examples=200', '--batch_size=50',
-              '--eval_iwae_samples=2', f'--models={",".join(MODELS)}',
-              '--seeds=2', '--parallel=2', '--latent_dim=3', timeout=1200)
-  assert r.returncode == 0, r.stderr[-3000:]
-  return out
+           'chromium-driver; .ci/run does it where apt-get exists)')
 
 
 @pytest.mark.slow
 def test_report_renders_with_every_figure_and_no_console_errors(
-    report, tmp_path):
+    compared_fanned_out, tmp_path):
+  report = compared_fanned_out
   from selenium import webdriver  # pylint: disable=g-import-not-at-top
   from selenium.webdriver.chrome.service import Service  # pylint: disable=g-import-not-at-top
   options = webdriver.ChromeOptions()
@@ -70,7 +53,7 @@ def test_report_renders_with_every_figure_and_no_console_errors(
   # At latent 3: samples, latent (PCA), traversals, reconstructions and
   # interpolations per model, the curves, and samples and latent x 2
   # epochs per model (no grid beyond 2-d).
-  assert len(images) == 3 * 5 + 1 + 2 * 2 * 3, [i[0] for i in images]
+  assert len(images) == len(MODELS) * (5 + 2 * 2) + 1, [i[0] for i in images]
   assert {i[0] for i in images} >= {f'{m.replace(":", "_")}_traversals.png'
                                     for m in MODELS}
   broken = [alt for alt, complete, w, h in images
@@ -82,23 +65,3 @@ def test_report_renders_with_every_figure_and_no_console_errors(
   assert 'Over training' in headings
   assert 'mmd_weight=784' in settings and 'beta=4' in settings
   assert os.path.getsize(tmp_path / 'report.png') > 10000
-
-
-def test_the_fanned_out_runs_are_paired_over_the_same_seeds(report):
-  import json  # pylint: disable=g-import-not-at-top
-  with open(os.path.join(report, 'metrics.json')) as f:
-    metrics = json.load(f)
-  assert metrics['seeds'] == [0, 1]
-  assert metrics['order'] == list(MODELS)
-  for label, model in metrics['models'].items():
-    assert set(model['seeds']) == {'0', '1'}
-    for seed, run_dir in model['runs'].items():
-      with open(os.path.join(run_dir, 'config.json')) as f:
-        config = json.load(f)
-      assert config['trainer']['seed'] == int(seed)
-      assert config['model']['name'] == label.split(':')[0]
-    knn = model['summary']['test_knn_accuracy']
-    assert knn['n'] == 2 and knn['low'] <= knn['mean'] <= knn['high']
-  assert len(metrics['differences']) == 3
-  with open(os.path.join(report, 'vae-seed1', 'compare.log')) as f:
-    assert '-m trainers.train' in f.read()

@@ -318,31 +318,39 @@ def exit_on_user_error(fn, *args, **kwargs):
   (preemption, a lost peer).  TFP_VAE_TRACEBACK=1 re-raises unexpected
   errors with their traceback."""
   try:
-    try:
-      return fn(*args, **kwargs)
-    except OSError as e:
-      # A full or read-only storage that no write site named (a library's
-      # own file): the same words and exit code.
-      if e.errno not in storage.WRITE_FAULTS or not e.filename:
-        raise
-      raise storage.describe(e.errno, 'a file', e.filename) from e
-  except errors.EnvironmentConfigError as e:
-    _fail(f'invalid environment: {e}')
-  except errors.ConfigError as e:
-    _fail(f'invalid flag --{e}')
-  except errors.RetryableError as e:
-    _fail(str(e), EXIT_RETRYABLE)
-  except errors.TfpVaeError as e:
-    _fail(str(e))
-  except OSError as e:  # a vanished directory, a file that is not there
-    where = f'{e.filename}: ' if getattr(e, 'filename', None) else ''
-    _fail(f'{where}{e.strerror or e}')
+    return fn(*args, **kwargs)
   except Exception as e:  # pylint: disable=broad-except
-    if os.environ.get('TFP_VAE_TRACEBACK'):
+    message, code = describe_error(e)
+    if message is None:
       raise
-    first = (str(e).strip().splitlines() or [''])[0][:300]
-    _fail(f'unexpected {type(e).__name__}: {first} (set TFP_VAE_TRACEBACK=1 '
-          f'to see where)')
+    _fail(message, code)
+
+
+def describe_error(e: Exception) -> tuple[Optional[str], int]:
+  """(the one line after 'error: ', exit code) a command reports for `e`;
+  (None, 1) for an unexpected error under TFP_VAE_TRACEBACK=1, which is
+  re-raised with its traceback."""
+  if (isinstance(e, OSError) and e.errno in storage.WRITE_FAULTS and
+      e.filename):
+    # A full or read-only storage that no write site named (a library's
+    # own file): the same words and exit code.
+    e = storage.describe(e.errno, 'a file', e.filename)
+  if isinstance(e, errors.EnvironmentConfigError):
+    return f'invalid environment: {e}', EXIT_USER_ERROR
+  if isinstance(e, errors.ConfigError):
+    return f'invalid flag --{e}', EXIT_USER_ERROR
+  if isinstance(e, errors.RetryableError):
+    return str(e), EXIT_RETRYABLE
+  if isinstance(e, errors.TfpVaeError):
+    return str(e), EXIT_USER_ERROR
+  if isinstance(e, OSError):  # a vanished directory, a file that is not there
+    where = f'{e.filename}: ' if getattr(e, 'filename', None) else ''
+    return f'{where}{e.strerror or e}', EXIT_USER_ERROR
+  if os.environ.get('TFP_VAE_TRACEBACK'):
+    return None, EXIT_USER_ERROR
+  first = (str(e).strip().splitlines() or [''])[0][:300]
+  return (f'unexpected {type(e).__name__}: {first} (set TFP_VAE_TRACEBACK=1 '
+          f'to see where)', EXIT_USER_ERROR)
 
 
 def _fail(message: str, code: int = EXIT_USER_ERROR):
