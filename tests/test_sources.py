@@ -14,9 +14,11 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tests.helpers import checkpoint_tensors, run_cli
+from tests.helpers import checkpoint_tensors, run_cli, train_in_process
+from tfp_vae import config as config_lib
 from tfp_vae import data
 from tfp_vae import errors
+from tfp_vae import evaluation
 from tfp_vae import sources
 
 
@@ -328,10 +330,20 @@ def test_any_tfds_image_dataset_without_labels_or_test_split(tmp_path):
 
 # End to end, the way users run it.
 
+_SETTINGS = ('--epochs=2', '--batch_size=10', '--plot_every=1', '--noverbose')
+
+
 def _train(args, model_dir, env=None):
-  return run_cli('trainers.train', *args, '--epochs=2', '--batch_size=10',
-                 '--plot_every=1', '--noverbose', f'--model_dir={model_dir}',
+  return run_cli('trainers.train', *args, *_SETTINGS,
+                 f'--model_dir={model_dir}',
                  f'--export_dir={model_dir}/export', env=env)
+
+
+def _train_here(args, model_dir):
+  """`_train` in this process (tests/helpers.py's train_in_process): for
+  what the data does, not the process; (exit code, error line)."""
+  return train_in_process(*args, *_SETTINGS, f'--model_dir={model_dir}',
+                          f'--export_dir={model_dir}/export')
 
 
 def mnist_folder(root, count=200):
@@ -363,11 +375,11 @@ def test_each_source_trains_evaluates_and_exports(tmp_path, source):
           '--model=mmd_vae'],
   }[source]()
   model_dir = str(tmp_path / 'run')
-  r = _train(args, model_dir)
-  assert r.returncode == 0, r.stderr[-3000:]
-  e = run_cli('trainers.evaluate', f'--model_dir={model_dir}',
-              '--eval_iwae_samples=4', f'--cache_dir={tmp_path / "cache"}')
-  assert e.returncode == 0, e.stderr[-3000:]
+  code, line = _train_here(args, model_dir)
+  assert code == 0, line
+  # What trainers.evaluate calls (the command itself: test_evaluation.py).
+  evaluation.evaluate_run(model_dir, config_lib.EvalConfig(
+      iwae_samples=4, cache_dir=str(tmp_path / 'cache')).validate())
   with open(os.path.join(model_dir, 'metrics.json')) as f:
     metrics = json.load(f)
   assert np.isfinite(metrics['test_iwae_log_likelihood'])
@@ -402,8 +414,9 @@ def test_streamed_run_equals_in_memory_and_resumes_exactly(tmp_path):
             '--batch_size=8']
   memory, streamed, resumed = (str(tmp_path / n) for n in
                                ('memory', 'streamed', 'resumed'))
-  assert _train(common + ['--stream=off'], memory).returncode == 0
-  assert _train(common + ['--stream=on'], streamed).returncode == 0
+  # In this process: the data's part; the kills below need processes.
+  assert _train_here(common + ['--stream=off'], memory) == (0, None)
+  assert _train_here(common + ['--stream=on'], streamed) == (0, None)
   killed = str(tmp_path / 'killed')
   for model_dir, fault, code in ((resumed, 'step:10:term', 143),
                                  (killed, 'checkpoint:1', -signal.SIGKILL)):
@@ -448,9 +461,10 @@ def test_a_bad_image_found_while_streaming_keeps_the_checkpoint(tmp_path):
                                   'labels that do not match'])
 def test_bad_data_from_the_command_line_is_one_line_before_training(
     tmp_path, case):
+  # In this process: the command's error line; the real process's is
+  # checked by test_a_bad_image_found_while_streaming_keeps_the_checkpoint.
   path, culprit, why = BAD[case](tmp_path)
-  r = _train([f'--dataset={path}'], str(tmp_path / 'run'))
-  assert r.returncode == 1
-  last = r.stderr.strip().splitlines()[-1]
+  code, last = _train_here([f'--dataset={path}'], str(tmp_path / 'run'))
+  assert code == 1
   assert culprit in last and why in last, last
   assert not os.path.exists(os.path.join(tmp_path, 'run', 'checkpoints'))

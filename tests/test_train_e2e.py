@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, run_cli
+from tests.helpers import REPO, run_cli, train_in_process
 from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import training
@@ -150,18 +150,22 @@ def test_bad_flags_fail_fast_naming_the_flag(tmp_path, flag, expected):
   assert not os.path.exists(f'{tmp_path}/r')
 
 
-@pytest.mark.slow
+# The error paths below run in-process (the command's own main and error
+# wording, tests/helpers.py's train_in_process); the real process's one
+# line, exit code and stderr are checked by test_cli.py's and
+# test_faults.py's real-process cases.
 def test_batch_larger_than_training_set(tmp_path):
-  r = run_cli('trainers.train', '--batch_size=5000',
-              f'--model_dir={tmp_path}/r')
-  assert r.returncode == 1
-  assert ('invalid flag --batch_size must not exceed the 4000 training '
-          'examples of mnist_5k, got 5000') in r.stderr
-  assert 'Traceback' not in r.stderr
+  code, line = train_in_process('--batch_size=5000',
+                                f'--model_dir={tmp_path}/r')
+  assert code == 1
+  assert line == ('error: invalid flag --batch_size must not exceed the 4000 '
+                  'training examples of mnist_5k, got 5000')
 
 
 @pytest.mark.slow
 def test_xla_with_several_replicas_is_refused_before_the_data(tmp_path):
+  # A real process: several replicas split the CPU before TensorFlow
+  # initialises, which a test process that already ran TensorFlow cannot.
   r = run_cli('trainers.train', '--xla=on', '--cpu_replicas=2',
               '--dataset=fashion_mnist', f'--idx_dir={tmp_path}',
               '--nodownload', f'--model_dir={tmp_path}/r')
@@ -173,22 +177,19 @@ def test_xla_with_several_replicas_is_refused_before_the_data(tmp_path):
   assert 'Traceback' not in r.stderr
 
 
-@pytest.mark.slow
 def test_missing_dataset_is_one_clear_sentence(tmp_path):
-  r = run_cli('trainers.train', '--dataset=mnist', f'--data_dir={tmp_path}',
-              '--nodownload', f'--model_dir={tmp_path}/r')
-  assert r.returncode == 1
-  assert "error: dataset 'mnist' is not on this machine" in r.stderr
-  assert 'Traceback' not in r.stderr
+  code, line = train_in_process('--dataset=mnist', f'--data_dir={tmp_path}',
+                                '--nodownload', f'--model_dir={tmp_path}/r')
+  assert code == 1
+  assert line.startswith("error: dataset 'mnist' is not on this machine")
 
 
-@pytest.mark.slow
 def test_model_dir_of_a_different_configuration(one_epoch_dir):
-  r = run_cli('trainers.train', f'--model_dir={one_epoch_dir}',
-              '--latent_dim=3', '--model=mmd_vae', *TINY)
-  assert r.returncode == 1
-  assert "--model='mmd_vae' (checkpoint has 'vae')" in r.stderr
-  assert '--latent_dim=3 (checkpoint has 2)' in r.stderr
+  code, line = train_in_process(f'--model_dir={one_epoch_dir}',
+                                '--latent_dim=3', '--model=mmd_vae', *TINY)
+  assert code == 1
+  assert "--model='mmd_vae' (checkpoint has 'vae')" in line
+  assert '--latent_dim=3 (checkpoint has 2)' in line
   assert _latest_checkpoint_number(one_epoch_dir) == 1
 
 
