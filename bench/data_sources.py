@@ -5,7 +5,8 @@ Writes Fashion-MNIST (the Debian package's IDX files) as a PNG folder with
 class subfolders and as TFRecord shards, and a generated set of
 `--large` 28x28 images (ten times Fashion-MNIST by default) as one .npy;
 then runs `python -m trainers.train` on each, one at a time, and reads
-images/s from its metrics.json, peak RSS from the child's rusage, and the
+images/s from its metrics.json, peak RSS up to the end of training (the
+trainer's log line) and over the whole run (the child's rusage), and the
 seconds from start until the data is loaded and checked (the plan's log
 line, just before the model is built):
 
@@ -88,29 +89,34 @@ def write_large(root: str, count: int) -> str:
 # Logged once the data is loaded and checked, just before the model is
 # built (tfp_vae/plan.py): the time users wait before training starts.
 DATA_READY = re.compile(r'plan\.py:\d+\] model ')
+TRAINED = re.compile(r'peak memory after training: (\d+) MB')
 
 
 def train(name: str, args: list[str], run_dir: str) -> list:
-  """[variant, images/s, peak RSS MB of the trainer, seconds to data
-  ready]."""
+  """[variant, images/s, peak RSS MB of the trainer up to the end of
+  training, over the whole run (the end-of-run evaluation included),
+  seconds to data ready]."""
   model_dir = os.path.join(run_dir, name.replace(' ', '_'))
   start = time.time()
   proc = subprocess.Popen(
       [sys.executable, '-m', 'trainers.train', *args, '--plot_every=0',
        f'--model_dir={model_dir}'], cwd=benchlib.REPO,
       stderr=subprocess.PIPE, text=True)
-  ready = None
+  ready = trained = None
   for line in proc.stderr:
     if ready is None and DATA_READY.search(line):
       ready = time.time() - start
+    if TRAINED.search(line):
+      trained = int(TRAINED.search(line).group(1))
   # This child's own rusage: its peak RSS, not the largest child's so far.
   _, status, usage = os.wait4(proc.pid, 0)
   proc.returncode = os.waitstatus_to_exitcode(status)
   if proc.returncode:
-    return [name, f'failed (exit {proc.returncode})', '', '']
+    return [name, f'failed (exit {proc.returncode})', '', '', '']
   with open(os.path.join(model_dir, 'metrics.json')) as f:
     metrics = json.load(f)
   return [name, round(metrics['train_images_per_second']),
+          trained if trained is not None else 'not logged',
           round(usage.ru_maxrss / 1024),
           round(ready, 1) if ready is not None else 'not logged']
 
@@ -145,7 +151,8 @@ def main(argv):
     rows.append(train(name, args, runs))
     print(rows[-1], flush=True)
   print(benchlib.machine_line())
-  benchlib.print_table(['variant', 'train images/s', 'peak RSS MB',
+  benchlib.print_table(['variant', 'train images/s',
+                        'peak RSS MB, training', 'peak RSS MB, whole run',
                         's to data ready'], rows)
 
 

@@ -22,6 +22,7 @@ model_dir/.worker-<id>/, which they delete at the end.
 import contextlib
 import dataclasses
 import os
+import resource
 import shutil
 import sys
 from typing import Any, Callable, Optional
@@ -437,6 +438,11 @@ def finish(the_run: Run) -> dict[str, float]:
     shutil.rmtree(the_run.own_dir, ignore_errors=True)
     return {'epochs_completed': the_run.epochs_done}
 
+  # The process's peak memory before the end-of-run evaluation, which
+  # holds the test images and codes whatever the source
+  # (bench/data_sources.py reads this line).
+  logging.info('peak memory after training: %d MB',
+               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
   results, terms = metrics_lib.evaluate(model, the_run.test_x,
                                         seed=config.trainer.seed)
   results['epochs_completed'] = the_run.epochs_done
