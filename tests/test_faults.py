@@ -22,6 +22,7 @@ from tests.helpers import REPO, run_cli, train_in_process
 from tfp_vae import budget
 from tfp_vae import config as config_lib
 from tfp_vae import errors
+from tfp_vae import evaluation
 from tfp_vae import layout
 from tfp_vae import models
 from tfp_vae import plan
@@ -176,9 +177,9 @@ def test_rerunning_a_finished_run_keeps_the_evaluation(uninterrupted,
                                                        tmp_path):
   model_dir = str(tmp_path / 'run')
   shutil.copytree(uninterrupted, model_dir)
-  r = run_cli('trainers.evaluate', f'--model_dir={model_dir}',
-              '--eval_iwae_samples=2', f'--cache_dir={tmp_path}/cache')
-  assert r.returncode == 0, r.stderr[-2000:]
+  # What trainers.evaluate calls (the command: tests/test_evaluation.py).
+  evaluation.evaluate_run(model_dir, config_lib.EvalConfig(
+      iwae_samples=2, cache_dir=f'{tmp_path}/cache').validate())
   evaluated = rundir.read_metrics(model_dir)
   assert _train(model_dir).returncode == 0  # finished: nothing trained
   again = rundir.read_metrics(model_dir)
