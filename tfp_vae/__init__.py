@@ -28,8 +28,11 @@ The model library
   precision   the mixed-precision policy: what stays float32 under 16-bit
               compute
   models      the Keras model that combines them with a member's objective
+  api         that model as one Keras class per member, built from the
+              data, with checked inputs; build, load
 
 Running it
+  datasets    named sets as float arrays in a fixed shuffled order
   data        datasets (embedded, TFDS, IDX files, a user's) -> tf.data
               pipelines, in memory or streamed
   sources     a user's data: image folders, .npy/.npz, TFRecord files
@@ -55,12 +58,38 @@ Evaluating and serving it
   comparison  family members side by side over seeds: trained, evaluated,
               summarised with intervals, reported
   fanout      commands run k at a time as child processes
-  plots       matplotlib figures
+  plots       matplotlib figures (returned; the command line saves them)
   report      the comparison's HTML report
   export      SavedModels with checked serving signatures
   layout      an export directory's version folders (no TensorFlow)
   serving     TF Serving's REST and gRPC APIs over an export directory,
               on KServe's model server (imports TensorFlow, never TFP)
+
+The public API (`__all__`), loaded on first use so that `import tfp_vae`
+does not import TensorFlow:
+  api         VAE, MMDVAE, InfoVAE, IWAE and Model: Keras models built from
+              the data on first use; build(name, **settings) for any
+              member; load(path) for a run directory or a .keras file
+  datasets    load_data(name): named sets as float arrays, shuffled once
 """
 
+import importlib
+from typing import Any
+
 __version__ = '0.1.0'
+
+_API = ('VAE', 'MMDVAE', 'InfoVAE', 'IWAE', 'Model', 'build', 'load')
+_MODULES = ('datasets', 'errors', 'plots')
+__all__ = [*_API, *_MODULES, '__version__']
+
+
+def __getattr__(name: str) -> Any:
+  if name in _API:
+    return getattr(importlib.import_module('tfp_vae.api'), name)
+  if name in _MODULES:
+    return importlib.import_module(f'tfp_vae.{name}')
+  raise AttributeError(f'module tfp_vae has no attribute {name!r}')
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(__all__))
