@@ -65,12 +65,10 @@ Evaluating and serving it
   serving     TF Serving's REST and gRPC APIs over an export directory,
               on KServe's model server (imports TensorFlow, never TFP)
 
-The public API (`__all__`), loaded on first use so that `import tfp_vae`
-does not import TensorFlow:
-  api         VAE, MMDVAE, InfoVAE, IWAE and Model: Keras models built from
-              the data on first use; build(name, **settings) for any
-              member; load(path) for a run directory or a .keras file
-  datasets    load_data(name): named sets as float arrays, shuffled once
+The public API (`__all__`: `VAE`, `MMDVAE`, `InfoVAE`, `IWAE`, `Model`,
+`build`, `load` from `api`; the modules `datasets`, `errors`, `plots`) is
+loaded on first use, so `import tfp_vae` does not import TensorFlow and
+the command lines check their flags before it loads (docs/python.md).
 """
 
 import importlib
