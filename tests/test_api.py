@@ -175,6 +175,9 @@ def test_images_are_checked_where_they_enter(digits):
     model.reconstruct(np.zeros((2, 32, 32, 1), np.float32))
   with pytest.raises(errors.InputError, match=r'codes must be \[N, 2\]'):
     model.decode(np.zeros((3, 5), np.float32))
+  history = model.fit(tf.data.Dataset.from_tensor_slices(
+      x_train[:100]).batch(50), verbose=0)  # tf.data of float batches
+  assert np.isfinite(history.history['loss']).all()
   with pytest.raises(errors.InputError, match='int32'):
     model.fit(tf.data.Dataset.from_tensor_slices(
         np.zeros((4, 28, 28, 1), np.int32)).batch(2), verbose=0)

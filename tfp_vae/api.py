@@ -65,8 +65,9 @@ def _config(member: str, settings: dict[str, Any], seed: int
   for key, value in settings.items():
     if key not in own and key not in family.all_settings():
       where = ('is a training setting: pass it to compile() or fit()'
-               if key in config_lib._group_of_fields() else  # pylint: disable=protected-access
-               'is not a setting of the model')
+               if any(key == f.name for fields in
+                      config_lib.group_fields().values() for f in fields)
+               else 'is not a setting of the model')
       raise errors.ConfigError(key, value, where)
   config = config_lib.TrainConfig.create(model=member, seed=seed, **settings)
   return config.validate()
