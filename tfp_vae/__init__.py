@@ -28,8 +28,6 @@ The model library
   precision   the mixed-precision policy: what stays float32 under 16-bit
               compute
   models      the Keras model that combines them with a member's objective
-  api         that model as one Keras class per member, built from the
-              data, with checked inputs; build, load
 
 Running it
   datasets    named sets as float arrays in a fixed shuffled order
@@ -64,6 +62,9 @@ Evaluating and serving it
   layout      an export directory's version folders (no TensorFlow)
   serving     TF Serving's REST and gRPC APIs over an export directory,
               on KServe's model server (imports TensorFlow, never TFP)
+  api         the model as one Keras class per member, built from the
+              data, with checked inputs; build, load (a run or a .keras
+              file): the top of the public API
 
 The public API (`__all__`: `VAE`, `MMDVAE`, `InfoVAE`, `IWAE`, `Model`,
 `build`, `load` from `api`; the modules `datasets`, `errors`, `plots`) is
