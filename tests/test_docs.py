@@ -1,7 +1,11 @@
 """The docs are current: the generated pages equal what the code prints,
-the package docstring lists every module, and every link in README.md and
-docs/ resolves (files, and headings within them)."""
+the package docstring lists every module, every link in README.md and
+docs/ resolves (files, and headings within them), and the Python API's
+examples (docs/python.md, README.md, the API's docstrings) run as
+doctests."""
 
+import doctest
+import importlib
 import os
 import re
 import subprocess
@@ -103,3 +107,20 @@ def test_the_readme_is_one_screen_per_job():
 def test_flags_page_holds_each_commands_help(command):
   with open(os.path.join(REPO, 'docs', 'flags.md')) as f:
     assert f'## trainers.{command}\n' in f.read()
+
+
+DOCTEST_FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
+
+
+@pytest.mark.parametrize('page', ['docs/python.md', 'README.md'])
+def test_the_python_examples_run(page):
+  result = doctest.testfile(os.path.join(REPO, page), module_relative=False,
+                            optionflags=DOCTEST_FLAGS, verbose=False)
+  assert result.attempted > 0 and result.failed == 0, result
+
+
+@pytest.mark.parametrize('module', ['tfp_vae.api', 'tfp_vae.datasets'])
+def test_the_api_docstrings_run(module):
+  result = doctest.testmod(importlib.import_module(module),
+                           optionflags=DOCTEST_FLAGS, verbose=False)
+  assert result.attempted > 0 and result.failed == 0, result

@@ -239,9 +239,10 @@ def test_corrupt_file_at_the_command_line_is_one_line(tmp_path):
 def test_latent_plot_names_the_classes(tmp_path):
   codes = np.random.default_rng(0).normal(size=(40, 2))
   labels = np.arange(40) % 10
-  _, names = plots.latent_scatter(
+  fig = plots.latent_scatter(
       codes, labels, 'title', str(tmp_path / 'latent.png'),
       data.CLASS_NAMES['fashion_mnist'])
+  names = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
   assert names == list(data.CLASS_NAMES['fashion_mnist'])
   assert os.path.getsize(tmp_path / 'latent.png') > 1000
 

@@ -30,6 +30,7 @@ The model library
   models      the Keras model that combines them with a member's objective
 
 Running it
+  datasets    named sets as float arrays in a fixed shuffled order
   data        datasets (embedded, TFDS, IDX files, a user's) -> tf.data
               pipelines, in memory or streamed
   sources     a user's data: image folders, .npy/.npz, TFRecord files
@@ -55,12 +56,39 @@ Evaluating and serving it
   comparison  family members side by side over seeds: trained, evaluated,
               summarised with intervals, reported
   fanout      commands run k at a time as child processes
-  plots       matplotlib figures
+  plots       matplotlib figures (returned; the command line saves them)
   report      the comparison's HTML report
   export      SavedModels with checked serving signatures
   layout      an export directory's version folders (no TensorFlow)
   serving     TF Serving's REST and gRPC APIs over an export directory,
               on KServe's model server (imports TensorFlow, never TFP)
+  api         the model as one Keras class per member, built from the
+              data, with checked inputs; build, load (a run or a .keras
+              file): the top of the public API
+
+The public API (`__all__`: `VAE`, `MMDVAE`, `InfoVAE`, `IWAE`, `Model`,
+`build`, `load` from `api`; the modules `datasets`, `errors`, `plots`) is
+loaded on first use, so `import tfp_vae` does not import TensorFlow and
+the command lines check their flags before it loads (docs/python.md).
 """
 
+import importlib
+from typing import Any
+
 __version__ = '0.1.0'
+
+_API = ('VAE', 'MMDVAE', 'InfoVAE', 'IWAE', 'Model', 'build', 'load')
+_MODULES = ('datasets', 'errors', 'plots')
+__all__ = [*_API, *_MODULES, '__version__']
+
+
+def __getattr__(name: str) -> Any:
+  if name in _API:
+    return getattr(importlib.import_module('tfp_vae.api'), name)
+  if name in _MODULES:
+    return importlib.import_module(f'tfp_vae.{name}')
+  raise AttributeError(f'module tfp_vae has no attribute {name!r}')
+
+
+def __dir__() -> list[str]:
+  return sorted(set(globals()) | set(__all__))

@@ -30,6 +30,16 @@ class EnvironmentConfigError(ConfigError):
   variables) is invalid; `field` names the variable."""
 
 
+class InputError(TfpVaeError, ValueError):
+  """Images or codes given to a model are not what it takes (dtype, value
+  range, shape); the message names the value and how to fix it."""
+
+
+class UndefinedError(TfpVaeError, ValueError):
+  """A quantity asked of a model does not exist for it (the ELBO of a
+  point-mass encoder); the message says why and what to use instead."""
+
+
 class DataError(TfpVaeError):
   """A dataset is unknown, missing, or cannot be prepared."""
 

@@ -16,16 +16,20 @@ The Monte-Carlo noise of a step is drawn for the global batch from a
 stateless seed (seed, step) and sliced per replica, for the same reason.
 """
 
+import contextlib
 import dataclasses
-from typing import Optional
+import random
+from typing import Iterator, Optional
 import weakref
 
 import keras
+import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tfp_vae import config as config_lib
 from tfp_vae import distribute
+from tfp_vae import errors
 from tfp_vae import family
 from tfp_vae import losses
 from tfp_vae import plan as plan_lib
@@ -299,6 +303,87 @@ def in_float32(model: 'LatentVariableModel', config: config_lib.TrainConfig,
   return copy
 
 
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+  """Runs the block with every generator seeded by `seed`
+  (`keras.utils.set_random_seed`), and gives the generators back their
+  state afterwards.
+
+  Keras layers draw their initializers' seeds from Python's `random`; the
+  weights a seed gives stay what they were when builders seeded the
+  process, while a notebook's later draws (Python, NumPy, TensorFlow's op
+  seeds, Keras's global generator) continue where they were.
+  """
+  # pylint: disable=g-import-not-at-top,protected-access
+  from keras.src.backend.common import global_state
+  from keras.src.random import seed_generator
+  from keras.src.utils import rng_utils
+  from tensorflow.python.eager import context
+  ctx = context.context()
+  keras_keys = (rng_utils.GLOBAL_RANDOM_SEED,
+                seed_generator.GLOBAL_SEED_GENERATOR)
+  saved_keras = {k: global_state.get_global_attribute(k) for k in keras_keys}
+  saved_python, saved_numpy = random.getstate(), np.random.get_state()
+  # TensorFlow's global seed and the generator of its op seeds (what
+  # `tf.random.set_seed` replaces).
+  # `_rng` exists once a seed was set; set_seed replaces the object.
+  saved_tf = (ctx._seed, getattr(ctx, '_rng', None))
+  try:
+    keras.utils.set_random_seed(int(seed))
+    yield
+  finally:
+    for key, value in saved_keras.items():
+      global_state.set_global_attribute(key, value)
+    random.setstate(saved_python)
+    np.random.set_state(saved_numpy)
+    ctx._seed = saved_tf[0]
+    if saved_tf[1] is None:
+      del ctx._rng
+    else:
+      ctx._rng = saved_tf[1]
+  # pylint: enable=g-import-not-at-top,protected-access
+
+
+@dataclasses.dataclass
+class Parts:
+  """What `assemble` builds: a model's layers and its resolved member."""
+  member: family.Member
+  encoder: keras.layers.Layer
+  decoder: keras.layers.Layer
+  prior: keras.layers.Layer
+  networks: tuple[keras.layers.Layer, keras.layers.Layer]
+
+
+def assemble(config: config_lib.TrainConfig, the_plan: plan_lib.Plan
+             ) -> Parts:
+  """The encoder, decoder and prior layers `config` describes for the
+  plan's image shape and precision, and the plan's member.  Their weights
+  are created when they are first called (in `seeded`, for weights that
+  depend on the seed only)."""
+  model_config, image_shape = config.model, the_plan.image_shape
+  latent = model_config.latent_dim
+  encoder_kind, likelihood, prior, architecture = model_config.parts()
+  with precision.scope(the_plan.precision):
+    encoder_net = architecture.encoder(image_shape,
+                                       encoder_kind.outputs(latent))
+    decoder_net = architecture.decoder(latent, image_shape)
+  encoder = encoder_kind.layer(encoder_net, latent)
+  decoder = likelihood.decoder(decoder_net, image_shape,
+                               model_config.gaussian_scale)
+  prior_layer = prior.layer(latent, model_config.prior_components, encoder,
+                            image_shape)
+  return Parts(the_plan.member, encoder, decoder, prior_layer,
+               (encoder_net, decoder_net))
+
+
+def finish(parts: Parts) -> None:
+  """After the model's first call every layer has its weights, whichever
+  way the architecture builds its stack: the precision policy's float32
+  layers can be set."""
+  for network in parts.networks:
+    precision.apply(network)
+
+
 def build_model(config: config_lib.TrainConfig,
                 image_shape: Optional[tuple[int, int, int]] = None,
                 seed: Optional[int] = None,
@@ -306,10 +391,13 @@ def build_model(config: config_lib.TrainConfig,
                 ) -> LatentVariableModel:
   """Builds (and builds the weights of) the model `config` describes.
 
+  The process's random generators are left as they were (`seeded`).
+
   Args:
     config: a validated TrainConfig.
     image_shape: (H, W, C) of the data, when there is no plan.
-    seed: weight-initialisation seed; defaults to the trainer's seed.
+    seed: the seed of the weights and of the training noise; defaults to
+      the trainer's seed.
     the_plan: the run's plan (`tfp_vae.plan`): its resolved member, image
       shape and precision.  Without one, `plan.for_model` makes one for
       this config and image shape.
@@ -322,27 +410,17 @@ def build_model(config: config_lib.TrainConfig,
     ConfigError: the architecture does not fit the image shape.
   """
   if the_plan is None:
+    if image_shape is None:
+      raise errors.ConfigError(
+          'image_shape', image_shape,
+          'must be given (H, W, C) when there is no plan')
     the_plan = plan_lib.for_model(config, image_shape)
-  model_config, image_shape = config.model, the_plan.image_shape
   seed = config.trainer.seed if seed is None else seed
-  keras.utils.set_random_seed(seed)
-  latent = model_config.latent_dim
-  encoder_kind, likelihood, prior, architecture = model_config.parts()
-  with precision.scope(the_plan.precision):
-    encoder_net = architecture.encoder(image_shape,
-                                       encoder_kind.outputs(latent))
-    decoder_net = architecture.decoder(latent, image_shape)
-  encoder = encoder_kind.layer(encoder_net, latent)
-  decoder = likelihood.decoder(decoder_net, image_shape,
-                               model_config.gaussian_scale)
-  prior_layer = prior.layer(latent, model_config.prior_components, encoder,
-                            image_shape)
-  model = LatentVariableModel(the_plan.member, encoder, decoder, prior_layer,
-                              latent, seed=config.trainer.seed,
-                              name=model_config.name)
-  model(tf.zeros((1,) + tuple(image_shape)))
-  # After the first call every layer has its weights, whichever way the
-  # architecture builds its stack.
-  precision.apply(encoder_net)
-  precision.apply(decoder_net)
+  with seeded(seed):
+    parts = assemble(config, the_plan)
+    model = LatentVariableModel(parts.member, parts.encoder, parts.decoder,
+                                parts.prior, config.model.latent_dim,
+                                seed=seed, name=config.model.name)
+    model(tf.zeros((1,) + tuple(the_plan.image_shape)))
+  finish(parts)
   return model

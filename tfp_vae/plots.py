@@ -13,20 +13,34 @@
   of pairs of test images;
 * training_curves: per-epoch train and test terms of one or more runs.
 
-Figure functions return what they drew (images, points and names), or None
-when there was nothing to draw (the grid beyond 2 latent dimensions);
-`training_curves` and `draw_all` return nothing and paths respectively.
+Figure functions return a `matplotlib.figure.Figure` (a notebook shows
+it), and write it to `path` when one is given, as the command line does
+(`draw_all`); the grid returns None beyond 2 latent dimensions.  Figures
+are made without pyplot, so importing this module chooses no backend and
+a notebook's stays as it was.
 """
 
 import os
 from typing import Optional, Sequence
 
 import matplotlib
-matplotlib.use('Agg')  # no display on training machines
-import matplotlib.ticker  # pylint: disable=g-import-not-at-top
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib import figure as figure_lib
+import matplotlib.ticker
 import numpy as np
 import tensorflow as tf
+
+Figure = figure_lib.Figure
+
+
+def _figure(figsize) -> Figure:
+  """A figure outside pyplot: nothing to close, no backend needed."""
+  return Figure(figsize=figsize)
+
+
+def _save(fig: Figure, path: Optional[str]) -> Figure:
+  if path is not None:
+    fig.savefig(path, dpi=100)
+  return fig
 
 
 def tile(images: np.ndarray, cols: int) -> np.ndarray:
@@ -40,9 +54,10 @@ def tile(images: np.ndarray, cols: int) -> np.ndarray:
   return out
 
 
-def _show(mosaic: np.ndarray, title: str, path: str, size: float = 6.0):
-  fig, ax = plt.subplots(figsize=(size, size * mosaic.shape[0] /
-                                  mosaic.shape[1] + 0.4))
+def _show(mosaic: np.ndarray, title: str, path: Optional[str],
+          size: float = 6.0) -> Figure:
+  fig = _figure((size, size * mosaic.shape[0] / mosaic.shape[1] + 0.4))
+  ax = fig.subplots()
   if mosaic.shape[-1] == 1:
     ax.imshow(mosaic[..., 0], cmap='gray', vmin=0, vmax=1)
   else:
@@ -50,21 +65,20 @@ def _show(mosaic: np.ndarray, title: str, path: str, size: float = 6.0):
   ax.set_title(title)
   ax.axis('off')
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  return _save(fig, path)
 
 
 def _decode_mean(model, codes: np.ndarray) -> np.ndarray:
   return model.decode(tf.constant(codes, tf.float32)).mean().numpy()
 
 
-def samples(model, path: str, n: int = 100, seed: int = 0) -> np.ndarray:
-  """Decoder means at n codes drawn from the prior. Returns [n, H, W, C]."""
+def samples(model, path: Optional[str] = None, n: int = 100,
+            seed: int = 0) -> Figure:
+  """Decoder means at n codes drawn from the prior, tiled."""
   codes = model.prior_distribution().sample(n, seed=(seed, 1)).numpy()
   images = _decode_mean(model, codes)
-  _show(tile(images, int(np.ceil(np.sqrt(n)))),
-        f'{model.name}: decoded samples z ~ p(z)', path)
-  return images
+  return _show(tile(images, int(np.ceil(np.sqrt(n)))),
+               f'{model.name}: decoded samples z ~ p(z)', path)
 
 
 def project_2d(codes: np.ndarray) -> tuple[np.ndarray, str]:
@@ -81,18 +95,17 @@ def project_2d(codes: np.ndarray) -> tuple[np.ndarray, str]:
 
 
 def latent_scatter(codes: np.ndarray, labels: Optional[np.ndarray],
-                   title: str,
-                   path: str, class_names: Sequence[str] = ()
-                   ) -> tuple[np.ndarray, list[str]]:
+                   title: str, path: Optional[str] = None,
+                   class_names: Sequence[str] = ()) -> Figure:
   """Test codes (means) in 2-D, coloured by class, with a legend that names
-  each class (`class_names[label]`, else the label number).  Returns the
-  2-D points drawn and the legend's names."""
+  each class (`class_names[label]`, else the label number)."""
   points, how = project_2d(codes)
-  fig, ax = plt.subplots(figsize=(7.5, 5.5))
+  fig = _figure((7.5, 5.5))
+  ax = fig.subplots()
   if labels is None:  # data without labels: one colour, no legend
     labels, class_names = np.zeros(len(points), np.int64), ('no labels',)
   classes = np.unique(labels)
-  colours = plt.get_cmap('tab10' if len(classes) <= 10 else 'tab20')
+  colours = matplotlib.colormaps['tab10' if len(classes) <= 10 else 'tab20']
   names = []
   for i, c in enumerate(classes):
     at = labels == c
@@ -105,12 +118,11 @@ def latent_scatter(codes: np.ndarray, labels: Optional[np.ndarray],
   ax.set_xlabel('dimension 1')
   ax.set_ylabel('dimension 2')
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return points, names
+  return _save(fig, path)
 
 
-def latent_grid(model, path: str, n: int = 15) -> Optional[np.ndarray]:
+def latent_grid(model, path: Optional[str] = None,
+                n: int = 15) -> Optional[Figure]:
   """Decoded images on an n x n grid of z (latent_dim == 2 only).
 
   Grid values are standard-normal quantiles of 0.05 .. 0.95, so the grid
@@ -123,21 +135,19 @@ def latent_grid(model, path: str, n: int = 15) -> Optional[np.ndarray]:
   z1, z2 = np.meshgrid(q, q[::-1])
   codes = np.stack([z1.ravel(), z2.ravel()], 1)
   images = _decode_mean(model, codes)
-  _show(tile(images, n), f'{model.name}: decoded grid over z in '
-        f'[{q[0]:.2f}, {q[-1]:.2f}]^2', path, size=7.0)
-  return images
+  return _show(tile(images, n), f'{model.name}: decoded grid over z in '
+               f'[{q[0]:.2f}, {q[-1]:.2f}]^2', path, size=7.0)
 
 
-def traversals(model, code: np.ndarray, path: str, n: int = 11,
-               max_units: int = 32, seed: int = 0) -> Optional[np.ndarray]:
-  """Per-unit latent traversals (latent_dim > 2 only), as
-  disentanglement_lib draws them: row u decodes `code` (a test image's
-  code) with unit u swept over its prior range (the 5% to 95% quantiles of
-  that unit under p(z), from 2,000 prior samples) and the other units held.
-  At most `max_units` rows.  Returns [rows * n, H, W, C]."""
+def traversals(model, code: np.ndarray, path: Optional[str] = None,
+               n: int = 11, max_units: int = 32, seed: int = 0) -> Figure:
+  """Per-unit latent traversals, as disentanglement_lib draws them: row u
+  decodes `code` (a test image's code) with unit u swept over its prior
+  range (the 5% to 95% quantiles of that unit under p(z), from 2,000 prior
+  samples) and the other units held.  At most `max_units` rows.  (The
+  command line draws them beyond 2 latent dimensions, where there is no
+  grid.)"""
   latent = model.latent_dim
-  if latent <= 2:
-    return None
   draws = model.prior_distribution().sample(2000, seed=(seed, 5)).numpy()
   low, high = np.quantile(draws, [0.05, 0.95], axis=0)
   units = min(latent, max_units)
@@ -146,23 +156,23 @@ def traversals(model, code: np.ndarray, path: str, n: int = 11,
   for u in range(units):
     codes[u, :, u] = np.linspace(low[u], high[u], n)
   images = _decode_mean(model, codes.reshape(-1, latent))
-  _show(tile(images, n), f'{model.name}: traversals, row u sweeps z_u over '
-        f'its prior 5%-95% range\n(others at a test image\'s code; rows '
-        f'1-{units} of {latent} units)', path, size=7.0)
-  return images
+  return _show(tile(images, n), f'{model.name}: traversals, row u sweeps '
+               f'z_u over its prior 5%-95% range\n(others at a test '
+               f'image\'s code; rows 1-{units} of {latent} units)', path,
+               size=7.0)
 
 
-def reconstructions(model, images: np.ndarray, path: str) -> np.ndarray:
+def reconstructions(model, images: np.ndarray,
+                    path: Optional[str] = None) -> Figure:
   """Inputs and their mean reconstructions, in alternating rows of 10."""
   recon = model(tf.constant(images)).numpy()
   rows = []
   for start in range(0, len(images), 10):
     rows.append(images[start:start + 10])
     rows.append(recon[start:start + 10])
-  _show(tile(np.concatenate(rows), 10),
-        f'{model.name}: inputs (odd rows) and reconstructions (even rows)',
-        path)
-  return recon
+  return _show(tile(np.concatenate(rows), 10),
+               f'{model.name}: inputs (odd rows) and reconstructions (even '
+               f'rows)', path)
 
 
 def interpolation_pairs(labels: Optional[np.ndarray], n: int = 8,
@@ -187,11 +197,10 @@ def interpolation_pairs(labels: Optional[np.ndarray], n: int = 8,
   return np.array(pairs)
 
 
-def interpolations(model, start: np.ndarray, end: np.ndarray, path: str,
-                   steps: int = 10) -> np.ndarray:
+def interpolations(model, start: np.ndarray, end: np.ndarray,
+                   path: Optional[str] = None, steps: int = 10) -> Figure:
   """One row per pair: start image, decoded E[q(z|x)] interpolated linearly
-  from start to end in `steps` points, end image.  Returns the mosaic rows
-  as [pairs * (steps + 2), H, W, C]."""
+  from start to end in `steps` points, end image."""
   za = model.encode(tf.constant(start)).mean().numpy()
   zb = model.encode(tf.constant(end)).mean().numpy()
   t = np.linspace(0.0, 1.0, steps)[None, :, None]
@@ -200,9 +209,8 @@ def interpolations(model, start: np.ndarray, end: np.ndarray, path: str,
                                                *start.shape[1:])
   rows = np.concatenate([start[:, None], decoded, end[:, None]], axis=1)
   rows = rows.reshape(-1, *start.shape[1:])
-  _show(tile(rows, steps + 2), f'{model.name}: interpolations (outer '
-        f'columns: the inputs)', path)
-  return rows
+  return _show(tile(rows, steps + 2), f'{model.name}: interpolations '
+               f'(outer columns: the inputs)', path)
 
 
 CURVES = (
@@ -214,12 +222,14 @@ CURVES = (
 )
 
 
-def training_curves(histories: dict[str, list[dict]], path: str) -> None:
+def training_curves(histories: dict[str, list[dict]],
+                    path: Optional[str] = None) -> Figure:
   """Per-epoch curves (history.jsonl records) of each named run: train
   (dashed) and test (solid) reconstruction NLL, objective, test MMD to the
   prior and active units."""
-  fig, axes = plt.subplots(2, 2, figsize=(14, 9.5))
-  colours = plt.rcParams['axes.prop_cycle'].by_key()['color']
+  fig = _figure((14, 9.5))
+  axes = fig.subplots(2, 2)
+  colours = matplotlib.rcParams['axes.prop_cycle'].by_key()['color']
   for ax, (title, train_key, test_key) in zip(axes.ravel(), CURVES):
     for colour, (name, history) in zip(colours, histories.items()):
       epochs = [r['epoch'] for r in history]
@@ -238,8 +248,7 @@ def training_curves(histories: dict[str, list[dict]], path: str) -> None:
   axes[1, 1].set_ylim(bottom=0)
   axes[1, 1].yaxis.get_major_locator().set_params(integer=True)
   fig.tight_layout()
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
+  return _save(fig, path)
 
 
 def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
@@ -260,7 +269,9 @@ def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
                  class_names)
   if latent_grid(model, paths['grid']) is None:
     del paths['grid']
-  if traversals(model, codes[0], paths['traversals'], seed=seed) is None:
+  if model.latent_dim > 2:  # at 2 the grid shows what traversals would
+    traversals(model, codes[0], paths['traversals'], seed=seed)
+  else:
     del paths['traversals']
   # Spread over the test set, which may be ordered by class.
   picks = np.linspace(0, len(test_images) - 1, min(50, len(test_images)))

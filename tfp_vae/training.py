@@ -157,6 +157,9 @@ def prepare(config: config_lib.TrainConfig) -> Run:
   config.validate()
   if config.runtime.deterministic:
     tf.config.experimental.enable_op_determinism()
+    # Op determinism refuses stateful random ops without a seed; like the
+    # switch itself, the seed is the process's, which the run owns.
+    tf.random.set_seed(config.trainer.seed)
   # First: splitting the CPU must happen before TensorFlow initialises.
   strategy = distribute.make_strategy(config.runtime.strategy,
                                       config.runtime.cpu_replicas)
