@@ -136,3 +136,60 @@ def test_compare_refuses_bad_flags_before_training(tmp_path):
   assert result.returncode == 1
   assert '--train_examples must not exceed the 4000' in result.stderr
   assert not os.path.exists(tmp_path / 'vae' / 'checkpoints')
+
+
+@pytest.mark.slow
+def test_compare_parallel_writes_the_numbers_of_the_runs_one_at_a_time(
+    tmp_path):
+  """`--parallel=2` trains and evaluates each (member, seed) as its own
+  trainers.train and trainers.evaluate processes, two at once: its
+  metrics.json holds what those runs wrote, paired over the same seeds,
+  and the same numbers as `--parallel=1` (every run in one process) for
+  the same runs.  No browser needed (test_report_browser.py checks the
+  page)."""
+  args = ('--models=vae', '--seeds=2', '--epochs=1', '--train_examples=100',
+          '--batch_size=50', '--plot_every=0', '--eval_iwae_samples=2',
+          '--deterministic', '--noprogress')
+  results = {}
+  for parallel in (1, 2):
+    out = str(tmp_path / f'parallel{parallel}')
+    r = run_cli('trainers.compare', f'--output_dir={out}',
+                f'--parallel={parallel}', *args, timeout=900)
+    assert r.returncode == 0, r.stderr[-3000:]
+    with open(os.path.join(out, 'metrics.json')) as f:
+      results[parallel] = json.load(f)
+  fanned, in_process = results[2], results[1]
+  assert fanned['seeds'] == in_process['seeds'] == [0, 1]
+  vae = fanned['models']['vae']
+  out = str(tmp_path / 'parallel2')
+  assert vae['runs'] == {'0': os.path.join(out, 'vae'),
+                         '1': os.path.join(out, 'vae-seed1')}
+  for seed, run_dir in vae['runs'].items():
+    # Each child ran as a user would, with its seed, and its own files are
+    # what the comparison collected.
+    with open(os.path.join(run_dir, 'compare.log')) as f:
+      log = f.read()
+    assert '-m trainers.train' in log and '-m trainers.evaluate' in log
+    with open(os.path.join(run_dir, 'config.json')) as f:
+      assert json.load(f)['trainer']['seed'] == int(seed)
+    assert vae['seeds'][seed] == rundir.read_metrics(run_dir)
+  # Training (--deterministic) gives the same weights bit for bit; the
+  # evaluations run with one thread per child against two here, so their
+  # sums may round differently (IWAE differed in the 10th digit).
+  trained = ('test_loss', 'test_neg_elbo', 'test_reconstruction_nll',
+             'epochs_completed')
+  evaluated = ('test_iwae_log_likelihood', 'test_knn_accuracy',
+               'test_logreg_accuracy', 'test_classifier_frechet_distance')
+  alone = in_process['models']['vae']
+  for seed in ('0', '1'):
+    for key in trained:
+      assert vae['seeds'][seed][key] == alone['seeds'][seed][key], (seed,
+                                                                    key)
+    for key in evaluated:
+      assert vae['seeds'][seed][key] == pytest.approx(
+          alone['seeds'][seed][key], rel=1e-6), (seed, key)
+  assert vae['seeds']['0']['test_loss'] != vae['seeds']['1']['test_loss']
+  for key in trained[:-1] + evaluated:
+    for end in ('mean', 'low', 'high'):
+      assert vae['summary'][key][end] == pytest.approx(
+          alone['summary'][key][end], rel=1e-6), (key, end)
