@@ -204,8 +204,9 @@ _AVX512_BF16_ROWS = [
         (_MMD_VAE, 1, 20, (6598, 7862), (259.13, 260.48)))]
 BFLOAT16_ROWS = {
     'cpu-amx': (
-        'Intel Xeon with AMX and AVX-512 BF16: VAE, mnist_5k, 4 epochs, one '
-        'interleaved run; test loss within noise, values not recorded',
+        'Intel Xeon with AMX and AVX-512 BF16: VAE, 4 epochs, one '
+        'interleaved run; test loss within noise; the dataset and the loss '
+        'values not recorded',
         # Only the ratio was kept, in an earlier session's notes; the
         # repository first has it on 2026-11-26 (commit 5553f45).
         [PrecisionRow(_VAE, 0, 4, None, None, _EARLIER_POLICY, Provenance(
