@@ -56,12 +56,13 @@ experiment-small: install
 	  --output_dir=$(RUNS)/small_data
 
 # Two worker processes: most tests are single-threaded Python or wait on
-# subprocesses (measured 7 min against 11.5 min in one process, 2 cores).
+# subprocesses, so two overlap on 2 cores (timings, with their machine and
+# date: docs/performance.md, "The test suite").
 test: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 # The inner loop: the suite without the tests marked slow (end-to-end runs
-# of real processes and data), in under 3 minutes on 2 cores.
+# of real processes and data).
 test-fast: install
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m 'not slow'
 

@@ -106,4 +106,4 @@ def compared_fanned_out(shared_dir):
       'trainers.compare', f'--output_dir={out}', '--epochs=2',
       '--plot_every=1', '--train_examples=200', '--batch_size=50',
       '--eval_iwae_samples=2', f'--models={",".join(FANNED_OUT_MODELS)}',
-      '--seeds=2', '--parallel=2', '--latent_dim=3'))
+      '--seeds=2', '--parallel=2', '--latent_dim=3', '--deterministic'))

@@ -1,5 +1,6 @@
 """trainers.evaluate and trainers.compare end to end, on tiny budgets."""
 
+import dataclasses
 import json
 import os
 import re
@@ -160,3 +161,25 @@ def test_the_fanned_out_runs_are_paired_over_the_same_seeds(
     assert model['seeds']['1']['epochs_completed'] == 2
   n = len(FANNED_OUT_MODELS)
   assert len(metrics['differences']) == n * (n - 1) // 2
+
+
+@pytest.mark.slow
+def test_a_fanned_out_run_trains_what_one_process_trains(compared_fanned_out,
+                                                         tmp_path):
+  """A run `--parallel=2` trained in its own trainers.train process (one
+  thread) equals, bit for bit under --deterministic, the same run trained
+  in this process; what the comparison collected is what the run wrote."""
+  with open(os.path.join(compared_fanned_out, 'metrics.json')) as f:
+    metrics = json.load(f)
+  run_dir = metrics['models']['mmd_vae']['runs']['1']
+  assert metrics['models']['mmd_vae']['seeds']['1'] == rundir.read_metrics(
+      run_dir)
+  config = rundir.read_config(run_dir)
+  assert config.runtime.deterministic and config.trainer.seed == 1
+  here = dataclasses.replace(config, runtime=dataclasses.replace(
+      config.runtime, model_dir=str(tmp_path / 'here'), export_dir=None))
+  trained = training.run(here)
+  fanned = rundir.read_metrics(run_dir)
+  for key in ('test_loss', 'test_reconstruction_nll', 'test_mmd_to_prior',
+              'train_loss', 'epochs_completed'):
+    assert trained[key] == fanned[key], key

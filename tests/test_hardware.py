@@ -4,6 +4,7 @@ every machine class, from faked CPU flags and GPUs; /proc/cpuinfo is
 parsed."""
 
 import dataclasses
+import re
 
 import pytest
 
@@ -121,23 +122,81 @@ def test_the_recorded_avx512_bf16_rows_fail_the_guard():
 _ONE, _SEVERAL, _WORKERS = 'one device', 'several replicas', 'multi-worker'
 
 
-@pytest.mark.parametrize('flags,gpus,setup,steps,why', [
-    (('avx2', 'avx512f', 'avx512_bf16'), (), _ONE, 10, 'measured fastest'),
-    (('avx2', 'avx512f', 'avx512_bf16'), (), _SEVERAL, 10, 'measured fastest'),
-    (('avx2', 'fma'), (), _ONE, 10, 'measured fastest'),
-    (('avx2', 'avx512f'), (), _ONE, 10, 'never measured'),
-    (('avx2', 'fma'), (), _SEVERAL, 10, 'never measured'),
+@pytest.mark.parametrize('flags,gpus,setup,steps,recorded', [
+    (('avx2', 'avx512f', 'avx512_bf16'), (), _ONE, 10,
+     ('cpu-avx512-bf16', _ONE)),
+    (('avx2', 'avx512f', 'avx512_bf16'), (), _SEVERAL, 10,
+     ('cpu-avx512-bf16', _SEVERAL)),
+    (('avx2', 'fma'), (), _ONE, 10, ('cpu-avx2', _ONE)),
+    (('avx2', 'avx512f'), (), _ONE, 10, None),
+    (('avx2', 'fma'), (), _SEVERAL, 10, None),
     (('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'), (), _ONE,
-     10, 'class cpu-amx with one device was never measured'),
-    (('avx2',), (('A100', (8, 0)),), _SEVERAL, 10, 'class gpu with several'),
-    (('avx2', 'avx512f', 'avx512_bf16'), (), _WORKERS, 10,
-     'every worker must run the same number'),
+     10, None),
+    (('avx2',), (('A100', (8, 0)),), _SEVERAL, 10, None),
 ])
-def test_auto_steps_per_call_for_each_machine_class(flags, gpus, setup,
-                                                     steps, why):
+def test_auto_steps_per_call_quotes_its_record(flags, gpus, setup, steps,
+                                                recorded):
+  """The reason quotes the record it was decided from (each ratio with its
+  per-run bracket, the runs and the date), or says nothing was measured."""
+  machine = _machine(flags, gpus)
+  picked, reason = hardware.resolve_steps_per_execution(0, setup, machine)
+  assert picked == steps
+  if recorded is None:
+    assert reason == (f'class {machine.measured_class} with {setup}: not '
+                      f'measured: default 10'), reason
+    return
+  decision = hardware.STEPS_PER_CALL[recorded]
+  assert decision.pick == picked
+  assert reason.startswith(f'class {recorded[0]} with {setup}: '), reason
+  for ratio in decision.ratios:
+    assert str(ratio) in reason, reason
+  for part in (decision.measured, decision.setting, decision.provenance.date,
+               decision.note):
+    assert part in reason, (part, reason)
+  assert 'fastest' not in reason
+
+
+def test_the_recorded_ratios_are_quoted_with_their_brackets():
+  quoted = hardware.STEPS_PER_CALL[('cpu-avx512-bf16', _SEVERAL)].quote()
+  assert '0.91x [0.73, 1.10] (vae)' in quoted and 'not faster' in quoted
+  quoted = hardware.STEPS_PER_CALL[('cpu-avx2', _ONE)].quote()
+  assert '1.04x [per-run values not recorded] (vae)' in quoted
+
+
+def test_multi_worker_steps_per_call_are_fixed():
   picked, reason = hardware.resolve_steps_per_execution(
-      0, setup, _machine(flags, gpus))
-  assert picked == steps and why in reason
+      0, _WORKERS, _machine(('avx2', 'avx512f', 'avx512_bf16')))
+  assert picked == 10 and 'every worker must run the same number' in reason
+
+
+def _recorded_rows():
+  rows = [(f'BFLOAT16_ROWS[{cls}] {r.model} seed {r.seed} {r.epochs} '
+           f'epochs', r.provenance)
+          for cls, (_, rs) in hardware.BFLOAT16_ROWS.items() for r in rs]
+  rows += [(f'STEPS_PER_CALL{key}', d.provenance)
+           for key, d in hardware.STEPS_PER_CALL.items()]
+  rows += [(f'XLA[{key}]', d.provenance) for key, d in hardware.XLA.items()]
+  return rows
+
+
+@pytest.mark.parametrize('name,provenance', _recorded_rows())
+def test_every_recorded_row_names_its_date_machine_and_command(name,
+                                                               provenance):
+  assert isinstance(provenance, hardware.Provenance), name
+  assert provenance.date == hardware.NOT_RECORDED or re.fullmatch(
+      r'\d{4}-\d{2}-\d{2}', provenance.date), (name, provenance)
+  assert provenance.machine, name
+  assert provenance.command == hardware.NOT_RECORDED or (
+      provenance.command.startswith('bench/')), (name, provenance)
+
+
+def test_a_row_that_kept_only_a_ratio_stores_it_as_a_ratio():
+  (row,) = hardware.BFLOAT16_ROWS['cpu-amx'][1]
+  assert row.images_per_second is None and row.speedup == row.ratio == 1.48
+  with pytest.raises(ValueError, match='exactly one'):
+    hardware.PrecisionRow('vae', 0, 4, (1.0, 1.48), None, POLICY, ratio=1.48)
+  with pytest.raises(ValueError, match='exactly one'):
+    hardware.PrecisionRow('vae', 0, 4, None, None, POLICY)
 
 
 def test_explicit_steps_per_call_are_kept():
@@ -195,8 +254,8 @@ _BF16 = ('avx2', 'avx512f', 'avx512_bf16')
 
 
 @pytest.mark.parametrize('flags,gpus,setup,on,why', [
-    (_BF16, (), _ONE, hardware.XLA['cpu-avx512-bf16'][0],
-     'class cpu-avx512-bf16'),
+    (_BF16, (), _ONE, hardware.XLA['cpu-avx512-bf16'].pick,
+     str(hardware.XLA['cpu-avx512-bf16'].ratios[0])),
     (('avx2', 'fma'), (), _ONE, False, 'never measured'),
     (('avx2',), (('A100', (8, 0)),), _ONE, False,
      'class gpu was never measured'),
@@ -209,10 +268,15 @@ def test_auto_xla_for_each_machine_class(flags, gpus, setup, on, why):
 
 
 def test_auto_xla_follows_the_measured_table(monkeypatch):
-  monkeypatch.setitem(hardware.XLA, 'gpu', (True, 'Some GPU: 1.5x'))
+  decision = hardware.Decision(
+      True, 'XLA against without', (hardware.Ratio('vae', 1.5, (1.4, 1.6)),),
+      'some data', hardware.Provenance('2027-01-02', 'Some GPU', 'bench/x'))
+  monkeypatch.setitem(hardware.XLA, 'gpu', decision)
   machine = _machine(('avx2',), (('A100', (8, 0)),))
   assert hardware.resolve_xla('auto', _ONE, machine) == (
-      True, 'measured faster on class gpu (tfp_vae/hardware.py: Some GPU)')
+      True, 'class gpu: XLA against without, images/s ratio 1.50x [1.40, '
+      '1.60] (vae) (some data; 2027-01-02); on (tfp_vae/hardware.py XLA, '
+      'docs/performance.md)')
   assert not hardware.resolve_xla('auto', _SEVERAL, machine)[0]
 
 

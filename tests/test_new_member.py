@@ -13,6 +13,7 @@ import dataclasses
 import json
 import math
 import os
+import sys
 from typing import ClassVar
 
 import numpy as np
@@ -252,4 +253,50 @@ def test_a_plugin_that_fails_to_load_is_named_where_it_matters(
       family.get('mine')
   finally:
     monkeypatch.undo()
+    registry.reset_discovery()
+
+
+_MODULE_PLUGIN = '''"""A plugin module: importing it registers what it defines."""
+from tfp_vae import components
+
+
+@components.LIKELIHOODS.register
+class ModuleDeclaredBernoulli(components.Likelihood):
+  name = 'module_declared_bernoulli'
+  summary = 'a likelihood registered by importing its module'
+
+  def pixel_weight(self, scale):
+    return 1.0
+
+  def decoder(self, network, image_shape, scale):
+    raise NotImplementedError
+'''
+
+
+def test_a_module_entry_point_registers_what_its_module_defines(
+    tmp_path, monkeypatch):
+  """docs/extending.md: an entry point may name a module, which is imported
+  and whose decorators register what it defines (here a likelihood)."""
+  module = 'tfp_vae_module_plugin_for_tests'
+  name = 'module_declared_bernoulli'
+  assert name not in components.LIKELIHOODS.names()
+  (tmp_path / f'{module}.py').write_text(_MODULE_PLUGIN)
+  info = tmp_path / 'module_plugin-0.1.dist-info'
+  info.mkdir()
+  (info / 'METADATA').write_text(
+      'Metadata-Version: 2.1\nName: module-plugin\nVersion: 0.1\n')
+  (info / 'entry_points.txt').write_text(
+      f'[tfp_vae.plugins]\nparts = {module}\n')
+  monkeypatch.syspath_prepend(str(tmp_path))
+  registry.reset_discovery()
+  try:
+    assert name in components.LIKELIHOODS.names()
+    cls = components.LIKELIHOODS.get(name)
+    assert cls.__module__ == module and cls.__name__ == (
+        'ModuleDeclaredBernoulli')
+    assert cls.summary == 'a likelihood registered by importing its module'
+  finally:
+    components.LIKELIHOODS.unregister(name)
+    monkeypatch.undo()
+    sys.modules.pop(module, None)
     registry.reset_discovery()

@@ -27,6 +27,7 @@ import tensorflow as tf
 from tests.helpers import REPO, bench_module
 from tfp_vae import config as config_lib
 from tfp_vae import data as data_lib
+from tfp_vae import errors
 from tfp_vae import layout
 from tfp_vae import models as models_lib
 from tfp_vae import rundir
@@ -201,8 +202,16 @@ def test_16_bit_trains_and_serves_float32(tmp_path, model, precision):
 
 def test_resuming_with_another_precision_is_refused(tmp_path):
   _run(tmp_path, 'run', epochs=1, precision='float32')  # auto differs by machine
-  with pytest.raises(Exception, match='precision'):
+  model_dir = tmp_path / 'run'
+  with pytest.raises(errors.CheckpointError) as refused:
     _run(tmp_path, 'run', epochs=2, precision='mixed_bfloat16')
+  assert type(refused.value) is errors.CheckpointError  # pylint: disable=unidiomatic-typecheck
+  assert str(refused.value) == (
+      f'model_dir {model_dir} was trained in float32: '
+      '--precision=mixed_bfloat16 would continue it in another precision; '
+      'use --precision=float32 or auto to resume, or another --model_dir')
+  # Refused before anything was trained: the run still holds epoch 1.
+  assert rundir.read_metrics(str(model_dir))['epochs_completed'] == 1
 
 
 _SIX_STEPS = '''

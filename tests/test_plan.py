@@ -40,8 +40,9 @@ def test_auto_is_decided_once_with_its_reason():
   assert rt.precision == 'mixed_bfloat16'
   assert rt.reasons['precision'].startswith('--precision=auto: CPU class '
                                             'cpu-amx')
-  assert rt.reasons['steps_per_execution'].startswith(
-      '--steps_per_execution=0: class cpu-amx with one device was never')
+  assert rt.reasons['steps_per_execution'] == (
+      '--steps_per_execution=0: class cpu-amx with one device: not '
+      'measured: default 10')
   assert _runtime(AVX2).precision == 'float32'
   assert _runtime(AVX2, precision='mixed_bfloat16').reasons[
       'precision'] == 'asked for'

@@ -5,9 +5,13 @@ the same command run again finishes with the uninterrupted run's weights
 and metrics.
 
 Where the test may (root, as CI runs), the disk is a real tmpfs that fills
-and the read-only folder is real for an unprivileged user (`setpriv`);
-elsewhere the full disk is an ENOSPC injected at the write
-(`TFP_VAE_FAULT=enospc:KIND`) and the permission test skips."""
+and the read-only folder is real for an unprivileged user (`setpriv`, from
+a copy of the checkout's packages where that user cannot read the
+checkout); elsewhere the full disk is an ENOSPC injected at the write
+(`TFP_VAE_FAULT=enospc:KIND`), and the test says so in a warning
+(`InjectedFault`, in the summary).  The permission
+tests skip, saying why, only where no unprivileged user can run this
+interpreter."""
 
 import contextlib
 import dataclasses
@@ -18,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -40,23 +45,30 @@ RUN = ['--epochs=3', '--train_examples=300', '--batch_size=50',
        '--plot_every=1', '--noverbose', '--deterministic']
 RETRYABLE = 143
 NOBODY = 65534
+# This interpreter by a path through no symlink into the checkout (a clone's
+# .venv may link to a virtual environment elsewhere that nobody can read,
+# while the clone's own folder is private).
+NOBODY_PYTHON = os.path.join(os.path.realpath(sys.prefix), 'bin',
+                             os.path.basename(sys.executable))
+if not os.path.exists(NOBODY_PYTHON):
+  NOBODY_PYTHON = sys.executable
 
 
-def _train(model_dir, env=(), as_nobody=False):
+def _train(model_dir, env=(), as_nobody=False, cwd=REPO):
   full_env = {k: v for k, v in os.environ.items() if k != 'TFP_VAE_FAULT'}
   full_env.update(env)
-  prefix = []
+  command = [sys.executable]
   if as_nobody:
-    prefix = ['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}',
-              '--clear-groups']
+    command = ['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}',
+               '--clear-groups', NOBODY_PYTHON]
     full_env['HOME'] = os.path.dirname(model_dir)
   # The log goes to a file: a pipe nobody reads while the test waits for a
   # checkpoint could fill and stall the trainer.
   log = tempfile.TemporaryFile('w+')  # pylint: disable=consider-using-with
   proc = subprocess.Popen(
-      [*prefix, sys.executable, '-m', 'trainers.train', *RUN,
+      [*command, '-m', 'trainers.train', *RUN,
        f'--model_dir={model_dir}', f'--export_dir={model_dir}-export'],
-      cwd=REPO, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
+      cwd=cwd, env=full_env, stdout=subprocess.DEVNULL, stderr=log)
   proc.log = log
   return proc
 
@@ -125,15 +137,21 @@ def reference(shared_root):
 
 @contextlib.contextmanager
 def _tmpfs(path, size):
-  """A tmpfs of `size` at path; yields whether it could be mounted."""
+  """A tmpfs of `size` at path; yields '' when it is mounted, else why
+  it could not be."""
   os.makedirs(path, exist_ok=True)
-  mounted = os.geteuid() == 0 and subprocess.run(
-      ['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', path],
-      capture_output=True, check=False).returncode == 0
+  if os.geteuid() != 0:
+    why_not = 'mounting a tmpfs needs root'
+  else:
+    r = subprocess.run(
+        ['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', path],
+        capture_output=True, text=True, check=False)
+    why_not = '' if r.returncode == 0 else (
+        f'mount -t tmpfs failed: {r.stderr.strip() or r.returncode}')
   try:
-    yield mounted
+    yield why_not
   finally:
-    if mounted:
+    if not why_not:
       subprocess.run(['umount', path], check=False)
 
 
@@ -168,9 +186,9 @@ def test_a_page_on_a_full_disk_leaves_no_half_file(shared_root):
   """The report and every JSON file are written whole or not at all
   (`tfp_vae.files`): on a disk that fills mid-write, nothing is left."""
   disk = os.path.join(shared_root, 'small')
-  with _tmpfs(disk, '64k') as mounted:
-    if not mounted:
-      pytest.skip('needs root to mount a small tmpfs')
+  with _tmpfs(disk, '64k') as why_not:
+    if why_not:
+      pytest.skip(f'needs a real small tmpfs: {why_not}')
     path = os.path.join(disk, 'report.html')
     with pytest.raises(errors.StorageUnavailable,
                        match=r'no space left .* \(0 MB free\) while '
@@ -219,12 +237,24 @@ def test_a_full_disk_at_each_write_is_named_and_the_rerun_ends_the_same(
   _assert_same_run(model_dir, tiny_reference)
 
 
+class InjectedFault(UserWarning):
+  """A storage test ran on an injected fault instead of a real one."""
+
+
 @pytest.mark.slow
 def test_a_disk_that_fills_stops_retryable_and_the_rerun_ends_the_same(
     reference, shared_root):
   disk = os.path.join(shared_root, 'disk')
   model_dir = os.path.join(disk, 'run')
-  with _tmpfs(disk, '2m') as mounted:
+  with _tmpfs(disk, '2m') as why_not:
+    mounted = not why_not
+    # Which disk filled is part of the result: an injected one is said in
+    # the summary of warnings.
+    if not mounted:
+      warnings.warn(InjectedFault(
+          f'no real full disk here ({why_not}): the disk that fills was an '
+          f'ENOSPC injected at the checkpoint (TFP_VAE_FAULT=enospc:'
+          f'checkpoint)'))
     env = {} if mounted else {'TFP_VAE_FAULT': 'enospc:checkpoint'}
     code, err = _finish(_train(model_dir, env))
     assert code == RETRYABLE, err[-3000:]
@@ -256,51 +286,77 @@ def test_a_folder_that_goes_away_mid_run_is_retryable(reference, tmp_path):
   _assert_same_run(model_dir, reference)
 
 
-def _unprivileged():
-  """Whether the trainer runs as a user permissions bind: this user when
-  not root, else nobody through setpriv (None: neither is possible)."""
-  if os.geteuid() != 0:
-    return False
-  if not shutil.which('setpriv'):
-    return None
-  # nobody must be able to read the checkout (a clone under a 0700
-  # folder, such as mktemp -d's, is not).
+def _nobody_runs_the_trainer(cwd):
+  """'' if nobody, through setpriv, imports the trainer from `cwd` with
+  this interpreter, else the last line of what it said."""
   probe = subprocess.run(
       ['setpriv', f'--reuid={NOBODY}', f'--regid={NOBODY}', '--clear-groups',
-       sys.executable, '-c', 'import trainers.train'],
-      cwd=REPO, capture_output=True, check=False)
-  return True if probe.returncode == 0 else None
+       NOBODY_PYTHON, '-c', 'import trainers.train'],
+      cwd=cwd, capture_output=True, text=True, check=False)
+  lines = probe.stderr.strip().splitlines() or [f'exit {probe.returncode}']
+  return '' if probe.returncode == 0 else lines[-1]
+
+
+@pytest.fixture(scope='module')
+def unprivileged(shared_root):
+  """(as_nobody, cwd): how the trainer runs as a user permissions bind.
+
+  Not root: this user, from the checkout.  Root: nobody through setpriv,
+  from the checkout if nobody can read it, else from a copy of its
+  packages (tfp_vae, trainers) in `shared_root`, which nobody can read: a
+  clone under a 0700 folder, such as mktemp -d's, is not readable by
+  nobody.  Skips, saying why, where nobody cannot run this interpreter or
+  its packages at all.
+  """
+  if os.geteuid() != 0:
+    return False, REPO
+  if not shutil.which('setpriv'):
+    pytest.skip('root writes through permissions, and there is no setpriv '
+                'to run the trainer as nobody')
+  if not _nobody_runs_the_trainer(REPO):
+    return True, REPO
+  copy = os.path.join(shared_root, 'checkout')
+  for package in ('tfp_vae', 'trainers'):
+    shutil.copytree(os.path.join(REPO, package), os.path.join(copy, package),
+                    ignore=shutil.ignore_patterns('__pycache__'))
+  for dirpath, _, names in os.walk(copy):
+    os.chmod(dirpath, 0o755)
+    for name in names:
+      os.chmod(os.path.join(dirpath, name), 0o644)
+  why_not = _nobody_runs_the_trainer(copy)
+  if why_not:
+    pytest.skip(f'nobody cannot run the trainer with {NOBODY_PYTHON}, '
+                f'even from a copy of the checkout: {why_not}')
+  return True, copy
 
 
 def test_a_model_dir_the_user_may_not_write_is_refused_before_training(
-    shared_root):
-  as_nobody = _unprivileged()
-  if as_nobody is None:
-    pytest.skip('root writes through permissions, and nobody cannot run '
-                'the trainer here (no setpriv, or a checkout nobody may '
-                'not read)')
+    shared_root, unprivileged):
+  as_nobody, cwd = unprivileged
   locked = tempfile.mkdtemp(dir=shared_root)
   os.chmod(locked, 0o555)
   code, err = _finish(_train(os.path.join(locked, 'run'),
-                             as_nobody=as_nobody))
+                             as_nobody=as_nobody, cwd=cwd))
   assert code == 1 and 'is not a writable directory (Permission denied)' in (
       _error_line(err)), err[-2000:]
 
 
 @pytest.mark.slow
-def test_a_folder_made_read_only_mid_run_is_one_line(reference, shared_root):
+def test_a_folder_made_read_only_mid_run_is_one_line(reference, shared_root,
+                                                     unprivileged):
   """As an unprivileged user (root writes through permissions), a model_dir
   that becomes read-only mid-run stops at the next write with exit 1 (a
   restart cannot change permissions); made writable again, the rerun
   finishes the same."""
-  if os.geteuid() != 0 or not _unprivileged():
-    pytest.skip('needs root, setpriv and a checkout nobody may read to run '
-                'the trainer as another user')
+  as_nobody, cwd = unprivileged
+  if not as_nobody:
+    pytest.skip('needs root to make a folder read-only under a running '
+                'trainer of another user (nobody, through setpriv)')
   mine = os.path.join(shared_root, 'mine')
   os.makedirs(mine)
   os.chown(mine, NOBODY, NOBODY)
   model_dir = os.path.join(mine, 'run')
-  proc = _train(model_dir, as_nobody=True)
+  proc = _train(model_dir, as_nobody=True, cwd=cwd)
   _wait_for_checkpoint(model_dir, proc)
   for dirpath, _, _ in os.walk(model_dir):
     os.chmod(dirpath, 0o555)
@@ -311,7 +367,7 @@ def test_a_folder_made_read_only_mid_run_is_one_line(reference, shared_root):
   assert '.lock' not in line, line  # the write that failed, not the lock
   for dirpath, _, _ in os.walk(model_dir):
     os.chmod(dirpath, 0o755)
-  code, err = _finish(_train(model_dir, as_nobody=True))
+  code, err = _finish(_train(model_dir, as_nobody=True, cwd=cwd))
   assert code == 0, err[-3000:]
   _assert_same_run(model_dir, reference)
 

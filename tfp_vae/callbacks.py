@@ -7,7 +7,8 @@ history, summaries), then the periodic plots.
 
 All are async-safe: Keras then hands per-batch logs to a worker thread
 instead of waiting for each step on the main thread (a host sync per step
-cost ~5% of throughput).  Per-batch hooks only read the loss and set flags.
+costs throughput; docs/performance.md, machine class cpu-avx2, lists this
+among what is kept).  Per-batch hooks only read the loss and set flags.
 """
 
 import dataclasses

@@ -224,16 +224,18 @@ class RuntimeConfig:
   verbose: bool = _field(True, 'Show a progress bar.', resumable=True)
   steps_per_execution: int = _field(
       0, 'Training steps per call into the compiled graph; the NaN guard, '
-      'SIGTERM check and progress bar act every N steps.  0: what was '
-      'measured fastest on this class of machine, for one device or several '
-      'replicas (10 where never measured, and always 10 for multi-worker, '
-      'whose workers must agree); the log says which.',
+      'SIGTERM check and progress bar act every N steps.  0: the value '
+      'recorded for this class of machine, for one device or several '
+      'replicas, with the ratio of images/s it was measured at (10 where '
+      'not measured, and always 10 for multi-worker, whose workers must '
+      'agree); the log quotes the measurement (docs/performance.md).',
       resumable=True)
   xla: str = _field(
-      'auto', 'Compile the training step with XLA: on, off, or auto: what '
-      'was measured faster on this class of machine (off where never '
-      'measured); the log says which.  One device only: with several '
-      'replicas or workers auto is off and on is refused.', XLA_CHOICES,
+      'auto', 'Compile the training step with XLA: on, off, or auto: on '
+      'only where XLA was measured faster on this class of machine, else '
+      'off; the log quotes the measurement, or says there was none '
+      '(docs/performance.md).  One device only: with several replicas or '
+      'workers auto is off and on is refused.', XLA_CHOICES,
       resumable=True)
   strategy: str = _field(
       'auto', 'auto: multi_worker if TF_CONFIG (or the Kubeflow Trainer v2 '
@@ -500,7 +502,8 @@ class EvalConfig:
       'point-mass (MMD-VAE) encoder.')
   images_per_call: int = _field(
       1000, 'Latent samples decoded per call of the IWAE estimate (memory '
-      'against speed; 1000 was as fast as 2000 with 166 MB less memory).')
+      'against speed; 1000 was measured as fast as 2000 with less memory: '
+      'docs/performance.md, IWAE evaluation).')
   cache_dir: Optional[str] = _field(
       None, 'Where the Frechet feature classifier is cached (default '
       '$TFP_VAE_CACHE or ~/.cache/tfp_vae).')

@@ -563,11 +563,11 @@ def _pipeline_options() -> tf.data.Options:
 
   Keras makes a new iterator every epoch.  Destroying an autotuned
   iterator waits for the autotuner's background thread, which sleeps
-  between its rounds: the process sat idle for up to 8 s at the end of 5 of
-  14 Fashion-MNIST epochs (10 s each; py-spy showed the main thread in
-  `~IteratorResource` -> `UnboundedThreadPool` join).  The pipeline is a
-  gather and a cast per batch (about 0.5 ms), so fixed parallelism loses
-  nothing (docs/performance.md).
+  between its rounds, so some epochs ended with both cores idle (the main
+  thread in `~IteratorResource` -> `UnboundedThreadPool` join).  The
+  pipeline is a gather and a cast per batch, so fixed parallelism loses
+  nothing.  The measurements, with their machine and date:
+  docs/performance.md, "The end-of-epoch stall".
   """
   options = tf.data.Options()
   options.autotune.enabled = False

@@ -15,16 +15,22 @@ larger, measured under today's mixed-precision policy
 log: a class never measured, or measured under an earlier policy, gets
 float32.
 
-Steps per call are chosen the same way (`STEPS_PER_CALL`, from
+Steps per call are recorded the same way (`STEPS_PER_CALL`, from
 bench/train_throughput.py and bench/replica_throughput.py: images/s at 1
 and 10 steps per call in the same run), per machine class and for one
 device or several replicas; where that was never measured, and always for
-multi-worker training, 10.
+multi-worker training, 10.  Every recorded pick is 10 today, and where the
+measurement did not favour it (several replicas on `cpu-avx512-bf16`) the
+record and the log say so.
 
 XLA likewise (`XLA`, from bench/train_throughput.py's `trainer:xla=on`
 against `trainer`): on only where it was measured faster on one device; off
 where never measured, and with several replicas, where the trainer does not
 compile with XLA (`XLA_ONE_DEVICE_ONLY`).
+
+Every measured row carries its `Provenance` (date, machine, bench command;
+'not recorded' where the record did not keep it), and every decision's log
+line quotes the figures it rests on, or says that nothing was measured.
 """
 
 import dataclasses
@@ -38,6 +44,75 @@ from tfp_vae import family
 
 
 
+NOT_RECORDED = 'not recorded'
+
+
+@dataclasses.dataclass(frozen=True)
+class Provenance:
+  """Where a measured row came from.
+
+  Attributes:
+    date: the day its figures entered the repository with the decision
+      (YYYY-MM-DD; the runs themselves were not dated separately), or
+      NOT_RECORDED.
+    machine: the CPU (or GPU) it ran on, as the record named it.
+    command: the bench command that printed the figures, or NOT_RECORDED.
+  """
+  date: str
+  machine: str
+  command: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Ratio:
+  """One measured ratio of images/s, a variant over its baseline in the
+  same bench run, for one model.
+
+  Attributes:
+    model: the family member measured.
+    ratio: the ratio of the runs' median images/s.
+    runs: the per-run ratios (repeat i of the variant over repeat i of the
+      baseline), () where only the median was recorded.
+  """
+  model: str
+  ratio: float
+  runs: tuple = ()
+
+  def __str__(self) -> str:
+    bracket = (f' [{min(self.runs):.2f}, {max(self.runs):.2f}]'
+               if self.runs else ' [per-run values not recorded]')
+    return f'{self.ratio:.2f}x{bracket} ({self.model})'
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+  """What an auto setting picks on a machine class, and the measurement it
+  rests on (`STEPS_PER_CALL`, `XLA`).
+
+  Attributes:
+    pick: the value picked (steps per call, or whether XLA is on).
+    measured: what was compared, e.g. '10 steps per call against 1'.
+    ratios: images/s of the first over the second, per model.
+    setting: the data and runs, e.g. 'mnist_5k, 4 epochs, 2 interleaved
+      runs'.
+    provenance: date, machine and command.
+    note: why the pick follows (or does not follow) from the ratios.
+  """
+  pick: object
+  measured: str
+  ratios: tuple
+  setting: str
+  provenance: Provenance
+  note: str = ''
+
+  def quote(self) -> str:
+    """The measurement in one phrase, as the log quotes it."""
+    ratios = ' and '.join(str(r) for r in self.ratios)
+    note = f'; {self.note}' if self.note else ''
+    return (f'{self.measured}, images/s ratio {ratios} ({self.setting}; '
+            f'{self.provenance.date}{note})')
+
+
 @dataclasses.dataclass(frozen=True)
 class PrecisionRow:
   """One seed of one model trained in float32 and in mixed_bfloat16 in the
@@ -48,22 +123,35 @@ class PrecisionRow:
     model: the family member.
     seed: the seed both runs used.
     epochs: epochs trained (the first is not timed).
-    images_per_second: (float32, mixed_bfloat16) training images/s.
+    images_per_second: (float32, mixed_bfloat16) training images/s; None
+      where only their ratio was recorded.
     test_loss: (float32, mixed_bfloat16) test loss after `epochs`, both
       computed in float32; None where only speed was recorded.
     kept: the parts of `tfp_vae.precision.PARTS` kept in float32 when it
       was measured: a row measured under another policy than today's does
       not decide anything.
+    provenance: date, machine and command (every recorded row has one).
+    ratio: mixed_bfloat16's images/s over float32's where only the ratio
+      was recorded (then images_per_second is None).
   """
   model: str
   seed: int
   epochs: int
-  images_per_second: tuple
+  images_per_second: Optional[tuple]
   test_loss: Optional[tuple]
   kept: frozenset
+  provenance: Optional[Provenance] = None
+  ratio: Optional[float] = None
+
+  def __post_init__(self):
+    if (self.images_per_second is None) == (self.ratio is None):
+      raise ValueError('a PrecisionRow records images_per_second or, where '
+                       'only that was recorded, their ratio: exactly one')
 
   @property
   def speedup(self) -> float:
+    if self.images_per_second is None:
+      return self.ratio
     return self.images_per_second[1] / self.images_per_second[0]
 
   @property
@@ -86,8 +174,25 @@ GUARD_SEEDS = 2
 # float32 against mixed_bfloat16, measured per machine class ('gpu' for
 # GPUs with bfloat16 units): (the machine, [rows]).
 _EARLIER_POLICY = frozenset({'distributions'})  # before `outputs`
+_EPYC_AVX512_BF16 = ('AMD EPYC (Zen 5 family) with AVX-512 BF16, no AMX, '
+                     '2 cores')
+_EPYC_AVX2 = 'AMD EPYC exposing AVX2 only, 2 cores'
+_BF16_VARIANTS = ('--variants=trainer:precision=float32,'
+                  'trainer:precision=mixed_bfloat16,'
+                  'trainer:precision=float32:seed=1,'
+                  'trainer:precision=mixed_bfloat16:seed=1')
+_AVX512_BF16_4_EPOCHS = Provenance(
+    '2026-11-26', _EPYC_AVX512_BF16,
+    'bench/train_throughput.py --dataset=fashion_mnist --repeats=2 '
+    f'--epochs=4 {_BF16_VARIANTS}')
+_AVX512_BF16_20_EPOCHS = Provenance(
+    '2026-11-26', _EPYC_AVX512_BF16,
+    'bench/train_throughput.py --dataset=fashion_mnist --repeats=1 '
+    f'--epochs=20 {_BF16_VARIANTS}')
 _AVX512_BF16_ROWS = [
-    PrecisionRow(model, seed, epochs, speed, loss, _EARLIER_POLICY)
+    PrecisionRow(model, seed, epochs, speed, loss, _EARLIER_POLICY,
+                 _AVX512_BF16_4_EPOCHS if epochs == 4 else
+                 _AVX512_BF16_20_EPOCHS)
     for model, seed, epochs, speed, loss in (
         (_VAE, 0, 4, (6837, 8409), (269.85, 269.99)),
         (_VAE, 1, 4, (6710, 7964), (270.24, 270.43)),
@@ -99,16 +204,22 @@ _AVX512_BF16_ROWS = [
         (_MMD_VAE, 1, 20, (6598, 7862), (259.13, 260.48)))]
 BFLOAT16_ROWS = {
     'cpu-amx': (
-        'Intel Xeon with AMX and AVX-512 BF16: VAE, mnist_5k, 4 epochs, one '
-        'interleaved run; test loss within noise, values not recorded',
-        [PrecisionRow(_VAE, 0, 4, (1.0, 1.48), None, _EARLIER_POLICY)]),
+        'Intel Xeon with AMX and AVX-512 BF16: VAE, 4 epochs, one '
+        'interleaved run; test loss within noise; the dataset and the loss '
+        'values not recorded',
+        # Only the ratio was kept, in an earlier session's notes; the
+        # repository first has it on 2026-11-26 (commit 5553f45).
+        [PrecisionRow(_VAE, 0, 4, None, None, _EARLIER_POLICY, Provenance(
+            NOT_RECORDED, 'Intel Xeon with AMX and AVX-512 BF16/FP16 (model '
+            'not recorded)', NOT_RECORDED), ratio=1.48)]),
     'cpu-avx512-bf16': (
         'AMD EPYC (Zen 5 family) with AVX-512 BF16, no AMX: Fashion-MNIST, '
         'latent 2, batch 100; docs/performance.md', _AVX512_BF16_ROWS),
     'cpu-avx2': (
         'AMD EPYC exposing AVX2 only: bfloat16 is emulated; VAE, '
         'mnist_5k, 3 epochs, one run',
-        [PrecisionRow(_VAE, 0, 3, (2145, 225), None, _EARLIER_POLICY)]),
+        [PrecisionRow(_VAE, 0, 3, (2145, 225), None, _EARLIER_POLICY,
+                      Provenance('2026-11-22', _EPYC_AVX2, NOT_RECORDED))]),
 }
 
 
@@ -163,34 +274,51 @@ def judge_bfloat16(rows: Iterable[PrecisionRow],
 
 
 # Steps per call measured per (machine class, 'one device' or 'several
-# replicas' in one process): (steps, what was measured).  Multi-worker
-# training always gets DEFAULT_STEPS_PER_CALL (`decide_steps_per_execution`).
+# replicas' in one process).  Multi-worker training always gets
+# DEFAULT_STEPS_PER_CALL (`decide_steps_per_execution`).
+_TEN_AGAINST_ONE = '10 steps per call against 1'
 STEPS_PER_CALL = {
-    ('cpu-avx2', 'one device'): (
-        10, 'AMD EPYC exposing AVX2 only: 10 steps per call trained '
-        '1.04x the images/s of 1 for both models (mnist_5k, 3 interleaved '
-        'runs)'),
-    ('cpu-avx512-bf16', 'one device'): (
-        10, 'AMD EPYC (Zen 5 family) with AVX-512 BF16: 10 steps per call '
-        'trained 1.13x (VAE) and 1.20x (MMD-VAE) the images/s of 1 '
-        '(Fashion-MNIST, 2 interleaved runs; earlier runs that favoured 1 '
-        'were hit by the end-of-epoch stall of tf.data\'s autotuner, see '
-        'data._pipeline_options)'),
-    ('cpu-avx512-bf16', 'several replicas'): (
-        10, 'AMD EPYC (Zen 5 family) with AVX-512 BF16: mirrored over 2 '
-        'logical CPUs, 10 steps per call trained 0.91x [0.73, 1.10] the '
-        'images/s of 1 (1.38x before the stall fix: no clear winner, 10 '
-        'kept); multi-worker on 2 processes 1.28x (1.09x before)'),
+    ('cpu-avx2', 'one device'): Decision(
+        10, _TEN_AGAINST_ONE,
+        (Ratio(_VAE, 2050 / 1969), Ratio(_MMD_VAE, 2206 / 2124)),
+        'mnist_5k, 15 epochs, medians of 3 interleaved runs',
+        Provenance('2026-11-22', _EPYC_AVX2,
+                   'bench/train_throughput.py --epochs=15 (as the README of '
+                   'commit 844c223 describes the run; the command line '
+                   'itself was not recorded)')),
+    ('cpu-avx512-bf16', 'one device'): Decision(
+        10, _TEN_AGAINST_ONE,
+        (Ratio(_VAE, 5889 / 5197, (6201 / 5359, 5578 / 5036)),
+         Ratio(_MMD_VAE, 6068 / 5060, (6196 / 4759, 5939 / 5362))),
+        'Fashion-MNIST, 3 epochs, 2 interleaved runs',
+        Provenance('2026-11-26', _EPYC_AVX512_BF16,
+                   'bench/train_throughput.py --dataset=fashion_mnist '
+                   '--epochs=3 --repeats=2 --variants=plain,before,'
+                   'trainer:spe=1,trainer:spe=10 --before_tree=...'),
+        'earlier runs that favoured 1 were hit by the end-of-epoch stall '
+        'of tf.data\'s autotuner, see data._pipeline_options'),
+    ('cpu-avx512-bf16', 'several replicas'): Decision(
+        10, _TEN_AGAINST_ONE + ', mirrored over 2 logical CPUs',
+        (Ratio(_VAE, 3509 / 3850, (2826 / 3888, 4192 / 3812)),),
+        'mnist_5k, global batch 100, 4 epochs, 2 interleaved runs',
+        Provenance('2026-11-26', _EPYC_AVX512_BF16,
+                   'bench/replica_throughput.py --models=vae --epochs=4 '
+                   '--repeats=2'),
+        'not faster: no clear winner, so the default 10 is kept'),
 }
 DEFAULT_STEPS_PER_CALL = 10
-# XLA for the training step, measured per machine class ('gpu' for any GPU):
-# (on, what was measured).
+# XLA for the training step, measured per machine class ('gpu' for any GPU).
 XLA = {
-    'cpu-avx512-bf16': (
-        False, 'AMD EPYC (Zen 5 family) with AVX-512 BF16: the trainer with '
-        'XLA trained 0.61x (VAE) and 0.68x (MMD-VAE) the images/s of the '
-        'trainer without it, with 230-320 MB more peak memory '
-        '(Fashion-MNIST, 3 epochs, 2 interleaved runs)'),
+    'cpu-avx512-bf16': Decision(
+        False, 'the trainer with XLA against without',
+        (Ratio(_VAE, 4074 / 6644, (3956 / 6522, 4192 / 6766)),
+         Ratio(_MMD_VAE, 4152 / 6130, (4121 / 5703, 4183 / 6556))),
+        'Fashion-MNIST, 3 epochs, 2 interleaved runs',
+        Provenance('2026-11-26', _EPYC_AVX512_BF16,
+                   'bench/train_throughput.py --dataset=fashion_mnist '
+                   '--epochs=3 --repeats=2 '
+                   '--variants=plain,trainer,trainer:xla=on'),
+        '230-320 MB more peak memory with XLA'),
 }
 GPU_BF16_COMPUTE_CAPABILITY = (8, 0)  # Ampere and newer: bfloat16 units
 
@@ -325,7 +453,8 @@ def emulated_16_bit(precision: str, machine: Machine) -> Optional[str]:
   return (f'--precision={precision}: this CPU has no {kind} units '
           f'({" or ".join(units)} not in its flags), so TensorFlow emulates '
           f'{kind}, usually slower than float32{measured}; '
-          f'--precision=auto picks what was measured fastest here')
+          f'--precision=auto picks float32 unless bfloat16 was measured to '
+          f'pay on this class')
 
 
 def resolve_precision(precision: str,
@@ -351,11 +480,12 @@ def decide_steps_per_execution(machine: Machine,
         f'--steps_per_execution to choose')
   cls = machine.measured_class
   if (cls, setup) in STEPS_PER_CALL:
-    steps, why = STEPS_PER_CALL[(cls, setup)]
-    return steps, (f'measured fastest on class {cls} with {setup} '
-                   f'(tfp_vae/hardware.py: {why.split(":")[0]})')
+    decision = STEPS_PER_CALL[(cls, setup)]
+    return decision.pick, (
+        f'class {cls} with {setup}: {decision.quote()}; {decision.pick} '
+        f'(tfp_vae/hardware.py STEPS_PER_CALL, docs/performance.md)')
   return DEFAULT_STEPS_PER_CALL, (
-      f'class {cls} with {setup} was never measured: '
+      f'class {cls} with {setup}: not measured: default '
       f'{DEFAULT_STEPS_PER_CALL}')
 
 
@@ -376,9 +506,10 @@ def decide_xla(machine: Machine, setup: str) -> tuple[bool, str]:
     return False, f'{setup}: the trainer compiles with XLA on one device only'
   cls = machine.measured_class
   if cls in XLA:
-    on, why = XLA[cls]
-    return on, (f'measured {"faster" if on else "slower"} on class {cls} '
-                f'(tfp_vae/hardware.py: {why.split(":")[0]})')
+    decision = XLA[cls]
+    return decision.pick, (
+        f'class {cls}: {decision.quote()}; {"on" if decision.pick else "off"} '
+        f'(tfp_vae/hardware.py XLA, docs/performance.md)')
   return False, f'class {cls} was never measured with XLA: off'
 
 

@@ -44,8 +44,9 @@ tfd = tfp.distributions
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 MMD_MAX_CODES = 2000
-# Images per call of the test pass: 100 took the same time as 500 and 135 MB
-# less memory (Fashion-MNIST's 10,000 test images, docs/performance.md).
+# Images per call of the test pass: 100 took the same time as 500 with less
+# memory (Fashion-MNIST's 10,000 test images; the figures, with machine and
+# date: docs/performance.md, "Where the memory goes").
 EVAL_BATCH_SIZE = 100
 
 

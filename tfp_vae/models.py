@@ -291,8 +291,8 @@ def in_float32(model: 'LatentVariableModel', config: config_lib.TrainConfig,
   16-bit compute (the plan's precision) is for training speed.  Test
   metrics, plots and SavedModels are computed in float32 on every machine:
   figures stay comparable between machines, and an export does not need
-  16-bit units where it is served (bfloat16 is emulated, about 10x slower,
-  on CPUs without them).  The weights are float32 either way.
+  16-bit units where it is served (bfloat16 is emulated, and far slower,
+  on CPUs without them: docs/performance.md).  The weights are float32 either way.
   """
   if the_plan.precision == 'float32':
     return model

@@ -21,8 +21,8 @@ likelihood, prior and architecture, because it is applied here, where
 `POLICY` is what the package keeps; a run records it (`plan.Runtime`).
 `keeping` changes it for a measurement only: `bench/train_throughput.py`'s
 `keep=distributions` variant is the policy before `outputs` was added (the
-one whose MMD-VAE lost 0.5-0.6% of test loss in bfloat16 on
-`cpu-avx512-bf16`, docs/performance.md), against today's
+one whose MMD-VAE lost test loss in bfloat16 on `cpu-avx512-bf16`:
+docs/performance.md), against today's
 `keep=outputs+distributions`.  Loss scaling under mixed_float16 is the trainer's
 (`training.py`); evaluation, plots and exports compute in float32 whatever
 the training precision (`models.in_float32`).

@@ -23,9 +23,10 @@ from typing import Any, Callable, Optional
 # before its logging starts is filtered in `import_tensorflow`).
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 # oneDNN kernels for convolutions and matmuls.  TensorFlow turns them on by
-# default only on CPUs with AVX512/AMX; on an AVX2 EPYC they trained the VAE
-# 20% and the MMD-VAE 4% faster with 15% less memory (docs/performance.md).
-# Results differ from Eigen's kernels by float rounding only.
+# default only on CPUs with AVX512/AMX; on an AVX2 EPYC they trained both
+# models faster with less memory (the figures, with machine and date:
+# docs/performance.md, machine class cpu-avx2).  Results differ from
+# Eigen's kernels by float rounding only.
 # TF_ENABLE_ONEDNN_OPTS=0 opts out.
 os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
 

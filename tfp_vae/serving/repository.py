@@ -341,10 +341,11 @@ def _freeze_heap() -> None:
   """Collects garbage once, then exempts every object alive from the
   cyclic garbage collector (gc.freeze).
 
-  A loaded SavedModel leaves about 500,000 Python objects, which each full
-  collection walks: 250 ms with the GIL held, triggered every so often by
-  the allocations of JSON requests, which put 300 ms into the p99 latency
-  of requests with images (bench/serving_load.py).  Frozen, collections
+  A loaded SavedModel leaves hundreds of thousands of Python objects,
+  which each full collection walks with the GIL held, triggered every so
+  often by the allocations of JSON requests: those walks showed in the p99
+  latency of requests with images (measured with bench/serving_load.py:
+  docs/serving.md).  Frozen, collections
   walk only what requests allocate.  Unfreezing first lets the collector
   free an unloaded version.
   """
