@@ -157,3 +157,55 @@ def test_a_network_without_layers_keeps_its_dtypes_and_says_so(caplog):
   precision.apply(network)
   assert network.compute_dtype == 'bfloat16'
   assert 'no layer with weights found in network one_layer' in caplog.text
+
+
+def _three_dense():
+  return keras.Sequential([keras.layers.Dense(4, activation='relu'),
+                           keras.layers.Dense(4, activation='relu'),
+                           keras.layers.Dense(2)])
+
+
+@pytest.mark.parametrize('parts,role,expected', [
+    # Today's policy: the last layer only, whatever the role.
+    (('outputs', 'distributions'), 'encoder',
+     ['bfloat16', 'bfloat16', 'float32']),
+    # The whole encoder.
+    (('outputs', 'distributions', 'encoder'), 'encoder',
+     ['float32', 'float32', 'float32']),
+    (('outputs', 'distributions', 'encoder'), 'decoder',
+     ['bfloat16', 'bfloat16', 'float32']),
+    # The decoder's first layer with weights.
+    (('outputs', 'distributions', 'decoder_input'), 'decoder',
+     ['float32', 'bfloat16', 'float32']),
+    (('distributions', 'decoder_input'), 'decoder',
+     ['float32', 'bfloat16', 'bfloat16']),
+    (('outputs', 'distributions', 'decoder_input'), 'encoder',
+     ['bfloat16', 'bfloat16', 'float32']),
+])
+def test_the_measurable_parts_set_the_layers_they_name(parts, role,
+                                                       expected):
+  with precision.keeping(parts):
+    with precision.scope('mixed_bfloat16'):
+      network = _three_dense()
+    network(np.ones((2, 3), np.float32))
+    precision.apply(network, role)
+  assert [layer.compute_dtype for layer in _flat(network)] == expected
+
+
+@pytest.mark.parametrize('parts,encoder,decoder', [
+    (('outputs', 'distributions', 'encoder'), 'all', 'last'),
+    (('outputs', 'distributions', 'decoder_input'), 'last', 'first+last'),
+])
+def test_a_built_model_keeps_the_named_parts(parts, encoder, decoder):
+  with precision.keeping(parts):
+    model, _ = _build('mixed_bfloat16')
+  found = {}
+  for name, network in (('encoder', model.encoder.network),
+                        ('decoder', model.decoder.network)):
+    dtypes = [layer.compute_dtype for layer in _weighted(network)]
+    found[name] = ('all' if set(dtypes) == {'float32'} else
+                   'first+last' if dtypes[0] == dtypes[-1] == 'float32' and
+                   'bfloat16' in dtypes else
+                   'last' if dtypes[-1] == 'float32' and
+                   dtypes[0] == 'bfloat16' else str(dtypes))
+  assert found == {'encoder': encoder, 'decoder': decoder}

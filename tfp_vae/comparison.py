@@ -29,6 +29,7 @@ from tfp_vae import evaluation
 from tfp_vae import family
 from tfp_vae import fanout
 from tfp_vae import frechet
+from tfp_vae import hardware
 from tfp_vae import metrics as metrics_lib
 from tfp_vae import plots
 from tfp_vae import progress as progress_lib
@@ -64,6 +65,14 @@ def plan_runs(base: config_lib.TrainConfig,
       the seeds go past the largest seed.
   """
   first = base.trainer.seed
+  if base.trainer.precision == 'auto':
+    # One precision for every member, so that they compare like with like:
+    # bfloat16 only where every compared member's rows pass the guard.
+    precision, why = hardware.resolve_precision(
+        'auto', models=[member.name for _, member in members])
+    logging.info('--precision=auto for every compared member: %s (%s)',
+                 precision, why)
+    base = base.replace(precision=precision)
   runs = []
   for (label, member), seed in itertools.product(
       members, range(first, first + seeds)):

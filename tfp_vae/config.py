@@ -169,10 +169,11 @@ class TrainerConfig:
       0, 'Stop after this many epochs without a better validation loss and '
       'keep the best weights (0: off; needs validation_examples).')
   precision: str = _field(
-      'auto', 'auto: mixed_bfloat16 where it was measured on this class of '
-      'machine to train faster with both models\' test loss within the '
-      'guard (docs/performance.md), else float32; the log says which and '
-      'why.  Or float32, mixed_bfloat16, mixed_float16 (with loss scaling) '
+      'auto', 'auto: mixed_bfloat16 for a member measured on this class of '
+      'machine to train faster with its test loss within the guard '
+      '(docs/performance.md), else float32; a comparison uses one '
+      'precision, bfloat16 only where every compared member passes; the '
+      'log says which and why.  Or float32, mixed_bfloat16, mixed_float16 (with loss scaling) '
       'for the networks\' hidden layers; their last layers and everything '
       'after them stay float32 (tfp_vae/precision.py).',
       PRECISIONS)

@@ -5,15 +5,17 @@ The machine class is read, not guessed: the CPU's model name and ISA flags
 from /proc/cpuinfo (AMX, AVX-512 BF16 and FP16, AVX-512, AVX2), and the
 GPUs TensorFlow sees.
 
-`--precision=auto` picks mixed_bfloat16 only where its measured rows
-(`BFLOAT16_ROWS`, from bench/train_throughput.py: float32 and bfloat16 in
-the same run, per model and seed) pass the guard (`judge_bfloat16`): faster,
-and after 20 epochs the test loss of both the VAE and the MMD-VAE within
-0.1% of float32's or within float32's spread over seeds, whichever is
-larger, measured under today's mixed-precision policy
-(`tfp_vae.precision.POLICY`).  Everywhere else float32, saying why in the
-log: a class never measured, or measured under an earlier policy, gets
-float32.
+`--precision=auto` decides per member: a member trains in mixed_bfloat16
+only where its own measured rows (`BFLOAT16_ROWS`, from
+bench/train_throughput.py: float32 and bfloat16 in the same run, per model
+and seed) pass the guard (`judge_member`): faster, and after 20 epochs a
+test loss within 0.1% of float32's or within float32's spread over seeds,
+whichever is larger, over at least 2 seeds, measured under today's
+mixed-precision policy (`tfp_vae.precision.POLICY`).  A comparison trains
+every member in one precision: bfloat16 only where every compared member
+passes (`judge_bfloat16`).  Everywhere else float32, saying which member
+and which rows in the log: a member or class never measured, or measured
+under an earlier policy, gets float32.
 
 Steps per call are recorded the same way (`STEPS_PER_CALL`, from
 bench/train_throughput.py and bench/replica_throughput.py: images/s at 1
@@ -202,6 +204,22 @@ _AVX512_BF16_ROWS = [
         (_VAE, 1, 20, (6644, 7528), (265.00, 264.69)),
         (_MMD_VAE, 0, 20, (6340, 7296), (259.06, 260.61)),
         (_MMD_VAE, 1, 20, (6598, 7862), (259.13, 260.48)))]
+_POLICY_OUTPUTS = frozenset({'outputs', 'distributions'})  # today's
+_EPYC_AVX512_BF16_F25M17 = ('AMD EPYC (CPU family 25, model 17) exposing '
+                            'AVX-512 with BF16, no AMX, 2 cores')
+_AVX512_BF16_2026_12_07 = Provenance(
+    '2026-12-07', _EPYC_AVX512_BF16_F25M17,
+    'bench/train_throughput.py --dataset=fashion_mnist --epochs=20 '
+    f'--repeats=1 {_BF16_VARIANTS} (main at 83e65b6; its float32 2048x2048 '
+    'matmul ran at 206.8 GFLOP/s)')
+_AVX512_BF16_ROWS += [
+    PrecisionRow(model, seed, 20, speed, loss, _POLICY_OUTPUTS,
+                 _AVX512_BF16_2026_12_07)
+    for model, seed, speed, loss in (
+        (_VAE, 0, (2750, 3264), (264.37, 264.76)),
+        (_VAE, 1, (2754, 3240), (265.00, 264.69)),
+        (_MMD_VAE, 0, (2496, 3552), (259.06, 260.25)),
+        (_MMD_VAE, 1, (2868, 3590), (259.13, 260.20)))]
 BFLOAT16_ROWS = {
     'cpu-amx': (
         'Intel Xeon with AMX and AVX-512 BF16: VAE, 4 epochs, one '
@@ -228,49 +246,70 @@ def _slowest(rows: Iterable[PrecisionRow]) -> PrecisionRow:
   return min(rows, key=lambda r: r.speedup)
 
 
-def judge_bfloat16(rows: Iterable[PrecisionRow],
-                   kept: Iterable[str]) -> tuple[bool, str]:
-  """(pick mixed_bfloat16, why) from a class's `rows`, counting only those
-  measured with the policy `kept` (`tfp_vae.precision.POLICY`)."""
-  rows = list(rows)
+def judge_member(rows: Iterable[PrecisionRow], kept: Iterable[str],
+                 model: str) -> tuple[bool, str]:
+  """(pick mixed_bfloat16 for `model`, why) from a class's `rows`: `model`'s
+  own rows only, counting for the loss those measured with the policy
+  `kept` (`tfp_vae.precision.POLICY`).  A member without rows, or whose
+  rows fail, trains in float32."""
+  rows = [r for r in rows if r.model == model]
   kept = frozenset(kept)
+  if not rows:
+    return False, f'{model} has no bfloat16 rows on this class'
   # A slowdown measured under any policy holds under today's: keeping more
   # in float32 is not faster.
-  if rows:
-    slowest = _slowest(rows)
-    if slowest.speedup <= 1:
-      return False, (f'bfloat16 trained {slowest.speedup:.2f}x the '
-                     f'images/s of float32 ({slowest.model}, seed '
-                     f'{slowest.seed})')
+  slowest = _slowest(rows)
+  if slowest.speedup <= 1:
+    return False, (f'{model}: bfloat16 trained {slowest.speedup:.2f}x the '
+                   f'images/s of float32 (seed {slowest.seed})')
   current = [r for r in rows if r.kept == kept]
   if not current:
     older = sorted({', '.join(sorted(r.kept)) for r in rows})
-    older = (f' (its rows were measured under an earlier policy, keeping '
-             f'{"; ".join(older)})') if older else ''
-    return False, (f'bfloat16 was not measured with today\'s float32 parts '
-                   f'({", ".join(sorted(kept))}){older}')
-  slowest = _slowest(current)
-  for model in GUARD_MODELS:
-    judged = [r for r in current if r.model == model and r.test_loss
-              and r.epochs == GUARD_EPOCHS]
-    if len({r.seed for r in judged}) < GUARD_SEEDS:
-      return False, (f'the guard needs {model}\'s test loss after '
-                     f'{GUARD_EPOCHS} epochs over {GUARD_SEEDS} seeds; '
-                     f'{len(judged)} measured')
-    float32 = [r.test_loss[0] for r in judged]
-    if not all(float32):
-      return False, f'{model}\'s float32 test loss of 0 cannot be compared'
-    spread = (max(float32) - min(float32)) / min(abs(x) for x in float32)
-    tolerance = max(GUARD_FLOOR, spread)
-    worst = max(judged, key=lambda r: r.loss_change)
-    if worst.loss_change > tolerance:
-      return False, (f'{model}\'s test loss after {GUARD_EPOCHS} epochs was '
-                     f'{100 * worst.loss_change:+.2f}% in bfloat16 (seed '
-                     f'{worst.seed}), outside {100 * tolerance:.2f}% (the '
-                     f'larger of {100 * GUARD_FLOOR:.1f}% and float32\'s '
-                     f'spread over seeds)')
-  return True, (f'bfloat16 trained {slowest.speedup:.2f}x float32 or faster '
-                f'with the test loss of both models within the guard')
+    return False, (f'{model}: bfloat16 was not measured with today\'s '
+                   f'float32 parts ({", ".join(sorted(kept))}); its rows '
+                   f'were measured keeping {"; ".join(older)}')
+  judged = [r for r in current if r.test_loss and r.epochs == GUARD_EPOCHS]
+  if len({r.seed for r in judged}) < GUARD_SEEDS:
+    return False, (f'the guard needs {model}\'s test loss after '
+                   f'{GUARD_EPOCHS} epochs over {GUARD_SEEDS} seeds; '
+                   f'{len(judged)} measured')
+  float32 = [r.test_loss[0] for r in judged]
+  if not all(float32):
+    return False, f'{model}\'s float32 test loss of 0 cannot be compared'
+  spread = (max(float32) - min(float32)) / min(abs(x) for x in float32)
+  tolerance = max(GUARD_FLOOR, spread)
+  worst = max(judged, key=lambda r: r.loss_change)
+  dates = ', '.join(sorted({r.provenance.date for r in judged
+                            if r.provenance}))
+  dates = f'; rows of {dates}' if dates else ''
+  if worst.loss_change > tolerance:
+    return False, (f'{model}\'s test loss after {GUARD_EPOCHS} epochs was '
+                   f'{100 * worst.loss_change:+.2f}% in bfloat16 (seed '
+                   f'{worst.seed}{dates}), outside '
+                   f'{100 * tolerance:.2f}% (the larger of '
+                   f'{100 * GUARD_FLOOR:.1f}% and float32\'s spread over '
+                   f'seeds)')
+  fastest_kept = _slowest(current)
+  return True, (f'{model}: bfloat16 trained {fastest_kept.speedup:.2f}x '
+                f'float32 or faster, test loss at most '
+                f'{100 * worst.loss_change:+.2f}% against a tolerance of '
+                f'{100 * tolerance:.2f}% over {len(judged)} seeds{dates}')
+
+
+def judge_bfloat16(rows: Iterable[PrecisionRow], kept: Iterable[str],
+                   models: Iterable[str] = GUARD_MODELS
+                   ) -> tuple[bool, str]:
+  """(pick mixed_bfloat16 for every one of `models`, why): bfloat16 only
+  where each member passes `judge_member` (a comparison trains every
+  member in one precision)."""
+  rows = list(rows)
+  whys = []
+  for model in dict.fromkeys(models):
+    ok, why = judge_member(rows, kept, model)
+    if not ok:
+      return False, why
+    whys.append(why)
+  return True, '; '.join(whys)
 
 
 # Steps per call measured per (machine class, 'one device' or 'several
@@ -398,9 +437,13 @@ def this_machine(gpus: Optional[Iterable] = None,
   return Machine(model, flags, os.cpu_count() or 1, tuple(gpus))
 
 
-def decide_precision(machine: Machine) -> tuple[str, str]:
-  """(precision, why) that `--precision=auto` picks on `machine`: float32
-  unless the class's measured rows pass the guard (`judge_bfloat16`)."""
+def decide_precision(machine: Machine,
+                     models: Iterable[str] = GUARD_MODELS
+                     ) -> tuple[str, str]:
+  """(precision, why) that `--precision=auto` picks on `machine` for a run
+  of each of `models` (one member for trainers.train, every compared member
+  for trainers.compare): float32 unless each member's own measured rows on
+  the class pass the guard (`judge_bfloat16`)."""
   from tfp_vae import precision as precision_lib  # pylint: disable=g-import-not-at-top
   if machine.gpus:
     capability = min(c for _, c in machine.gpus)
@@ -418,7 +461,7 @@ def decide_precision(machine: Machine) -> tuple[str, str]:
                          f'compute: float32')
     what, rows = BFLOAT16_ROWS[cls]
     what = what.split(':')[0]
-  pick, why = judge_bfloat16(rows, precision_lib.POLICY)
+  pick, why = judge_bfloat16(rows, precision_lib.POLICY, models)
   if not rows:
     why = 'bfloat16 was never measured on this class'
   return ('mixed_bfloat16' if pick else 'float32'), (
@@ -458,12 +501,14 @@ def emulated_16_bit(precision: str, machine: Machine) -> Optional[str]:
 
 
 def resolve_precision(precision: str,
-                      machine: Optional[Machine] = None) -> tuple[str, str]:
-  """A concrete precision for `precision` ('auto' or a policy name), and
-  why."""
+                      machine: Optional[Machine] = None,
+                      models: Iterable[str] = GUARD_MODELS
+                      ) -> tuple[str, str]:
+  """A concrete precision for `precision` ('auto' or a policy name) for a
+  run of each of `models`, and why."""
   if precision != 'auto':
     return precision, 'asked for'
-  return decide_precision(machine or this_machine())
+  return decide_precision(machine or this_machine(), tuple(models))
 
 
 def decide_steps_per_execution(machine: Machine,

@@ -380,8 +380,8 @@ def finish(parts: Parts) -> None:
   """After the model's first call every layer has its weights, whichever
   way the architecture builds its stack: the precision policy's float32
   layers can be set."""
-  for network in parts.networks:
-    precision.apply(network)
+  for network, role in zip(parts.networks, ('encoder', 'decoder')):
+    precision.apply(network, role)
 
 
 def build_model(config: config_lib.TrainConfig,

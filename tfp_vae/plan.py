@@ -222,10 +222,11 @@ def _precision(config: config_lib.TrainConfig,
   if slow:
     logging.warning('%s', slow)
   recorded = (previous or {}).get('runtime', {}).get('precision')
+  member = (config.model.name,)
   if recorded is None:
-    return hardware.resolve_precision(asked, machine)
+    return hardware.resolve_precision(asked, machine, member)
   if asked == 'auto':
-    auto, why = hardware.resolve_precision('auto', machine)
+    auto, why = hardware.resolve_precision('auto', machine, member)
     if auto == recorded:
       return recorded, why
     return recorded, (f'recorded when the run started; on this machine auto '
@@ -259,7 +260,8 @@ def for_model(config: config_lib.TrainConfig, image_shape: ImageShape,
   one device, `precision` (default: what the config's precision resolves
   to), no data beyond its image shape."""
   if precision is None:
-    precision, why = hardware.resolve_precision(config.trainer.precision)
+    precision, why = hardware.resolve_precision(
+        config.trainer.precision, models=(config.model.name,))
   else:
     why = 'asked for'
   runtime = Runtime(strategy='default strategy', setup='one device',

@@ -18,6 +18,15 @@ likelihood, prior and architecture, because it is applied here, where
                  compute in float32: TFP's distributions compute in their
                  parameters' dtype.
 
+Two more parts can be kept for measuring what each is worth
+(`bench/train_throughput.py`'s `keep=`), not part of `POLICY` until a
+machine with bfloat16 units has measured them (docs/performance.md):
+
+  encoder        the whole encoder network: it makes the codes the MMD
+                 kernel sees (about 17% of a step);
+  decoder_input  the decoder's first layer with weights and any weightless
+                 layers before it.
+
 `POLICY` is what the package keeps; a run records it (`plan.Runtime`).
 `keeping` changes it for a measurement only: `bench/train_throughput.py`'s
 `keep=distributions` variant is the policy before `outputs` was added (the
@@ -35,8 +44,8 @@ from absl import logging
 
 # Keras is imported where it is used: the plan records `kept()` without
 # loading TensorFlow.
-PARTS = ('outputs', 'distributions')
-POLICY = frozenset(PARTS)
+PARTS = ('outputs', 'distributions', 'encoder', 'decoder_input')
+POLICY = frozenset({'outputs', 'distributions'})
 _kept = POLICY
 
 
@@ -116,20 +125,55 @@ def _output_layers(network) -> list:
   return []
 
 
-def apply(network):
-  """`network`, built under a mixed policy by `scope` and called once (its
-  layers have their weights), with the `outputs` part set to float32; a
-  no-op in float32 or when the part is not kept.  A network whose output
-  layer cannot be found (a subclassed model without `layers`) keeps its
-  own dtypes and says so; its outputs are still cast (`as_float32`)."""
-  if 'outputs' not in _kept or network.compute_dtype == 'float32':
+def _input_layers(network) -> list:
+  """The layers the `decoder_input` part keeps in float32: from the first
+  of `network.layers`, every layer up to and including the first with
+  weights, entering a nested model."""
+  import keras  # pylint: disable=g-import-not-at-top
+  head = []
+  for layer in getattr(network, 'layers', None) or []:
+    if isinstance(layer, keras.Model):
+      inner = _input_layers(layer)
+      head.extend(inner)
+      if inner and inner[-1].weights:
+        return head
+      continue
+    head.append(layer)
+    if layer.weights:
+      return head
+  return []
+
+
+def _all_layers(network) -> list:
+  import keras  # pylint: disable=g-import-not-at-top
+  layers = []
+  for layer in getattr(network, 'layers', None) or []:
+    layers.extend(_all_layers(layer) if isinstance(layer, keras.Model)
+                  else [layer])
+  return layers
+
+
+def apply(network, role: str = ''):
+  """`network` (role 'encoder' or 'decoder'), built under a mixed policy by
+  `scope` and called once (its layers have their weights), with the kept
+  parts set to float32: `outputs` (every network), `encoder`,
+  `decoder_input`; a no-op in float32.  A network whose output layer cannot
+  be found (a subclassed model without `layers`) keeps its own dtypes and
+  says so; its outputs are still cast (`as_float32`)."""
+  if network.compute_dtype == 'float32':
     return network
-  layers = _output_layers(network)
-  if not layers:
-    logging.warning('mixed precision: no layer with weights found in '
-                    'network %s; its last layer computes in %s (only its '
-                    'outputs are cast to float32)', network.name,
-                    network.compute_dtype)
+  layers = []
+  if 'outputs' in _kept:
+    layers = _output_layers(network)
+    if not layers:
+      logging.warning('mixed precision: no layer with weights found in '
+                      'network %s; its last layer computes in %s (only its '
+                      'outputs are cast to float32)', network.name,
+                      network.compute_dtype)
+  if 'encoder' in _kept and role == 'encoder':
+    layers = layers + _all_layers(network)
+  if 'decoder_input' in _kept and role == 'decoder':
+    layers = layers + _input_layers(network)
   for layer in layers:
     layer.dtype_policy = 'float32'
   return network
