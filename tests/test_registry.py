@@ -21,8 +21,10 @@ from tfp_vae import registry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where parts are declared and implemented: they name themselves.
+# The modules that declare the built-in parts; the public API declares one
+# Keras class per built-in member (api.py) and exports them (__init__.py).
 DECLARING = ('family.py', 'components.py', 'encoders.py', 'decoders.py',
-             'priors.py', 'networks.py')
+             'priors.py', 'networks.py', 'api.py', '__init__.py')
 REGISTRIES = (family.MEMBERS, components.LIKELIHOODS, components.PRIORS,
               components.ARCHITECTURES, components.ENCODERS)
 
