@@ -15,7 +15,7 @@ from tfp_vae import rundir
 from tfp_vae import training
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def tiny_run(tmp_path_factory):
   model_dir = str(tmp_path_factory.mktemp('eval') / 'mmd')
   training.run(config_lib.TrainConfig.create(

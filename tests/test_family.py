@@ -25,7 +25,7 @@ tfd = tfp.distributions
 SEED = tf.constant([3, 4], tf.int32)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def images(mnist_5k):
   return tf.constant(mnist_5k.train_images[:48].astype(np.float32) / 255)
 

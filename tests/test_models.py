@@ -11,7 +11,7 @@ from tfp_vae import models
 from tfp_vae import plan
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def images(mnist_5k):
   return tf.constant(mnist_5k.train_images[:64].astype(np.float32) / 255)
 

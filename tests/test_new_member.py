@@ -104,7 +104,7 @@ def registered():
     REGISTRIES[name].unregister(name)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def plugin_path(tmp_path_factory):
   """PYTHONPATH on which an installed distribution declares this module's
   classes as `tfp_vae.plugins` entry points (what `pip install` of a

@@ -55,7 +55,7 @@ def _export(export_dir, seed):
   return export.export_savedmodel(model, SHAPE, export_dir)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def served(tmp_path_factory):
   """A server over version 1 of an export; (server, loaded SavedModel)."""
   root = tmp_path_factory.mktemp('served')
@@ -67,7 +67,7 @@ def served(tmp_path_factory):
   server.stop()
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def images(mnist_5k):
   return data.eval_images(mnist_5k.test_images[::100][:5])
 

@@ -68,7 +68,7 @@ class Echo(tf.Module):
     return {'contents': tf.io.read_file(path)}
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def models(tmp_path_factory):
   """{name: base path} of the test models, in zero-padded folders."""
   root = tmp_path_factory.mktemp('models')
@@ -283,7 +283,7 @@ model_config_list {{
 """
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def configured(models, tmp_path_factory):
   root = tmp_path_factory.mktemp('configured')
   config = root / 'models.config'

@@ -118,7 +118,7 @@ def _wait_for_checkpoint(model_dir, proc, number=1):
     time.sleep(0.02)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def shared_root():
   """A folder an unprivileged user can reach (pytest's are root's only)."""
   root = tempfile.mkdtemp(prefix='tfp_vae_storage_')
@@ -127,7 +127,7 @@ def shared_root():
   shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def reference(shared_root):
   model_dir = os.path.join(shared_root, 'reference')
   code, err = _finish(_train(model_dir))
@@ -205,7 +205,7 @@ def _tiny(model_dir):
       export_dir=model_dir + '-export').validate()
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def tiny_reference(tmp_path_factory):
   model_dir = str(tmp_path_factory.mktemp('tiny') / 'reference')
   training.run(_tiny(model_dir))
@@ -297,7 +297,7 @@ def _nobody_runs_the_trainer(cwd):
   return '' if probe.returncode == 0 else lines[-1]
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def unprivileged(shared_root):
   """(as_nobody, cwd): how the trainer runs as a user permissions bind.
 

@@ -127,7 +127,7 @@ def test_cli_resumes_after_sigkill_and_does_not_retrain(tmp_path):
   assert 'Epoch' not in again.stdout
 
 
-@pytest.fixture(scope='module')
+@pytest.fixture(scope='session')
 def one_epoch_dir(tmp_path_factory):
   """A model_dir holding one finished epoch of the default VAE."""
   model_dir = str(tmp_path_factory.mktemp('one_epoch') / 'run')
