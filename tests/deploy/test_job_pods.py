@@ -13,6 +13,7 @@ policies and the operators themselves."""
 import json
 import os
 import socket
+import time
 
 import pytest
 import yaml
@@ -53,7 +54,7 @@ def _memory(quantity):
 
 
 def _pod_args(name, pod, container, runs_dir, injected, resources=None,
-              command=None, args=None, env=()):
+              command=None, args=None, env=(), budget=TINY):
   """`docker run` arguments for one pod of `pod` (a PodSpec) running
   `container`, with the values a TrainJob overrides given separately."""
   security = pod.get('securityContext', {})
@@ -75,7 +76,7 @@ def _pod_args(name, pod, container, runs_dir, injected, resources=None,
   if command:
     out += ['--entrypoint', command[0]]
   out += [container['image'], *(command or [])[1:]]
-  out += [*(args or container.get('args', [])), *TINY]
+  out += [*(args or container.get('args', [])), *budget]
   return out
 
 
@@ -109,8 +110,9 @@ def _check_chief_wrote(runs_dir, results, chief):
       os.listdir(runs_dir))
 
 
-def test_tfjob_workers_train_and_the_chief_exports(runs_dir, tag_as,
-                                                  run_docker):
+def _tfjob_pods(runs_dir, tag_as, budget=TINY, attempt=0):
+  """(name, docker args) of the TFJob's Worker pods, TF_CONFIG as the
+  training operator injects it."""
   job = _load('tfjob.yaml')
   spec = job['spec']['tfReplicaSpecs']['Worker']
   pod = spec['template']['spec']
@@ -123,11 +125,52 @@ def test_tfjob_workers_train_and_the_chief_exports(runs_dir, tag_as,
     tf_config = {'cluster': {'worker': workers},
                  'task': {'type': 'worker', 'index': index},
                  'environment': 'cloud'}
-    name = f'{job["metadata"]["name"]}-worker-{index}-{os.getpid()}'
+    name = (f'{job["metadata"]["name"]}-worker-{index}-{os.getpid()}-'
+            f'{attempt}')
     pods.append((name, _pod_args(name, pod, container, runs_dir,
-                                 {'TF_CONFIG': json.dumps(tf_config)})))
+                                 {'TF_CONFIG': json.dumps(tf_config)},
+                                 budget=budget)))
+  return pods
+
+
+def test_tfjob_workers_train_and_the_chief_exports(runs_dir, tag_as,
+                                                  run_docker):
+  pods = _tfjob_pods(runs_dir, tag_as)
   results = _run_pods(run_docker, pods)
   _check_chief_wrote(runs_dir, results, pods[0][0])
+
+
+def test_tfjob_worker_killed_chief_exits_retryable_and_relaunch_resumes(
+    runs_dir, tag_as, run_docker):
+  """SIGKILL to worker 1 after the first checkpoint: the chief exits 143
+  (what restartPolicy ExitCode retries); the pods run again resume."""
+  budget = ('--epochs=6', '--batch_size=200', '--train_examples=1000',
+            '--plot_every=0')
+  pods = _tfjob_pods(runs_dir, tag_as, budget)
+  state = runs_dir / 'vae' / 'checkpoints' / 'checkpoint'
+  try:
+    for _, docker_args in pods:
+      run_docker(*docker_args)
+    deadline = time.time() + 600
+    while not state.exists():
+      assert time.time() < deadline, 'no checkpoint after 600 s'
+      time.sleep(0.2)
+    run_docker('kill', pods[1][0])
+    chief = int(run_docker('wait', pods[0][0], timeout=600).stdout)
+    logs = run_docker('logs', pods[0][0], check=False)
+    assert chief == 143, f'chief exited {chief}:\n{logs.stderr[-3000:]}'
+    assert 'a worker stopped answering' in logs.stderr
+  finally:
+    for name, _ in pods:
+      run_docker('rm', '-f', name, check=False)
+  assert not (runs_dir / 'vae' / 'metrics.json').exists()
+  pods = _tfjob_pods(runs_dir, tag_as, budget, attempt=1)
+  results = _run_pods(run_docker, pods)
+  for name, (code, logs) in results.items():
+    assert code == 0, f'{name} exited {code}:\n{logs[-3000:]}'
+  assert 'resuming /runs/vae from epoch' in results[pods[0][0]][1]
+  with open(runs_dir / 'vae' / 'metrics.json') as f:
+    assert json.load(f)['epochs_completed'] == 6
 
 
 def test_trainjob_nodes_train_and_the_chief_exports(runs_dir, tag_as,

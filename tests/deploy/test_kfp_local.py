@@ -12,6 +12,7 @@ import json
 import os
 import sys
 
+import numpy as np
 import pytest
 
 from tests.helpers import REPO
@@ -52,11 +53,16 @@ def test_compare_pipeline_trains_every_member_and_writes_the_report(
   assert '<html' in report.lower() and 'mmd_vae' in report
   with open(out / 'metrics.json') as f:
     metrics = json.load(f)
-  assert sorted(metrics) == ['mmd_vae', 'vae'], sorted(metrics)
+  assert metrics['order'] == ['vae', 'mmd_vae'] and metrics['seeds'] == [0, 1]
   for spec in ('vae', 'mmd_vae'):
-    for seed_dir in (out / spec, out / f'{spec}-seed1'):
-      with open(seed_dir / 'metrics.json') as f:
-        assert json.load(f)['epochs_completed'] == 1, seed_dir
+    member = metrics['models'][spec]
+    # Each seed's run trained in its own container, on the shared /runs.
+    assert member['runs'] == {'0': f'/runs/compare/{spec}',
+                              '1': f'/runs/compare/{spec}-seed1'}
+    for seed in ('0', '1'):
+      assert member['seeds'][seed]['epochs_completed'] == 1
+      assert np.isfinite(member['seeds'][seed]['test_iwae_log_likelihood'])
+  assert metrics['differences'][0]['a'] == 'vae'
 
 
 def test_main_pipeline_trains_evaluates_and_exports(runs_dir, tmp_path,
