@@ -89,7 +89,9 @@ def test_main_pipeline_trains_evaluates_and_exports(runs_dir, tmp_path,
   flags = dict(a[2:].split('=', 1) for a in main_pipeline.TRAIN_ARGS
                if '=' in a)
   assert metrics['epochs_completed'] == int(flags['epochs'])
-  assert sorted(os.listdir(export_dir)) == ['1', 'models.config']
+  # The train step exports (the TFJob's --export_dir) version 1, and the
+  # export step the next version beside it.
+  assert sorted(os.listdir(export_dir)) == ['1', '2', 'models.config']
 
 
 def test_main_pipeline_deploy_step():
