@@ -10,7 +10,7 @@ EPOCHS ?= 30
 LOCK ?= requirements/lock.txt
 CONSTRAINTS = $(if $(LOCK),-c $(LOCK))
 
-.PHONY: install quickstart experiment experiment-latent16 experiment-small test test-fast test-all-combinations docs bench clean lock
+.PHONY: install quickstart experiment experiment-latent16 experiment-small test test-fast test-all-combinations deploy-test docs bench clean lock
 
 $(BIN)/.installed: setup.cfg pyproject.toml $(LOCK)
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 needed, got " + sys.version'
@@ -70,6 +70,15 @@ test-fast: install
 # architecture) combination, not only the pairs (docs/testing.md).
 test-all-combinations: install
 	TFP_VAE_ALL_COMBINATIONS=1 $(BIN)/python -m pytest -q -n 2 tests/test_family.py
+
+# The deployment paths run for real on this machine (docs/kubeflow.md, "Run
+# it here"): Docker and debootstrap from apt if missing, a daemon started
+# (and stopped) if none runs, a Debian base image from the mirror apt uses
+# (kept once made), the image from deploy/docker/Dockerfile, then the tests
+# marked `deploy`: both pipelines through KFP's local Docker runner, the
+# TFJob's and the TrainJob's pods as containers, the served model.
+deploy-test: install
+	PYTHON=$(BIN)/python deploy/local/deploy-test.sh
 
 # Rewrites the generated docs (docs/flags.md, docs/architecture.md's module
 # list) from what the code prints; tests/test_docs.py checks they are current.
