@@ -23,6 +23,21 @@ import pytest  # pylint: disable=g-import-not-at-top
 from tests.helpers import COMPARE_PAIR, FANNED_OUT_MODELS, run_cli  # pylint: disable=g-import-not-at-top
 
 
+@pytest.fixture(autouse=True)
+def _op_determinism_left_as_found():
+  """A --deterministic run in the test process (the in-process error paths
+  and references) switches TensorFlow's op determinism on for the process,
+  as a trainer process owns it; later tests in the worker need it off
+  (fresh-seed signatures call Timestamp, which it refuses)."""
+  yield
+  import sys  # pylint: disable=g-import-not-at-top
+  if 'tensorflow' not in sys.modules:
+    return
+  from tensorflow.python.framework import config as tf_config  # pylint: disable=g-import-not-at-top
+  if tf_config.is_op_determinism_enabled():
+    tf_config.disable_op_determinism()
+
+
 @pytest.fixture(scope='session')
 def mnist_5k():
   from tfp_vae import data  # pylint: disable=g-import-not-at-top

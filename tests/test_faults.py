@@ -300,7 +300,7 @@ from tfp_vae import config as config_lib, training
 peaks = []
 training.run(config_lib.TrainConfig.create(
     latent_dim=64, epochs=1, train_examples=2000, plot_every=0,
-    verbose=False, batch_size=int(sys.argv[1]),
+    verbose=False, batch_size=int(sys.argv[1]), precision='float32',
     model_dir=tempfile.mkdtemp()), on_epoch=lambda epoch, logs: peaks.append(
         resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 print(json.dumps({'peak_mb': peaks[0]}))
