@@ -444,8 +444,7 @@ def finish(the_run: Run) -> dict[str, float]:
   # The process's peak memory before the end-of-run evaluation, which
   # holds the test images and codes whatever the source
   # (bench/data_sources.py reads this line).
-  logging.info('peak memory after training: %d MB',
-               resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+  logging.info('peak memory after training: %d MB', _peak_rss_mb())
   results, terms = metrics_lib.evaluate(model, the_run.test_x,
                                         seed=config.trainer.seed)
   results['epochs_completed'] = the_run.epochs_done
@@ -617,6 +616,19 @@ def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):
         config.trainer.learning_rate,
         max(1, steps_per_epoch * config.trainer.epochs))
   return config.trainer.learning_rate
+
+
+def _peak_rss_mb() -> int:
+  """This process's peak resident memory: VmHWM where Linux gives it
+  (ru_maxrss keeps a forking parent's peak across exec), else ru_maxrss."""
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1]) // 1024
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _throughput(the_run: Run) -> float:
