@@ -128,18 +128,18 @@ make_base_image() {
 }
 
 # The index this machine's pip installs from (PIP_INDEX_URL, then pip's
-# configuration), else PyPI's.
+# configuration), else empty: pip's own default in the image too.
 pip_index() {
   local url="${PIP_INDEX_URL:-}"
   [ -n "$url" ] || url=$("$PYTHON" -m pip config get global.index-url 2>/dev/null || true)
   [ -n "$url" ] || url=$("$PYTHON" -m pip config get install.index-url 2>/dev/null || true)
-  echo "${url:-https://pypi.org/simple}"
+  echo "$url"
 }
 
 build_image() {
   local start
   start=$(date +%s)
-  say "building $IMAGE on $BASE_IMAGE (pip index $(pip_index))"
+  say "building $IMAGE on $BASE_IMAGE (pip index: $(pip_index || true))"
   docker build -q --network=host -f deploy/docker/Dockerfile \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" \
     --build-arg "PIP_INDEX_URL=$(pip_index)" \
