@@ -296,18 +296,13 @@ _PEAK_AFTER_EPOCH_1 = '''
 import json, sys, tempfile
 from trainers import common  # what the trainers do before importing TF
 del common
-from tfp_vae import config as config_lib, training
+from tfp_vae import budget, config as config_lib, training
 peaks = []
-def vm_hwm():
-  # This process's own peak (VmHWM): ru_maxrss keeps the forking parent's
-  # peak across exec on Linux, here the test worker's.
-  with open('/proc/self/status') as f:
-    return next(int(l.split()[1]) for l in f if l.startswith('VmHWM:')) / 1024
 training.run(config_lib.TrainConfig.create(
     latent_dim=64, epochs=1, train_examples=2000, plot_every=0,
     verbose=False, batch_size=int(sys.argv[1]), precision='float32',
     model_dir=tempfile.mkdtemp()), on_epoch=lambda epoch, logs: peaks.append(
-        vm_hwm()))
+        budget.peak_rss_mb()))
 print(json.dumps({'peak_mb': peaks[0]}))
 '''
 # What the estimate counts (before budget.OVERHEAD) is trusted within this

@@ -22,6 +22,7 @@ available memory, naming the setting that contributes most.
 
 import dataclasses
 import math
+import resource
 from typing import Optional
 
 from tfp_vae import components
@@ -33,6 +34,19 @@ BYTES_PER_FLOAT = components.FLOAT_BYTES
 COPIES_OF_PARAMETERS = components.PARAMETER_COPIES  # weights, grads, Adam m, v
 OVERHEAD = 2.0
 BUDGET_SHARE = 0.8
+
+
+def peak_rss_mb() -> int:
+  """This process's peak resident memory in MB: VmHWM where Linux gives it
+  (ru_maxrss keeps a forking parent's peak across exec), else ru_maxrss."""
+  try:
+    with open('/proc/self/status') as f:
+      for line in f:
+        if line.startswith('VmHWM:'):
+          return int(line.split()[1]) // 1024
+  except OSError:
+    pass
+  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def available_bytes() -> Optional[int]:

@@ -105,42 +105,25 @@ def scope(precision: str) -> Iterator[None]:
     keras.config.set_dtype_policy(previous)
 
 
-def _output_layers(network) -> list:
-  """The layers the `outputs` part keeps in float32: walking back from the
-  last of `network.layers` (in order of computation for Sequential and
-  functional models), every layer up to and including the first with
-  weights, entering a nested model.  Empty when none has weights."""
+def _end_layers(network, from_last: bool) -> list:
+  """The layers from one end of `network.layers` (in order of computation
+  for Sequential and functional models) up to and including the first with
+  weights, entering a nested model; empty when none has weights.  From the
+  last: what the `outputs` part keeps in float32; from the first: what
+  `decoder_input` keeps."""
   import keras  # pylint: disable=g-import-not-at-top
-  tail = []
-  for layer in reversed(getattr(network, 'layers', None) or []):
+  layers = list(getattr(network, 'layers', None) or [])
+  end = []
+  for layer in reversed(layers) if from_last else layers:
     if isinstance(layer, keras.Model):
-      inner = _output_layers(layer)
-      tail.extend(inner)
+      inner = _end_layers(layer, from_last)
+      end.extend(inner)
       if inner and inner[-1].weights:
-        return tail
+        return end
       continue
-    tail.append(layer)
+    end.append(layer)
     if layer.weights:
-      return tail
-  return []
-
-
-def _input_layers(network) -> list:
-  """The layers the `decoder_input` part keeps in float32: from the first
-  of `network.layers`, every layer up to and including the first with
-  weights, entering a nested model."""
-  import keras  # pylint: disable=g-import-not-at-top
-  head = []
-  for layer in getattr(network, 'layers', None) or []:
-    if isinstance(layer, keras.Model):
-      inner = _input_layers(layer)
-      head.extend(inner)
-      if inner and inner[-1].weights:
-        return head
-      continue
-    head.append(layer)
-    if layer.weights:
-      return head
+      return end
   return []
 
 
@@ -164,7 +147,7 @@ def apply(network, role: str = ''):
     return network
   layers = []
   if 'outputs' in _kept:
-    layers = _output_layers(network)
+    layers = _end_layers(network, from_last=True)
     if not layers:
       logging.warning('mixed precision: no layer with weights found in '
                       'network %s; its last layer computes in %s (only its '
@@ -173,7 +156,7 @@ def apply(network, role: str = ''):
   if 'encoder' in _kept and role == 'encoder':
     layers = layers + _all_layers(network)
   if 'decoder_input' in _kept and role == 'decoder':
-    layers = layers + _input_layers(network)
+    layers = layers + _end_layers(network, from_last=False)
   for layer in layers:
     layer.dtype_policy = 'float32'
   return network

@@ -22,7 +22,6 @@ model_dir/.worker-<id>/, which they delete at the end.
 import contextlib
 import dataclasses
 import os
-import resource
 import shutil
 import sys
 from typing import Any, Callable, Optional
@@ -444,7 +443,7 @@ def finish(the_run: Run) -> dict[str, float]:
   # The process's peak memory before the end-of-run evaluation, which
   # holds the test images and codes whatever the source
   # (bench/data_sources.py reads this line).
-  logging.info('peak memory after training: %d MB', _peak_rss_mb())
+  logging.info('peak memory after training: %d MB', budget.peak_rss_mb())
   results, terms = metrics_lib.evaluate(model, the_run.test_x,
                                         seed=config.trainer.seed)
   results['epochs_completed'] = the_run.epochs_done
@@ -480,6 +479,8 @@ def finish(the_run: Run) -> dict[str, float]:
   where = rundir.path(the_run.model_dir, rundir.METRICS_FILE)
   with storage.writing('metrics', 'metrics.json', where):
     rundir.write_json(where, merged)
+  # The whole run's peak, the evaluation, plots and export included.
+  logging.info('peak memory over the run: %d MB', budget.peak_rss_mb())
   return merged
 
 
@@ -617,18 +618,6 @@ def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):
         max(1, steps_per_epoch * config.trainer.epochs))
   return config.trainer.learning_rate
 
-
-def _peak_rss_mb() -> int:
-  """This process's peak resident memory: VmHWM where Linux gives it
-  (ru_maxrss keeps a forking parent's peak across exec), else ru_maxrss."""
-  try:
-    with open('/proc/self/status') as f:
-      for line in f:
-        if line.startswith('VmHWM:'):
-          return int(line.split()[1]) // 1024
-  except OSError:
-    pass
-  return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
 
 
 def _throughput(the_run: Run) -> float:
