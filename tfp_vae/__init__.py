@@ -65,11 +65,14 @@ Evaluating and serving it
   api         the model as one Keras class per member, built from the
               data, with checked inputs; build, load (a run or a .keras
               file): the top of the public API
+  pipeline    fit: the command line's training run from Python
+              (checkpoints, exact resume, TensorBoard, plots, export)
 
 The public API (`__all__`: `VAE`, `MMDVAE`, `InfoVAE`, `IWAE`, `Model`,
-`build`, `load` from `api`; the modules `datasets`, `errors`, `plots`) is
-loaded on first use, so `import tfp_vae` does not import TensorFlow and
-the command lines check their flags before it loads (docs/python.md).
+`build`, `load` from `api`; `fit` from `pipeline`; the modules
+`datasets`, `errors`, `plots`) is loaded on first use, so `import tfp_vae`
+does not import TensorFlow and the command lines check their flags before
+it loads (docs/python.md).
 """
 
 import importlib
@@ -78,13 +81,16 @@ from typing import Any
 __version__ = '0.1.0'
 
 _API = ('VAE', 'MMDVAE', 'InfoVAE', 'IWAE', 'Model', 'build', 'load')
+_PIPELINE = ('fit',)
 _MODULES = ('datasets', 'errors', 'plots')
-__all__ = [*_API, *_MODULES, '__version__']
+__all__ = [*_API, *_PIPELINE, *_MODULES, '__version__']
 
 
 def __getattr__(name: str) -> Any:
   if name in _API:
     return getattr(importlib.import_module('tfp_vae.api'), name)
+  if name in _PIPELINE:
+    return getattr(importlib.import_module('tfp_vae.pipeline'), name)
   if name in _MODULES:
     return importlib.import_module(f'tfp_vae.{name}')
   raise AttributeError(f'module tfp_vae has no attribute {name!r}')

@@ -71,6 +71,10 @@ class Run:
   stopping: Optional[callbacks_lib.EarlyStopping] = None
   manager: Optional[tf.train.CheckpointManager] = None
   trained: bool = False  # whether this process trained any epoch
+  # Weights to start from when model_dir holds no checkpoint (tfp_vae.fit
+  # passes the user's model).
+  start_from: Optional[keras.Model] = None
+  metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
 
   @property
   def model_dir(self) -> str:
@@ -127,7 +131,26 @@ def run(config: config_lib.TrainConfig,
     ConfigError, DataError, CheckpointError, NonFiniteLossError, Preempted,
     PeerLost.
   """
+  return execute(config, on_epoch).metrics
+
+
+def execute(config: config_lib.TrainConfig,
+            on_epoch: Optional[Callable[[int, dict], None]] = None,
+            start_from: Optional[keras.Model] = None) -> Run:
+  """`run`, returning the finished Run: its trained model (float32) and
+  the metrics written to metrics.json (`Run.metrics`).
+
+  Args:
+    config, on_epoch: as `run`.
+    start_from: a built model of the same configuration whose weights the
+      run starts from when model_dir holds no checkpoint (a resumed run
+      starts from its checkpoint).
+
+  Raises:
+    As `run`.
+  """
   the_run = prepare(config)
+  the_run.start_from = start_from
   with (rundir.RunLock(the_run.model_dir) if the_run.chief
         else contextlib.nullcontext()), _guarded(the_run.model_dir):
     if the_run.chief:
@@ -136,7 +159,8 @@ def run(config: config_lib.TrainConfig,
     rundir.check_same_run(config, the_run.plan)
     build(the_run)
     fit(the_run, on_epoch)
-    return finish(the_run)
+    the_run.metrics = finish(the_run)
+    return the_run
 
 
 @contextlib.contextmanager
@@ -239,8 +263,10 @@ def build(the_run: Run) -> None:
                                    epoch=epoch_var,
                                    epoch_steps=epoch_steps_var,
                                    **stopping.variables())
-  rundir.restore_latest(checkpoint, os.path.join(
+  restored = rundir.restore_latest(checkpoint, os.path.join(
       the_run.model_dir, rundir.CHECKPOINT_SUBDIR))
+  if restored is None and the_run.start_from is not None:
+    _start_from(model, the_run.start_from, the_plan)
   the_run.manager = tf.train.CheckpointManager(
       checkpoint, os.path.join(the_run.own_dir, rundir.CHECKPOINT_SUBDIR),
       max_to_keep=3 if the_run.chief else 1)
@@ -261,6 +287,22 @@ def build(the_run: Run) -> None:
           'num_train': the_plan.data.num_train,
           'num_test': the_plan.data.num_test, 'labelled': data.labelled,
           'test_split': data.test_split, 'streamed': data.streamed})
+
+
+def _start_from(model: keras.Model, start: keras.Model,
+                the_plan: plan_lib.Plan) -> None:
+  """`model` given `start`'s weights.
+
+  Raises:
+    InputError: `start` holds other weights (built for other images).
+  """
+  weights = start.get_weights()
+  if [w.shape for w in weights] != [tuple(v.shape) for v in model.weights]:
+    raise errors.InputError(
+        f'the model was built for images of shape '
+        f'{getattr(start, "image_shape", None)}, but the data\'s are '
+        f'{tuple(the_plan.image_shape)}: use a new model for this data')
+  model.set_weights(weights)
 
 
 def fit(the_run: Run,
