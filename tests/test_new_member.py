@@ -186,6 +186,77 @@ def test_a_declaration_missing_what_generic_code_needs_is_refused():
     components.PRIORS.register(ContinuousBernoulli)
 
 
+@dataclasses.dataclass(frozen=True)
+class BetaSixVAE(family.Member):
+  """A plugin member reusing the VAE's `beta` with its own default: one
+  --beta flag cannot show both defaults, so it is refused."""
+  name: ClassVar[str] = 'beta_six_vae'
+  summary: ClassVar[str] = 'a beta-VAE whose beta defaults to 6'
+  beta: float = family.setting(6.0, 'Weight of the rate.')
+
+  def per_example(self, model, images, seed):
+    raise NotImplementedError
+
+
+def test_a_setting_reusing_a_members_name_must_declare_it_alike():
+  with pytest.raises(ValueError, match=r"BetaSixVAE declares setting 'beta' "
+                     r"with default 6\.0 \(--model=vae has 1\.0\)"):
+    family.register(BetaSixVAE)
+  assert 'beta_six_vae' not in family.names()
+
+  @dataclasses.dataclass(frozen=True)
+  class IntBeta(family.Member):
+    name: ClassVar[str] = 'int_beta'
+    summary: ClassVar[str] = 'beta as an integer'
+    beta: int = family.setting(1, 'Weight of the rate.')
+
+  with pytest.raises(ValueError, match="type <class 'int'>"):
+    family.register(IntBeta)
+
+  @dataclasses.dataclass(frozen=True)
+  class RenamedKernel(family.Member):
+    name: ClassVar[str] = 'renamed_kernel'
+    summary: ClassVar[str] = 'kernel under another flag'
+    kernel: str = family.setting('sources', 'Kernel.', flag='my_kernel')
+
+  with pytest.raises(ValueError, match="flag 'my_kernel'"):
+    family.register(RenamedKernel)
+
+  # Declared as the VAE declares it, it is the same flag: accepted.
+  @dataclasses.dataclass(frozen=True)
+  class SameBeta(family.Member):
+    name: ClassVar[str] = 'same_beta'
+    summary: ClassVar[str] = 'beta as the VAE has it'
+    beta: float = family.setting(1.0, 'Weight of the rate in my model.')
+
+  family.register(SameBeta)
+  try:
+    assert family.create('same_beta', beta=4.0).beta == 4.0
+    assert family.all_settings()['beta'][1] == ['vae', 'same_beta']
+  finally:
+    family.MEMBERS.unregister('same_beta')
+
+
+def test_a_plugin_reusing_a_setting_differently_is_named_where_it_matters(
+    tmp_path, monkeypatch):
+  info = tmp_path / 'beta_plugin-0.1.dist-info'
+  info.mkdir()
+  (info / 'METADATA').write_text(
+      'Metadata-Version: 2.1\nName: beta-plugin\nVersion: 0.1\n')
+  (info / 'entry_points.txt').write_text(
+      '[tfp_vae.plugins]\nsix = tests.test_new_member:BetaSixVAE\n')
+  monkeypatch.syspath_prepend(str(tmp_path))
+  registry.reset_discovery()
+  try:
+    with pytest.raises(errors.ConfigError,
+                       match=r"failed to load \(ValueError: BetaSixVAE "
+                       r"declares setting 'beta' with default 6\.0"):
+      config_lib.TrainConfig.create(model='beta_six_vae')
+  finally:
+    monkeypatch.undo()
+    registry.reset_discovery()
+
+
 def test_plugins_are_flags_with_help_on_the_command_line(plugin_path):
   r = run_cli('trainers.train', '--help', env={'PYTHONPATH': plugin_path})
   assert r.returncode == 0, r.stderr[-2000:]

@@ -30,6 +30,7 @@ when they run), so command lines check settings before TensorFlow loads.
 """
 
 import dataclasses
+import typing
 from typing import Any, Callable, ClassVar, Optional
 
 from tfp_vae import checks
@@ -101,6 +102,7 @@ class Member(registry.Registrable):
       if name not in own:
         raise ValueError(f'{cls.__name__} declares {name!r}, which is not '
                          f'one of its settings')
+    _check_shared_settings(cls)
 
   def validate(self) -> 'Member':
     """Checks every setting; returns self.
@@ -141,6 +143,45 @@ class Member(registry.Registrable):
   def batch_terms(self, model, codes, seed) -> dict[str, Any]:
     del model, codes, seed
     return {}
+
+
+def _declared(cls: type, field: dataclasses.Field) -> tuple[Any, Any, str]:
+  """(type, default, public name) of a member's setting, as compared."""
+  try:
+    kind = typing.get_type_hints(cls).get(field.name, field.type)
+  except (NameError, TypeError):  # an annotation that does not resolve
+    kind = field.type
+  default = (field.default if field.default is not dataclasses.MISSING
+             else field.default_factory())
+  return kind, default, public_name(field)
+
+
+def _check_shared_settings(cls: type) -> None:
+  """A setting named as another member's is one flag, with one default,
+  type and public name (the command line has one --NAME and its help shows
+  one default), so a member that declares it differently is refused.
+
+  Raises:
+    ValueError: naming the setting, both members and both declarations.
+  """
+  for name, other in MEMBERS.registered().items():
+    if name == cls.name or other is cls:
+      continue
+    theirs = {f.name: f for f in dataclasses.fields(other)}
+    for field in dataclasses.fields(cls):
+      if field.name not in theirs:
+        continue
+      mine, its = _declared(cls, field), _declared(other, theirs[field.name])
+      if mine != its:
+        what = ', '.join(
+            f'{label} {a!r} (--model={name} has {b!r})'
+            for label, a, b in zip(('type', 'default', 'flag'), mine, its)
+            if a != b)
+        raise ValueError(
+            f'{cls.__name__} declares setting {field.name!r} with {what}: a '
+            f'setting shared by several members is one flag with one type '
+            f'and default; give it another name or declare it as '
+            f'--model={name} does')
 
 
 # The member a run trains when none is named: the sources' VAE.

@@ -100,6 +100,11 @@ class Registry:
     """Removes `name` (tests that register their own classes)."""
     self._entries.pop(name, None)
 
+  def registered(self) -> dict[str, type]:
+    """The classes registered so far, without loading plugins (for checks
+    made while classes register)."""
+    return dict(self._entries)
+
   def names(self) -> tuple[str, ...]:
     discover()
     return tuple(self._entries)
