@@ -285,6 +285,9 @@ def test_fit_writes_a_run_and_resumes_it(digits, tmp_path):
              test_data=(x_test, np.arange(40) % 10))
   first = tfp_vae.fit(model, data, epochs=1, **run)
   assert first['epochs_completed'] == 1 and np.isfinite(first['test_loss'])
+  # The member's own term reaches metrics.json as a test metric.
+  np.testing.assert_allclose(first['test_loss'], first[
+      'test_reconstruction_nll'] + first['test_mmd'], rtol=1e-5)
   for name in ('config.json', 'data_info.json', 'metrics.json',
                'history.jsonl', 'images.npz', 'checkpoints/checkpoint',
                'plots/epoch_0001/latent.png', 'plots/samples.png'):

@@ -1,5 +1,8 @@
 """Metrics on constructed cases with known answers."""
 
+import dataclasses
+from typing import ClassVar
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -7,11 +10,16 @@ import scipy.stats
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import comparison
+from tfp_vae import config as config_lib
+from tfp_vae import family
 from tfp_vae import losses
 from tfp_vae import frechet
 from tfp_vae import likelihood
 from tfp_vae import metrics
+from tfp_vae import models as models_lib
 from tfp_vae import probes
+from tfp_vae import report
 
 tfd = tfp.distributions
 
@@ -171,3 +179,94 @@ def test_feature_classifier_is_cached_by_data(tmp_path):
   frechet.feature_classifier(x[::-1], y[::-1], 3, cache_dir=str(tmp_path),
                              epochs=1)
   assert len(list(tmp_path.iterdir())) == 2
+
+
+# -- a member's own terms reach the test metrics and the report ---------------
+
+
+@dataclasses.dataclass(frozen=True)
+class _TermsVAE(family.Member):
+  """A VAE whose objective has two terms of its own: a per-example
+  `code_norm` (|E[q(z|x)]|^2, no noise) and a batch term `spread` (the
+  mean square of the batch's codes)."""
+  name: ClassVar[str] = 'terms_vae'
+  summary: ClassVar[str] = 'a VAE with a code-norm and a spread term'
+  terms: ClassVar[tuple[str, ...]] = ('loss', 'distortion', 'rate',
+                                      'code_norm', 'spread')
+  batch_term_names: ClassVar[tuple[str, ...]] = ('spread',)
+
+  def per_example(self, model, images, seed):
+    posterior = model.encode(images)
+    codes = model.sample_codes(posterior, seed)
+    distortion = losses.distortion(model.decode(codes), images)
+    rate = losses.rate(posterior, model.prior_distribution(), codes)
+    norm = tf.reduce_sum(tf.square(posterior.mean()), -1)
+    return {'loss': distortion + rate + norm, 'distortion': distortion,
+            'rate': rate, 'code_norm': norm}, codes
+
+  def batch_terms(self, model, codes, seed):
+    return {'spread': tf.reduce_mean(tf.square(codes))}
+
+
+def _model(member: str):
+  cfg = config_lib.TrainConfig.create(
+      model=member, latent_dim=2, architecture='mlp').validate()
+  return models_lib.build_model(cfg, (8, 8, 1), seed=0)
+
+
+def test_a_members_own_terms_reach_the_test_metrics():
+  images = np.random.default_rng(0).uniform(size=(30, 8, 8, 1)).astype(
+      np.float32)
+  family.register(_TermsVAE)
+  try:
+    model = _model('terms_vae')
+    out, terms = metrics.evaluate(model, images, seed=3)
+  finally:
+    family.MEMBERS.unregister('terms_vae')
+  norms = np.sum(np.square(model.encode(images).mean().numpy()), -1)
+  np.testing.assert_allclose(out['test_code_norm'], norms.mean(), rtol=1e-5)
+  np.testing.assert_allclose(out['test_spread'],
+                             np.mean(np.square(terms['code_sample'])),
+                             rtol=1e-5)
+  # The objective is the sum of its parts, on the same draws.
+  np.testing.assert_allclose(
+      out['test_loss'], out['test_reconstruction_nll'] + out['test_rate'] +
+      out['test_code_norm'] + out['test_spread'], rtol=1e-5)
+  # Terms the generic metrics define keep their names: no duplicates.
+  assert 'test_distortion' not in out
+
+
+def test_the_mmd_vaes_mmd_term_is_a_test_metric():
+  images = np.random.default_rng(1).uniform(size=(30, 8, 8, 1)).astype(
+      np.float32)
+  out, _ = metrics.evaluate(_model('mmd_vae'), images, seed=0)
+  # loss = distortion + mmd_weight * MMD: the weighted term, as training
+  # reports train_mmd.
+  np.testing.assert_allclose(out['test_loss'],
+                             out['test_reconstruction_nll'] + out['test_mmd'],
+                             rtol=1e-5)
+  assert out['test_mmd'] > 0
+  assert 'test_mmd' not in metrics.evaluate(_model('vae'), images)[0]
+
+
+def test_a_members_own_terms_reach_the_report(tmp_path):
+  members = {'vae': family.create('vae'), 'mmd_vae': family.create('mmd_vae')}
+  base = config_lib.TrainConfig.create()
+  runs = [comparison.Run(label, seed, base) for label in members
+          for seed in (0, 1)]
+  per_run = {(r.label, r.seed): {'test_reconstruction_nll': 90.0 + r.seed,
+                                 'test_loss': 95.0 + r.seed}
+             for r in runs}
+  for seed in (0, 1):
+    per_run[('mmd_vae', seed)]['test_mmd'] = 0.25 + seed
+  results = comparison.summarise(runs, per_run, members)
+  assert results['models']['mmd_vae']['summary']['test_mmd']['mean'] == 0.75
+  assert report.member_metrics(results, members) == [
+      ('test_mmd', 'own objective term mmd of mmd_vae (as weighted in its '
+       'loss; test split)', '')]
+  page = report.write_report(str(tmp_path / 'report.html'), results, {}, {},
+                             base, members=members)
+  with open(page) as f:
+    text = f.read()
+  row = text.split('<code>test_mmd</code>', 1)[1].split('</tr>', 1)[0]
+  assert 'own objective term mmd of mmd_vae' in row and '>0.75<' in row

@@ -24,6 +24,12 @@ image (lower negative ELBO is better).
 * test_active_units: the number of latent dimensions u with
   Cov_x(E_q(z|x)[z_u]) > 0.01 (Burda et al. 2016), the posterior means taken
   over the test images.
+* test_<term> for each of the member's own terms (`Member.terms`, what
+  training reports as train_<term>, e.g. the MMD-VAE's weighted `mmd`): a
+  per-example term's mean over the test set, a batch term over the set's
+  codes as in test_loss.  A term the metrics above already define keeps
+  their definition (distortion is test_reconstruction_nll; rate and
+  neg_elbo are test_rate and test_neg_elbo).
 
 The costlier metrics are elsewhere: the IWAE log-likelihood in
 `tfp_vae.likelihood`, the latent probes in `tfp_vae.probes`, the classifier
@@ -48,6 +54,8 @@ MMD_MAX_CODES = 2000
 # memory (Fashion-MNIST's 10,000 test images; the figures, with machine and
 # date: docs/performance.md, "Where the memory goes").
 EVAL_BATCH_SIZE = 100
+# Member terms the generic metrics define under another name.
+TERM_KEYS = {'distortion': 'test_reconstruction_nll'}
 
 
 def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
@@ -131,4 +139,27 @@ def evaluate(model: models_lib.LatentVariableModel, images: np.ndarray,
                                    tf.constant([seed, 2], tf.int32))
   out['test_loss'] = float(terms['loss'].mean()) + sum(
       float(v) for v in batch.values())
+  out.update(member_terms(model.member.terms, terms, batch, out))
   return out, terms
+
+
+def term_key(term: str) -> str:
+  """The test metric of a member's term."""
+  return TERM_KEYS.get(term, f'test_{term}')
+
+
+def member_terms(names: tuple[str, ...], terms: dict[str, np.ndarray],
+                 batch: dict[str, Any], defined: dict[str, Any]
+                 ) -> dict[str, float]:
+  """test_<term> of the member's own terms (module doc) that `defined`
+  does not hold already."""
+  out = {}
+  for name in names:
+    key = term_key(name)
+    if name == 'loss' or key in defined:
+      continue
+    if name in batch:
+      out[key] = float(batch[name])
+    elif f'member_{name}' in terms:
+      out[key] = float(np.mean(terms[f'member_{name}']))
+  return out

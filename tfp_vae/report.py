@@ -101,10 +101,29 @@ def best_of(results: dict[str, Any], key: str) -> tuple[str, str]:
       'mixed: see the paired differences')
 
 
-def _metric_rows(results: dict[str, Any]) -> str:
+def member_metrics(results: dict[str, Any],
+                   members: dict[str, Any]) -> list[tuple[str, str, str]]:
+  """Rows for the members' own terms (`Member.terms`) that reached the test
+  metrics as test_<term> (`tfp_vae.metrics`) and are not in METRICS: parts
+  of each one's own objective, so no direction across members."""
+  known = {key for key, _, _ in METRICS}
+  users: dict[str, list[str]] = {}
+  for label in results['order']:
+    summary = results['models'][label]['summary']
+    for term in getattr(members.get(label), 'terms', ())[1:]:
+      key = f'test_{term}'
+      if key not in known and key in summary:
+        users.setdefault(key, []).append(label)
+  return [(key, f'own objective term {key[5:]} of {", ".join(labels)} '
+           f'(as weighted in its loss; test split)', '')
+          for key, labels in users.items()]
+
+
+def _metric_rows(results: dict[str, Any],
+                 own: tuple[tuple[str, str, str], ...] = ()) -> str:
   rows = []
   models = results['models']
-  for key, description, better in METRICS:
+  for key, description, better in (*METRICS, *own):
     summaries = {m: models[m]['summary'].get(key) for m in results['order']}
     if all(v is None for v in summaries.values()):
       continue
@@ -288,7 +307,7 @@ and the modules it names.</p>
 <h2>Metrics</h2>
 <table class="metrics"><tr><th>metric</th>{head}<th>better</th>
 <th>verdict</th></tr>
-{_metric_rows(results)}
+{_metric_rows(results, tuple(member_metrics(results, members)))}
 </table>
 {_notes(results)}
 <h3>Paired differences</h3>
