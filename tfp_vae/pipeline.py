@@ -119,6 +119,28 @@ def write_arrays(model_dir: str, data: Any, test_data: Any = None) -> str:
   return where
 
 
+def _check_call(model: Any, model_dir: Any, settings: dict) -> None:
+  """A tfp_vae model, a model_dir path, and only fit's own settings."""
+  if not isinstance(model, api.Model):
+    raise errors.InputError(
+        f'model must be a tfp_vae model (tfp_vae.VAE(...), '
+        f'tfp_vae.build(...)), got {type(model).__name__}')
+  known = _settings()
+  model_settings = set(api.MODEL_SETTINGS) | set(family.all_settings()) | {
+      'seed'}
+  for key, value in settings.items():
+    if key in model_settings:
+      raise errors.ConfigError(key, value,
+                               'is a setting of the model: pass it to the '
+                               'model (tfp_vae.VAE(..., '
+                               f'{key}=...)), not to fit')
+    if key not in known:
+      raise errors.ConfigError(key, value, 'is not a setting of fit')
+  if not isinstance(model_dir, str) or not model_dir:
+    raise errors.ConfigError('model_dir', model_dir,
+                             'must be a directory path')
+
+
 def fit(model: api.Model, data: Any = 'mnist_5k', *, model_dir: str,
         epochs: int = config_lib.TrainerConfig().epochs,
         test_data: Any = None, export_dir: Optional[str] = None,
@@ -158,24 +180,7 @@ def fit(model: api.Model, data: Any = 'mnist_5k', *, model_dir: str,
     DataError: a dataset that cannot be read.
     CheckpointError: model_dir holds a different run.
   """
-  if not isinstance(model, api.Model):
-    raise errors.InputError(
-        f'model must be a tfp_vae model (tfp_vae.VAE(...), '
-        f'tfp_vae.build(...)), got {type(model).__name__}')
-  known = _settings()
-  model_settings = set(api.MODEL_SETTINGS) | set(family.all_settings()) | {
-      'seed'}
-  for key, value in settings.items():
-    if key in model_settings:
-      raise errors.ConfigError(key, value,
-                               'is a setting of the model: pass it to the '
-                               'model (tfp_vae.VAE(..., '
-                               f'{key}=...)), not to fit')
-    if key not in known:
-      raise errors.ConfigError(key, value, 'is not a setting of fit')
-  if not isinstance(model_dir, str) or not model_dir:
-    raise errors.ConfigError('model_dir', model_dir,
-                             'must be a directory path')
+  _check_call(model, model_dir, settings)
   if isinstance(data, str):
     if test_data is not None:
       raise errors.InputError(
