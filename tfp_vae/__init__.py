@@ -49,6 +49,8 @@ Running it
 
 Evaluating and serving it
   metrics     the cheap test metrics (every epoch)
+  information mutual information, the aggregate posterior's KL to the
+              prior, the code's gain, each unit's rate
   likelihood  the importance-weighted log-likelihood
   probes      latent probes (scikit-learn k-NN, logistic regression)
   frechet     the classifier Frechet distance

@@ -259,7 +259,11 @@ class EpochRecord(keras.callbacks.Callback):
       for name, value in logs.items():
         tf.summary.scalar(f'train/{name}', value)
       for name, value in test.items():
-        tf.summary.scalar(f'test/{name[len("test_"):]}', value)
+        if isinstance(value, (list, tuple)):  # one per latent unit
+          for unit, v in enumerate(value):
+            tf.summary.scalar(f'test/{name[len("test_"):]}/{unit}', v)
+        else:
+          tf.summary.scalar(f'test/{name[len("test_"):]}', value)
       codes = model.prior_distribution().sample(16, seed=(model.seed, 3))
       tf.summary.image('samples', model.decode(codes).mean(), max_outputs=16)
       recon = model(tf.constant(self.preview))

@@ -24,6 +24,12 @@ image (lower negative ELBO is better).
 * test_active_units: the number of latent dimensions u with
   Cov_x(E_q(z|x)[z_u]) > 0.01 (Burda et al. 2016), the posterior means taken
   over the test images.
+* test_code_gain, test_mutual_information, test_marginal_kl,
+  test_kl_per_unit: how much the codes say about the images
+  (`tfp_vae.information`, with each estimator and its bias): the decoder's
+  gain from an image's own code over another's (every encoder); I_q(x; z)
+  and KL(q(z) || p(z)) from the test set's aggregate posterior (Gaussian
+  encoders; at most log N); each unit's rate (the normal prior), a list.
 * test_<term> for each of the member's own terms (`Member.terms`, what
   training reports as train_<term>, e.g. the MMD-VAE's weighted `mmd`): a
   per-example term's mean over the test set, a batch term over the set's
@@ -42,6 +48,7 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import information
 from tfp_vae import losses
 from tfp_vae import models as models_lib
 from tfp_vae import progress as progress_lib
@@ -50,6 +57,10 @@ tfd = tfp.distributions
 
 ACTIVE_UNIT_THRESHOLD = 0.01
 MMD_MAX_CODES = 2000
+# Codes whose densities under the whole test set's aggregate posterior
+# estimate the mutual information and the marginal KL (every image is in
+# the mixture; `tfp_vae.information`).
+INFORMATION_MAX_CODES = 2000
 # Images per call of the test pass: 100 took the same time as 500 with less
 # memory (Fashion-MNIST's 10,000 test images; the figures, with machine and
 # date: docs/performance.md, "Where the memory goes").
@@ -68,7 +79,8 @@ def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
     {'code_mean': [N, latent], 'code_sample': [N, latent],
      'distortion': [N], 'loss': [N] (the member's per-example loss), the
      member's other per-example terms, and for Gaussian posteriors
-     'rate': [N] (closed-form KL where there is one)}.
+     'rate': [N] (closed-form KL where there is one) and 'code_stddev':
+     [N, latent]}.
   """
 
   def build():
@@ -87,6 +99,7 @@ def encode_all(model: models_lib.LatentVariableModel, images: np.ndarray,
       if isinstance(posterior, tfd.MultivariateNormalDiag):
         out['rate'] = losses.rate(posterior, model.prior_distribution(),
                                   codes, 'analytic')
+        out['code_stddev'] = posterior.stddev()
       return out
     return batch_terms
 
@@ -140,7 +153,59 @@ def evaluate(model: models_lib.LatentVariableModel, images: np.ndarray,
   out['test_loss'] = float(terms['loss'].mean()) + sum(
       float(v) for v in batch.values())
   out.update(member_terms(model.member.terms, terms, batch, out))
+  out.update(information_metrics(model, images, terms, seed))
   return out, terms
+
+
+def information_metrics(model: models_lib.LatentVariableModel,
+                        images: np.ndarray, terms: dict[str, np.ndarray],
+                        seed: int = 0) -> dict[str, Any]:
+  """test_code_gain for every encoder; test_mutual_information and
+  test_marginal_kl for Gaussian encoders; test_kl_per_unit for Gaussian
+  encoders under the standard normal prior (`tfp_vae.information`)."""
+  n = len(images)
+  if n < 2:
+    return {}
+  other = information.derangement(n, seed)
+
+  def build():
+    @tf.function(reduce_retracing=True, autograph=False)
+    def nll(x, codes):
+      return losses.distortion(model.decode(codes), x)
+    return nll
+
+  nll = models_lib.cached_function(model, 'other_code_nll', build)
+  codes = terms['code_sample'][other]
+  other_nll = np.concatenate([
+      nll(tf.constant(images[i:i + EVAL_BATCH_SIZE]),
+          tf.constant(codes[i:i + EVAL_BATCH_SIZE])).numpy()
+      for i in range(0, n, EVAL_BATCH_SIZE)])
+  out: dict[str, Any] = {
+      'test_code_gain': information.code_gain(terms['distortion'],
+                                              other_nll)}
+  if 'code_stddev' not in terms:
+    return out  # a point-mass encoder: no density (module doc)
+  prior = model.prior_distribution()
+  prior_log_prob = np.concatenate([
+      prior.log_prob(tf.constant(terms['code_sample'][i:i + 1000])).numpy()
+      for i in range(0, n, 1000)])
+  split = information.aggregate_posterior(
+      terms['code_sample'], terms['code_mean'], terms['code_stddev'],
+      prior_log_prob, max_codes=INFORMATION_MAX_CODES, seed=seed)
+  out['test_mutual_information'] = split['mutual_information']
+  out['test_marginal_kl'] = split['marginal_kl']
+  if _standard_normal(prior):
+    out['test_kl_per_unit'] = [
+        float(v) for v in information.kl_per_unit(terms['code_mean'],
+                                                  terms['code_stddev'])]
+  return out
+
+
+def _standard_normal(prior) -> bool:
+  if not isinstance(prior, tfd.MultivariateNormalDiag):
+    return False
+  return bool(np.all(prior.mean().numpy() == 0) and
+              np.all(prior.stddev().numpy() == 1))
 
 
 def term_key(term: str) -> str:

@@ -21,6 +21,13 @@ METRICS = (
     ('test_reconstruction_nll', 'reconstruction -log p(x|z) (nats/image)',
      'lower'),
     ('test_rate', 'rate KL(q(z|x) || p(z)) (nats/image)', ''),
+    ('test_mutual_information', 'mutual information I_q(x; z), aggregate '
+     'posterior (nats; a lower bound, at most log N; Gaussian encoders)',
+     'higher'),
+    ('test_marginal_kl', 'KL(q(z) || p(z)) of the aggregate posterior (nats; '
+     'Gaussian encoders)', 'lower'),
+    ('test_code_gain', "nats/image the decoder gains from the image's own "
+     "code over another image's", 'higher'),
     ('test_mmd_to_prior', 'MMD^2 between q(z) and p(z)', 'lower'),
     ('test_active_units', 'active units (Cov_x E[z_u] > 0.01)', 'higher'),
     ('test_knn_accuracy', 'latent probe: 5-NN accuracy', 'higher'),

@@ -312,6 +312,14 @@ def compare_configs_from_flags(models: list[str], seeds: int = 1,
   return base, members, eval_config_from_flags()
 
 
+def format_metric(value: Any) -> str:
+  """A metric for a log line: a number to 4 digits, a list (per unit) of
+  numbers to 3."""
+  if isinstance(value, (list, tuple)):
+    return '[' + ', '.join(f'{v:.3g}' for v in value) + ']'
+  return f'{value:.4g}'
+
+
 def exit_on_user_error(fn, *args, **kwargs):
   """Calls fn; any error becomes one line on stderr and an exit code: 1 for
   what the user can fix (and anything unexpected, so that a job controller

@@ -52,7 +52,8 @@ flags.mark_flags_as_required(['output_dir'])
 FLAGS = flags.FLAGS
 
 SHOWN = ('test_iwae_log_likelihood', 'test_reconstruction_nll',
-         'test_mmd_to_prior', 'test_active_units', 'test_knn_accuracy',
+         'test_mutual_information', 'test_code_gain', 'test_mmd_to_prior',
+         'test_active_units', 'test_knn_accuracy',
          'test_logreg_accuracy', 'test_classifier_frechet_distance')
 
 

@@ -25,7 +25,7 @@ def main(argv):
   from tfp_vae import training  # pylint: disable=g-import-not-at-top
   metrics = common.exit_on_user_error(training.run, config)
   logging.info('metrics: %s', ', '.join(
-      f'{k}={v:.4g}' for k, v in sorted(metrics.items())))
+      f'{k}={common.format_metric(v)}' for k, v in sorted(metrics.items())))
 
 
 def run():
