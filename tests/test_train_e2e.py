@@ -47,11 +47,20 @@ def test_tiny_run_writes_every_promised_file(tmp_path, model, latent):
   returned = training.run(config)
 
   metrics = _metrics(model_dir)
+  # Numbers, and one list: the VAE's per-unit rates (normal prior).
+  per_unit = metrics.pop('test_kl_per_unit', None)
+  assert per_unit == returned.pop('test_kl_per_unit', None)
+  assert (per_unit is None) == (model != 'vae')
+  if per_unit is not None:
+    assert len(per_unit) == latent
+    assert sum(per_unit) == pytest.approx(metrics['test_rate'], rel=1e-4)
   assert metrics == pytest.approx(returned)
   required = ['test_reconstruction_nll', 'test_mmd_to_prior',
+              'test_code_gain',
               'train_images_per_second', 'epochs_completed', 'test_loss']
   if model == 'vae':
-    required += ['test_neg_elbo', 'test_rate']
+    required += ['test_neg_elbo', 'test_rate', 'test_mutual_information',
+                 'test_marginal_kl']
   for key in required:
     assert key in metrics, key
   assert all(isinstance(v, (int, float)) and math.isfinite(v)
