@@ -96,6 +96,13 @@ def test_compare_writes_report_with_every_figure_and_both_models(
     assert run['epochs_completed'] == 2
     assert model['runs'] == {'0': os.path.join(out, name)}
   assert 'test_neg_elbo' in metrics['models']['vae']['seeds']['0']
+  # The information metrics each encoder defines, with intervals' inputs.
+  for key in ('test_mutual_information', 'test_marginal_kl',
+              'test_code_gain'):
+    assert key in metrics['models']['vae']['summary'], key
+  assert 'test_code_gain' in metrics['models']['mmd_vae']['summary']
+  assert 'test_mutual_information' not in metrics['models']['mmd_vae'][
+      'summary']
   (pair,) = metrics['differences']
   assert (pair['a'], pair['b']) == ('vae', 'mmd_vae')
   assert pair['metrics']['test_knn_accuracy']['verdict'] == (
@@ -105,8 +112,10 @@ def test_compare_writes_report_with_every_figure_and_both_models(
   embedded = set(re.findall(r'alt="([\w.]+\.png)"', page))
   expected = {f'{m}_{kind}.png' for m in ('vae', 'mmd_vae')
               for kind in ('samples', 'latent', 'grid', 'reconstructions',
-                           'interpolations')} | {'training_curves.png'}
+                           'interpolations')} | {'training_curves.png',
+                                                 'rate_distortion.png'}
   assert embedded == expected
+  assert '<h2>Rate and distortion</h2>' in page
   assert page.count('src="data:image/png;base64,') == len(expected)
   for name in expected:
     assert os.path.getsize(os.path.join(out, 'figures', name)) > 1000

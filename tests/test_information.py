@@ -2,6 +2,7 @@
 answers, and as the test metrics report them."""
 
 import math
+import os
 
 import numpy as np
 import pytest
@@ -142,3 +143,23 @@ def test_a_sample_of_the_codes_estimates_the_same_split():
   for key in every:
     assert some[key] == pytest.approx(every[key], abs=0.05)
     assert some[key] != every[key]  # a sample, not every code
+
+
+def test_the_plane_places_each_run_and_draws_a_point_mass_as_a_line(
+    tmp_path):
+  from tfp_vae import plots  # pylint: disable=g-import-not-at-top
+  vae = [{'test_rate': r, 'test_reconstruction_nll': d,
+          'test_mutual_information': r / 2, 'test_kl_per_unit': [r, 0.0]}
+         for r, d in ((3.0, 250.0), (3.5, 248.0))]
+  mmd = [{'test_reconstruction_nll': 240.0}]
+  path = str(tmp_path / 'plane.png')
+  fig = plots.rate_distortion({'vae': vae, 'mmd_vae': mmd}, path)
+  plane, units = fig.axes
+  (points,) = plane.collections
+  np.testing.assert_allclose(points.get_offsets(), [[3.0, 250.0],
+                                                    [3.5, 248.0]])
+  assert [t.get_text() for t in plane.texts] == ['I=1.50', 'I=1.75']
+  (line,) = plane.lines  # the point mass, at its distortion
+  assert line.get_ydata()[0] == 240.0
+  assert [tuple(l.get_ydata()) for l in units.lines] == [(3.0, 0.0)]
+  assert os.path.getsize(path) > 1000

@@ -53,7 +53,8 @@ def test_report_renders_with_every_figure_and_no_console_errors(
   # At latent 3: samples, latent (PCA), traversals, reconstructions and
   # interpolations per model, the curves, and samples and latent x 2
   # epochs per model (no grid beyond 2-d).
-  assert len(images) == len(MODELS) * (5 + 2 * 2) + 1, [i[0] for i in images]
+  # + the training curves and the rate-distortion plane
+  assert len(images) == len(MODELS) * (5 + 2 * 2) + 2, [i[0] for i in images]
   assert {i[0] for i in images} >= {f'{m.replace(":", "_")}_traversals.png'
                                     for m in MODELS}
   broken = [alt for alt, complete, w, h in images
@@ -61,7 +62,8 @@ def test_report_renders_with_every_figure_and_no_console_errors(
   assert not broken, broken
   assert not [p for p in problems if p['level'] in ('SEVERE', 'WARNING')], (
       problems)
-  assert headings[:3] == ['Settings', 'Metrics', 'Training curves']
+  assert headings[:4] == ['Settings', 'Metrics', 'Rate and distortion',
+                          'Training curves']
   assert 'Over training' in headings
   assert 'mmd_weight=784' in settings and 'beta=4' in settings
   assert os.path.getsize(tmp_path / 'report.png') > 10000

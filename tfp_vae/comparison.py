@@ -232,6 +232,24 @@ def _figures(run: Run, figures_dir: str) -> dict[str, str]:
   return paths
 
 
+def _shared_figures(runs: list[Run], labels: list[str],
+                    firsts: dict[str, Run], figures_dir: str
+                    ) -> dict[str, str]:
+  """The figures drawn across members: the first seeds' training curves,
+  and every run on the rate-distortion plane."""
+  curves = os.path.join(figures_dir, 'training_curves.png')
+  with storage.writing('plots', 'the training curves', curves, inject=False):
+    plots.training_curves({label: rundir.read_history(run.model_dir)
+                           for label, run in firsts.items()}, curves)
+  plane = os.path.join(figures_dir, 'rate_distortion.png')
+  with storage.writing('plots', 'the rate-distortion plane', plane,
+                       inject=False):
+    plots.rate_distortion({label: [rundir.read_metrics(r.model_dir)
+                                   for r in runs if r.label == label]
+                           for label in labels}, plane)
+  return {'training_curves': curves, 'rate_distortion': plane}
+
+
 def compare(base: config_lib.TrainConfig,
             members: list[tuple[str, family.Member]], output_dir: str,
             eval_config: config_lib.EvalConfig = config_lib.EvalConfig(),
@@ -285,14 +303,12 @@ def compare(base: config_lib.TrainConfig,
     rundir.write_json(os.path.join(output_dir, 'metrics.json'), results)
   firsts = {r.label: r for r in runs[::-1]}  # the first seed of each
   firsts = {label: firsts[label] for label, _ in members}
-  curves = os.path.join(figures_dir, 'training_curves.png')
-  with storage.writing('plots', 'the training curves', curves, inject=False):
-    plots.training_curves({label: rundir.read_history(run.model_dir)
-                           for label, run in firsts.items()}, curves)
+  shared = _shared_figures(runs, [label for label, _ in members], firsts,
+                           figures_dir)
   path = report.write_report(
       os.path.join(output_dir, 'report.html'), results,
       {label: _figures(run, figures_dir) for label, run in firsts.items()},
-      {'training_curves': curves}, base,
+      shared, base,
       {label: evaluation.epoch_figures(run.model_dir)
        for label, run in firsts.items()}, resolved)
   log(f'wrote {path}')

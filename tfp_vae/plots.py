@@ -251,6 +251,53 @@ def training_curves(histories: dict[str, list[dict]],
   return _save(fig, path)
 
 
+def rate_distortion(runs: dict[str, list[dict]],
+                    path: Optional[str] = None) -> Figure:
+  """Every run of each named member (its metrics.json) on the
+  rate-distortion plane (Alemi et al. 2018): test rate against test
+  reconstruction NLL, each point labelled with its mutual information
+  where it has one; a point-mass encoder has no rate, so its runs are
+  drawn as horizontal lines at their distortion.  Beside it, each member's
+  per-unit rates (first seed, sorted), where the runs report them."""
+  fig = _figure((14, 5.5))
+  plane, units = fig.subplots(1, 2)
+  colours = matplotlib.rcParams['axes.prop_cycle'].by_key()['color']
+  for colour, (name, metrics) in zip(colours * 4, runs.items()):
+    placed = [m for m in metrics if 'test_rate' in m]
+    if placed:
+      plane.scatter([m['test_rate'] for m in placed],
+                    [m['test_reconstruction_nll'] for m in placed],
+                    color=colour, label=name)
+      for m in placed:
+        if 'test_mutual_information' in m:
+          plane.annotate(f"I={m['test_mutual_information']:.2f}",
+                         (m['test_rate'], m['test_reconstruction_nll']),
+                         fontsize=8, xytext=(4, 4),
+                         textcoords='offset points')
+    for i, m in enumerate(m for m in metrics if 'test_rate' not in m):
+      plane.axhline(m['test_reconstruction_nll'], color=colour,
+                    linestyle=':', label=None if i else
+                    f'{name} (point mass: no rate)')
+    per_unit = next((m['test_kl_per_unit'] for m in metrics
+                     if 'test_kl_per_unit' in m), None)
+    if per_unit is not None:
+      units.plot(sorted(per_unit, reverse=True), 'o-', color=colour,
+                 label=name)
+  plane.set_xlabel('rate: KL(q(z|x) || p(z)), nats/image', fontsize=11)
+  plane.set_ylabel('distortion: -log p(x|z), nats/image', fontsize=11)
+  plane.set_title('Rate and distortion (every seed; I = mutual '
+                  'information)', fontsize=12)
+  units.set_xlabel('latent unit, by its rate', fontsize=11)
+  units.set_ylabel('KL(q(z_u|x) || N(0, 1)), nats', fontsize=11)
+  units.set_title('Rate of each unit (first seed)', fontsize=12)
+  units.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+  for ax in (plane, units):
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=9)
+  fig.tight_layout()
+  return _save(fig, path)
+
+
 def draw_all(model, test_images: np.ndarray, test_labels: np.ndarray,
              codes: np.ndarray, out_dir: str, seed: int = 0,
              prefix: str = '', class_names: Sequence[str] = ()

@@ -266,6 +266,28 @@ img.wide { max-width: 100%; }
 """
 
 
+def _progress(epoch_figures, head: str, plot_every: int) -> str:
+  """The figures drawn during training, by epoch, if there are any."""
+  progress = _over_training(epoch_figures, head) if epoch_figures else ''
+  if progress:
+    progress = ('<h2>Over training</h2><p>The same figures drawn every '
+                f'{plot_every} epochs.</p>' + progress)
+  return progress
+
+
+def _plane(path: Optional[str]) -> str:
+  """The rate-distortion section, if its figure was drawn."""
+  if not path:
+    return ''
+  return (f'<h2>Rate and distortion</h2><p>Every run on the plane of '
+          f'Alemi et al. (2018), "Fixing a Broken ELBO": its test rate '
+          f'and distortion, labelled with its mutual information '
+          f'(<code>tfp_vae/information.py</code>: a lower bound, at most '
+          f'log N); a point-mass encoder has no rate and shows as a line '
+          f'at its distortion. Beside it, each latent unit\'s rate: '
+          f'collapsed units read 0.</p><p>{_img(path, "wide")}</p>')
+
+
 def write_report(path: str, results: dict[str, Any],
                  figures: dict[str, dict[str, str]],
                  shared_figures: dict[str, str], config,
@@ -279,7 +301,8 @@ def write_report(path: str, results: dict[str, Any],
     results: a comparison's summary (`comparison.summarise`): per-seed
       metrics, means with intervals, paired differences.
     figures: {label: {figure kind: png path}} (kinds as in FIGURES).
-    shared_figures: {'training_curves': png path}.
+    shared_figures: {'training_curves': png path, 'rate_distortion': png
+      path (optional)}.
     config: the TrainConfig the runs share (member aside).
     epoch_figures: {label: {epoch: {figure kind: png path}}}, the figures
       drawn during training, shown side by side by epoch.
@@ -291,11 +314,9 @@ def write_report(path: str, results: dict[str, Any],
   seeds = results['seeds']
   head = ''.join(f'<th>{html.escape(m)}</th>' for m in models)
   curves = ''.join(f'<p>{_img(p, "wide")}</p>'
-                   for p in shared_figures.values())
-  progress = _over_training(epoch_figures, head) if epoch_figures else ''
-  if progress:
-    progress = ('<h2>Over training</h2><p>The same figures drawn every '
-                f'{config.runtime.plot_every} epochs.</p>' + progress)
+                   for k, p in shared_figures.items() if k != 'rate_distortion')
+  plane = _plane(shared_figures.get('rate_distortion'))
+  progress = _progress(epoch_figures, head, config.runtime.plot_every)
   dataset = html.escape(config.data.dataset)
   page = f"""<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>tfp-vae comparison: {dataset}</title>
@@ -324,6 +345,7 @@ only where the interval excludes zero.</p>
 <th>difference</th><th>better</th><th>verdict</th></tr>
 {_difference_rows(results)}
 </table>
+{plane}
 <h2>Training curves</h2>
 <p>Dashed: training batches (epoch mean); solid: test split after each
 epoch. A test curve rising while the training curve falls is overfitting.</p>
