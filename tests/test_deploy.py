@@ -379,3 +379,33 @@ def test_the_compare_pipeline_fans_out_the_runs_compare_reuses(tmp_path):
     metrics = json.load(f)
   assert metrics['order'] == list(models)
   assert metrics['seeds'] == [0]
+
+
+def test_the_compare_pipelines_pods_get_every_shared_flag(tmp_path):
+  """The train step's `sh -c` passes the shared flags, all of them (the
+  first was once shifted away: --dataset=fashion_mnist, so the pods
+  trained mnist_5k), and --compared_models, so that each pod decides
+  --precision=auto for the whole comparison as tfp-vae-compare does."""
+  shared = ('--dataset=fashion_mnist', '--epochs=3')
+  _, compiled = _compile_compare_pipeline(tmp_path, ('vae', 'mmd_vae'), 1,
+                                          shared)
+  train = compiled[0]['deploymentSpec']['executors']['exec-train'][
+      'container']
+  bin_dir = tmp_path / 'bin'
+  bin_dir.mkdir()
+  (bin_dir / 'tfp-vae-train').write_text(
+      '#!/bin/sh\nfor a in "$@"; do echo "$a"; done\n')
+  (bin_dir / 'tfp-vae-train').chmod(0o755)
+  item = {'model': 'mmd_vae', 'member_flags': '--mmd_weight=5',
+          'seed': '0', 'model_dir': '/runs/compare/mmd_vae'}
+  args = list(train['args'])
+  for key, value in item.items():
+    args = [a.replace(f"{{{{$.inputs.parameters['{key}']}}}}", value)
+            for a in args]
+  env = dict(os.environ, PATH=f'{bin_dir}{os.pathsep}{os.environ["PATH"]}')
+  r = subprocess.run(train['command'] + args, env=env, capture_output=True,
+                     text=True, timeout=60, check=True)
+  assert r.stdout.split('\n')[:-1] == [
+      '--compared_models=vae,mmd_vae', *shared, '--model=mmd_vae',
+      '--seed=0', '--model_dir=/runs/compare/mmd_vae', '--noverbose',
+      '--mmd_weight=5']

@@ -123,3 +123,49 @@ def test_the_float32_parts_are_recorded_and_a_change_is_said():
       'float32_parts': list(today.float32_parts)}},
                   precision='mixed_bfloat16')
   assert 'earlier' not in same.reasons['precision']
+
+
+# The class measured on 2026-12-07 (hardware.BFLOAT16_ROWS): auto is
+# bfloat16 for the VAE alone and float32 for the MMD-VAE, so float32 for a
+# comparison of both.
+AVX512_BF16 = hardware.Machine('AMD EPYC', frozenset(
+    {'avx2', 'avx512f', 'avx512_bf16'}), 2, ())
+
+
+def test_a_run_of_a_comparison_decides_auto_for_every_compared_member():
+  """A run trained apart from its comparison (the compare pipeline's pods)
+  gets the precision trainers.compare gives every compared member: with
+  compared_models, auto decides for all of them, not for the run's own."""
+  assert _runtime(AVX512_BF16, model='vae').precision == 'mixed_bfloat16'
+  compared = _runtime(AVX512_BF16, model='vae',
+                      compared_models='vae,mmd_vae')
+  assert compared.precision == 'float32'
+  assert "mmd_vae's test loss" in compared.reasons['precision']
+  config = config_lib.TrainConfig.create(
+      model='vae', compared_models='mmd_vae').validate()
+  assert plan.precision_members(config) == ('vae', 'mmd_vae')
+  # It only chooses the precision a run starts in: a resume may change it.
+  assert config.differences(config_lib.TrainConfig.create(model='vae')) == []
+  with pytest.raises(errors.ConfigError, match='names no registered member: '
+                     'nope'):
+    config_lib.TrainConfig.create(compared_models='vae,nope').validate()
+
+
+def test_a_comparison_gives_its_runs_the_compared_members_and_keeps_auto():
+  """trainers.compare's runs carry every compared member and precision
+  auto: each decides for all of them (as the pipeline's pods do), and a run
+  already started resumes in the precision it recorded, which the compare
+  step, possibly on another machine class, does not refuse."""
+  from tfp_vae import comparison  # pylint: disable=g-import-not-at-top
+  from tfp_vae import family  # pylint: disable=g-import-not-at-top
+  base = config_lib.TrainConfig.create()
+  members = [('vae', family.create('vae')), ('mmd_vae',
+                                            family.create('mmd_vae')),
+             ('vae:beta=4', family.create('vae', beta=4.0))]
+  runs = comparison.plan_runs(base, members, '/tmp/out', 1)
+  assert [r.config.trainer.compared_models for r in runs] == [
+      'vae,mmd_vae'] * 3
+  assert {r.config.trainer.precision for r in runs} == {'auto'}
+  asked = comparison.plan_runs(base.replace(precision='float32'), members,
+                               '/tmp/out', 1)
+  assert {r.config.trainer.precision for r in asked} == {'float32'}

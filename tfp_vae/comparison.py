@@ -65,14 +65,20 @@ def plan_runs(base: config_lib.TrainConfig,
       the seeds go past the largest seed.
   """
   first = base.trainer.seed
+  # One precision for every member, so that they compare like with like:
+  # under auto, bfloat16 only where every compared member's rows pass the
+  # guard.  Every run carries the compared members (compared_models) and
+  # decides auto for all of them itself, as the compare pipeline's pods,
+  # which train the runs apart, do with the same flag; precision stays
+  # auto, so that a run already started resumes in the precision it
+  # recorded (the pipeline's compare step may run on another machine class
+  # than its training pods) instead of being refused.
+  names = [member.name for _, member in members]
+  base = base.replace(compared_models=','.join(dict.fromkeys(names)))
   if base.trainer.precision == 'auto':
-    # One precision for every member, so that they compare like with like:
-    # bfloat16 only where every compared member's rows pass the guard.
-    precision, why = hardware.resolve_precision(
-        'auto', models=[member.name for _, member in members])
+    precision, why = hardware.resolve_precision('auto', models=names)
     logging.info('--precision=auto for every compared member: %s (%s)',
                  precision, why)
-    base = base.replace(precision=precision)
   runs = []
   for (label, member), seed in itertools.product(
       members, range(first, first + seeds)):
@@ -250,6 +256,25 @@ def _shared_figures(runs: list[Run], labels: list[str],
   return {'training_curves': curves, 'rate_distortion': plane}
 
 
+def _warn_unlike_precisions(runs: list[Run]) -> dict[str, list[str]]:
+  """{precision: [run]} as the runs recorded them; a warning when they
+  differ (runs started before they carried compared_models, or trained on
+  machine classes that decide auto differently)."""
+  found: dict[str, list[str]] = {}
+  for run in runs:
+    recorded = (rundir.read_plan(run.model_dir) or {}).get(
+        'runtime', {}).get('precision')
+    if recorded:
+      found.setdefault(recorded, []).append(f'{run.label} seed {run.seed}')
+  if len(found) > 1:
+    logging.warning(
+        'the compared runs trained in different precisions (%s): they do '
+        'not compare like with like; train them again, in another '
+        '--output_dir, in one precision',
+        '; '.join(f'{p}: {", ".join(r)}' for p, r in found.items()))
+  return found
+
+
 def compare(base: config_lib.TrainConfig,
             members: list[tuple[str, family.Member]], output_dir: str,
             eval_config: config_lib.EvalConfig = config_lib.EvalConfig(),
@@ -295,6 +320,7 @@ def compare(base: config_lib.TrainConfig,
         'parallel': parallel, 'seconds': time.perf_counter() - start,
         'runs': {label: {str(s): t for (l, s), t in seconds.items()
                          if l == label} for label, _ in members}})
+  _warn_unlike_precisions(runs)
   resolved = {label: rundir.resolved_member(run.model_dir)
               for label, run in {r.label: r for r in runs[::-1]}.items()}
   results = summarise(runs, {(r.label, r.seed): rundir.read_metrics(

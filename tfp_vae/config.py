@@ -16,8 +16,9 @@ Every field states its default, help text and allowed values once; the
 command-line flags are generated from them (`trainers/common.py`).  A
 checkpoint belongs to the model, data and trainer settings; the runtime
 group, `epochs` and `learning_rate` (lowering the rate after a NaN and
-resuming is the documented fix) may change when a run resumes (fields
-marked `resumable`).
+resuming is the documented fix) and `compared_models` (it only chooses the
+precision a run starts in) may change when a run resumes (fields marked
+`resumable`).
 
 The library never reads flags.  Settings are named as users know them
 (`lambda` for `info_lambda`) in errors, without the command line's `--`.
@@ -177,6 +178,17 @@ class TrainerConfig:
       'for the networks\' hidden layers; their last layers and everything '
       'after them stay float32 (tfp_vae/precision.py).',
       PRECISIONS)
+  compared_models: str = _field(
+      '', 'This run is one of a comparison of these members '
+      '(comma-separated --model names): --precision=auto then decides for '
+      'all of them together, as trainers.compare does, so that runs trained '
+      'apart (the compare pipeline\'s pods) get the precision the comparison '
+      'gets.  Empty: for this run\'s member alone.', resumable=True)
+
+  def compared_members(self) -> tuple[str, ...]:
+    """The members named by compared_models, each once, in order."""
+    return tuple(dict.fromkeys(
+        m.strip() for m in self.compared_models.split(',') if m.strip()))
 
   def validate(self, data: DataConfig) -> None:
     checks.positive_int('batch_size', self.batch_size)
@@ -191,6 +203,16 @@ class TrainerConfig:
     checks.non_negative_int('early_stopping_patience',
                             self.early_stopping_patience)
     checks.one_of('precision', self.precision, PRECISIONS)
+    if not isinstance(self.compared_models, str):
+      raise errors.ConfigError('compared_models', self.compared_models,
+                               'must be comma-separated --model names')
+    unknown = [m for m in self.compared_members()
+               if m not in family.names()]
+    if unknown:
+      raise errors.ConfigError(
+          'compared_models', self.compared_models,
+          f'names no registered member: {", ".join(unknown)} (registered: '
+          f'{", ".join(family.names())})')
     if self.early_stopping_patience and not data.validation_examples:
       raise errors.ConfigError(
           'early_stopping_patience', self.early_stopping_patience,

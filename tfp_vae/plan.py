@@ -214,6 +214,13 @@ def _flagged(name: str, value: Any, auto: Any, why: str) -> str:
   return f'--{name}={value}: {why}' if value == auto else why
 
 
+def precision_members(config: config_lib.TrainConfig) -> tuple[str, ...]:
+  """The members whose rows --precision=auto must all pass for this run:
+  its own, and those of the comparison it belongs to (compared_models)."""
+  return tuple(dict.fromkeys(
+      (config.model.name, *config.trainer.compared_members())))
+
+
 def _precision(config: config_lib.TrainConfig,
                previous: Optional[dict[str, Any]],
                machine: hardware.Machine) -> tuple[str, str]:
@@ -222,7 +229,7 @@ def _precision(config: config_lib.TrainConfig,
   if slow:
     logging.warning('%s', slow)
   recorded = (previous or {}).get('runtime', {}).get('precision')
-  member = (config.model.name,)
+  member = precision_members(config)
   if recorded is None:
     return hardware.resolve_precision(asked, machine, member)
   if asked == 'auto':
@@ -261,7 +268,7 @@ def for_model(config: config_lib.TrainConfig, image_shape: ImageShape,
   to), no data beyond its image shape."""
   if precision is None:
     precision, why = hardware.resolve_precision(
-        config.trainer.precision, models=(config.model.name,))
+        config.trainer.precision, models=precision_members(config))
   else:
     why = 'asked for'
   runtime = Runtime(strategy='default strategy', setup='one device',

@@ -46,7 +46,8 @@ common.define('integer', 'parallel', 1,
               'processes at once, each with cores/k threads.')
 common.define('bool', 'progress', True,
               'Log progress lines for the whole comparison.')
-common.define_config_flags(exclude=('model_dir', 'export_dir', 'verbose'))
+common.define_config_flags(exclude=('model_dir', 'export_dir', 'verbose',
+                                     'compared_models'))
 common.define_eval_flags()
 flags.mark_flags_as_required(['output_dir'])
 FLAGS = flags.FLAGS

@@ -63,6 +63,16 @@ def test_compare_pipeline_trains_every_member_and_writes_the_report(
       assert member['seeds'][seed]['epochs_completed'] == 1
       assert np.isfinite(member['seeds'][seed]['test_iwae_log_likelihood'])
   assert metrics['differences'][0]['a'] == 'vae'
+  # Trained in separate pods, the runs still share one precision: each pod
+  # decided --precision=auto for every compared member (--compared_models),
+  # as the compare step does (on an AVX-512 BF16 CPU the VAE alone would
+  # get bfloat16, the MMD-VAE float32, and the compare step refused to
+  # continue the VAE's run in float32).
+  precisions = set()
+  for run in ('vae', 'vae-seed1', 'mmd_vae', 'mmd_vae-seed1'):
+    with open(out / run / 'config.json') as f:
+      precisions.add(json.load(f)['plan']['runtime']['precision'])
+  assert len(precisions) == 1, precisions
 
 
 def test_main_pipeline_trains_evaluates_and_exports(runs_dir, tmp_path,

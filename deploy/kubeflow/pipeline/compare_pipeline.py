@@ -59,6 +59,12 @@ def make_pipeline(models: tuple[str, ...], seeds: int,
   """The pipeline comparing `models` over `seeds` seeds with the `shared`
   training flags."""
   items = specs.fan_out(list(models), seeds, OUTPUT_DIR)
+  # Each pod decides --precision=auto for every compared member, as
+  # tfp-vae-compare does (one precision for the comparison): trained on
+  # its own, a member would get its own, and the compare step would find
+  # runs in different precisions.
+  compared = '--compared_models=' + ','.join(dict.fromkeys(
+      item['model'] for item in items))
 
   @dsl.container_component
   def train(model: str, member_flags: str, seed: str, model_dir: str):
@@ -66,9 +72,9 @@ def make_pipeline(models: tuple[str, ...], seeds: int,
     # flags (none holds a space), split by the shell.
     return dsl.ContainerSpec(
         image=IMAGE, command=['sh', '-c'],
-        args=['m=$0 f=$1 s=$2 d=$3; shift 4; exec tfp-vae-train "$@" '
+        args=['m=$0 f=$1 s=$2 d=$3; shift 3; exec tfp-vae-train "$@" '
               '--model="$m" --seed="$s" --model_dir="$d" --noverbose $f',
-              model, member_flags, seed, model_dir, *shared])
+              model, member_flags, seed, model_dir, compared, *shared])
 
   @dsl.container_component
   def compare():
