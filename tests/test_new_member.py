@@ -237,16 +237,23 @@ def test_a_setting_reusing_a_members_name_must_declare_it_alike():
     family.MEMBERS.unregister('same_beta')
 
 
-def test_a_plugin_reusing_a_setting_differently_is_named_where_it_matters(
-    tmp_path, monkeypatch):
-  info = tmp_path / 'beta_plugin-0.1.dist-info'
+def _install_plugin(tmp_path, monkeypatch, name: str, entry_point: str):
+  """A distribution `name` on sys.path declaring one tfp_vae.plugins entry
+  point, found by the next discovery."""
+  info = tmp_path / f"{name.replace('-', '_')}-0.1.dist-info"
   info.mkdir()
   (info / 'METADATA').write_text(
-      'Metadata-Version: 2.1\nName: beta-plugin\nVersion: 0.1\n')
+      f'Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n')
   (info / 'entry_points.txt').write_text(
-      '[tfp_vae.plugins]\nsix = tests.test_new_member:BetaSixVAE\n')
+      f'[tfp_vae.plugins]\n{entry_point}\n')
   monkeypatch.syspath_prepend(str(tmp_path))
   registry.reset_discovery()
+
+
+def test_a_plugin_reusing_a_setting_differently_is_named_where_it_matters(
+    tmp_path, monkeypatch):
+  _install_plugin(tmp_path, monkeypatch, 'beta-plugin',
+                  'six = tests.test_new_member:BetaSixVAE')
   try:
     with pytest.raises(errors.ConfigError,
                        match=r"failed to load \(ValueError: BetaSixVAE "
@@ -309,14 +316,8 @@ def test_a_plugin_trains_from_the_command_line_and_compares(
 
 def test_a_plugin_that_fails_to_load_is_named_where_it_matters(
     tmp_path, monkeypatch):
-  info = tmp_path / 'broken_plugin-0.1.dist-info'
-  info.mkdir()
-  (info / 'METADATA').write_text(
-      'Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n')
-  (info / 'entry_points.txt').write_text(
-      '[tfp_vae.plugins]\nmine = no_such_module_here:Member\n')
-  monkeypatch.syspath_prepend(str(tmp_path))
-  registry.reset_discovery()
+  _install_plugin(tmp_path, monkeypatch, 'broken-plugin',
+                  'mine = no_such_module_here:Member')
   try:
     with pytest.raises(errors.ConfigError,
                        match=r'plugin mine = no_such_module_here:Member '
