@@ -147,7 +147,8 @@ def _op_rows(logdir: str) -> list[dict]:
 
 
 def _child(spec: dict) -> None:
-  from trainers import common  # pylint: disable=g-import-not-at-top,unused-import
+  from trainers import common  # pylint: disable=g-import-not-at-top
+  common.start()  # what `python -m trainers.train` does before TensorFlow
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -86,7 +86,8 @@ def _torch_run(spec):
 def _trainer_run(spec):
   import os  # pylint: disable=g-import-not-at-top
   import tempfile  # pylint: disable=g-import-not-at-top
-  from trainers import common  # pylint: disable=g-import-not-at-top,unused-import
+  from trainers import common  # pylint: disable=g-import-not-at-top
+  common.start()  # what `python -m trainers.train` does before TensorFlow
   from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import training  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:

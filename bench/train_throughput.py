@@ -103,7 +103,8 @@ def _child(spec: dict) -> None:
   """One measurement in this fresh process (see the module doc)."""
   if spec['loop'] == 'trainer':
     # What `python -m trainers.train` does before TensorFlow is imported.
-    from trainers import common  # pylint: disable=g-import-not-at-top,unused-import
+    from trainers import common  # pylint: disable=g-import-not-at-top
+    common.start()
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top

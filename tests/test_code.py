@@ -1,10 +1,13 @@
 """Rules of the code base that a review would otherwise have to re-check:
-no function longer than a screen, and test files that share helpers
-through tests/helpers.py instead of importing each other."""
+no function longer than a screen, test files that share helpers through
+tests/helpers.py instead of importing each other, and no work at import."""
 
 import ast
+import json
 import os
 import re
+import subprocess
+import sys
 
 from tests.helpers import REPO
 
@@ -56,3 +59,44 @@ def test_test_files_do_not_import_each_other():
           if found and found.group(1) != name[:-3]:
             crossing.append(f'{name}: {line.strip()}')
   assert crossing == []
+
+
+_IMPORT_EVERYTHING = '''
+import importlib, json, logging, os, pkgutil, sys
+import absl.logging, keras, tensorflow, tensorflow_probability
+def state():
+  return {'environ': dict(os.environ), 'fd2': list(os.fstat(2))[:2],
+          'absl_filters': [type(f).__name__
+                           for f in absl.logging.get_absl_logger().filters],
+          'tf_level': logging.getLogger('tensorflow').level,
+          'root_handlers': len(logging.getLogger().handlers)}
+before = state()
+import tfp_vae, trainers
+names = []
+# Each command defines its flags as absl programs do: one command per
+# process, so trainers.train stands for them (all go through common).
+for info in pkgutil.walk_packages(tfp_vae.__path__, 'tfp_vae.'):
+  names.append(info.name)
+for name in names + ['trainers.common', 'trainers.train']:
+  importlib.import_module(name)
+names += ['trainers.common', 'trainers.train']
+after = state()
+print(json.dumps({'names': names, 'changed': {
+    k: [before[k], after[k]] for k in before if before[k] != after[k]}}))
+'''
+
+
+def test_importing_a_module_changes_nothing_in_the_process():
+  """No work at import: the environment, logging and file descriptor 2 are
+  changed when a command starts (`trainers.common.start`), not when any
+  module of the package or the commands is imported."""
+  env = {k: v for k, v in os.environ.items()
+         if k not in ('TF_CPP_MIN_LOG_LEVEL', 'TF_ENABLE_ONEDNN_OPTS')}
+  proc = subprocess.run([sys.executable, '-c', _IMPORT_EVERYTHING], cwd=REPO,
+                        env=env, capture_output=True, text=True, timeout=300,
+                        check=False)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  found = json.loads(proc.stdout.strip().splitlines()[-1])
+  assert 'trainers.common' in found['names']
+  assert 'tfp_vae.serving.v2' in found['names']
+  assert found['changed'] == {}

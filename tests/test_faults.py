@@ -294,8 +294,8 @@ def test_the_memory_estimate_is_checked_against_what_is_available():
 
 _PEAK_AFTER_EPOCH_1 = '''
 import json, sys, tempfile
-from trainers import common  # what the trainers do before importing TF
-del common
+from trainers import common
+common.start()  # what the trainers do before importing TF
 from tfp_vae import budget, config as config_lib, training
 peaks = []
 training.run(config_lib.TrainConfig.create(

@@ -217,7 +217,8 @@ def test_resuming_with_another_precision_is_refused(tmp_path):
 _SIX_STEPS = '''
 import json, sys
 import numpy as np
-from trainers import common  # what the trainers do before importing TF
+from trainers import common
+common.start()  # what the trainers do before importing TF
 import tensorflow as tf
 from tensorflow.python.util import _pywrap_util_port
 from tfp_vae import config as config_lib, data as data_lib
@@ -253,7 +254,10 @@ def test_onednn_kernels_change_rounding_only():
 def test_trainers_turn_onednn_on_unless_told_otherwise():
   code = ('import os; os.environ.pop("TF_ENABLE_ONEDNN_OPTS", None); '
           'from trainers import common; '
-          'print(os.environ["TF_ENABLE_ONEDNN_OPTS"])')
+          'imported = os.environ.get("TF_ENABLE_ONEDNN_OPTS"); '
+          'common.start(); '
+          'print(imported, os.environ["TF_ENABLE_ONEDNN_OPTS"])')
   out = subprocess.run([sys.executable, '-c', code], cwd=REPO,
                        capture_output=True, text=True, check=True).stdout
-  assert out.strip() == '1'
+  # Nothing at import; `common.start` (the first thing `common.run` does).
+  assert out.strip() == 'None 1'

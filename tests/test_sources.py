@@ -472,8 +472,8 @@ def test_bad_data_from_the_command_line_is_one_line_before_training(
 
 _ANON_GROWTH = '''
 import json, sys
-from trainers import common  # what the trainers do before importing TF
-del common
+from trainers import common
+common.start()  # what the trainers do before importing TF
 import tensorflow as tf
 from tfp_vae import data
 

@@ -3,7 +3,8 @@ declarations, grouped help, a quiet start, and one way to report errors.
 
 Each program (`trainers.train`, `evaluate`, `compare`, `export`, `serve`)
 defines its flags through `define` (so `--help` can list them by group),
-parses them with `run`, validates its config before importing TensorFlow
+parses them with `run` (which first calls `start`: nothing happens at
+import), validates its config before importing TensorFlow
 (so a bad value is refused in well under a second), then imports TensorFlow
 with `import_tensorflow`, which keeps TensorFlow's start-up chatter out of
 the terminal unless `--verbosity` is 1 or more.
@@ -11,6 +12,7 @@ the terminal unless `--verbosity` is 1 or more.
 
 import contextlib
 import dataclasses
+import logging as std_logging
 import os
 import re
 import sys
@@ -19,24 +21,11 @@ import textwrap
 import typing
 from typing import Any, Callable, Optional
 
-# Quieten TensorFlow's C++ logging before it is imported (what it prints
-# before its logging starts is filtered in `import_tensorflow`).
-os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
-# oneDNN kernels for convolutions and matmuls.  TensorFlow turns them on by
-# default only on CPUs with AVX512/AMX; on an AVX2 EPYC they trained both
-# models faster with less memory (the figures, with machine and date:
-# docs/performance.md, machine class cpu-avx2).  Results differ from
-# Eigen's kernels by float rounding only.
-# TF_ENABLE_ONEDNN_OPTS=0 opts out.
-os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
-
-import logging as std_logging  # pylint: disable=g-import-not-at-top
-
 from absl import app
 from absl import flags
 from absl import logging
 
-from tfp_vae import checks  # pylint: disable=g-import-not-at-top
+from tfp_vae import checks
 from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import family
@@ -65,8 +54,28 @@ class _OwnInfoOnly(std_logging.Filter):
     return record.pathname.startswith(_PACKAGE_DIRS)
 
 
-logging.get_absl_logger().addFilter(_OwnInfoOnly())
-std_logging.getLogger('tensorflow').setLevel(std_logging.WARNING)
+def start() -> None:
+  """What a command does as it starts, before TensorFlow loads (and what a
+  bench script that measures the trainer does likewise); nothing of it
+  happens at import.  Idempotent.
+
+  - TensorFlow's C++ logging quietened (`TF_CPP_MIN_LOG_LEVEL=2`, read once
+    when TensorFlow is imported; what it prints before its logging starts
+    is filtered in `import_tensorflow`);
+  - oneDNN kernels for convolutions and matmuls (`TF_ENABLE_ONEDNN_OPTS=1`).
+    TensorFlow turns them on by default only on CPUs with AVX512/AMX; on an
+    AVX2 EPYC they trained both models faster with less memory (the
+    figures, with machine and date: docs/performance.md, machine class
+    cpu-avx2).  Results differ from Eigen's kernels by float rounding only.
+    `TF_ENABLE_ONEDNN_OPTS=0` in the environment opts out;
+  - INFO lines from this package only, unless --verbosity >= 1.
+  """
+  os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
+  os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
+  absl_logger = logging.get_absl_logger()
+  if not any(isinstance(f, _OwnInfoOnly) for f in absl_logger.filters):
+    absl_logger.addFilter(_OwnInfoOnly())
+  std_logging.getLogger('tensorflow').setLevel(std_logging.WARNING)
 
 # What TensorFlow prints to the process's stderr before its logging is set
 # up, on every CPU-only start: not errors, whatever their prefix says.
@@ -409,6 +418,7 @@ def help_text(program: str, doc: str) -> str:
 def run(main: Callable[[list[str]], None], doc: str) -> None:
   """Runs an absl `main`: --help prints `help_text`; a flag that does not
   parse is one line on stderr and exit 1."""
+  start()
   program = os.path.basename(sys.argv[0])
   if program.endswith('.py'):  # python -m trainers.<program>
     program = f'python -m trainers.{program[:-3]}'
