@@ -325,7 +325,7 @@ def test_memory_of_a_request_at_the_batch_limit_is_bounded(exported,
   for a request of the default maximum batch, stays small."""
   _, path, _ = exported
   r = subprocess.run([sys.executable, '-c', _PEAK, path,
-                      str(export.DEFAULT_MAX_BATCH), signature],
+                      str(config_lib.MAX_BATCH), signature],
                      capture_output=True, text=True, timeout=300)
   assert r.returncode == 0, r.stderr[-2000:]
   grown_mb = float(r.stdout.strip().splitlines()[-1])

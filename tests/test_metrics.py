@@ -20,6 +20,7 @@ from tfp_vae import metrics
 from tfp_vae import models as models_lib
 from tfp_vae import probes
 from tfp_vae import report
+from tfp_vae import testing
 
 tfd = tfp.distributions
 
@@ -222,7 +223,7 @@ def test_a_members_own_terms_reach_the_test_metrics():
     model = _model('terms_vae')
     out, terms = metrics.evaluate(model, images, seed=3)
   finally:
-    family.MEMBERS.unregister('terms_vae')
+    testing.unregister(family.MEMBERS, 'terms_vae')
   norms = np.sum(np.square(model.encode(images).mean().numpy()), -1)
   np.testing.assert_allclose(out['test_code_norm'], norms.mean(), rtol=1e-5)
   np.testing.assert_allclose(out['test_spread'],

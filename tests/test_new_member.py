@@ -26,6 +26,7 @@ from tfp_vae import config as config_lib
 from tfp_vae import errors
 from tfp_vae import family
 from tfp_vae import registry
+from tfp_vae import testing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,7 +102,7 @@ def registered():
     REGISTRIES[name].register(cls)
   yield
   for name in PLUGINS:
-    REGISTRIES[name].unregister(name)
+    testing.unregister(REGISTRIES[name], name)
 
 
 @pytest.fixture(scope='session')
@@ -234,7 +235,7 @@ def test_a_setting_reusing_a_members_name_must_declare_it_alike():
     assert family.create('same_beta', beta=4.0).beta == 4.0
     assert family.all_settings()['beta'][1] == ['vae', 'same_beta']
   finally:
-    family.MEMBERS.unregister('same_beta')
+    testing.unregister(family.MEMBERS, 'same_beta')
 
 
 def _install_plugin(tmp_path, monkeypatch, name: str, entry_point: str):
@@ -368,7 +369,7 @@ def test_a_module_entry_point_registers_what_its_module_defines(
         'ModuleDeclaredBernoulli')
     assert cls.summary == 'a likelihood registered by importing its module'
   finally:
-    components.LIKELIHOODS.unregister(name)
+    testing.unregister(components.LIKELIHOODS, name)
     monkeypatch.undo()
     sys.modules.pop(module, None)
     registry.reset_discovery()

@@ -40,6 +40,10 @@ PRECISIONS = ('auto', 'float32', 'mixed_bfloat16', 'mixed_float16')
 XLA_CHOICES = ('auto', 'on', 'off')
 GROUPS = ('model', 'data', 'trainer', 'runtime')
 MAX_SEED = 2**31 - 1
+# Examples per request: of an export's batched signatures (encode, decode,
+# reconstruct, log_likelihood) and of a served request, unless told
+# otherwise (trainers.export and trainers.serve --max_batch).
+MAX_BATCH = 1024
 
 
 def _field(default: Any, help_text: str, choices: tuple = (),
@@ -545,45 +549,45 @@ class EvalConfig:
 class ServeConfig:
   """How `trainers.serve` serves SavedModels (`tfp_vae.serving`).
 
-  Attributes:
-    export_dir: the model base path of one model: the folder holding the
-      integer version folders that `trainers.export` and `trainers.train
-      --export_dir` write (TF Serving's --model_base_path).
-    model_config_file: instead of export_dir, TF Serving's
-      --model_config_file: a text ModelServerConfig listing several models
-      with their base paths, version policies and labels.
-    model_name: the NAME in /v1/models/NAME of export_dir's model; default
-      the export directory's name, as in the models.config the exporter
-      writes.
-    host: the address to listen on: 0.0.0.0 every interface (a container),
-      127.0.0.1 this machine only.
-    rest_api_port: port of the REST APIs (TF Serving's default 8501).
-    grpc_port: port of the gRPC services (8500); 0 turns gRPC off.
-    max_batch: the largest batch a request may carry: instances, examples,
-      the leading dimension of an input, `num_samples`.
-    max_request_bytes: the largest REST request body or gRPC message.
-    poll_seconds: how often to look for new and removed versions, like TF
-      Serving's --file_system_poll_wait_seconds; 0 loads once at start.
-    max_versions: export_dir's version policy: serve the newest N versions
-      (TF Serving's latest policy, 1 by default); 0 serves every version.
-    grace_seconds: after SIGTERM, how long requests in flight may take
-      before they are cancelled.
-    monitoring_config_file: TF Serving's --monitoring_config_file (a text
-      MonitoringConfig); its prometheus_config moves or turns off the
-      Prometheus page (default: on, at /monitoring/prometheus/metrics).
+  Each field's help is its `trainers.serve` flag's help (the flags are
+  generated from these fields, `trainers/common.py`).
   """
-  export_dir: str = ''
-  model_config_file: str = ''
-  model_name: Optional[str] = None
-  host: str = '0.0.0.0'
-  rest_api_port: int = 8501
-  grpc_port: int = 8500
-  max_batch: int = 1024
-  max_request_bytes: int = 64 * 2**20
-  poll_seconds: float = 1.0
-  max_versions: int = 1
-  grace_seconds: float = 30.0
-  monitoring_config_file: str = ''
+  export_dir: str = _field(
+      '', "The model base path: the folder holding the version folders 1/, "
+      "2/, ... (trainers.export --export_dir; TF Serving's "
+      "--model_base_path).")
+  model_config_file: str = _field(
+      '', "Instead of --export_dir: TF Serving's model config file (a text "
+      'ModelServerConfig with a model_config_list), for several models, '
+      'version policies and labels.')
+  model_name: Optional[str] = _field(
+      None, 'NAME in /v1/models/NAME for --export_dir (default: '
+      "export_dir's name, as in its models.config).")
+  host: str = _field(
+      '0.0.0.0', 'Address to listen on (127.0.0.1: this machine only).')
+  rest_api_port: int = _field(
+      8501, "Port of the REST APIs (TF Serving's default).")
+  grpc_port: int = _field(
+      8500, "Port of the gRPC services: TF Serving's and KServe V2's (0: no "
+      'gRPC).')
+  max_batch: int = _field(
+      MAX_BATCH, "Largest batch a request may carry: instances, examples, "
+      "an input's leading dimension, num_samples.")
+  max_request_bytes: int = _field(
+      64 * 2**20, 'Largest REST request body (HTTP 413 above it) or gRPC '
+      'message.')
+  poll_seconds: float = _field(
+      1.0, "Look for new and removed versions this often (TF Serving's "
+      '--file_system_poll_wait_seconds; 0: never).')
+  max_versions: int = _field(
+      1, "--export_dir's version policy: serve the newest N versions (TF "
+      "Serving's default policy serves 1); 0: all.")
+  grace_seconds: float = _field(
+      30.0, 'After SIGTERM, how long requests in flight may take.')
+  monitoring_config_file: str = _field(
+      '', "TF Serving's monitoring config (a text MonitoringConfig): its "
+      'prometheus_config moves or turns off the Prometheus page (default '
+      '/monitoring/prometheus/metrics).')
 
   def validate(self) -> 'ServeConfig':
     """Checks every field; returns self.

@@ -53,6 +53,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae import config as config_lib
 from tfp_vae import faults
 from tfp_vae import files
 from tfp_vae import layout
@@ -64,10 +65,7 @@ from tfp_vae import models as models_lib
 tfd = tfp.distributions
 
 MAX_SAMPLES = 10000
-MAX_SEED = 2**31 - 1
-# Examples per request of the batched signatures (encode, decode,
-# reconstruct, log_likelihood), unless export_savedmodel is told otherwise.
-DEFAULT_MAX_BATCH = 1024
+MAX_SEED = config_lib.MAX_SEED
 LOG_LIKELIHOOD_SAMPLES = 16
 # Images per step of log_likelihood: 64 images x 16 draws = 1,024 decodes.
 LOG_LIKELIHOOD_CHUNK = 64
@@ -193,7 +191,7 @@ def _sample_arguments(num_samples: tf.Tensor, seed: tf.Tensor
 
 def endpoints(model: models_lib.LatentVariableModel,
               image_shape: tuple[int, int, int],
-              max_batch: int = DEFAULT_MAX_BATCH) -> dict[str, tuple]:
+              max_batch: int = config_lib.MAX_BATCH) -> dict[str, tuple]:
   """{signature name: (function, input signature)} of the serving graph.
 
   Batched inputs hold at most `max_batch` examples (refused with
@@ -262,7 +260,7 @@ def _fresh_seed() -> tf.Tensor:
 
 def build_archive(model: models_lib.LatentVariableModel,
                   image_shape: tuple[int, int, int],
-                  max_batch: int = DEFAULT_MAX_BATCH
+                  max_batch: int = config_lib.MAX_BATCH
                   ) -> keras.export.ExportArchive:
   """An ExportArchive tracking `model` with the signatures above."""
   archive = keras.export.ExportArchive()
@@ -304,7 +302,7 @@ def export_savedmodel(model: models_lib.LatentVariableModel,
                       image_shape: tuple[int, int, int], export_dir: str,
                       model_name: Optional[str] = None,
                       serving_base_path: Optional[str] = None,
-                      max_batch: int = DEFAULT_MAX_BATCH,
+                      max_batch: int = config_lib.MAX_BATCH,
                       epoch: Optional[int] = None) -> str:
   """Writes a new version of `model` under export_dir; returns its path.
 

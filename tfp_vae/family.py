@@ -51,6 +51,16 @@ def setting(default: Any, help_text: str,
       'help': help_text, 'check': check, 'flag': flag})
 
 
+def setting_text(value) -> str:
+  """A setting's value as logs and reports show it: 0.5, 1,2,4, imq (an
+  empty tuple reads 'default')."""
+  if isinstance(value, float):
+    return f'{value:g}'
+  if isinstance(value, tuple):
+    return ','.join(f'{v:g}' for v in value) or 'default'
+  return str(value)
+
+
 def public_name(field: dataclasses.Field) -> str:
   """The name a setting has on the command line and in errors."""
   return field.metadata.get('flag') or field.name

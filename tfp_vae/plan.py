@@ -115,7 +115,7 @@ class Plan:
       why = rt.reasons.get(name, 'asked for')
       logging.info('%s%s', line, '' if why == 'asked for' else f' ({why})')
     logging.info('model %s: %s', self.member.name, ', '.join(
-        f'{k}={_text(v)}' for k, v in self.member.settings().items()) or
+        f'{k}={family.setting_text(v)}' for k, v in self.member.settings().items()) or
                  'no settings')
     for note in self.notes:
       logging.warning('%s', note)
@@ -124,14 +124,6 @@ class Plan:
 def _json(settings: dict[str, Any]) -> dict[str, Any]:
   return {k: list(v) if isinstance(v, tuple) else v
           for k, v in settings.items()}
-
-
-def _text(value: Any) -> str:
-  if isinstance(value, float):
-    return f'{value:g}'
-  if isinstance(value, tuple):
-    return ','.join(f'{v:g}' for v in value) or 'default'
-  return str(value)
 
 
 # -- the decisions ------------------------------------------------------------

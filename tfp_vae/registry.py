@@ -96,10 +96,6 @@ class Registry:
     self._entries[name] = cls
     return cls
 
-  def unregister(self, name: str) -> None:
-    """Removes `name` (tests that register their own classes)."""
-    self._entries.pop(name, None)
-
   def registered(self) -> dict[str, type]:
     """The classes registered so far, without loading plugins (for checks
     made while classes register)."""

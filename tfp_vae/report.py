@@ -9,6 +9,7 @@ import html
 import os
 from typing import Any, Optional
 
+from tfp_vae import family
 from tfp_vae import files
 from tfp_vae import storage
 
@@ -221,23 +222,15 @@ def _settings_table(config, results: dict[str, Any],
         continue
       value = getattr(getattr(config, group), name)
       rows.append(f'<tr><td><code>{name}</code></td><td colspan="2">'
-                  f'{html.escape(_fmt_setting(value))}</td></tr>')
+                  f'{html.escape(family.setting_text(value))}</td></tr>')
   for label in results['order']:
     member = members[label]
-    listed = ', '.join(f'{k}={_fmt_setting(v)}'
+    listed = ', '.join(f'{k}={family.setting_text(v)}'
                        for k, v in member.settings().items())
     rows.append(f'<tr><td><code>{html.escape(label)}</code></td>'
                 f'<td colspan="2">{html.escape(listed) or "&ndash;"}</td>'
                 f'</tr>')
   return f'<table class="settings">{"".join(rows)}</table>'
-
-
-def _fmt_setting(value: Any) -> str:
-  if isinstance(value, float):
-    return f'{value:g}'
-  if isinstance(value, tuple):
-    return ','.join(f'{v:g}' for v in value) or 'default'
-  return str(value)
 
 
 def _figure_rows(models: list[str], figures: dict[str, dict[str, str]],

@@ -49,7 +49,6 @@ IMAGE_SUFFIXES = ('.png', '.jpg', '.jpeg', '.gif', '.bmp')
 HELD_OUT_FRACTION = 0.1
 HELD_OUT_MAX = 10_000
 HELD_OUT_SEED = 0
-CHANNELS = (1, 3)
 _NPZ_KEYS = {
     'train_images': ('images', 'x', 'x_train', 'train_images'),
     'train_labels': ('labels', 'y', 'y_train', 'train_labels'),

@@ -16,6 +16,7 @@ This module does not import TensorFlow.
 
 import dataclasses
 import os
+import types
 import typing
 from typing import Any
 
@@ -23,21 +24,49 @@ from tfp_vae import errors
 from tfp_vae import family
 
 
+def _unwrapped(annotation):
+  """X for Optional[X] and X | None."""
+  if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+    return next(a for a in typing.get_args(annotation) if a is not type(None))
+  return annotation
+
+
+def base_type(annotation) -> type:
+  """int for Optional[int], tuple for tuple[float, ...], and so on."""
+  annotation = _unwrapped(annotation)
+  return typing.get_origin(annotation) or annotation
+
+
+def item_type(field: dataclasses.Field) -> type:
+  """float for a tuple[float, ...] field (str where undeclared)."""
+  return (typing.get_args(_unwrapped(field.type)) or (str,))[0]
+
+
+def value_of(field: dataclasses.Field, text: str | list[str]) -> Any:
+  """`text` as `field`'s type, the one text-to-type conversion of specs and
+  flags: a tuple's items from a list or a '/'-separated string, a bool
+  from true/false/1/0.
+
+  Raises:
+    ValueError: the text is not of that type.
+  """
+  kind = base_type(field.type)
+  if kind is tuple:
+    items = text.split('/') if isinstance(text, str) else text
+    return tuple(item_type(field)(v) for v in items if v)
+  if kind is bool:
+    if text.lower() not in ('true', 'false', '1', '0'):
+      raise ValueError(text)
+    return text.lower() in ('true', '1')
+  return kind(text)
+
+
 def _convert(field: dataclasses.Field, text: str, spec: str) -> Any:
-  """`text` as the type of `field`."""
-  kind = field.type
-  if typing.get_origin(kind) is typing.Union:
-    kind = next(a for a in typing.get_args(kind) if a is not type(None))
+  """`text` as the type of `field`, or the spec's error."""
   try:
-    if typing.get_origin(kind) is tuple:
-      item = (typing.get_args(kind) or (str,))[0]
-      return tuple(item(v) for v in text.split('/') if v)
-    if kind is bool:
-      if text.lower() not in ('true', 'false', '1', '0'):
-        raise ValueError(text)
-      return text.lower() in ('true', '1')
-    return kind(text)
+    return value_of(field, text)
   except ValueError:
+    kind = base_type(field.type)
     raise errors.ConfigError(
         'models', spec, f'sets {family.public_name(field)}={text}, which is '
         f'not a {getattr(kind, "__name__", kind)}') from None

@@ -18,7 +18,6 @@ import re
 import sys
 import tempfile
 import textwrap
-import typing
 from typing import Any, Callable, Optional
 
 from absl import app
@@ -152,14 +151,6 @@ EXIT_USER_ERROR = 1
 EXIT_RETRYABLE = errors.RETRYABLE_EXIT_CODE
 
 
-def _base_type(annotation):
-  """int for Optional[int], tuple for tuple[float, ...], and so on."""
-  if typing.get_origin(annotation) is typing.Union:
-    annotation = next(a for a in typing.get_args(annotation)
-                      if a is not type(None))
-  return typing.get_origin(annotation) or annotation
-
-
 def _choices(field) -> tuple[list[str], str]:
   """A field's allowed values and what they mean: from its registry
   (`tfp_vae.registry`, plugins included) or its declared tuple."""
@@ -176,7 +167,7 @@ def _define(field, group: str, name: Optional[str] = None) -> None:
   choices, described = _choices(field)
   help_text = field.metadata.get('help', '') + described
   default = field.default
-  kind = _base_type(field.type)
+  kind = specs.base_type(field.type)
   if choices:
     define('enum', name, default, help_text, group, enum_values=choices)
   elif kind is bool:
@@ -221,18 +212,31 @@ def define_train_flags() -> None:
   define_config_flags()
 
 
+def define_serve_flags() -> None:
+  """The flags of `trainers.serve`, one per `config.ServeConfig` field."""
+  for field in dataclasses.fields(config_lib.ServeConfig):
+    _define(field, 'command')
+
+
+def serve_config_from_flags() -> config_lib.ServeConfig:
+  """The ServeConfig of the parsed flags (not yet validated)."""
+  return config_lib.ServeConfig(**{
+      f.name: FLAGS[f.name].value
+      for f in dataclasses.fields(config_lib.ServeConfig)})
+
+
 def _setting_value(field, flag: str) -> Any:
   """A member setting's flag value, as the field's type (a list flag's
   items as numbers for a tuple of numbers)."""
   value = FLAGS[flag].value
-  if _base_type(field.type) is not tuple:
+  if specs.base_type(field.type) is not tuple:
     return value
-  item = (typing.get_args(field.type) or (str,))[0]
   try:
-    return tuple(item(v) for v in value)
+    return specs.value_of(field, value)
   except ValueError:
+    numbers = specs.item_type(field) in (int, float)
     _fail(f'invalid flag --{flag}={",".join(value)}: must be comma-separated '
-          f'{"numbers" if item in (int, float) else "values"}')
+          f'{"numbers" if numbers else "values"}')
 
 
 def member_settings_from_flags() -> dict[str, Any]:

@@ -16,6 +16,7 @@ from absl import logging
 from trainers import common
 
 from tfp_vae import checks  # pylint: disable=g-bad-import-order
+from tfp_vae import config as config_lib
 
 common.define_run_dir_flag()
 common.define('string', 'export_dir', None,
@@ -26,7 +27,7 @@ common.define('string', 'model_name', None,
 common.define('string', 'serving_base_path', None,
               'base_path in models.config, as the server sees it (default: '
               '/models/<model_name>).')
-common.define('integer', 'max_batch', 1024,
+common.define('integer', 'max_batch', config_lib.MAX_BATCH,
               'Largest batch one request may carry (encode, decode, '
               'reconstruct, log_likelihood); larger requests are refused.')
 flags.mark_flags_as_required(['model_dir', 'export_dir'])
@@ -34,7 +35,8 @@ FLAGS = flags.FLAGS
 
 
 def export_run(model_dir: str, export_dir: str, model_name=None,
-               serving_base_path=None, max_batch: int = 1024) -> str:
+               serving_base_path=None,
+               max_batch: int = config_lib.MAX_BATCH) -> str:
   """Exports model_dir's latest checkpoint; returns the version's path."""
   from tfp_vae import export as export_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae import rundir  # pylint: disable=g-import-not-at-top

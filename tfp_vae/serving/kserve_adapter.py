@@ -47,7 +47,6 @@ try:
 finally:
   sys.argv = _argv
 
-VERSION = getattr(kserve, '__version__', None)
 V2ServicerBase = v2_pb2_grpc.GRPCInferenceServiceServicer
 add_v2_servicer = v2_pb2_grpc.add_GRPCInferenceServiceServicer_to_server
 InferRequest = kserve.InferRequest

@@ -39,7 +39,6 @@ from tfp_vae.serving import status
 LOAD_ATTEMPTS = 5
 CLASSIFY_METHOD = 'tensorflow/serving/classify'
 REGRESS_METHOD = 'tensorflow/serving/regress'
-PREDICT_METHOD = 'tensorflow/serving/predict'
 
 
 class ServingError(errors.TfpVaeError):

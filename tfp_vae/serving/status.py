@@ -74,10 +74,6 @@ def not_found(message: str) -> Status:
   return Status('NOT_FOUND', message)
 
 
-def failed_precondition(message: str) -> Status:
-  return Status('FAILED_PRECONDITION', message)
-
-
 def unimplemented(message: str) -> Status:
   return Status('UNIMPLEMENTED', message)
 
