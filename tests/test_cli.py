@@ -89,6 +89,21 @@ def test_flag_errors_come_before_tensorflow_is_imported(tmp_path, module,
   assert message in lines[0]
 
 
+@pytest.mark.parametrize('module, args', [
+    ('trainers.train', []),
+    ('trainers.evaluate', ['--model_dir=x']),
+    ('trainers.compare', ['--output_dir=x']),
+    ('trainers.export', ['--model_dir=x', '--export_dir=y']),
+    ('trainers.serve', ['--export_dir=x']),
+])
+def test_an_argument_that_is_not_a_flag_is_refused(module, args):
+  """Every command (`common.run`) refuses a stray argument before it does
+  anything: absl's usage and the argument, exit 1."""
+  r = run_cli(module, *args, 'extra', timeout=60)
+  assert r.returncode == 1
+  assert r.stderr.strip().splitlines()[-1] == "unexpected arguments: ['extra']"
+
+
 _NOISE = ('absl::InitializeLog', 'cuInit', 'cuda drivers', 'oneDNN custom',
           'this task None', 'unsupported characters', 'cpu_feature_guard',
           'Writing fingerprint', 'retracing', 'E0000', 'W0000', 'I0000',

@@ -420,8 +420,9 @@ def help_text(program: str, doc: str) -> str:
 
 
 def run(main: Callable[[list[str]], None], doc: str) -> None:
-  """Runs an absl `main`: --help prints `help_text`; a flag that does not
-  parse is one line on stderr and exit 1."""
+  """Runs an absl `main` after `start`: --help prints `help_text`; a flag
+  that does not parse is one line on stderr and exit 1; arguments that are
+  not flags are refused (absl's usage error)."""
   start()
   program = os.path.basename(sys.argv[0])
   if program.endswith('.py'):  # python -m trainers.<program>
@@ -437,4 +438,9 @@ def run(main: Callable[[list[str]], None], doc: str) -> None:
     except flags.Error as e:
       _fail(f'{e} (see {program} --help)')
 
-  app.run(main, flags_parser=parse)
+  def checked(argv):
+    if len(argv) > 1:
+      raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+    return main(argv)
+
+  app.run(checked, flags_parser=parse)

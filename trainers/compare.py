@@ -24,7 +24,6 @@ The small-data experiment of the InfoVAE tutorial:
       --output_dir=runs/compare_500
 """
 
-from absl import app
 from absl import flags
 
 from tfp_vae import family
@@ -58,9 +57,7 @@ SHOWN = ('test_iwae_log_likelihood', 'test_reconstruction_nll',
          'test_logreg_accuracy', 'test_classifier_frechet_distance')
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+def main(argv):  # pylint: disable=unused-argument
   base, members, eval_config = common.exit_on_user_error(
       common.compare_configs_from_flags, FLAGS.models, FLAGS.seeds,
       FLAGS.parallel)

@@ -9,7 +9,6 @@ metrics the trainer wrote (tfp_vae/evaluation.py lists every estimator).
 
 import json
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -26,9 +25,7 @@ flags.mark_flags_as_required(['model_dir'])
 FLAGS = flags.FLAGS
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+def main(argv):  # pylint: disable=unused-argument
   eval_config = common.exit_on_user_error(common.eval_config_from_flags)
   common.import_tensorflow()
   from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top

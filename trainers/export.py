@@ -9,7 +9,6 @@ signatures are listed in docs/serving.md).
 import os
 import time
 
-from absl import app
 from absl import flags
 from absl import logging
 
@@ -50,9 +49,7 @@ def export_run(model_dir: str, export_dir: str, model_name=None,
   return path
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+def main(argv):  # pylint: disable=unused-argument
   common.exit_on_user_error(checks.positive_int, 'max_batch',
                             FLAGS.max_batch)
   common.import_tensorflow()

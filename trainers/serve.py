@@ -11,7 +11,6 @@ labels.  SIGTERM finishes the requests in flight and exits.  See
 docs/serving.md.
 """
 
-from absl import app
 from absl import flags
 
 from trainers import common
@@ -41,9 +40,7 @@ def serve_from_flags() -> None:
   server.serve(config)
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+def main(argv):  # pylint: disable=unused-argument
   common.exit_on_user_error(serve_from_flags)
 
 

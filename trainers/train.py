@@ -7,7 +7,6 @@ Running the same command again resumes from the last checkpoint; a finished
 run is not retrained.
 """
 
-from absl import app
 from absl import logging
 
 from trainers import common
@@ -15,9 +14,7 @@ from trainers import common
 common.define_train_flags()
 
 
-def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {argv[1:]}')
+def main(argv):  # pylint: disable=unused-argument
   # Every flag is checked before TensorFlow loads.
   config = common.exit_on_user_error(
       lambda: common.train_config_from_flags().validate())
