@@ -44,6 +44,8 @@ from typing import Any, Iterable, NamedTuple, Optional
 import jsonschema
 import yaml
 
+import kubernetes_internals  # beside this script, in deploy/
+
 DEPLOY = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(DEPLOY)
 SCHEMAS = os.path.join(DEPLOY, 'schemas')
@@ -240,7 +242,7 @@ def _required_fields(data: dict, module: str, name: str, file: str
   else:
     return []
   try:
-    api._ApiClient__deserialize(data, name)  # pylint: disable=protected-access
+    kubernetes_internals.deserialize(api, data, name)
   except (ValueError, TypeError) as e:
     return [Problem(file, '(model)', f'{name}: {e}')]
   return []

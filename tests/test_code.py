@@ -100,3 +100,25 @@ def test_importing_a_module_changes_nothing_in_the_process():
   assert 'trainers.common' in found['names']
   assert 'tfp_vae.serving.v2' in found['names']
   assert found['changed'] == {}
+
+
+_PRIVATE = re.compile(r'keras\.src|tensorflow\.python|_as_tf_output|'
+                      r'_call_tf_sessionrun|_ApiClient__|ctx\._')
+
+
+def test_dependencies_internals_are_used_in_their_modules_only():
+  """tfp_vae/internals (and deploy/kubernetes_internals.py) hold every use
+  of a dependency's internals; tests/test_internals.py exercises them."""
+  found = []
+  for folder in ('tfp_vae', 'trainers', 'deploy'):
+    for dirpath, _, names in os.walk(os.path.join(REPO, folder)):
+      for name in sorted(names):
+        path = os.path.join(dirpath, name)
+        rel = os.path.relpath(path, REPO)
+        if (not name.endswith('.py') or rel.startswith('tfp_vae/internals')
+            or name == 'kubernetes_internals.py'):
+          continue
+        with open(path) as f:
+          found += [f'{rel}:{i}' for i, line in enumerate(f, 1)
+                    if _PRIVATE.search(line)]
+  assert found == []

@@ -5,10 +5,10 @@ epoch must not be checkpointed), then early stopping (it decides whether the
 epoch is the best), then the epoch record (checkpoint, test metrics,
 history, summaries), then the periodic plots.
 
-All are async-safe: Keras then hands per-batch logs to a worker thread
-instead of waiting for each step on the main thread (a host sync per step
-costs throughput; docs/performance.md, machine class cpu-avx2, lists this
-among what is kept).  Per-batch hooks only read the loss and set flags.
+Their per-batch hooks run on the training thread: Keras's TensorFlow
+backend dispatches no callback asynchronously (Keras 3.15), so the run
+reads the loss only once per call of `--steps_per_execution` steps.
+Per-batch hooks only read the loss and set flags.
 """
 
 import dataclasses
@@ -85,8 +85,6 @@ class NonFiniteGuard(keras.callbacks.Callback):
   """Stops training when the loss (or an epoch mean) is NaN or infinite,
   and stops at the next step once SIGTERM has arrived."""
 
-  async_safe = True
-
   def __init__(self, state: RunState):
     super().__init__()
     self.state = state
@@ -135,8 +133,6 @@ class EarlyStopping(keras.callbacks.Callback):
   """Best validation loss, its epoch and epochs since, kept in variables of
   the checkpoint so that a resumed run continues the count (and a stopped
   run stays stopped); saves the best epoch's weights."""
-
-  async_safe = True
 
   def __init__(self, patience: int, state: RunState,
                best_manager: Optional[tf.train.CheckpointManager] = None):
@@ -206,8 +202,6 @@ class EpochRecord(keras.callbacks.Callback):
   checkpoint when the run resumes); then the `on_epoch(epoch, logs)`
   hook."""
 
-  async_safe = True
-
   def __init__(self, state: RunState, epoch_var: tf.Variable,
                epoch_steps_var: tf.Variable,
                manager: tf.train.CheckpointManager,
@@ -276,8 +270,6 @@ class EpochRecord(keras.callbacks.Callback):
 class PeriodicPlots(keras.callbacks.Callback):
   """Draws the run's figures into plots/epoch_NNNN/ every `every` epochs,
   from the test arrays the epoch record just computed."""
-
-  async_safe = True
 
   def __init__(self, every: int, state: RunState, record: EpochRecord,
                draw: Callable[[int, Any], Any]):

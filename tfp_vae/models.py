@@ -34,6 +34,8 @@ from tfp_vae import family
 from tfp_vae import losses
 from tfp_vae import plan as plan_lib
 from tfp_vae import precision
+from tfp_vae.internals import keras as keras_internals
+from tfp_vae.internals import tensorflow as tf_internals
 
 tfd = tfp.distributions
 
@@ -242,9 +244,6 @@ def distributed_multi_step(model: keras.Model, step_fn, steps: int):
     means); raises StopIteration when the iterator is exhausted, as Keras's
     own train function does.
   """
-  # Keras's reduction of per-replica step outputs (mean over local replicas,
-  # a collective mean across workers), as its own train function uses.
-  from keras.src.backend.tensorflow.trainer import reduce_per_replica  # pylint: disable=g-import-not-at-top
   strategy = model.distribute_strategy
 
   def one_step(data):
@@ -253,7 +252,7 @@ def distributed_multi_step(model: keras.Model, step_fn, steps: int):
     # without a cluster (one local worker) leaves `_track`'s shape [1]
     # unreduced.
     return {name: tf.reshape(value, []) for name, value in
-            reduce_per_replica(outputs, strategy, reduction='auto').items()}
+            keras_internals.reduce_per_replica(outputs, strategy).items()}
 
   @tf.function(reduce_retracing=True, autograph=False)
   def multi_step(iterator):
@@ -314,34 +313,19 @@ def seeded(seed: int) -> Iterator[None]:
   process, while a notebook's later draws (Python, NumPy, TensorFlow's op
   seeds, Keras's global generator) continue where they were.
   """
-  # pylint: disable=g-import-not-at-top,protected-access
-  from keras.src.backend.common import global_state
-  from keras.src.random import seed_generator
-  from keras.src.utils import rng_utils
-  from tensorflow.python.eager import context
-  ctx = context.context()
-  keras_keys = (rng_utils.GLOBAL_RANDOM_SEED,
-                seed_generator.GLOBAL_SEED_GENERATOR)
-  saved_keras = {k: global_state.get_global_attribute(k) for k in keras_keys}
+  saved_keras = keras_internals.global_seed_state()
   saved_python, saved_numpy = random.getstate(), np.random.get_state()
   # TensorFlow's global seed and the generator of its op seeds (what
   # `tf.random.set_seed` replaces).
-  # `_rng` exists once a seed was set; set_seed replaces the object.
-  saved_tf = (ctx._seed, getattr(ctx, '_rng', None))
+  saved_tf = tf_internals.op_seed_state()
   try:
     keras.utils.set_random_seed(int(seed))
     yield
   finally:
-    for key, value in saved_keras.items():
-      global_state.set_global_attribute(key, value)
+    keras_internals.restore_global_seed_state(saved_keras)
     random.setstate(saved_python)
     np.random.set_state(saved_numpy)
-    ctx._seed = saved_tf[0]
-    if saved_tf[1] is None:
-      del ctx._rng
-    else:
-      ctx._rng = saved_tf[1]
-  # pylint: enable=g-import-not-at-top,protected-access
+    tf_internals.restore_op_seed_state(saved_tf)
 
 
 @dataclasses.dataclass

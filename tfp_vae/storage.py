@@ -31,24 +31,12 @@ import contextlib
 import errno
 import os
 import shutil
-import sys
 from typing import Iterator, Optional
 
 from tfp_vae import errors
 from tfp_vae import faults
+from tfp_vae.internals import tensorflow as tf_internals
 
-# TensorFlow's file errors carry the C library's text, not an errno.
-_TEXTS = (
-    ('No space left on device', errno.ENOSPC),
-    ('Disk quota exceeded', errno.EDQUOT),
-    ('Read-only file system', errno.EROFS),
-    ('Permission denied', errno.EACCES),
-    ('Operation not permitted', errno.EPERM),
-    ('Stale file handle', errno.ESTALE),
-    ('Transport endpoint is not connected', errno.ENOTCONN),
-    ('Input/output error', errno.EIO),
-    ('No such file or directory', errno.ENOENT),
-)
 _GONE = (errno.ENOENT, errno.ESTALE, errno.ENOTCONN, errno.EIO,
          errno.ENODEV, errno.ENXIO)
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -64,22 +52,10 @@ def error_number(e: BaseException) -> Optional[int]:
   """The errno of an OSError, or the one TensorFlow's message names."""
   if isinstance(e, OSError) and e.errno is not None:
     return e.errno
-  # TensorFlow's errors, and OSErrors without a number (h5py's), carry the
-  # C library's words.
-  if not (_is_tf_error(e) or isinstance(e, OSError)):
-    return None
-  text = str(e)
-  for words, number in _TEXTS:
-    if words in text:
-      return number
-  if type(e).__name__ == 'NotFoundError':
-    return errno.ENOENT
-  return None
-
-
-def _is_tf_error(e: BaseException) -> bool:
-  tf = sys.modules.get('tensorflow')
-  return tf is not None and isinstance(e, tf.errors.OpError)
+  # OSErrors without a number (h5py's) carry the C library's words too.
+  if isinstance(e, OSError):
+    return tf_internals.errno_in_text(str(e))
+  return tf_internals.errno_of(e)
 
 
 def _existing(path: str) -> str:

@@ -33,6 +33,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 
 from tfp_vae import errors
 from tfp_vae import layout
+from tfp_vae.internals import tensorflow as tf_internals
 from tfp_vae.serving import status
 
 # TF Serving retries a failed load (--max_num_load_retries, default 5).
@@ -321,17 +322,14 @@ class _SessionModel:
   def _signature(self, signature_def):
     inputs = {k: self._graph.get_tensor_by_name(v.name)
               for k, v in signature_def.inputs.items()}
-    outputs = {k: self._graph.get_tensor_by_name(v.name)
-               for k, v in signature_def.outputs.items()}
-    names = sorted(outputs)
+    names = sorted(signature_def.outputs)
+    run = tf_internals.session_caller(
+        self._session, inputs,
+        [self._graph.get_tensor_by_name(signature_def.outputs[k].name)
+         for k in names])
 
     def call(**arrays):
-      feeds = {inputs[k]._as_tf_output(): np.asarray(v)  # pylint: disable=protected-access
-               for k, v in arrays.items()}
-      fetches = [outputs[k]._as_tf_output() for k in names]  # pylint: disable=protected-access
-      values = self._session._call_tf_sessionrun(  # pylint: disable=protected-access
-          None, feeds, fetches, [], None)
-      return {k: tf.constant(v) for k, v in zip(names, values)}
+      return {k: tf.constant(v) for k, v in zip(names, run(**arrays))}
 
     return call
 
