@@ -112,7 +112,7 @@ def _kernel_sums(kernel: Kernel, a: tf.Tensor, b: tf.Tensor,
   """(sum_ij k(a_i, b_j), and with `diagonal` (b is a) sum_i k(a_i, a_i)),
   in blocks of MMD_BLOCK_ROWS rows of a, so that at most MMD_BLOCK_ROWS x
   len(b) kernel values exist at once.  A training batch is one block: one
-  kernel call, as before blocks."""
+  kernel call."""
   rows = a.shape[0]
   if rows is None or rows <= MMD_BLOCK_ROWS:
     bounds = [(None, None)]

@@ -8,8 +8,7 @@
                                a tuple setting, '/'-separated
 
 A spec's label is the spec itself; its run directory is the label with ':'
-written '_' and '/' written '-' (`run_name`), so `vae` runs in `vae/` as
-before specs existed.
+written '_' and '/' written '-' (`run_name`): `vae` runs in `vae/`.
 
 This module does not import TensorFlow.
 """
