@@ -137,7 +137,7 @@ def test_settings_a_model_would_ignore_are_refused(kw, flag):
 def test_kernels_and_unbiased_mmd():
   x = tf.random.stateless_normal([400, 3], seed=[1, 2])
   y = tf.random.stateless_normal([400, 3], seed=[3, 4])
-  for name, scales in (('sources', ()), ('rbf', (1.5,)), ('imq', ())):
+  for name, scales in (('gaussian_dim', ()), ('rbf', (1.5,)), ('imq', ())):
     kernel = losses.make_kernel(name, scales)
     k = kernel(x, x).numpy()
     np.testing.assert_allclose(np.diag(k), k.max(), rtol=1e-4)  # k(x,x) max
@@ -331,3 +331,15 @@ def test_early_stopping_on_a_validation_split_keeps_the_best_weights(
   assert len(rundir.read_history(config.runtime.model_dir)) == len(history)
   with pytest.raises(errors.ConfigError, match='needs validation_examples'):
     config_lib.TrainConfig.create(early_stopping_patience=2).validate()
+
+
+def test_the_kernels_old_name_is_accepted_with_a_deprecation_line(caplog):
+  """--kernel=sources was renamed gaussian_dim: the old value (a flag, a
+  spec, a recorded run's config) still means the same kernel."""
+  from tfp_vae import specs  # pylint: disable=g-import-not-at-top
+  with caplog.at_level('WARNING'):
+    member = family.create('mmd_vae', kernel='sources')
+  assert member.kernel == 'gaussian_dim'
+  assert member == family.create('mmd_vae')
+  assert '--kernel=sources is deprecated' in caplog.text
+  assert specs.parse('info_vae:kernel=sources').kernel == 'gaussian_dim'

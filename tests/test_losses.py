@@ -121,7 +121,7 @@ def test_mmd_matches_numpy_port_of_the_sources(dim):
 def test_kernel_is_exp_of_squared_distance_over_dim_squared():
   x = np.array([[0.0, 0.0], [1.0, 2.0]], np.float32)
   y = np.array([[3.0, -1.0]], np.float32)
-  k = losses.sources_gaussian_kernel(x, y).numpy()
+  k = losses.gaussian_dim_kernel(x, y).numpy()
   np.testing.assert_allclose(k[:, 0], np.exp(-np.array([10.0, 13.0]) / 4),
                              rtol=1e-6)
 
@@ -166,7 +166,7 @@ def _dense_mmd(x, y, kernel, unbiased):
           (kyy.sum() - np.trace(kyy)) / (m * (m - 1)) - 2 * kxy.mean())
 
 
-@pytest.mark.parametrize('kernel', ['sources', 'rbf', 'imq'])
+@pytest.mark.parametrize('kernel', ['gaussian_dim', 'rbf', 'imq'])
 @pytest.mark.parametrize('unbiased', [False, True])
 @pytest.mark.parametrize('sizes', [(100, 100), (1234, 1100)])
 def test_mmd_in_row_blocks_equals_whole_kernel_matrices(kernel, unbiased,

@@ -218,7 +218,7 @@ def test_a_setting_reusing_a_members_name_must_declare_it_alike():
   class RenamedKernel(family.Member):
     name: ClassVar[str] = 'renamed_kernel'
     summary: ClassVar[str] = 'kernel under another flag'
-    kernel: str = family.setting('sources', 'Kernel.', flag='my_kernel')
+    kernel: str = family.setting('gaussian_dim', 'Kernel.', flag='my_kernel')
 
   with pytest.raises(ValueError, match="flag 'my_kernel'"):
     family.register(RenamedKernel)

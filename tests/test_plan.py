@@ -62,6 +62,17 @@ def test_a_resume_keeps_the_recorded_precision_or_refuses_another():
     _runtime(AVX2, started, precision='mixed_bfloat16')
 
 
+def test_a_run_recorded_with_the_kernels_old_name_is_the_same_run():
+  """A run recorded before --kernel=sources was renamed gaussian_dim
+  resumes: its recorded plan is read with today's name."""
+  config = config_lib.TrainConfig.create(model='mmd_vae').validate()
+  the_plan = plan.for_model(config, (28, 28, 1), precision='float32')
+  recorded = json.loads(json.dumps(the_plan.to_dict()))
+  assert recorded['member']['settings']['kernel'] == 'gaussian_dim'
+  recorded['member']['settings']['kernel'] = 'sources'
+  assert plan.differences(recorded, the_plan) == []
+
+
 def test_the_member_is_resolved_once_and_compared_resolved():
   config = config_lib.TrainConfig.create(model='mmd_vae').validate()
   the_plan = plan.for_model(config, (28, 28, 1), precision='float32')

@@ -46,6 +46,10 @@ Running it
               the exit code that retries
   progress    progress lines for long steps
   faults      named fault points for tests (inert unless TFP_VAE_FAULT is set)
+  testing     helpers for tests of the package and of plugins (undoing a
+              registration)
+  internals   the dependencies' internals the package uses, one module per
+              dependency, each for want of a public API
 
 Evaluating and serving it
   metrics     the cheap test metrics (every epoch)

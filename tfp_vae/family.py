@@ -33,12 +33,16 @@ import dataclasses
 import typing
 from typing import Any, Callable, ClassVar, Optional
 
+from absl import logging
+
 from tfp_vae import checks
 from tfp_vae import errors
 from tfp_vae import registry
 
 KL_ESTIMATORS = ('analytic', 'sampled')
-KERNELS = ('sources', 'rbf', 'imq')
+KERNELS = ('gaussian_dim', 'rbf', 'imq')
+# Old names still accepted, each with a deprecation line.
+RENAMED_KERNELS = {'sources': 'gaussian_dim'}
 
 
 def setting(default: Any, help_text: str,
@@ -198,7 +202,7 @@ def _check_shared_settings(cls: type) -> None:
 MEMBERS = registry.Registry('model', 'model', Member, 'vae')
 DEFAULT = MEMBERS.default
 # What trainers.compare compares when not told: the sources' question.
-SOURCES_PAIR = ('vae', 'mmd_vae')
+COMPARED_PAIR = ('vae', 'mmd_vae')
 register = MEMBERS.register
 names = MEMBERS.names
 get = MEMBERS.get
@@ -308,7 +312,9 @@ def _distortion_and_rate(model, images, seed, kl_estimator: Optional[str]):
   return posterior, codes, distortion, rate
 
 
-_KERNEL_HELP = ("MMD kernel: the sources' Gaussian, rbf (bandwidth "
+_KERNEL_HELP = ("MMD kernel: gaussian_dim (the MMD-VAE article's Gaussian, "
+                'exp(-|x-y|^2 / dim^2), its bandwidth set by the latent '
+                'dimension; formerly named sources), rbf (bandwidth '
                 '--kernel_scales), imq (inverse multiquadrics summed over '
                 '--kernel_scales).')
 _SCALES_HELP = ('rbf: one bandwidth (default 1); imq: scales (default '
@@ -324,9 +330,16 @@ class _MMDMember(Member):
   """A member with an MMD(q(z), p(z)) term between the batch's codes and as
   many prior samples, weighted by its `mmd_weight`, and the kernel settings
   it uses."""
-  kernel: str = setting('sources', _KERNEL_HELP, _check_kernel)
+  kernel: str = setting('gaussian_dim', _KERNEL_HELP, _check_kernel)
   kernel_scales: tuple[float, ...] = setting((), _SCALES_HELP, _check_kernel_scales)
   unbiased_mmd: bool = setting(False, _UNBIASED_HELP, checks.boolean)
+
+  def __post_init__(self):
+    new = RENAMED_KERNELS.get(self.kernel)
+    if new is not None:
+      logging.warning('--kernel=%s is deprecated: it is now named '
+                      '--kernel=%s (the same kernel)', self.kernel, new)
+      object.__setattr__(self, 'kernel', new)
 
   def validate(self):
     super().validate()

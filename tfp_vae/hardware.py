@@ -169,7 +169,7 @@ class PrecisionRow:
 # GUARD_MODELS, each over at least GUARD_SEEDS seeds.
 GUARD_EPOCHS = 20
 GUARD_FLOOR = 0.001
-GUARD_MODELS = family.SOURCES_PAIR  # the VAE and the MMD-VAE
+GUARD_MODELS = family.COMPARED_PAIR  # the VAE and the MMD-VAE
 _VAE, _MMD_VAE = GUARD_MODELS
 GUARD_SEEDS = 2
 

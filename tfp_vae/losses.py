@@ -58,8 +58,8 @@ def squared_distances(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
   return tf.maximum(xx + yy - 2.0 * tf.matmul(x, y, transpose_b=True), 0.0)
 
 
-def sources_gaussian_kernel(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
-  """The sources' kernel k(x, y) = exp(-mean_d((x_d - y_d)^2) / dim).
+def gaussian_dim_kernel(x: tf.Tensor, y: tf.Tensor) -> tf.Tensor:
+  """The MMD-VAE article's kernel k(x, y) = exp(-mean_d((x_d - y_d)^2) / dim).
 
   That is exp(-||x - y||^2 / dim^2): a Gaussian kernel whose bandwidth grows
   with the latent size.  Returns [N, M].
@@ -90,17 +90,18 @@ def imq_kernel(scales=IMQ_SCALES) -> Kernel:
   return kernel
 
 
-def make_kernel(name: str = 'sources',
+def make_kernel(name: str = 'gaussian_dim',
                 scales: tuple[float, ...] = ()) -> Kernel:
-  """'sources' (the sources' Gaussian kernel), 'rbf' (bandwidth scales[0],
-  default 1) or 'imq' (scales, default IMQ_SCALES)."""
-  if name == 'sources':
-    return sources_gaussian_kernel
+  """'gaussian_dim' (the MMD-VAE article's Gaussian kernel, bandwidth from
+  the latent dimension), 'rbf' (bandwidth scales[0], default 1) or 'imq'
+  (scales, default IMQ_SCALES)."""
+  if name == 'gaussian_dim':
+    return gaussian_dim_kernel
   if name == 'rbf':
     return rbf_kernel(float(scales[0]) if scales else 1.0)
   if name == 'imq':
     return imq_kernel(tuple(scales) or IMQ_SCALES)
-  raise ValueError(f"kernel must be one of ['sources', 'rbf', 'imq'], got "
+  raise ValueError(f"kernel must be one of ['gaussian_dim', 'rbf', 'imq'], got "
                    f'{name!r}')
 
 
@@ -129,7 +130,7 @@ def _kernel_sums(kernel: Kernel, a: tf.Tensor, b: tf.Tensor,
 
 
 def mmd(x: tf.Tensor, y: tf.Tensor,
-        kernel: Kernel = sources_gaussian_kernel,
+        kernel: Kernel = gaussian_dim_kernel,
         unbiased: bool = False) -> tf.Tensor:
   """Estimate of MMD^2 between samples x and y.
 

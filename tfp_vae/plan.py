@@ -286,8 +286,11 @@ def differences(previous: Optional[dict[str, Any]], plan: Plan
   if old_member.get('name') == new_member['name']:
     public = {f.name: family.public_name(f)
               for f in dataclasses.fields(plan.member)}
+    # The recorded settings as a member made from them holds them (an old
+    # name of a value, such as --kernel=sources, read as today's).
+    recorded = _json(dataclasses.asdict(recorded_member(previous)))
     for key, value in new_member['settings'].items():
-      old = old_member.get('settings', {}).get(key)
+      old = recorded.get(key)
       if old != value:
         out.append((public.get(key, key), old, value))
   old_shape = previous.get('data', {}).get('image_shape')

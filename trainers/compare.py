@@ -31,7 +31,7 @@ from trainers import common
 
 common.define('string', 'output_dir', None,
               'Where the report, metrics and the runs go (required).')
-common.define('list', 'models', list(family.SOURCES_PAIR),
+common.define('list', 'models', list(family.COMPARED_PAIR),
               'The compared members: registered --model names, each with '
               'its own settings as name:key=value[:key=value]; default the '
               "sources' pair.")
