@@ -54,7 +54,7 @@ ENCODERS = registry.Registry('encoder', 'encoder', Encoder, 'gaussian')
 
 
 @ENCODERS.register
-class GaussianEncoder(Encoder):
+class DiagonalGaussian(Encoder):
   name = 'gaussian'
   summary = 'N(mu(x), diag sigma(x)^2), softplus scale'
   has_density = True
@@ -68,7 +68,7 @@ class GaussianEncoder(Encoder):
 
 
 @ENCODERS.register
-class PointMassEncoder(Encoder):
+class PointMass(Encoder):
   name = 'point_mass'
   summary = 'a deterministic code f(x)'
   has_density = False
