@@ -19,8 +19,9 @@ likelihood, prior and architecture, because it is applied here, where
                  parameters' dtype.
 
 Two more parts can be kept for measuring what each is worth
-(`bench/train_throughput.py`'s `keep=`), not part of `POLICY` until a
-machine with bfloat16 units has measured them (docs/performance.md):
+(`bench/train_throughput.py`'s `keep=`); measured on `cpu-avx512-bf16`,
+neither brought the MMD-VAE's bfloat16 test loss within the guard at both
+seeds, so neither is part of `POLICY` (docs/performance.md):
 
   encoder        the whole encoder network: it makes the codes the MMD
                  kernel sees (about 17% of a step);
