@@ -107,7 +107,7 @@ _PRIVATE = re.compile(r'keras\.src|tensorflow\.python|_as_tf_output|'
 
 
 def test_dependencies_internals_are_used_in_their_modules_only():
-  """tfp_vae/internals (and deploy/kubernetes_internals.py) hold every use
+  """tfp_vae/internal (and deploy/kubernetes_internals.py) hold every use
   of a dependency's internals; tests/test_internals.py exercises them."""
   found = []
   for folder in ('tfp_vae', 'trainers', 'deploy'):
@@ -115,7 +115,7 @@ def test_dependencies_internals_are_used_in_their_modules_only():
       for name in sorted(names):
         path = os.path.join(dirpath, name)
         rel = os.path.relpath(path, REPO)
-        if (not name.endswith('.py') or rel.startswith('tfp_vae/internals')
+        if (not name.endswith('.py') or rel.startswith('tfp_vae/internal')
             or name == 'kubernetes_internals.py'):
           continue
         with open(path) as f:
