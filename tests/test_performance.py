@@ -188,7 +188,7 @@ def test_bfloat16_follows_float32_and_serves_float32(tmp_path):
 def test_16_bit_trains_and_serves_float32(tmp_path, model, precision):
   """Each model under each 16-bit policy (the MMD-VAE's bfloat16 above):
   mixed_float16, for GPUs, is correct on CPU too, with dynamic loss
-  scaling (training.py); a falling loss and a float32 export."""
+  scaling (training/run.py); a falling loss and a float32 export."""
   _run(tmp_path, 'run', model=model, precision=precision, epochs=3,
        export_dir=str(tmp_path / 'export'))
   losses = _history_losses(tmp_path / 'run')

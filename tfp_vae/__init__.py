@@ -18,9 +18,11 @@ internal/     what every layer uses (no TensorFlow Probability)
   fanout      commands run k at a time as child processes
   faults      named fault points for tests (inert unless TFP_VAE_FAULT is set)
   testing     helpers for tests of registered parts
-  keras_internals, tensorflow_internals
-              every use of a dependency's internals, one module per
-              dependency (tests/test_internals.py exercises them)
+  keras_internals
+              every use of Keras's internals, and why (one module per
+              dependency; tests/test_internals.py exercises them)
+  tensorflow_internals
+              every use of TensorFlow's internals, and why
 
 nn/           the model library: pure TensorFlow/TFP pieces
   networks    Keras layer stacks, tensors in and out

@@ -33,7 +33,7 @@ machine with bfloat16 units has measured them (docs/performance.md):
 one whose MMD-VAE lost test loss in bfloat16 on `cpu-avx512-bf16`:
 docs/performance.md), against today's
 `keep=outputs+distributions`.  Loss scaling under mixed_float16 is the trainer's
-(`training.py`); evaluation, plots and exports compute in float32 whatever
+(`training/run.py`); evaluation, plots and exports compute in float32 whatever
 the training precision (`models.in_float32`).
 """
 
