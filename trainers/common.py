@@ -24,6 +24,7 @@ from absl import app
 from absl import flags
 from absl import logging
 
+import tfp_vae
 from tfp_vae.internal import checks
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
@@ -33,8 +34,9 @@ from tfp_vae.family import specs
 from tfp_vae.internal import storage
 
 FLAGS = flags.FLAGS
+# tfp_vae/ (all its subpackages) and trainers/.
 _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (
-    config_lib.__file__, __file__))
+    tfp_vae.__file__, __file__))
 
 
 class _OwnInfoOnly(std_logging.Filter):

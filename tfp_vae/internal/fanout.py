@@ -21,7 +21,9 @@ from typing import Callable, Optional, Sequence
 
 from tfp_vae.internal import errors
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The directory that holds tfp_vae/ (three up from tfp_vae/internal/).
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
 
 
 @dataclasses.dataclass
