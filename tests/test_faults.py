@@ -315,8 +315,8 @@ ESTIMATE_FACTOR = 2.0
 
 @pytest.mark.slow
 def test_the_memory_estimate_grows_as_a_run_measures():
-  """The estimate (`tfp_vae.runtime.budget`) counts what grows with the settings,
-  not TensorFlow's own baseline.  From batch 50 to batch 1000 (latent 64,
+  """The estimate (`tfp_vae.runtime.budget`) counts what grows with the
+  settings, not TensorFlow's own baseline.  From batch 50 to batch 1000 (latent 64,
   the conv networks) what it counts grows within ESTIMATE_FACTOR of what
   the same run's peak RSS grows, measured after epoch 1 (training and its
   test pass, before the end-of-run plots, which do not depend on the

@@ -1,5 +1,5 @@
-"""Faults of the storage a run writes to (`tfp_vae.internal.storage`): a full disk,
-a folder the user may not write, a folder that goes away.  Each is one
+"""Faults of the storage a run writes to (`tfp_vae.internal.storage`): a full
+disk, a folder the user may not write, a folder that goes away.  Each is one
 line in the user's words with the exit code a job controller needs, and
 the same command run again finishes with the uninterrupted run's weights
 and metrics.

@@ -3,8 +3,8 @@
   python -m trainers.evaluate --model_dir=runs/vae --eval_iwae_samples=1000
 
 Adds the importance-weighted log-likelihood, latent probes (k-NN, logistic
-regression), active units and the classifier Frechet distance to the
-metrics the trainer wrote (tfp_vae/experiment/evaluate.py lists every estimator).
+regression), active units and the classifier Frechet distance to the metrics the
+trainer wrote (tfp_vae/experiment/evaluate.py lists every estimator).
 """
 
 import json

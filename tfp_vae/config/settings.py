@@ -4,9 +4,9 @@ validated once at the boundary.
 tensorflow/models `official/` style, flags -> config -> `validate()` ->
 trainer, with the run split as the Model Garden splits an experiment:
 
-  model    what is trained: the family member (`tfp_vae.family.members`, whose own
-           dataclass holds the settings it uses), likelihood, networks,
-           latent size and prior;
+  model    what is trained: the family member (`tfp_vae.family.members`,
+           whose own dataclass holds the settings it uses), likelihood,
+           networks, latent size and prior;
   data     what it is trained on;
   trainer  how it is trained: batch, epochs, optimizer, seed, precision;
   runtime  where and how the run executes: directories, data location,

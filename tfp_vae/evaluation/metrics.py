@@ -4,8 +4,8 @@ at the end of a run.
 Every metric is an estimate over the test split; likelihoods are in nats per
 image (lower negative ELBO is better).
 
-* test_loss: the model's own training objective (`tfp_vae.family.members`) on the
-  test set: the mean of its per-example loss (one draw per image) plus its
+* test_loss: the model's own training objective (`tfp_vae.family.members`) on
+  the test set: the mean of its per-example loss (one draw per image) plus its
   batch terms over the set's codes (at most MMD_MAX_CODES of them).
 * test_reconstruction_nll: -log p(x|z) at one z ~ q(z|x) per image (for the
   deterministic encoder, z is the code itself).
@@ -38,8 +38,9 @@ image (lower negative ELBO is better).
   neg_elbo are test_rate and test_neg_elbo).
 
 The costlier metrics are elsewhere: the IWAE log-likelihood in
-`tfp_vae.model.likelihood`, the latent probes in `tfp_vae.evaluation.probes`, the classifier
-Frechet distance in `tfp_vae.evaluation.frechet`; `tfp_vae.experiment.evaluate` runs them all.
+`tfp_vae.model.likelihood`, the latent probes in `tfp_vae.evaluation.probes`,
+the classifier Frechet distance in `tfp_vae.evaluation.frechet`;
+`tfp_vae.experiment.evaluate` runs them all.
 """
 
 from typing import Any, Optional

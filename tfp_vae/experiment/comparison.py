@@ -176,10 +176,10 @@ def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,
 
 def summarise(runs: list[Run], per_run: dict[tuple[str, int], dict],
               members: dict[str, family.Member]) -> dict[str, Any]:
-  """metrics.json of a comparison: every seed's metrics, each metric's
-  mean and t interval over seeds, and each pair's paired difference with
-  its verdict (`tfp_vae.experiment.stats`); `order` lists the members as compared
-  (the file's keys are sorted)."""
+  """metrics.json of a comparison: every seed's metrics, each metric's mean and
+  t interval over seeds, and each pair's paired difference with its verdict
+  (`tfp_vae.experiment.stats`); `order` lists the members as compared (the
+  file's keys are sorted)."""
   labels = list(dict.fromkeys(r.label for r in runs))
   seeds = sorted({r.seed for r in runs})
   out = {'schema': SCHEMA, 'seeds': seeds, 'order': labels,

@@ -1,11 +1,12 @@
 """Evaluating finished runs.
 
-`evaluate_run` loads a run's latest checkpoint and adds the costly metrics
-to its metrics.json (`evaluate_all`): the importance-weighted log-likelihood
-(`tfp_vae.model.likelihood`), the latent probes (`tfp_vae.evaluation.probes`), the classifier
-Frechet distance (`tfp_vae.evaluation.frechet`), on top of the cheap test metrics
-(`tfp_vae.evaluation.metrics`).  `config.EvalConfig` states every evaluation default
-once; `tfp_vae.experiment.comparison` evaluates several runs side by side.
+`evaluate_run` loads a run's latest checkpoint and adds the costly metrics to
+its metrics.json (`evaluate_all`): the importance-weighted log-likelihood
+(`tfp_vae.model.likelihood`), the latent probes (`tfp_vae.evaluation.probes`),
+the classifier Frechet distance (`tfp_vae.evaluation.frechet`), on top of the
+cheap test metrics (`tfp_vae.evaluation.metrics`).  `config.EvalConfig` states
+every evaluation default once; `tfp_vae.experiment.comparison` evaluates several
+runs side by side.
 """
 
 import dataclasses

@@ -1,4 +1,5 @@
-"""The self-contained HTML report of a comparison (`tfp_vae.experiment.comparison`).
+"""The self-contained HTML report of a comparison
+(`tfp_vae.experiment.comparison`).
 
 Images are embedded as base64 data URIs, so report.html can be mailed or
 archived alone; the PNGs also stay beside it in figures/.
@@ -112,8 +113,8 @@ def best_of(results: dict[str, Any], key: str) -> tuple[str, str]:
 def member_metrics(results: dict[str, Any],
                    members: dict[str, Any]) -> list[tuple[str, str, str]]:
   """Rows for the members' own terms (`Member.terms`) that reached the test
-  metrics as test_<term> (`tfp_vae.evaluation.metrics`) and are not in METRICS: parts
-  of each one's own objective, so no direction across members."""
+  metrics as test_<term> (`tfp_vae.evaluation.metrics`) and are not in METRICS:
+  parts of each one's own objective, so no direction across members."""
   known = {key for key, _, _ in METRICS}
   users: dict[str, list[str]] = {}
   for label in results['order']:

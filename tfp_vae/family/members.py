@@ -15,15 +15,15 @@ defaults, help texts and checks) and whose methods are its objective:
 batch, replicas included), in validation and on the test set
 (`metrics.evaluate`), so the test loss is the model's own objective.
 
-Besides its objective a member declares what generic code needs of it:
-`summary` (its --model help), `encoder` (a `components.ENCODERS` name),
-`loss_scales` (the settings that scale its loss, named in the advice after
-a NaN), `samples_setting` (the setting that multiplies the codes drawn per
-image, for the memory estimate) and `resolve` (its data-dependent
-defaults).  Members register in `MEMBERS` (`tfp_vae.internal.registry`), here or in
-any installed plugin; configuration, the command-line flags and their help,
-the builder, the comparison, evaluation, the report and export read the
-declaration.  A setting a member does not declare cannot be set for it.
+Besides its objective a member declares what generic code needs of it: `summary`
+(its --model help), `encoder` (a `components.ENCODERS` name), `loss_scales` (the
+settings that scale its loss, named in the advice after a NaN),
+`samples_setting` (the setting that multiplies the codes drawn per image, for
+the memory estimate) and `resolve` (its data-dependent defaults).  Members
+register in `MEMBERS` (`tfp_vae.internal.registry`), here or in any installed
+plugin; configuration, the command-line flags and their help, the builder, the
+comparison, evaluation, the report and export read the declaration.  A setting a
+member does not declare cannot be set for it.
 
 This module does not import TensorFlow at load time (objectives import it
 when they run), so command lines check settings before TensorFlow loads.

@@ -71,7 +71,8 @@ class PeerLost(RetryableError):
 
 
 class StorageError(TfpVaeError):
-  """Writing to the run's storage failed (`tfp_vae.internal.storage` words it)."""
+  """Writing to the run's storage failed (`tfp_vae.internal.storage` words
+  it)."""
 
 
 class StorageUnavailable(StorageError, RetryableError):

@@ -2,12 +2,12 @@
 its share of the cores.
 
 A comparison of M members over N seeds is M x N independent trainings
-(`tfp_vae.experiment.comparison`).  With `--parallel=k`, k of them run at once, each a
-`python -m trainers.train` (then `trainers.evaluate`) child of its own, the
-commands a user would type; TensorFlow's thread pools in each child are
-sized to cores // k (TF_NUM_INTRAOP_THREADS, OMP_NUM_THREADS) so the
-children do not oversubscribe the machine.  A failing child's last line of
-stderr is its error (the trainers print one line); the others finish first.
+(`tfp_vae.experiment.comparison`).  With `--parallel=k`, k of them run at once,
+each a `python -m trainers.train` (then `trainers.evaluate`) child of its own,
+the commands a user would type; TensorFlow's thread pools in each child are
+sized to cores // k (TF_NUM_INTRAOP_THREADS, OMP_NUM_THREADS) so the children do
+not oversubscribe the machine.  A failing child's last line of stderr is its
+error (the trainers print one line); the others finish first.
 
 This module does not import TensorFlow.
 """

@@ -21,8 +21,8 @@ place), so the rerun finds the last complete checkpoint.
 
 `TFP_VAE_FAULT=enospc:KIND` (or `erofs:KIND`, `eacces:KIND`, `enoent:KIND`)
 raises that error at the first write of KIND (`checkpoint`, `history`,
-`summaries`, `plots`, `metrics`, `report`, `export`): the tests' way to
-place a fault where a real full disk cannot be aimed (`tfp_vae.internal.faults`).
+`summaries`, `plots`, `metrics`, `report`, `export`): the tests' way to place a
+fault where a real full disk cannot be aimed (`tfp_vae.internal.faults`).
 
 This module does not import TensorFlow.
 """

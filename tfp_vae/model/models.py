@@ -382,8 +382,8 @@ def build_model(config: config_lib.TrainConfig,
     image_shape: (H, W, C) of the data, when there is no plan.
     seed: the seed of the weights and of the training noise; defaults to
       the trainer's seed.
-    the_plan: the run's plan (`tfp_vae.runtime.plan`): its resolved member, image
-      shape and precision.  Without one, `plan.for_model` makes one for
+    the_plan: the run's plan (`tfp_vae.runtime.plan`): its resolved member,
+      image shape and precision.  Without one, `plan.for_model` makes one for
       this config and image shape.
 
   Returns:

@@ -63,7 +63,8 @@ def plotted_epoch(folder: str) -> Optional[int]:
 write_json = files.write_json
 
 
-# config.json's key for the run's plan (`tfp_vae.runtime.plan`), beside the flags.
+# config.json's key for the run's plan (`tfp_vae.runtime.plan`), beside the
+# flags.
 PLAN_KEY = 'plan'
 
 
