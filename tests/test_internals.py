@@ -1,6 +1,7 @@
-"""tfp_vae/internal and deploy/kubernetes_internals.py: every use of a
-dependency's internals, exercised against the installed version, so that
-an upgrade that moves or changes one fails here, by name."""
+"""tfp_vae/internal/keras_internals.py, tensorflow_internals.py and
+deploy/kubernetes_internals.py: every use of a dependency's internals,
+exercised against the installed version, so that an upgrade that moves or
+changes one fails here, by name."""
 
 import errno
 import os
