@@ -131,7 +131,7 @@ def machine_line() -> str:
   os.environ.setdefault('TF_ENABLE_ONEDNN_OPTS', '1')
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tensorflow.python.util import _pywrap_util_port  # pylint: disable=g-import-not-at-top
-  from tfp_vae import hardware  # pylint: disable=g-import-not-at-top
+  from tfp_vae.runtime import hardware  # pylint: disable=g-import-not-at-top
   machine = hardware.this_machine()
   return (f'Machine: {machine.describe()}; class {machine.cpu_class}; '
           f'TensorFlow {tf.__version__}, oneDNN '

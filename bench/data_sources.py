@@ -46,7 +46,7 @@ def write_sources(root: str) -> dict[str, str]:
   test splits."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfp_vae import data  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs as data  # pylint: disable=g-import-not-at-top
   d = data.load_idx('fashion_mnist', FASHION)
   folder, records = os.path.join(root, 'png'), os.path.join(root, 'tfrecord')
   os.makedirs(records, exist_ok=True)
@@ -87,9 +87,9 @@ def write_large(root: str, count: int) -> str:
 
 
 # Logged once the data is loaded and checked, just before the model is
-# built (tfp_vae/plan.py): the time users wait before training starts.
+# built (tfp_vae/runtime/plan.py): the time users wait before training starts.
 DATA_READY = re.compile(r'plan\.py:\d+\] model ')
-# The trainer's own peaks (VmHWM, tfp_vae/budget.py), read from its log:
+# The trainer's own peaks (VmHWM, tfp_vae/runtime/budget.py), read from its log:
 # a parent's rusage of a child keeps the parent's peak across exec on Linux.
 TRAINED = re.compile(r'peak memory after training: (\d+) MB')
 OVER_RUN = re.compile(r'peak memory over the run: (\d+) MB')

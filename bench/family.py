@@ -15,9 +15,9 @@ os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 from absl import app  # pylint: disable=g-import-not-at-top
 from absl import flags
 
-from tfp_vae import config as config_lib
-from tfp_vae import evaluation
-from tfp_vae import training
+from tfp_vae.config import settings as config_lib
+from tfp_vae.experiment import evaluate as evaluation
+from tfp_vae.training import run as training
 
 flags.DEFINE_integer('epochs', 10, 'Epochs per run.')
 flags.DEFINE_list('latent_dims', ['2', '16'], 'Latent sizes.')

@@ -33,10 +33,10 @@ FLAGS = flags.FLAGS
 
 def _child(spec: dict) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import likelihood  # pylint: disable=g-import-not-at-top
-  from tfp_vae import models  # pylint: disable=g-import-not-at-top
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import likelihood  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import models  # pylint: disable=g-import-not-at-top
 
   if spec['what'] == 'matmul':
     benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})

@@ -152,9 +152,9 @@ def _child(spec: dict) -> None:
   import keras  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import likelihood  # pylint: disable=g-import-not-at-top
-  from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import likelihood  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import models as models_lib  # pylint: disable=g-import-not-at-top
 
   if spec['job'] == 'matmul':
     benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})

@@ -87,7 +87,7 @@ def _recorded(model_dir: str) -> bool:
 def _compare(a: str, b: str) -> tuple[float, float, int]:
   """(max |weight difference|, test loss of b - a, tensors compared)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
-  from tfp_vae import rundir  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import rundir  # pylint: disable=g-import-not-at-top
   sa, sb = _state(a), _state(b)
   assert sa.keys() == sb.keys() and sa, (sorted(sa)[:5], sorted(sb)[:5])
   worst = max(float(np.max(np.abs(np.asarray(sa[n], np.float64) -

@@ -20,10 +20,10 @@ from absl import flags
 import numpy as np
 import tensorflow as tf
 
-from tfp_vae import config as config_lib
-from tfp_vae import data as data_lib
-from tfp_vae import export
-from tfp_vae import models
+from tfp_vae.config import settings as config_lib
+from tfp_vae.data import inputs as data_lib
+from tfp_vae.model import export
+from tfp_vae.model import models
 
 flags.DEFINE_string('model', 'vae', 'vae or mmd_vae.')
 flags.DEFINE_integer('repeats', 200, 'Timed calls at batch 1.')

@@ -84,7 +84,7 @@ def _machine() -> str:
 
 def _inputs(signature: str, batch: int, latent_dim: int) -> dict:
   """The same request values for the server and the in-process calls."""
-  from tfp_vae import data  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs as data  # pylint: disable=g-import-not-at-top
   if signature == 'sample':
     return {'num_samples': batch, 'seed': 0}
   if signature == 'decode':

@@ -35,7 +35,7 @@ def _torch_run(spec):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
-  from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs as data_lib  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
   d = data_lib.load(spec['dataset'])
   train = torch.from_numpy(d.train_images.astype(np.float32) / 255).permute(
@@ -88,8 +88,8 @@ def _trainer_run(spec):
   import tempfile  # pylint: disable=g-import-not-at-top
   from trainers import common  # pylint: disable=g-import-not-at-top
   common.start()  # what `python -m trainers.train` does before TensorFlow
-  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import run as training  # pylint: disable=g-import-not-at-top
   with tempfile.TemporaryDirectory() as tmp:
     results = training.run(config_lib.TrainConfig.create(
         dataset=spec['dataset'], latent_dim=spec['latent_dim'],

@@ -10,7 +10,7 @@ so their ratio is the figure to trust):
   plain              a `tf.function` step with `tf.GradientTape` over the
                      model's objective, iterating the same tf.data pipeline,
                      TensorFlow's default settings: the baseline;
-  trainer            `tfp_vae.training.run`, what `python -m trainers.train`
+  trainer            `tfp_vae.training.run.run`, what `python -m trainers.train`
                      runs (Keras fit with the model's train_step, per-epoch
                      checkpoint, test metrics, TensorBoard, NaN guard), with
                      the settings the trainer command uses;
@@ -23,7 +23,7 @@ for the trainer xla=on|off|auto (its --xla; `trainer,trainer:xla=on` is how
 to measure a machine class for `hardware.XLA`), seed (weights, data order
 and noise: another seed shows how far the test loss moves by chance, the
 yardstick for precision's), and for plain jit=1 (the step compiled by
-XLA), keep (for the trainer: the parts of tfp_vae/precision.py kept in
+XLA), keep (for the trainer: the parts of tfp_vae/nn/precision.py kept in
 float32 under a 16-bit precision, e.g. keep=distributions against the
 policy's keep=outputs+distributions).
 
@@ -90,7 +90,7 @@ def _parse_variant(text: str) -> dict:
                            f'for the trainer xla=on|off|auto and (not '
                            f'before) keep=PART+PART, for plain jit=0|1)')
     if key == 'keep':
-      from tfp_vae import precision  # pylint: disable=g-import-not-at-top
+      from tfp_vae.nn import precision  # pylint: disable=g-import-not-at-top
       try:
         precision.checked(value.split('+'))
       except ValueError as e:
@@ -107,10 +107,10 @@ def _child(spec: dict) -> None:
     common.start()
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import models as models_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import run as training  # pylint: disable=g-import-not-at-top
 
   if spec['loop'] == 'matmul':
     benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})
@@ -130,7 +130,7 @@ def _child(spec: dict) -> None:
   if spec['loop'] == 'trainer':
     keeping = contextlib.nullcontext()
     if spec.get('keep'):  # never for `before`: it may have no precision
-      from tfp_vae import precision  # pylint: disable=g-import-not-at-top
+      from tfp_vae.nn import precision  # pylint: disable=g-import-not-at-top
       keeping = precision.keeping(spec['keep'].split('+'))
     with tempfile.TemporaryDirectory() as tmp, keeping:
       config = config.replace(model_dir=os.path.join(tmp, config.model.name))
@@ -150,9 +150,9 @@ def _plain_loop(config, data, jit_compile: bool = False):
   """Images/s and test metrics of `benchlib.plain_train_step` iterating the
   trainer's tf.data pipeline in Python."""
   import keras  # pylint: disable=g-import-not-at-top
-  from tfp_vae import data as data_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import models as models_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import models as models_lib  # pylint: disable=g-import-not-at-top
   model = models_lib.build_model(config, data.image_shape)
   step = benchlib.plain_train_step(
       model, keras.optimizers.Adam(config.trainer.learning_rate),
@@ -216,7 +216,7 @@ def main(argv):
     _child(json.loads(FLAGS.child))
     return
   if FLAGS.variants is None:
-    from tfp_vae import hardware  # pylint: disable=g-import-not-at-top
+    from tfp_vae.runtime import hardware  # pylint: disable=g-import-not-at-top
     FLAGS.variants = benchlib.default_train_variants(hardware.this_machine())
   for text in FLAGS.variants:
     _parse_variant(text)  # fail on a typo before an hour of measuring

@@ -40,7 +40,7 @@ def _op_determinism_left_as_found():
 
 @pytest.fixture(scope='session')
 def mnist_5k():
-  from tfp_vae import data  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs as data  # pylint: disable=g-import-not-at-top
   return data.load_mnist_5k()
 
 

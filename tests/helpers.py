@@ -94,9 +94,10 @@ def checkpoint_tensors(model_dir: str, keep=lambda name: True) -> dict:
 def allowed_combinations() -> list[tuple[str, str, str, str]]:
   """Every (member, prior, likelihood, architecture) that a run accepts."""
   import itertools  # pylint: disable=g-import-not-at-top
-  from tfp_vae import components, errors  # pylint: disable=g-import-not-at-top
-  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import family  # pylint: disable=g-import-not-at-top
+  from tfp_vae.family import components  # pylint: disable=g-import-not-at-top
+  from tfp_vae.internal import errors  # pylint: disable=g-import-not-at-top
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.family import members as family  # pylint: disable=g-import-not-at-top
   combos = []
   for model, prior, likelihood, arch in itertools.product(
       family.names(), components.PRIORS.names(),

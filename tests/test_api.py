@@ -20,9 +20,9 @@ import pytest
 import tensorflow as tf
 
 import tfp_vae
-from tfp_vae import errors
-from tfp_vae import models
-from tfp_vae import plots
+from tfp_vae.internal import errors
+from tfp_vae.model import models
+from tfp_vae.evaluation import plots
 from tests.helpers import REPO, train_in_process
 
 MEMBERS = {'vae': tfp_vae.VAE, 'mmd_vae': tfp_vae.MMDVAE,
@@ -149,7 +149,7 @@ def test_a_command_line_run_loads(tmp_path, digits):
 
 
 def models_of_run(model_dir):
-  from tfp_vae import rundir  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import rundir  # pylint: disable=g-import-not-at-top
   return rundir.load_trained_model(model_dir)
 
 
@@ -208,7 +208,7 @@ def test_building_leaves_the_global_generators_alone():
   random.seed(5)
   np.random.seed(5)
   tf.random.set_seed(5)
-  from tfp_vae import config  # pylint: disable=g-import-not-at-top
+  from tfp_vae.config import settings as config  # pylint: disable=g-import-not-at-top
   first = models.build_model(config.TrainConfig.create().validate(),
                              (28, 28, 1), seed=11)
   api_model = tfp_vae.VAE(seed=11)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tests.helpers import REPO
-from tfp_vae import hardware
+from tfp_vae.runtime import hardware
 
 sys.path.insert(0, os.path.join(REPO, 'bench'))
 import benchlib  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -1,6 +1,7 @@
 """Rules of the code base that a review would otherwise have to re-check:
 no function longer than a screen, test files that share helpers through
-tests/helpers.py instead of importing each other, and no work at import."""
+tests/helpers.py instead of importing each other, no work at import, and
+tfp_vae's subpackages importing only from their own layer and below."""
 
 import ast
 import json
@@ -102,23 +103,184 @@ def test_importing_a_module_changes_nothing_in_the_process():
   assert found['changed'] == {}
 
 
+_INTERNALS = ('tfp_vae/internal/keras_internals.py',
+              'tfp_vae/internal/tensorflow_internals.py')
 _PRIVATE = re.compile(r'keras\.src|tensorflow\.python|_as_tf_output|'
                       r'_call_tf_sessionrun|_ApiClient__|ctx\._')
 
 
 def test_dependencies_internals_are_used_in_their_modules_only():
-  """tfp_vae/internals (and deploy/kubernetes_internals.py) hold every use
-  of a dependency's internals; tests/test_internals.py exercises them."""
+  """tfp_vae/internal/keras_internals.py and tensorflow_internals.py (and
+  deploy/kubernetes_internals.py) hold every use of a dependency's
+  internals; tests/test_internals.py exercises them."""
   found = []
   for folder in ('tfp_vae', 'trainers', 'deploy'):
     for dirpath, _, names in os.walk(os.path.join(REPO, folder)):
       for name in sorted(names):
         path = os.path.join(dirpath, name)
         rel = os.path.relpath(path, REPO)
-        if (not name.endswith('.py') or rel.startswith('tfp_vae/internals')
+        if (not name.endswith('.py') or rel.startswith('tfp_vae/internal')
             or name == 'kubernetes_internals.py'):
           continue
         with open(path) as f:
           found += [f'{rel}:{i}' for i, line in enumerate(f, 1)
                     if _PRIVATE.search(line)]
   assert found == []
+
+
+# tfp_vae's subpackages, bottom layer first; '' is the top: the package's
+# own modules (api, pipeline, __init__), the public API.  A module imports
+# only from its own subpackage and the ones before it (docs/architecture.md).
+LAYERS = ('internal', 'nn', 'family', 'config', 'data', 'runtime', 'model',
+          'evaluation', 'training', 'experiment', 'serving', '')
+# (importing module, imported module) -> why an import goes upward.  Each
+# must be function-local.  Keep this empty: move the module instead.
+UPWARD_IMPORTS: dict[tuple[str, str], str] = {}
+
+
+def _module_name(root: str, path: str) -> str:
+  name = os.path.relpath(path, root)[:-len('.py')].replace(os.sep, '.')
+  return name[:-len('.__init__')] if name.endswith('.__init__') else name
+
+
+def _imported(node: ast.AST, module: str, is_package: bool,
+              modules: set[str]) -> list[str]:
+  """The tfp_vae modules (or packages) an import statement names."""
+  if isinstance(node, ast.Import):
+    return [a.name for a in node.names if a.name.split('.')[0] == 'tfp_vae']
+  if not isinstance(node, ast.ImportFrom):
+    return []
+  base = node.module or ''
+  if node.level:
+    parts = module.split('.')[:len(module.split('.')) - node.level +
+                              (1 if is_package else 0)]
+    base = '.'.join(parts + ([base] if base else []))
+  if base.split('.')[0] != 'tfp_vae':
+    return []
+  return [f'{base}.{a.name}' if f'{base}.{a.name}' in modules else base
+          for a in node.names]
+
+
+def _layer(module: str, packages: set[str]) -> str:
+  """The subpackage a module is in, or '' for the package's own modules."""
+  parts = module.split('.')
+  return parts[1] if len(parts) > 1 and parts[1] in packages else ''
+
+
+def _sources(root: str) -> dict[str, str]:
+  """tfp_vae's modules and packages: name -> path."""
+  found = {}
+  for dirpath, _, names in os.walk(os.path.join(root, 'tfp_vae')):
+    for name in names:
+      if name.endswith('.py'):
+        path = os.path.join(dirpath, name)
+        found[_module_name(root, path)] = path
+  return found
+
+
+def layering_violations(root: str = REPO,
+                        allowed: dict | None = None) -> list[str]:
+  """Every import of tfp_vae that breaks the layers (module-level and
+  function-local alike), a subpackage LAYERS does not place, and every
+  cycle between subpackages."""
+  allowed = UPWARD_IMPORTS if allowed is None else allowed
+  sources = _sources(root)
+  # Every folder of tfp_vae/ that holds Python, with an __init__.py or not.
+  packages = {name.split('.')[1] for name, path in sources.items()
+              if name.count('.') > 1 or (name.count('.') == 1 and
+                                         path.endswith('__init__.py'))}
+  found, edges = [], {}
+  for module, path in sorted(sources.items()):
+    source = _layer(module, packages)
+    if source not in LAYERS:
+      found.append(f'{module}: subpackage {source} is not in LAYERS')
+      continue
+    with open(path) as f:
+      tree = ast.parse(f.read())
+    for node in ast.walk(tree):
+      for target in _imported(node, module, path.endswith('__init__.py'),
+                              set(sources)):
+        layer = _layer(target, packages)
+        if layer == source:
+          continue
+        edges.setdefault(source, set()).add(layer)
+        if layer not in LAYERS:
+          found.append(f'{module}:{node.lineno} imports {target}: not a '
+                       'module in a layer')
+        elif (LAYERS.index(layer) > LAYERS.index(source) and
+              (module, target) not in allowed):
+          found.append(f'{module}:{node.lineno} imports {target}, a higher '
+                       f'layer ({layer or "the top"} above {source})')
+  return found + [f'cycle between subpackages: {" -> ".join(c)}'
+                  for c in _cycles(edges)]
+
+
+def _cycles(edges: dict[str, set[str]]) -> list[list[str]]:
+  """One path per cycle of the subpackage graph, by depth-first search."""
+  cycles, done = [], set()
+
+  def visit(node: str, path: list[str]) -> None:
+    for nxt in sorted(edges.get(node, ())):
+      if nxt in path:
+        cycles.append(path[path.index(nxt):] + [nxt])
+      elif nxt not in done:
+        visit(nxt, path + [nxt])
+    done.add(node)
+
+  for start in sorted(edges):
+    if start not in done:
+      visit(start, [start])
+  return cycles
+
+
+def test_subpackages_import_only_from_their_layer_and_below():
+  assert layering_violations() == []
+
+
+def test_upward_imports_are_function_local_and_few():
+  assert len(UPWARD_IMPORTS) <= 2, 'move the module to its layer instead'
+  for (module, target), reason in UPWARD_IMPORTS.items():
+    assert reason
+    with open(_sources(REPO)[module]) as f:
+      tree = ast.parse(f.read())
+    top = [t for node in tree.body
+           for t in _imported(node, module, False, set(_sources(REPO)))]
+    assert target not in top, f'{module} imports {target} at module level'
+
+
+def test_the_layering_check_finds_an_upward_import_and_a_cycle(tmp_path):
+  for name, body in (
+      ('__init__', ''), ('api', ''), ('internal/__init__', ''),
+      ('internal/errors', 'def f():\n  from tfp_vae.model import models\n'),
+      ('model/__init__', ''),
+      ('model/models', 'from tfp_vae.internal import errors\n'),
+      ('nn/__init__', ''), ('nn/losses', 'import tfp_vae.api\n'),
+      ('extra/anything', '')):
+    path = tmp_path / 'tfp_vae' / f'{name}.py'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(body)
+  assert layering_violations(str(tmp_path)) == [
+      'tfp_vae.extra.anything: subpackage extra is not in LAYERS',
+      'tfp_vae.internal.errors:2 imports tfp_vae.model.models, a higher '
+      'layer (model above internal)',
+      'tfp_vae.nn.losses:1 imports tfp_vae.api, a higher layer (the top '
+      'above nn)',
+      'cycle between subpackages: internal -> model -> internal']
+  allowed = {('tfp_vae.internal.errors', 'tfp_vae.model.models'): 'a test',
+             ('tfp_vae.nn.losses', 'tfp_vae.api'): 'a test'}
+  assert layering_violations(str(tmp_path), allowed) == [
+      'tfp_vae.extra.anything: subpackage extra is not in LAYERS',
+      'cycle between subpackages: internal -> model -> internal']
+
+
+def test_each_subpackage_says_what_it_owns_and_imports_nothing():
+  """Each subpackage's __init__.py is its docstring: what it owns, what it
+  may import; nothing happens when it is imported (serving's lazy names
+  aside, which import on first use)."""
+  for layer in LAYERS[:-1]:
+    path = os.path.join(REPO, 'tfp_vae', layer, '__init__.py')
+    with open(path) as f:
+      tree = ast.parse(f.read())
+    assert ast.get_docstring(tree), path
+    if layer != 'serving':
+      assert len(tree.body) == 1, f'{path}: a docstring only'

@@ -2,9 +2,9 @@
 
 import pytest
 
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import plan
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.runtime import plan
 
 
 @pytest.mark.parametrize('field,value,message', [

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfp_vae import data
-from tfp_vae import errors
+from tfp_vae.data import inputs as data
+from tfp_vae.internal import errors
 
 
 def test_mnist_5k_split_is_last_100_per_class_in_file_order(mnist_5k):
@@ -105,7 +105,7 @@ def test_unknown_dataset_is_named():
 
 
 def test_subset_takes_classes_in_turn_in_split_order(mnist_5k):
-  from tfp_vae import errors  # pylint: disable=g-import-not-at-top
+  from tfp_vae.internal import errors  # pylint: disable=g-import-not-at-top
   small = data.subset(mnist_5k, 500)
   assert small.train_images.shape == (500, 28, 28, 1)
   assert np.bincount(small.train_labels, minlength=10).tolist() == [50] * 10

@@ -331,7 +331,7 @@ def test_the_compare_pipeline_fans_out_the_runs_compare_reuses(tmp_path):
   item's train command, run here as the pod would run it (sh -c, the
   volume at a folder), trains the run trainers.compare then finds trained;
   the compare step's command reuses all of them."""
-  from tfp_vae import specs  # pylint: disable=g-import-not-at-top
+  from tfp_vae.family import specs  # pylint: disable=g-import-not-at-top
   models = ('vae', 'vae:beta=4')
   shared = ('--epochs=1', '--train_examples=100', '--batch_size=50',
             '--plot_every=0')

@@ -14,8 +14,8 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import REPO, free_port, port_is_free, run_cli, wait_all, train_in_process
-from tfp_vae import distribute
-from tfp_vae import errors
+from tfp_vae.runtime import distribute
+from tfp_vae.internal import errors
 
 
 @pytest.mark.parametrize('raw,message', [
@@ -88,7 +88,10 @@ import sys
 import numpy as np
 import keras
 import tensorflow as tf
-from tfp_vae import config, data, distribute, models
+from tfp_vae.config import settings as config
+from tfp_vae.data import inputs as data
+from tfp_vae.runtime import distribute
+from tfp_vae.model import models
 
 devices = distribute.split_cpu(2)
 d = data.load_mnist_5k()
@@ -314,7 +317,10 @@ import sys
 import numpy as np
 import keras
 import tensorflow as tf
-from tfp_vae import config, data, distribute, models
+from tfp_vae.config import settings as config
+from tfp_vae.data import inputs as data
+from tfp_vae.runtime import distribute
+from tfp_vae.model import models
 
 devices = distribute.split_cpu(2)
 d = data.load_mnist_5k()

@@ -5,13 +5,13 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import components
-from tfp_vae import decoders
-from tfp_vae import encoders
-from tfp_vae import errors
-from tfp_vae import family
-from tfp_vae import models
-from tfp_vae import networks
+from tfp_vae.family import components
+from tfp_vae.nn import decoders
+from tfp_vae.nn import encoders
+from tfp_vae.internal import errors
+from tfp_vae.family import members as family
+from tfp_vae.model import models
+from tfp_vae.nn import networks
 
 tfd = tfp.distributions
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from tests.helpers import COMPARE_PAIR, FANNED_OUT_MODELS, run_cli
-from tfp_vae import config as config_lib
-from tfp_vae import report
-from tfp_vae import rundir
-from tfp_vae import training
+from tfp_vae.config import settings as config_lib
+from tfp_vae.experiment import report
+from tfp_vae.training import rundir
+from tfp_vae.training import run as training
 
 
 @pytest.fixture(scope='session')

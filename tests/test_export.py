@@ -12,12 +12,12 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import BAD, REPO, run_cli
-from tfp_vae import config as config_lib
-from tfp_vae import export
-from tfp_vae import layout
-from tfp_vae import models
-from tfp_vae import rundir
-from tfp_vae import training
+from tfp_vae.config import settings as config_lib
+from tfp_vae.model import export
+from tfp_vae.internal import layout
+from tfp_vae.model import models
+from tfp_vae.training import rundir
+from tfp_vae.training import run as training
 
 # One worker runs this file: its module fixtures (trained runs, servers)
 # are built once, not once per worker (`make test` uses --dist loadgroup).

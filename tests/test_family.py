@@ -12,14 +12,14 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from tests.helpers import allowed_combinations, covering
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import family
-from tfp_vae import losses
-from tfp_vae import models
-from tfp_vae import plan
-from tfp_vae import priors
-from tfp_vae import rundir
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.family import members as family
+from tfp_vae.nn import losses
+from tfp_vae.model import models
+from tfp_vae.runtime import plan
+from tfp_vae.nn import priors
+from tfp_vae.training import rundir
 
 tfd = tfp.distributions
 SEED = tf.constant([3, 4], tf.int32)
@@ -209,8 +209,8 @@ def test_every_allowed_combination_trains_serves_and_evaluates(combo):
   functions, without writing one), and the IWAE evaluation's importance
   weights.  SavedModels themselves are written by
   test_family_members_train_export_and_evaluate."""
-  from tfp_vae import export  # pylint: disable=g-import-not-at-top
-  from tfp_vae import likelihood as likelihood_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import export  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import likelihood as likelihood_lib  # pylint: disable=g-import-not-at-top
   import keras  # pylint: disable=g-import-not-at-top
   rng = np.random.default_rng(0)
   model_name, prior, likelihood, arch = combo
@@ -269,8 +269,8 @@ def test_family_members_train_export_and_evaluate(tmp_path, kw):
   """Every model, prior, likelihood and architecture value at least once,
   through the trainer, the SavedModel and trainers.evaluate."""
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-  from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
-  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  from tfp_vae.experiment import evaluate as evaluation  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import run as training  # pylint: disable=g-import-not-at-top
   cifar = kw.get('dataset') == 'cifar10'
   config = config_lib.TrainConfig.create(
       epochs=1, batch_size=20 if cifar else 100,
@@ -311,7 +311,7 @@ def test_early_stopping_on_a_validation_split_keeps_the_best_weights(
     tmp_path):
   """Source 003's convenience: a held-out validation split (never the test
   split), patience, the best epoch's weights; a rerun does not retrain."""
-  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import run as training  # pylint: disable=g-import-not-at-top
   config = config_lib.TrainConfig.create(
       model='vae', epochs=40, batch_size=100, train_examples=300,
       validation_examples=100, early_stopping_patience=1,
@@ -336,7 +336,7 @@ def test_early_stopping_on_a_validation_split_keeps_the_best_weights(
 def test_the_kernels_old_name_is_accepted_with_a_deprecation_line(caplog):
   """--kernel=sources was renamed gaussian_dim: the old value (a flag, a
   spec, a recorded run's config) still means the same kernel."""
-  from tfp_vae import specs  # pylint: disable=g-import-not-at-top
+  from tfp_vae.family import specs  # pylint: disable=g-import-not-at-top
   with caplog.at_level('WARNING'):
     member = family.create('mmd_vae', kernel='sources')
   assert member.kernel == 'gaussian_dim'

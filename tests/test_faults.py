@@ -19,14 +19,14 @@ import tensorflow as tf
 
 from tests import conftest
 from tests.helpers import REPO, run_cli, train_in_process
-from tfp_vae import budget
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import evaluation
-from tfp_vae import layout
-from tfp_vae import models
-from tfp_vae import plan
-from tfp_vae import rundir
+from tfp_vae.runtime import budget
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.experiment import evaluate as evaluation
+from tfp_vae.internal import layout
+from tfp_vae.model import models
+from tfp_vae.runtime import plan
+from tfp_vae.training import rundir
 
 # 600 images, batch 50: 12 steps an epoch; 3 epochs; 10 steps per call, so
 # a call ends at steps 10, 12, 22, 24, 34, 36.
@@ -223,7 +223,8 @@ def test_concurrent_exports_get_distinct_versions(tmp_path):
   export_dir = str(tmp_path / 'export')
   script = (
       'import sys\n'
-      'from tfp_vae import config, export, models\n'
+      'from tfp_vae.config import settings as config\n'
+      'from tfp_vae.model import export, models\n'
       'm = models.build_model(config.TrainConfig.create().validate(),'
       ' (28, 28, 1))\n'
       'print(export.export_savedmodel(m, (28, 28, 1), sys.argv[1]))\n')
@@ -296,7 +297,9 @@ _PEAK_AFTER_EPOCH_1 = '''
 import json, sys, tempfile
 from trainers import common
 common.start()  # what the trainers do before importing TF
-from tfp_vae import budget, config as config_lib, training
+from tfp_vae.runtime import budget
+from tfp_vae.config import settings as config_lib
+from tfp_vae.training import run as training
 peaks = []
 training.run(config_lib.TrainConfig.create(
     latent_dim=64, epochs=1, train_examples=2000, plot_every=0,
@@ -312,8 +315,8 @@ ESTIMATE_FACTOR = 2.0
 
 @pytest.mark.slow
 def test_the_memory_estimate_grows_as_a_run_measures():
-  """The estimate (`tfp_vae.budget`) counts what grows with the settings,
-  not TensorFlow's own baseline.  From batch 50 to batch 1000 (latent 64,
+  """The estimate (`tfp_vae.runtime.budget`) counts what grows with the
+  settings, not TensorFlow's own baseline.  From batch 50 to batch 1000 (latent 64,
   the conv networks) what it counts grows within ESTIMATE_FACTOR of what
   the same run's peak RSS grows, measured after epoch 1 (training and its
   test pass, before the end-of-run plots, which do not depend on the

@@ -8,9 +8,9 @@ import re
 
 import pytest
 
-from tfp_vae import errors
-from tfp_vae import hardware
-from tfp_vae.precision import POLICY
+from tfp_vae.internal import errors
+from tfp_vae.runtime import hardware
+from tfp_vae.nn.precision import POLICY
 
 
 def _machine(flags=(), gpus=()):
@@ -19,7 +19,7 @@ def _machine(flags=(), gpus=()):
 
 @pytest.mark.parametrize('flags,gpus,precision,why', [
     # cpu-amx was measured under the policy before `outputs`
-    # (tfp_vae/precision.py): not a decision for today's.  Both source
+    # (tfp_vae/nn/precision.py): not a decision for today's.  Both source
     # models together (a comparison of the pair): float32 on
     # cpu-avx512-bf16, where the MMD-VAE fails the guard.
     (('avx2', 'avx512f', 'avx512_bf16', 'amx_bf16', 'amx_tile'), (),
@@ -291,8 +291,8 @@ def test_16_bit_asked_for_on_a_cpu_without_its_units_says_so(
 
 
 def test_a_run_asked_for_emulated_bfloat16_warns_once(tmp_path, monkeypatch):
-  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import plan  # pylint: disable=g-import-not-at-top
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.runtime import plan  # pylint: disable=g-import-not-at-top
   config = config_lib.TrainConfig.create(
       precision='mixed_bfloat16', model_dir=str(tmp_path / 'run'))
   warned = []
@@ -329,7 +329,7 @@ def test_auto_xla_follows_the_measured_table(monkeypatch):
   machine = _machine(('avx2',), (('A100', (8, 0)),))
   assert hardware.resolve_xla('auto', _ONE, machine) == (
       True, 'class gpu: XLA against without, images/s ratio 1.50x [1.40, '
-      '1.60] (vae) (some data; 2027-01-02); on (tfp_vae/hardware.py XLA, '
+      '1.60] (vae) (some data; 2027-01-02); on (tfp_vae/runtime/hardware.py XLA, '
       'docs/performance.md)')
   assert not hardware.resolve_xla('auto', _SEVERAL, machine)[0]
 

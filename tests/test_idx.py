@@ -15,10 +15,10 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tests.helpers import run_cli
-from tfp_vae import data
-from tfp_vae import errors
-from tfp_vae import idx
-from tfp_vae import plots
+from tfp_vae.data import inputs as data
+from tfp_vae.internal import errors
+from tfp_vae.data import idx
+from tfp_vae.evaluation import plots
 
 FASHION_DIR = data.distribution_dir('fashion_mnist')
 HAVE_FASHION = idx.has_dataset(FASHION_DIR)

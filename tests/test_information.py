@@ -1,4 +1,4 @@
-"""The information metrics (tfp_vae/information.py) on cases with known
+"""The information metrics (tfp_vae/nn/information.py) on cases with known
 answers, and as the test metrics report them."""
 
 import math
@@ -9,10 +9,10 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import config as config_lib
-from tfp_vae import information
-from tfp_vae import metrics
-from tfp_vae import models as models_lib
+from tfp_vae.config import settings as config_lib
+from tfp_vae.nn import information
+from tfp_vae.evaluation import metrics
+from tfp_vae.model import models as models_lib
 
 tfd = tfp.distributions
 
@@ -147,7 +147,7 @@ def test_a_sample_of_the_codes_estimates_the_same_split():
 
 def test_the_plane_places_each_run_and_draws_a_point_mass_as_a_line(
     tmp_path):
-  from tfp_vae import plots  # pylint: disable=g-import-not-at-top
+  from tfp_vae.evaluation import plots  # pylint: disable=g-import-not-at-top
   vae = [{'test_rate': r, 'test_reconstruction_nll': d,
           'test_mutual_information': r / 2, 'test_kl_per_unit': [r, 0.0]}
          for r, d in ((3.0, 250.0), (3.5, 248.0))]

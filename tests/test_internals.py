@@ -1,6 +1,7 @@
-"""tfp_vae/internals and deploy/kubernetes_internals.py: every use of a
-dependency's internals, exercised against the installed version, so that
-an upgrade that moves or changes one fails here, by name."""
+"""tfp_vae/internal/keras_internals.py, tensorflow_internals.py and
+deploy/kubernetes_internals.py: every use of a dependency's internals,
+exercised against the installed version, so that an upgrade that moves or
+changes one fails here, by name."""
 
 import errno
 import os
@@ -11,8 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from tests.helpers import REPO
-from tfp_vae.internals import keras as keras_internals
-from tfp_vae.internals import tensorflow as tf_internals
+from tfp_vae.internal import keras_internals as keras_internals
+from tfp_vae.internal import tensorflow_internals as tf_internals
 
 sys.path.insert(0, os.path.join(REPO, 'deploy'))
 import kubernetes_internals  # pylint: disable=g-import-not-at-top,wrong-import-position

@@ -6,7 +6,7 @@ from scipy import stats
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import losses
+from tfp_vae.nn import losses
 
 tfd = tfp.distributions
 

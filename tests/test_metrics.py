@@ -10,17 +10,17 @@ import scipy.stats
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from tfp_vae import comparison
-from tfp_vae import config as config_lib
-from tfp_vae import family
-from tfp_vae import losses
-from tfp_vae import frechet
-from tfp_vae import likelihood
-from tfp_vae import metrics
-from tfp_vae import models as models_lib
-from tfp_vae import probes
-from tfp_vae import report
-from tfp_vae import testing
+from tfp_vae.experiment import comparison
+from tfp_vae.config import settings as config_lib
+from tfp_vae.family import members as family
+from tfp_vae.nn import losses
+from tfp_vae.evaluation import frechet
+from tfp_vae.model import likelihood
+from tfp_vae.evaluation import metrics
+from tfp_vae.model import models as models_lib
+from tfp_vae.evaluation import probes
+from tfp_vae.experiment import report
+from tfp_vae.internal import testing
 
 tfd = tfp.distributions
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_vae import config as config_lib
-from tfp_vae import losses
-from tfp_vae import models
-from tfp_vae import plan
+from tfp_vae.config import settings as config_lib
+from tfp_vae.nn import losses
+from tfp_vae.model import models
+from tfp_vae.runtime import plan
 
 
 @pytest.fixture(scope='session')

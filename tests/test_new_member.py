@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 
 from tests.helpers import REPO, run_cli
-from tfp_vae import checks
-from tfp_vae import components
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import family
-from tfp_vae import registry
-from tfp_vae import testing
+from tfp_vae.internal import checks
+from tfp_vae.family import components
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.family import members as family
+from tfp_vae.internal import registry
+from tfp_vae.internal import testing
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +50,7 @@ class CapacityVAE(family.Member):
 
   def per_example(self, model, images, seed):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
-    from tfp_vae import losses  # pylint: disable=g-import-not-at-top
+    from tfp_vae.nn import losses  # pylint: disable=g-import-not-at-top
     posterior = model.encode(images)
     codes = model.sample_codes(posterior, seed)
     distortion = losses.distortion(model.decode(codes), images)
@@ -67,7 +67,7 @@ class LaplacePrior(components.Prior):
 
   def layer(self, latent_dim, components_, encoder, image_shape):
     import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
-    from tfp_vae import priors  # pylint: disable=g-import-not-at-top
+    from tfp_vae.nn import priors  # pylint: disable=g-import-not-at-top
     tfd = tfp.distributions
     return priors.FixedPrior(lambda: tfd.Independent(tfd.Laplace(
         [0.0] * latent_dim, [1 / math.sqrt(2)] * latent_dim), 1),
@@ -85,7 +85,7 @@ class ContinuousBernoulli(components.Likelihood):
 
   def decoder(self, network, image_shape, scale):
     import tensorflow_probability as tfp  # pylint: disable=g-import-not-at-top
-    from tfp_vae import decoders  # pylint: disable=g-import-not-at-top
+    from tfp_vae.nn import decoders  # pylint: disable=g-import-not-at-top
     return decoders.Decoder(network, lambda out: (
         tfp.distributions.ContinuousBernoulli(logits=out)), name='decoder')
 
@@ -125,8 +125,8 @@ def plugin_path(tmp_path_factory):
 def test_a_member_declared_in_one_class_trains_evaluates_and_exports(
     tmp_path, registered):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
-  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  from tfp_vae.experiment import evaluate as evaluation  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import run as training  # pylint: disable=g-import-not-at-top
   del registered
   config = config_lib.TrainConfig.create(
       model='capacity_vae', gamma=5.0, capacity=2.0, epochs=2,
@@ -330,7 +330,7 @@ def test_a_plugin_that_fails_to_load_is_named_where_it_matters(
 
 
 _MODULE_PLUGIN = '''"""A plugin module: importing it registers what it defines."""
-from tfp_vae import components
+from tfp_vae.family import components
 
 
 @components.LIKELIHOODS.register

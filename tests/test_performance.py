@@ -25,13 +25,13 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import REPO, bench_module
-from tfp_vae import config as config_lib
-from tfp_vae import data as data_lib
-from tfp_vae import errors
-from tfp_vae import layout
-from tfp_vae import models as models_lib
-from tfp_vae import rundir
-from tfp_vae import training
+from tfp_vae.config import settings as config_lib
+from tfp_vae.data import inputs as data_lib
+from tfp_vae.internal import errors
+from tfp_vae.internal import layout
+from tfp_vae.model import models as models_lib
+from tfp_vae.training import rundir
+from tfp_vae.training import run as training
 
 STEPS = 6
 BATCH = 20
@@ -155,7 +155,7 @@ def _serves_float32(run_dir, export_root):
 def test_bfloat16_follows_float32_and_serves_float32(tmp_path):
   """A regression guard, not a speed test: over 200 steps the bfloat16
   run's training loss follows float32's epoch by epoch (the package's
-  policy keeps the sensitive parts in float32: tfp_vae/precision.py), and
+  policy keeps the sensitive parts in float32: tfp_vae/nn/precision.py), and
   what it exports computes and serves float32.  The MMD-VAE: the model
   whose test loss bfloat16 was measured to cost (docs/performance.md);
   the VAE is trained in bfloat16 below."""
@@ -188,7 +188,7 @@ def test_bfloat16_follows_float32_and_serves_float32(tmp_path):
 def test_16_bit_trains_and_serves_float32(tmp_path, model, precision):
   """Each model under each 16-bit policy (the MMD-VAE's bfloat16 above):
   mixed_float16, for GPUs, is correct on CPU too, with dynamic loss
-  scaling (training.py); a falling loss and a float32 export."""
+  scaling (training/run.py); a falling loss and a float32 export."""
   _run(tmp_path, 'run', model=model, precision=precision, epochs=3,
        export_dir=str(tmp_path / 'export'))
   losses = _history_losses(tmp_path / 'run')
@@ -221,7 +221,8 @@ from trainers import common
 common.start()  # what the trainers do before importing TF
 import tensorflow as tf
 from tensorflow.python.util import _pywrap_util_port
-from tfp_vae import config as config_lib, data as data_lib
+from tfp_vae.config import settings as config_lib
+from tfp_vae.data import inputs as data_lib
 sys.path.insert(0, 'tests')
 import test_performance as t
 d = data_lib.load('mnist_5k')

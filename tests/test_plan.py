@@ -5,11 +5,11 @@ import json
 
 import pytest
 
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import hardware
-from tfp_vae import plan
-from tfp_vae import precision
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.runtime import hardware
+from tfp_vae.runtime import plan
+from tfp_vae.nn import precision
 
 AVX2 = hardware.Machine('AMD EPYC', frozenset({'avx2', 'fma'}), 2, ())
 AMX = hardware.Machine('Intel Xeon', frozenset({'amx_tile', 'amx_bf16',
@@ -96,7 +96,7 @@ def test_the_member_is_resolved_once_and_compared_resolved():
 @pytest.mark.slow
 def test_a_run_resumed_on_another_machine_class_keeps_its_precision(
     tmp_path, monkeypatch):
-  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import run as training  # pylint: disable=g-import-not-at-top
   monkeypatch.setattr(hardware, 'this_machine', lambda *a, **k: AVX2)
   config = config_lib.TrainConfig.create(
       epochs=1, train_examples=100, batch_size=50, plot_every=0,
@@ -167,8 +167,8 @@ def test_a_comparison_gives_its_runs_the_compared_members_and_keeps_auto():
   auto: each decides for all of them (as the pipeline's pods do), and a run
   already started resumes in the precision it recorded, which the compare
   step, possibly on another machine class, does not refuse."""
-  from tfp_vae import comparison  # pylint: disable=g-import-not-at-top
-  from tfp_vae import family  # pylint: disable=g-import-not-at-top
+  from tfp_vae.experiment import comparison  # pylint: disable=g-import-not-at-top
+  from tfp_vae.family import members as family  # pylint: disable=g-import-not-at-top
   base = config_lib.TrainConfig.create()
   members = [('vae', family.create('vae')), ('mmd_vae',
                                             family.create('mmd_vae')),

@@ -1,4 +1,4 @@
-"""The mixed-precision policy (tfp_vae/precision.py): under each 16-bit
+"""The mixed-precision policy (tfp_vae/nn/precision.py): under each 16-bit
 policy the hidden layers compute in 16 bits and every numerically sensitive
 tensor is float32, for every member, likelihood, prior and architecture."""
 
@@ -8,11 +8,11 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import allowed_combinations, covering
-from tfp_vae import components
-from tfp_vae import config as config_lib
-from tfp_vae import family
-from tfp_vae import models
-from tfp_vae import precision
+from tfp_vae.family import components
+from tfp_vae.config import settings as config_lib
+from tfp_vae.family import members as family
+from tfp_vae.model import models
+from tfp_vae.nn import precision
 
 SEED = tf.constant([3, 4], tf.int32)
 POLICIES = ('mixed_bfloat16', 'mixed_float16')

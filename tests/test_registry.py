@@ -13,18 +13,19 @@ import sys
 
 import pytest
 
-from tfp_vae import components
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import family
-from tfp_vae import registry
+from tfp_vae.family import components
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.family import members as family
+from tfp_vae.internal import registry
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where parts are declared and implemented: they name themselves.
 # The modules that declare the built-in parts; the public API declares one
 # Keras class per built-in member (api.py) and exports them (__init__.py).
-DECLARING = ('family.py', 'components.py', 'encoders.py', 'decoders.py',
-             'priors.py', 'networks.py', 'api.py', '__init__.py')
+DECLARING = ('family/members.py', 'family/components.py', 'nn/encoders.py',
+             'nn/decoders.py', 'nn/priors.py', 'nn/networks.py', 'api.py',
+             '__init__.py')
 REGISTRIES = (family.MEMBERS, components.LIKELIHOODS, components.PRIORS,
               components.ARCHITECTURES, components.ENCODERS)
 
@@ -73,8 +74,8 @@ def named_parts(root: str = REPO,
     for dirpath, _, files in os.walk(folder):
       for filename in sorted(files):
         if not filename.endswith('.py') or (
-            package == 'tfp_vae' and filename in DECLARING and
-            dirpath == folder):
+            package == 'tfp_vae' and os.path.relpath(
+                os.path.join(dirpath, filename), folder) in DECLARING):
           continue
         path = os.path.join(dirpath, filename)
         with open(path) as f:
@@ -101,17 +102,17 @@ def test_generic_code_names_no_particular_part():
 
 
 def test_the_check_finds_a_part_named_in_generic_code(tmp_path):
-  (tmp_path / 'tfp_vae').mkdir()
-  (tmp_path / 'tfp_vae' / 'report.py').write_text(
+  (tmp_path / 'tfp_vae' / 'experiment').mkdir(parents=True)
+  (tmp_path / 'tfp_vae' / 'experiment' / 'report.py').write_text(
       '"""A docstring may say vae."""\n'
       'def f(member, config):\n'
       "  if config.model.likelihood == 'gaussian':\n"
       '    return member.iwae_samples\n'
       "  return getattr(member, 'mmd_weight', None), MMDVAE\n")
   assert named_parts(str(tmp_path)) == [
-      'tfp_vae/report.py:3: likelihood/encoder gaussian',
-      'tfp_vae/report.py:5: model class MMDVAE',
-      'tfp_vae/report.py:5: setting of mmd_vae mmd_weight']
+      'tfp_vae/experiment/report.py:3: likelihood/encoder gaussian',
+      'tfp_vae/experiment/report.py:5: model class MMDVAE',
+      'tfp_vae/experiment/report.py:5: setting of mmd_vae mmd_weight']
 
 
 def test_each_registry_refuses_an_unknown_name_listing_the_known():

@@ -27,11 +27,11 @@ from tensorflow_serving.apis import predict_pb2
 from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tests.helpers import BAD, REPO, Server, free_port, http_call
-from tfp_vae import config as config_lib
-from tfp_vae import data
-from tfp_vae import errors
-from tfp_vae import export
-from tfp_vae import models
+from tfp_vae.config import settings as config_lib
+from tfp_vae.data import inputs as data
+from tfp_vae.internal import errors
+from tfp_vae.model import export
+from tfp_vae.model import models
 
 # One worker runs this file: its module fixtures (trained runs, servers)
 # are built once, not once per worker (`make test` uses --dist loadgroup).

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfp_vae import layout
+from tfp_vae.internal import layout
 from tfp_vae.serving import codec
 from tfp_vae.serving import repository
 from tfp_vae.serving import status

@@ -15,11 +15,11 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 from tests.helpers import checkpoint_tensors, run_cli, train_in_process
-from tfp_vae import config as config_lib
-from tfp_vae import data
-from tfp_vae import errors
-from tfp_vae import evaluation
-from tfp_vae import sources
+from tfp_vae.config import settings as config_lib
+from tfp_vae.data import inputs as data
+from tfp_vae.internal import errors
+from tfp_vae.experiment import evaluate as evaluation
+from tfp_vae.data import sources
 
 
 def _image(label: int, size: int = 28, channels: int = 1,
@@ -475,7 +475,7 @@ import json, sys
 from trainers import common
 common.start()  # what the trainers do before importing TF
 import tensorflow as tf
-from tfp_vae import data
+from tfp_vae.data import inputs as data
 
 def anon_mb():
   with open('/proc/self/status') as f:

@@ -1,4 +1,4 @@
-"""tfp_vae.specs: member specs, and the one text-to-type conversion that
+"""tfp_vae.family.specs: member specs, and the one text-to-type conversion that
 specs and command-line flags share."""
 
 import dataclasses
@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 
 from tests.helpers import run_cli
-from tfp_vae import errors
-from tfp_vae import family
-from tfp_vae import specs
+from tfp_vae.internal import errors
+from tfp_vae.family import members as family
+from tfp_vae.family import specs
 
 
 def _field(member: str, name: str) -> dataclasses.Field:

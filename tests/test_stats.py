@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from tfp_vae import stats
+from tfp_vae.experiment import stats
 
 
 def test_t_interval_against_hand_computed_values():
@@ -62,9 +62,9 @@ def test_better_is_given_only_where_the_interval_excludes_zero():
 
 def _summary(per_seed):
   """comparison.summarise over constructed metrics: {label: {seed: {...}}}."""
-  from tfp_vae import comparison  # pylint: disable=g-import-not-at-top
-  from tfp_vae import config as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import family  # pylint: disable=g-import-not-at-top
+  from tfp_vae.experiment import comparison  # pylint: disable=g-import-not-at-top
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.family import members as family  # pylint: disable=g-import-not-at-top
   runs = [comparison.Run(label, seed, config_lib.TrainConfig.create())
           for label in per_seed for seed in per_seed[label]]
   flat = {(label, seed): m for label, by in per_seed.items()
@@ -74,7 +74,7 @@ def _summary(per_seed):
 
 
 def test_the_summary_keeps_every_seed_and_marks_better_only_when_clear():
-  from tfp_vae import report  # pylint: disable=g-import-not-at-top
+  from tfp_vae.experiment import report  # pylint: disable=g-import-not-at-top
   knn = {'vae': [0.60, 0.62, 0.61], 'mmd_vae': [0.70, 0.71, 0.73],
          'vae:beta=4': [0.59, 0.64, 0.60]}
   per_seed = {label: {s: {'test_knn_accuracy': v[s], 'epochs_completed': 2}

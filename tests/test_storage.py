@@ -1,5 +1,5 @@
-"""Faults of the storage a run writes to (`tfp_vae.storage`): a full disk,
-a folder the user may not write, a folder that goes away.  Each is one
+"""Faults of the storage a run writes to (`tfp_vae.internal.storage`): a full
+disk, a folder the user may not write, a folder that goes away.  Each is one
 line in the user's words with the exit code a job controller needs, and
 the same command run again finishes with the uninterrupted run's weights
 and metrics.
@@ -29,12 +29,12 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import REPO, checkpoint_tensors
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import files
-from tfp_vae import rundir
-from tfp_vae import storage
-from tfp_vae import training
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.internal import files
+from tfp_vae.training import rundir
+from tfp_vae.internal import storage
+from tfp_vae.training import run as training
 
 # One worker runs this file: its module fixtures (trained runs, servers)
 # are built once, not once per worker (`make test` uses --dist loadgroup).
@@ -184,7 +184,7 @@ def test_each_fault_is_worded_with_its_exit_class(tmp_path):
 
 def test_a_page_on_a_full_disk_leaves_no_half_file(shared_root):
   """The report and every JSON file are written whole or not at all
-  (`tfp_vae.files`): on a disk that fills mid-write, nothing is left."""
+  (`tfp_vae.internal.files`): on a disk that fills mid-write, nothing is left."""
   disk = os.path.join(shared_root, 'small')
   with _tmpfs(disk, '64k') as why_not:
     if why_not:
@@ -412,7 +412,7 @@ def test_a_folder_that_vanishes_is_not_written_recreated(tmp_path):
 
 def test_compare_children_that_exit_retryable_make_compare_retryable(
     tmp_path):
-  from tfp_vae import fanout  # pylint: disable=g-import-not-at-top
+  from tfp_vae.internal import fanout  # pylint: disable=g-import-not-at-top
   job = lambda name, code: fanout.Job(
       name, [[sys.executable, '-c', f'import sys; sys.exit({code})']],
       str(tmp_path / f'{name}.log'))
@@ -426,7 +426,7 @@ def test_compare_children_that_exit_retryable_make_compare_retryable(
 @pytest.mark.slow
 def test_an_extended_run_whose_export_failed_exports_its_new_weights(
     tmp_path, monkeypatch):
-  from tfp_vae import export  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import export  # pylint: disable=g-import-not-at-top
   model_dir = str(tmp_path / 'run')
   training.run(_tiny(model_dir))  # version 1, epoch 1
   longer = dataclasses.replace(_tiny(model_dir), trainer=dataclasses.replace(

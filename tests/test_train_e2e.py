@@ -15,9 +15,9 @@ import pytest
 import tensorflow as tf
 
 from tests.helpers import REPO, run_cli, train_in_process
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import training
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.training import run as training
 
 TINY = ('--batch_size=500', '--plot_every=1', '--noverbose')
 

@@ -33,15 +33,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfp_vae import components
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import family
-from tfp_vae import likelihood as likelihood_lib
-from tfp_vae import losses
-from tfp_vae import models
-from tfp_vae import plan as plan_lib
-from tfp_vae import rundir
+from tfp_vae.family import components
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.family import members as family
+from tfp_vae.model import likelihood as likelihood_lib
+from tfp_vae.nn import losses
+from tfp_vae.model import models
+from tfp_vae.runtime import plan as plan_lib
+from tfp_vae.training import rundir
 
 PACKAGE = 'tfp_vae'
 # ModelConfig's settings (the member's own come from `family`), and the seed.
@@ -146,7 +146,7 @@ class Model(models.LatentVariableModel):
   the member classes below fix the first argument.
 
   Args:
-    model: the member's name (`tfp_vae.family.names()`).
+    model: the member's name (`tfp_vae.family.members.names()`).
     seed: the seed of the weights and of the training noise (the global
       generators are left alone: `models.seeded`).
     name: the Keras name (default: the member's).
@@ -370,7 +370,7 @@ class Model(models.LatentVariableModel):
                          likelihood_lib.DEFAULT_PROPOSAL_SCALE)
                      ) -> np.ndarray:
     """The importance-weighted estimate of log p(x) with k = `num_samples`
-    (the command line's test_iwae_log_likelihood; `tfp_vae.likelihood`),
+    (the command line's test_iwae_log_likelihood; `tfp_vae.model.likelihood`),
     in nats: float64 [N].  A point-mass encoder's proposal is a Gaussian of
     scale `proposal_scale` around its code."""
     return likelihood_lib.iwae_log_likelihood(
@@ -407,7 +407,7 @@ BUILT_IN = {cls.member_name: cls for cls in (VAE, MMDVAE, InfoVAE, IWAE)}
 
 
 def build(name: str, **settings: Any) -> Model:
-  """The model of any registered member (`tfp_vae.family`, plugins
+  """The model of any registered member (`tfp_vae.family.members`, plugins
   included) with `settings` (see `Model`).
 
   Raises:

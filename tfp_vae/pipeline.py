@@ -24,11 +24,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_vae import api
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import family
-from tfp_vae import rundir
-from tfp_vae import training
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.family import members as family
+from tfp_vae.training import rundir
+from tfp_vae.training import run as training
 
 ARRAYS_FILE = 'images.npz'
 # Keyword arguments of fit that are the command line's flags of the same

@@ -24,17 +24,19 @@ from absl import app
 from absl import flags
 from absl import logging
 
-from tfp_vae import checks
-from tfp_vae import config as config_lib
-from tfp_vae import errors
-from tfp_vae import family
-from tfp_vae import registry
-from tfp_vae import specs
-from tfp_vae import storage
+import tfp_vae
+from tfp_vae.internal import checks
+from tfp_vae.config import settings as config_lib
+from tfp_vae.internal import errors
+from tfp_vae.family import members as family
+from tfp_vae.internal import registry
+from tfp_vae.family import specs
+from tfp_vae.internal import storage
 
 FLAGS = flags.FLAGS
+# tfp_vae/ (all its subpackages) and trainers/.
 _PACKAGE_DIRS = tuple(os.path.dirname(os.path.abspath(p)) + os.sep for p in (
-    config_lib.__file__, __file__))
+    tfp_vae.__file__, __file__))
 
 
 class _OwnInfoOnly(std_logging.Filter):
@@ -153,7 +155,7 @@ EXIT_RETRYABLE = errors.RETRYABLE_EXIT_CODE
 
 def _choices(field) -> tuple[list[str], str]:
   """A field's allowed values and what they mean: from its registry
-  (`tfp_vae.registry`, plugins included) or its declared tuple."""
+  (`tfp_vae.internal.registry`, plugins included) or its declared tuple."""
   choices = field.metadata.get('choices')
   if isinstance(choices, registry.Registry):
     return list(choices.names()), ' ' + choices.describe() + '.'
@@ -306,7 +308,7 @@ def compare_configs_from_flags(models: list[str], seeds: int = 1,
                                           list[tuple[str, family.Member]],
                                           config_lib.EvalConfig]:
   """trainers.compare's shared config, its compared members (`--models`
-  specs, `tfp_vae.specs`, each with the setting flags given that it
+  specs, `tfp_vae.family.specs`, each with the setting flags given that it
   declares) and evaluation, all validated before TensorFlow loads.
 
   Raises:

@@ -26,7 +26,7 @@ The small-data experiment of the InfoVAE tutorial:
 
 from absl import flags
 
-from tfp_vae import family
+from tfp_vae.family import members as family
 from trainers import common
 
 common.define('string', 'output_dir', None,
@@ -62,7 +62,7 @@ def main(argv):  # pylint: disable=unused-argument
       common.compare_configs_from_flags, FLAGS.models, FLAGS.seeds,
       FLAGS.parallel)
   common.import_tensorflow()
-  from tfp_vae import comparison  # pylint: disable=g-import-not-at-top
+  from tfp_vae.experiment import comparison  # pylint: disable=g-import-not-at-top
   results = common.exit_on_user_error(
       comparison.compare, base, members, FLAGS.output_dir, eval_config,
       FLAGS.progress, seeds=FLAGS.seeds, parallel=FLAGS.parallel)

@@ -3,8 +3,8 @@
   python -m trainers.evaluate --model_dir=runs/vae --eval_iwae_samples=1000
 
 Adds the importance-weighted log-likelihood, latent probes (k-NN, logistic
-regression), active units and the classifier Frechet distance to the
-metrics the trainer wrote (tfp_vae/evaluation.py lists every estimator).
+regression), active units and the classifier Frechet distance to the metrics the
+trainer wrote (tfp_vae/experiment/evaluate.py lists every estimator).
 """
 
 import json
@@ -28,7 +28,7 @@ FLAGS = flags.FLAGS
 def main(argv):  # pylint: disable=unused-argument
   eval_config = common.exit_on_user_error(common.eval_config_from_flags)
   common.import_tensorflow()
-  from tfp_vae import evaluation  # pylint: disable=g-import-not-at-top
+  from tfp_vae.experiment import evaluate as evaluation  # pylint: disable=g-import-not-at-top
   result = common.exit_on_user_error(
       evaluation.evaluate_run, FLAGS.model_dir, eval_config,
       data_dir=FLAGS.data_dir, idx_dir=FLAGS.idx_dir)

@@ -14,8 +14,8 @@ from absl import logging
 
 from trainers import common
 
-from tfp_vae import checks  # pylint: disable=g-bad-import-order
-from tfp_vae import config as config_lib
+from tfp_vae.internal import checks  # pylint: disable=g-bad-import-order
+from tfp_vae.config import settings as config_lib
 
 common.define_run_dir_flag()
 common.define('string', 'export_dir', None,
@@ -37,8 +37,8 @@ def export_run(model_dir: str, export_dir: str, model_name=None,
                serving_base_path=None,
                max_batch: int = config_lib.MAX_BATCH) -> str:
   """Exports model_dir's latest checkpoint; returns the version's path."""
-  from tfp_vae import export as export_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae import rundir  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import export as export_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import rundir  # pylint: disable=g-import-not-at-top
   model, _, info = rundir.load_trained_model(model_dir)
   start = time.perf_counter()
   logging.info('writing the SavedModel (a few seconds)')

@@ -15,7 +15,7 @@ from absl import flags
 
 from trainers import common
 
-from tfp_vae import errors  # pylint: disable=g-bad-import-order
+from tfp_vae.internal import errors  # pylint: disable=g-bad-import-order
 
 common.define_serve_flags()
 FLAGS = flags.FLAGS

@@ -19,7 +19,7 @@ def main(argv):  # pylint: disable=unused-argument
   config = common.exit_on_user_error(
       lambda: common.train_config_from_flags().validate())
   common.import_tensorflow()
-  from tfp_vae import training  # pylint: disable=g-import-not-at-top
+  from tfp_vae.training import run as training  # pylint: disable=g-import-not-at-top
   metrics = common.exit_on_user_error(training.run, config)
   logging.info('metrics: %s', ', '.join(
       f'{k}={common.format_metric(v)}' for k, v in sorted(metrics.items())))

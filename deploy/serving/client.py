@@ -370,10 +370,10 @@ def write_pngs(arrays: Mapping[str, np.ndarray], output_dir: str
 def test_images(count: int, dataset: str = 'mnist_5k',
                 data_dir: Optional[str] = None) -> np.ndarray:
   """The first `count` test images of `dataset`, float32 in [0, 1], as the
-  trainers evaluate them (tfp_vae.data)."""
+  trainers evaluate them (tfp_vae.data.inputs)."""
   try:
-    from tfp_vae import data  # pylint: disable=g-import-not-at-top
-    from tfp_vae import errors  # pylint: disable=g-import-not-at-top
+    from tfp_vae.data import inputs as data  # pylint: disable=g-import-not-at-top
+    from tfp_vae.internal import errors  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise ClientError(f'--from_test_images needs tfp-vae installed ({e}); '
                       'or pass --images=FILE.npy') from None

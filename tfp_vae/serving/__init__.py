@@ -23,6 +23,9 @@ Modules, one concept each:
 
 This package never imports TensorFlow Probability; the SavedModels it
 serves do not need it.  docs/serving.md is the reference.
+
+May import: tfp_vae.internal, nn, family, config, data, runtime, model,
+evaluation, training, experiment (today: internal and config only).
 """
 
 # `serve`, `ExportDirModel` and `ServingError` load the server's modules

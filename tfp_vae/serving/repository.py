@@ -2,7 +2,7 @@
 looked up by number or label the way TF Serving does.
 
 A model is a name and a base path holding version folders (`1/`,
-`00000123/`, `tfp_vae.layout`), a version policy (TF Serving's
+`00000123/`, `tfp_vae.internal.layout`), a version policy (TF Serving's
 `model_version_policy`: the latest N, all, or specific versions) and
 version labels.  `--export_dir` gives one model serving its latest version;
 `--model_config_file` gives TF Serving's `model_config_list` of several.
@@ -31,9 +31,9 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorflow.core.protobuf import saved_model_pb2
 
-from tfp_vae import errors
-from tfp_vae import layout
-from tfp_vae.internals import tensorflow as tf_internals
+from tfp_vae.internal import errors
+from tfp_vae.internal import layout
+from tfp_vae.internal import tensorflow_internals as tf_internals
 from tfp_vae.serving import status
 
 # TF Serving retries a failed load (--max_num_load_retries, default 5).
@@ -162,7 +162,7 @@ def read_model_config_file(path: str) -> list[ModelConfig]:
 def signature_error_message(error: tf.errors.OpError) -> str:
   """The signature's own message in a TensorFlow error, on one line.
 
-  The in-graph checks (`tfp_vae.export`) fail with `tf.debugging.Assert`,
+  The in-graph checks (`tfp_vae.model.export`) fail with `tf.debugging.Assert`,
   whose error reads "Graph execution error: ... assertion failed:
   [<message>] [<data>] ... [[{{node ...}}]]"; this returns "<message>
   [<data>] ...".  Other errors give their first informative line.

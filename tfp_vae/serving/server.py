@@ -25,7 +25,7 @@ from starlette import responses
 from starlette import routing
 import uvicorn
 
-from tfp_vae import config as config_lib
+from tfp_vae.config import settings as config_lib
 from tfp_vae.serving import http
 from tfp_vae.serving import kserve_adapter
 from tfp_vae.serving import monitoring

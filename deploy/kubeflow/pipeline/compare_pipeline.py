@@ -33,7 +33,7 @@ sys.path.insert(0, REPO)
 sys.path.insert(0, HERE)
 # pylint: disable=g-import-not-at-top,wrong-import-position
 import pipeline as train_pipeline
-from tfp_vae import specs
+from tfp_vae.family import specs
 # pylint: enable=g-import-not-at-top,wrong-import-position
 
 IMAGE = train_pipeline.IMAGE

@@ -1,0 +1,6 @@
+"""One training run (`run`), its Keras callbacks (`callbacks`) and its run
+directory (`rundir`).
+
+May import: tfp_vae.internal, nn, family, config, data, runtime, model,
+evaluation.
+"""
