@@ -11,14 +11,11 @@ labels.  SIGTERM finishes the requests in flight and exits.  See
 docs/serving.md.
 """
 
-from absl import flags
-
 from trainers import common
 
 from tfp_vae.internal import errors  # pylint: disable=g-bad-import-order
 
 common.define_serve_flags()
-FLAGS = flags.FLAGS
 
 
 def serve_from_flags() -> None:
