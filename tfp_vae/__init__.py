@@ -74,6 +74,9 @@ evaluation/   measuring a trained model
 
 training/
   run         one run: prepare, build, fit, finish
+  running     a run in progress: what prepare found and build made
+  loop        the fit loop: Keras fit over the data stream, resumable at any
+              step; stops on a non-finite loss, SIGTERM or a lost peer
   callbacks   Keras callbacks of a run, one job each
   rundir      a run directory's layout, files and trained model
 

@@ -1,5 +1,5 @@
-"""One training run (`run`), its Keras callbacks (`callbacks`) and its run
-directory (`rundir`).
+"""One training run (`run`: a `running.Run` trained by `loop`), its Keras
+callbacks (`callbacks`) and its run directory (`rundir`).
 
 May import: tfp_vae.internal, nn, family, config, data, runtime, model,
 evaluation.

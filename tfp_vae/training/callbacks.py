@@ -1,6 +1,6 @@
 """Keras callbacks of a training run, one job each.
 
-Order matters and `training.fit` keeps it: the guard first (a non-finite
+Order matters and `loop.fit` keeps it: the guard first (a non-finite
 epoch must not be checkpointed), then early stopping (it decides whether the
 epoch is the best), then the epoch record (checkpoint, test metrics,
 history, summaries), then the periodic plots.

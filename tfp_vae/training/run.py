@@ -1,5 +1,6 @@
 """One training run: config -> data + model -> fit -> checkpoints, metrics,
-plots, SavedModel, in four steps (`prepare`, `build`, `fit`, `finish`).
+plots, SavedModel, in four steps (`prepare`, `build`, `loop.fit`,
+`finish`) over a `running.Run`.
 
 Resuming: the checkpoint holds model, optimizer and the number of finished
 epochs.  Running the same configuration again continues from the last
@@ -7,10 +8,8 @@ checkpoint up to `epochs`; a finished run is not retrained (its metrics and
 plots are refreshed, which is cheap).  A different configuration in the
 same model_dir is refused (`config` marks what may change).
 
-A NaN or infinite training loss stops the run with `NonFiniteLossError`; the
-epoch in which it happened is not checkpointed, so the last good checkpoint
-stays the latest.  SIGTERM (how clusters preempt) stops at the next step,
-saves a checkpoint of the weights so far and raises `Preempted`.
+A NaN or infinite loss, SIGTERM and a lost peer stop the fit loop
+(`tfp_vae.training.loop`, which says how).
 
 Distributed: every worker runs the same command.  All workers restore from
 the chief's `checkpoints/`; only the chief writes into model_dir (config.json,
@@ -18,96 +17,32 @@ checkpoints, metrics.json, plots, TensorBoard) and export_dir.  Other workers
 save their (required, collective) checkpoints and exports under
 model_dir/.worker-<id>/, which they delete at the end.
 """
-
 import contextlib
-import dataclasses
 import os
 import shutil
-import sys
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from absl import logging
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfp_vae.runtime import budget
-from tfp_vae.training import callbacks as callbacks_lib
 from tfp_vae.config import settings as config_lib
 from tfp_vae.data import inputs as data_lib
-from tfp_vae.runtime import distribute
-from tfp_vae.internal import errors
-from tfp_vae.model import export as export_lib
-from tfp_vae.internal import layout
-from tfp_vae.family import members as family
-from tfp_vae.internal import files
-from tfp_vae.evaluation import metrics as metrics_lib
-from tfp_vae.model import models as models_lib
-from tfp_vae.runtime import plan as plan_lib
-from tfp_vae.evaluation import plots
-from tfp_vae.training import rundir
-from tfp_vae.internal import storage
 from tfp_vae.data import sources
-
-
-@dataclasses.dataclass
-class Run:
-  """A run in progress: what `prepare` found and `build` made."""
-  config: config_lib.TrainConfig
-  strategy: tf.distribute.Strategy
-  chief: bool
-  own_dir: str
-  data: data_lib.ImageData
-  validation_images: np.ndarray
-  test_x: np.ndarray
-  previous_metrics: dict[str, Any]
-  plan: plan_lib.Plan
-  previous_plan: Optional[dict[str, Any]]  # recorded when the run started
-  state: callbacks_lib.RunState = dataclasses.field(
-      default_factory=callbacks_lib.RunState)
-  model: Optional[models_lib.LatentVariableModel] = None
-  epoch_var: Optional[tf.Variable] = None
-  epoch_steps_var: Optional[tf.Variable] = None
-  stopping: Optional[callbacks_lib.EarlyStopping] = None
-  manager: Optional[tf.train.CheckpointManager] = None
-  trained: bool = False  # whether this process trained any epoch
-  # Weights to start from when model_dir holds no checkpoint (tfp_vae.fit
-  # passes the user's model).
-  start_from: Optional[keras.Model] = None
-  metrics: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-  @property
-  def model_dir(self) -> str:
-    return self.plan.model_dir
-
-  @property
-  def epochs_done(self) -> int:
-    return int(self.epoch_var.numpy())
-
-  def draw(self, epoch: Optional[int] = None,
-           terms: Optional[dict] = None) -> None:
-    """The run's figures into plots/ (the final ones), or after `epoch`
-    into plots/epoch_NNNN/; test arrays computed if not given."""
-    if terms is None:
-      _, terms = metrics_lib.evaluate(self.model, self.test_x,
-                                      seed=self.config.trainer.seed)
-    where = os.path.join(self.model_dir, rundir.PLOTS_SUBDIR,
-                         '' if epoch is None else rundir.epoch_plots(epoch))
-    what = ('the final plots' if epoch is None else
-            f'the plots of epoch {epoch}')
-    with storage.writing('plots', what, where):
-      # An epoch's folder appears whole (a rerun redraws a missing one).
-      tmp = where if epoch is None else files.temp_path(where)
-      try:
-        plots.draw_all(self.model, self.test_x, self.data.test_labels,
-                       terms['code_mean'], tmp, seed=self.config.trainer.seed,
-                       class_names=self.data.class_names)
-        if tmp != where:
-          shutil.rmtree(where, ignore_errors=True)
-          os.rename(tmp, where)
-      finally:
-        if tmp != where:
-          shutil.rmtree(tmp, ignore_errors=True)
+from tfp_vae.evaluation import metrics as metrics_lib
+from tfp_vae.internal import errors
+from tfp_vae.internal import layout
+from tfp_vae.internal import storage
+from tfp_vae.model import export as export_lib
+from tfp_vae.model import models as models_lib
+from tfp_vae.runtime import budget
+from tfp_vae.runtime import distribute
+from tfp_vae.runtime import plan as plan_lib
+from tfp_vae.training import callbacks as callbacks_lib
+from tfp_vae.training import loop
+from tfp_vae.training import rundir
+from tfp_vae.training import running
 
 
 def run(config: config_lib.TrainConfig,
@@ -136,9 +71,9 @@ def run(config: config_lib.TrainConfig,
 
 def execute(config: config_lib.TrainConfig,
             on_epoch: Optional[Callable[[int, dict], None]] = None,
-            start_from: Optional[keras.Model] = None) -> Run:
-  """`run`, returning the finished Run: its trained model (float32) and
-  the metrics written to metrics.json (`Run.metrics`).
+            start_from: Optional[keras.Model] = None) -> running.Run:
+  """`run`, returning the finished `running.Run`: its trained model
+  (float32) and the metrics written to metrics.json (its `metrics`).
 
   Args:
     config, on_epoch: as `run`.
@@ -158,7 +93,7 @@ def execute(config: config_lib.TrainConfig,
         logging.info('removed %s, left by an interrupted run', path)
     rundir.check_same_run(config, the_run.plan)
     build(the_run)
-    fit(the_run, on_epoch)
+    loop.fit(the_run, on_epoch)
     the_run.metrics = finish(the_run)
     return the_run
 
@@ -174,7 +109,7 @@ def _guarded(model_dir: str):
     storage.unguard(model_dir)
 
 
-def prepare(config: config_lib.TrainConfig) -> Run:
+def prepare(config: config_lib.TrainConfig) -> running.Run:
   """Validates, builds the strategy, checks the model_dir, loads the data
   and makes the run's plan (`tfp_vae.runtime.plan`), which it logs."""
   config.validate()
@@ -221,16 +156,16 @@ def prepare(config: config_lib.TrainConfig) -> Run:
   budget.check(config, the_plan)
   os.makedirs(own_dir, exist_ok=True)
   the_plan.log()
-  return Run(config=config, strategy=strategy, chief=chief, own_dir=own_dir,
-             data=data, validation_images=validation_images,
-             test_x=data_lib.eval_images(data.test_images,
-                                         config.data.binarize,
-                                         config.trainer.seed),
-             previous_metrics=rundir.read_metrics(model_dir), plan=the_plan,
-             previous_plan=previous_plan)
+  return running.Run(
+      config=config, strategy=strategy, chief=chief, own_dir=own_dir,
+      data=data, validation_images=validation_images,
+      test_x=data_lib.eval_images(data.test_images, config.data.binarize,
+                                  config.trainer.seed),
+      previous_metrics=rundir.read_metrics(model_dir), plan=the_plan,
+      previous_plan=previous_plan)
 
 
-def build(the_run: Run) -> None:
+def build(the_run: running.Run) -> None:
   """Builds model and optimizer in the strategy's scope, restores the
   latest checkpoint and, on the chief, writes config.json (with the plan)
   and data_info.json."""
@@ -305,160 +240,7 @@ def _start_from(model: keras.Model, start: keras.Model,
   model.set_weights(weights)
 
 
-def fit(the_run: Run,
-        on_epoch: Optional[Callable[[int, dict], None]] = None) -> None:
-  """Trains the remaining steps, if any.
-
-  Data order and noise are functions of (seed, step), so a run resumed at
-  any step, including inside an epoch after SIGTERM, continues exactly as
-  the uninterrupted run would have.
-
-  Raises:
-    Preempted: SIGTERM arrived (a checkpoint was saved).
-    NonFiniteLossError: the loss became NaN or infinite.
-    PeerLost: a worker of a multi-worker run stopped answering.
-  """
-  config, state = the_run.config, the_run.state
-  done, offset = the_run.epochs_done, int(the_run.epoch_steps_var.numpy())
-  if the_run.chief:
-    _draw_missed_plots(the_run, done)
-  if not _epochs_left(the_run, done):
-    return
-  if done or offset:
-    logging.info('resuming %s from epoch %d of %d%s', the_run.model_dir,
-                 done, config.trainer.epochs,
-                 f', step {offset} of epoch {done + 1}' if offset else '')
-  per_epoch = data_lib.steps_per_epoch(the_run.plan.data.num_train,
-                                       config.trainer.batch_size)
-  state.steps_per_epoch = per_epoch
-  state.resume_epoch, state.resume_offset = done, min(offset, per_epoch - 1)
-  writer = None
-  board = os.path.join(the_run.model_dir, rundir.TENSORBOARD_SUBDIR)
-  if the_run.chief:
-    with storage.writing('summaries', 'the TensorBoard summaries', board,
-                         inject=False):
-      writer = tf.summary.create_file_writer(board)
-    with storage.writing('history', 'the history',
-                         rundir.path(the_run.model_dir, rundir.HISTORY_FILE),
-                         inject=False):
-      rundir.truncate_history(the_run.model_dir, done)
-  cursor = tf.Variable(state.first_step(done), dtype=tf.int64,
-                       trainable=False)
-  train = _trainer(the_run, _callbacks(the_run, cursor, writer, on_epoch),
-                   cursor)
-  with callbacks_lib.sigterm_sets_preempted(state), (
-      _peer_failures_are_retryable(the_run.strategy)), (
-          _bad_streamed_image_is_named(the_run.data.train_images)):
-    if state.resume_offset:  # the rest of the epoch SIGTERM interrupted
-      train(per_epoch - state.resume_offset, done, done + 1)
-    if not the_run.model.stop_training and not state.preempted and (
-        the_run.epochs_done < config.trainer.epochs):
-      train(per_epoch, the_run.epochs_done, config.trainer.epochs)
-  if writer is not None:
-    with storage.writing('summaries', 'the TensorBoard summaries', board):
-      writer.close()
-  the_run.trained = True
-  _raise_if_stopped(the_run)
-
-
-def _draw_missed_plots(the_run: Run, done: int) -> None:
-  """The periodic plots of the checkpointed epoch, when the process that
-  trained it stopped before drawing them (a full disk, a kill)."""
-  every = the_run.config.runtime.plot_every
-  if done and every and not done % every and not os.path.isdir(
-      os.path.join(the_run.model_dir, rundir.PLOTS_SUBDIR,
-                   rundir.epoch_plots(done))):
-    logging.info('drawing the plots of epoch %d, which the run that trained '
-                 'it did not', done)
-    the_run.draw(done)
-
-
-def _epochs_left(the_run: Run, done: int) -> bool:
-  """Whether the run has epochs to train (it may have stopped early or be
-  finished); says why not."""
-  config = the_run.config
-  if the_run.stopping.stopped():
-    logging.info('%s stopped early after epoch %d (no validation '
-                 'improvement for %d epochs): not training again',
-                 the_run.model_dir, done,
-                 config.trainer.early_stopping_patience)
-    return False
-  if done >= config.trainer.epochs:
-    logging.info('%s already trained for %d epochs (--epochs=%d): not '
-                 'training again', the_run.model_dir, done,
-                 config.trainer.epochs)
-    return False
-  return True
-
-
-def _callbacks(the_run: Run, cursor: tf.Variable, writer,
-               on_epoch: Optional[Callable[[int, dict], None]]) -> list:
-  """The run's callbacks, in the order `tfp_vae.training.callbacks` needs."""
-  config, chief, state = the_run.config, the_run.chief, the_run.state
-  model, seed = the_run.model, config.trainer.seed
-  record = callbacks_lib.EpochRecord(
-      state, the_run.epoch_var, the_run.epoch_steps_var, the_run.manager,
-      model_dir=the_run.model_dir if chief else None,
-      evaluate=(lambda: metrics_lib.evaluate(model, the_run.test_x, seed))
-      if chief else None,
-      writer=writer, preview=the_run.test_x[:8],
-      on_epoch=on_epoch if chief else None)
-  return [callbacks_lib.DataCursor(state, cursor),
-          callbacks_lib.NonFiniteGuard(state), the_run.stopping, record,
-          callbacks_lib.PeriodicPlots(
-              config.runtime.plot_every if chief else 0, state, record,
-              the_run.draw)]
-
-
-def _trainer(the_run: Run, callbacks: list, cursor: tf.Variable):
-  """train(steps, first_epoch, last_epoch): Keras fit over the run's data
-  stream from the cursor."""
-  config, model = the_run.config, the_run.model
-  batch, seed = config.trainer.batch_size, config.trainer.seed
-  validation = the_run.validation_images
-  validation_ds = data_lib.eval_dataset(
-      validation, batch, config.data.binarize, seed) if len(
-          validation) else None
-
-  def train(steps, first_epoch, last_epoch):
-    model.fit(data_lib.train_dataset(
-        the_run.data.train_images, batch, seed, config.data.binarize,
-        cursor=cursor, steps=steps),
-              epochs=last_epoch, initial_epoch=first_epoch,
-              callbacks=callbacks, verbose=_verbosity(config.runtime.verbose),
-              validation_data=validation_ds,
-              shuffle=False)  # the stream is its own order
-
-  return train
-
-
-def _raise_if_stopped(the_run: Run) -> None:
-  """After training: SIGTERM saves a checkpoint and raises Preempted; a
-  non-finite loss raises NonFiniteLossError with what to change."""
-  state = the_run.state
-  if state.preempted:
-    if not state.epoch_complete:
-      the_run.epoch_steps_var.assign(state.epoch_steps)
-    with storage.writing('checkpoint', 'the checkpoint at SIGTERM',
-                         the_run.manager.directory):
-      path = the_run.manager.save()
-    raise errors.Preempted(
-        f'stopped by SIGTERM in epoch {the_run.epochs_done + 1} after step '
-        f'{int(the_run.epoch_steps_var.numpy())}; saved {path}; run the same '
-        f'command again to resume')
-  if state.failure is not None:
-    last = tf.train.latest_checkpoint(
-        os.path.join(the_run.model_dir, rundir.CHECKPOINT_SUBDIR))
-    kept = (f'the last good checkpoint ({last}, epoch '
-            f'{the_run.epochs_done}) is kept' if last else
-            'no epoch finished, so there is no checkpoint')
-    raise errors.NonFiniteLossError(
-        f'{state.failure}; {kept}; '
-        f'{_non_finite_remedy(the_run.config, the_run.plan)} and run the '
-        f'same command again to resume')
-
-
-def finish(the_run: Run) -> dict[str, float]:
+def finish(the_run: running.Run) -> dict[str, float]:
   """Restores the best weights after early stopping, then on the chief
   writes metrics.json, the final plots and the export; other workers take
   part in the export's collective ops and clean up.  Returns the metrics."""
@@ -526,7 +308,8 @@ def finish(the_run: Run) -> dict[str, float]:
   return merged
 
 
-def _export_unless_current(the_run: Run, model, export_dir: str) -> None:
+def _export_unless_current(the_run: running.Run, model,
+                           export_dir: str) -> None:
   """A new version, unless the latest one holds these weights already (it
   recorded this epoch, or it recorded none and nothing was trained now)."""
   folders = layout.version_dirs(export_dir)
@@ -563,43 +346,6 @@ def prepare_data(config: config_lib.TrainConfig
   return data_lib.split_validation(data, config.data.validation_examples)
 
 
-@contextlib.contextmanager
-def _bad_streamed_image_is_named(images):
-  """Context: a streamed image that fails to decode mid-run raises the
-  reader's DataError (one line naming the file) instead of TensorFlow's
-  op error.  The epochs before it are checkpointed."""
-  try:
-    yield
-  except tf.errors.OpError:
-    failure = getattr(images, 'failure', None)
-    if failure is None:
-      raise
-    raise errors.DataError(
-        f'{failure} (found while streaming; the last checkpoint is kept: '
-        f'fix or remove the file and rerun to resume)') from None
-
-
-class _peer_failures_are_retryable:  # pylint: disable=invalid-name
-  """Context: in a multi-worker run, a lost peer raises PeerLost."""
-
-  _ERRORS = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-             tf.errors.CancelledError, tf.errors.AbortedError)
-
-  def __init__(self, strategy: tf.distribute.Strategy):
-    self.multi_worker = distribute.task(strategy)[0] is not None
-
-  def __enter__(self):
-    return self
-
-  def __exit__(self, exc_type, exc, tb):
-    if self.multi_worker and exc_type is not None and issubclass(
-        exc_type, self._ERRORS):
-      raise errors.PeerLost(
-          f'a worker stopped answering ({exc_type.__name__}); run the job '
-          f'again to resume from the last checkpoint') from exc
-    return False
-
-
 def _check_directories(config: config_lib.TrainConfig) -> None:
   """model_dir and export_dir must be directories this process can write,
   checked before any data is read or any epoch trained.
@@ -631,28 +377,6 @@ def _check_directories(config: config_lib.TrainConfig) -> None:
       ) from None
 
 
-def _non_finite_remedy(config: config_lib.TrainConfig,
-                       the_plan: plan_lib.Plan) -> str:
-  """What to change after a NaN: the learning rate, and the settings that
-  scale this model's loss (`family.Member.loss_scales`, at their resolved
-  values) and its likelihood's (`components.Likelihood.uses_scale`)."""
-  member = the_plan.member
-  fields = {f.name: f for f in dataclasses.fields(member)}
-  scales = []
-  for name in member.loss_scales:
-    value = getattr(member, name)
-    scales.append(f'--{family.public_name(fields[name])}' + (
-        f'={value:g}' if value is not None else ''))
-  _, likelihood, _, _ = config.model.parts()
-  if likelihood.uses_scale:
-    scales.append(f'--gaussian_scale={config.model.gaussian_scale:g} '
-                  f'(a smaller scale weighs pixels by 1/scale^2)')
-  remedy = 'lower --learning_rate'
-  if scales:
-    remedy += ', or make the loss smaller: ' + ', '.join(scales)
-  return remedy
-
-
 def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):
   if config.trainer.lr_schedule == 'cosine':
     return keras.optimizers.schedules.CosineDecay(
@@ -661,8 +385,7 @@ def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):
   return config.trainer.learning_rate
 
 
-
-def _throughput(the_run: Run) -> float:
+def _throughput(the_run: running.Run) -> float:
   """Training images per second, excluding the first (tracing) epoch when
   more than one epoch ran; from the history's epoch times when nothing was
   trained in this process."""
@@ -677,9 +400,3 @@ def _throughput(the_run: Run) -> float:
   batch = the_run.config.trainer.batch_size
   images_per_epoch = the_run.plan.data.num_train // batch * batch
   return images_per_epoch * len(seconds) / sum(seconds)
-
-
-def _verbosity(verbose: bool) -> int:
-  if not verbose:
-    return 0
-  return 1 if sys.stdout.isatty() else 2
