@@ -46,8 +46,8 @@ def write_sources(root: str) -> dict[str, str]:
   test splits."""
   from PIL import Image  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from tfp_vae.data import inputs as data  # pylint: disable=g-import-not-at-top
-  d = data.load_idx('fashion_mnist', FASHION)
+  from tfp_vae.data import loaders  # pylint: disable=g-import-not-at-top
+  d = loaders.load_idx('fashion_mnist', FASHION)
   folder, records = os.path.join(root, 'png'), os.path.join(root, 'tfrecord')
   os.makedirs(records, exist_ok=True)
   for split, images, labels in (('train', d.train_images, d.train_labels),

@@ -34,17 +34,18 @@ FLAGS = flags.FLAGS
 def _child(spec: dict) -> None:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae.data import inputs as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import loaders  # pylint: disable=g-import-not-at-top
   from tfp_vae.model import likelihood  # pylint: disable=g-import-not-at-top
   from tfp_vae.model import models  # pylint: disable=g-import-not-at-top
 
   if spec['what'] == 'matmul':
     benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})
     return
-  data = data_lib.load('mnist_5k')
+  data = loaders.load('mnist_5k')
   config = config_lib.TrainConfig.create(model=spec['model']).validate()
   model = models.build_model(config, data.image_shape)
-  images = data_lib.eval_images(data.test_images)[:spec['num_images']]
+  images = inputs.eval_images(data.test_images)[:spec['num_images']]
   k, per_call = spec['k'], spec['images_per_call']
   # FLOPs of one image with k samples, the way the estimate traces it.
   traced = tf.function(

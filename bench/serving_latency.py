@@ -21,7 +21,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import inputs
+from tfp_vae.data import loaders
 from tfp_vae.model import export
 from tfp_vae.model import models
 
@@ -43,13 +44,13 @@ def _time(fn, repeats: int) -> np.ndarray:
 
 
 def main(_):
-  d = data_lib.load('mnist_5k')
+  d = loaders.load('mnist_5k')
   cfg = config_lib.TrainConfig.create(model=FLAGS.model).validate()
   model = models.build_model(cfg, d.image_shape)
   with tempfile.TemporaryDirectory() as tmp:
     path = export.export_savedmodel(model, d.image_shape, tmp)
     sigs = tf.saved_model.load(path).signatures
-    images = data_lib.eval_images(d.test_images)
+    images = inputs.eval_images(d.test_images)
     rows = []
     for batch in (1, 256):
       x = tf.constant(images[:batch])

@@ -84,14 +84,15 @@ def _machine() -> str:
 
 def _inputs(signature: str, batch: int, latent_dim: int) -> dict:
   """The same request values for the server and the in-process calls."""
-  from tfp_vae.data import inputs as data  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import loaders  # pylint: disable=g-import-not-at-top
   if signature == 'sample':
     return {'num_samples': batch, 'seed': 0}
   if signature == 'decode':
     codes = np.random.default_rng(0).normal(size=(batch, latent_dim))
     return {'codes': codes.astype(np.float32)}
-  d = data.load_mnist_5k()
-  return {'images': data.eval_images(d.test_images[:batch])}
+  d = loaders.load_mnist_5k()
+  return {'images': inputs.eval_images(d.test_images[:batch])}
 
 
 # -- the in-process baseline (a fresh process, benchlib) -----------------------

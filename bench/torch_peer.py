@@ -35,9 +35,9 @@ def _torch_run(spec):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import torch  # pylint: disable=g-import-not-at-top
   from torch import nn  # pylint: disable=g-import-not-at-top
-  from tfp_vae.data import inputs as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import loaders  # pylint: disable=g-import-not-at-top
   torch.manual_seed(0)
-  d = data_lib.load(spec['dataset'])
+  d = loaders.load(spec['dataset'])
   train = torch.from_numpy(d.train_images.astype(np.float32) / 255).permute(
       0, 3, 1, 2).contiguous()
   test = torch.from_numpy(d.test_images.astype(np.float32) / 255).permute(

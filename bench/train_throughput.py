@@ -108,7 +108,7 @@ def _child(spec: dict) -> None:
   import keras  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae.data import inputs as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import loaders  # pylint: disable=g-import-not-at-top
   from tfp_vae.model import models as models_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae.training import run as training  # pylint: disable=g-import-not-at-top
 
@@ -116,7 +116,7 @@ def _child(spec: dict) -> None:
     benchlib.report({'flops_per_second': benchlib.matmul_flops_per_second()})
     return
   config = config_lib.TrainConfig.create(**spec['config'])
-  data = data_lib.load(config.data.dataset)
+  data = loaders.load(config.data.dataset)
   if spec['loop'] == 'flops':
     model = models_lib.build_model(config, data.image_shape)
     step = benchlib.plain_train_step(
@@ -150,15 +150,15 @@ def _plain_loop(config, data, jit_compile: bool = False):
   """Images/s and test metrics of `benchlib.plain_train_step` iterating the
   trainer's tf.data pipeline in Python."""
   import keras  # pylint: disable=g-import-not-at-top
-  from tfp_vae.data import inputs as data_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.data import inputs  # pylint: disable=g-import-not-at-top
   from tfp_vae.evaluation import metrics as metrics_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae.model import models as models_lib  # pylint: disable=g-import-not-at-top
   model = models_lib.build_model(config, data.image_shape)
   step = benchlib.plain_train_step(
       model, keras.optimizers.Adam(config.trainer.learning_rate),
       jit_compile=jit_compile)
-  ds = data_lib.train_dataset(data.train_images, config.trainer.batch_size,
-                              config.trainer.seed)
+  ds = inputs.train_dataset(data.train_images, config.trainer.batch_size,
+                            config.trainer.seed)
   seconds = []
   images = 0
   for _ in range(config.trainer.epochs):
@@ -171,7 +171,7 @@ def _plain_loop(config, data, jit_compile: bool = False):
     seconds.append(time.perf_counter() - start)
   timed = seconds[1:] or seconds
   results, _ = metrics_lib.evaluate(
-      model, data_lib.eval_images(data.test_images), seed=config.trainer.seed)
+      model, inputs.eval_images(data.test_images), seed=config.trainer.seed)
   results['train_images_per_second'] = images * len(timed) / sum(timed)
   return results
 

@@ -40,8 +40,8 @@ def _op_determinism_left_as_found():
 
 @pytest.fixture(scope='session')
 def mnist_5k():
-  from tfp_vae.data import inputs as data  # pylint: disable=g-import-not-at-top
-  return data.load_mnist_5k()
+  from tfp_vae.data import loaders  # pylint: disable=g-import-not-at-top
+  return loaders.load_mnist_5k()
 
 
 @pytest.fixture(scope='session')

@@ -8,7 +8,9 @@ import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
-from tfp_vae.data import inputs as data
+from tfp_vae.data import images as images_lib
+from tfp_vae.data import inputs
+from tfp_vae.data import loaders
 from tfp_vae.internal import errors
 
 
@@ -20,7 +22,7 @@ def test_mnist_5k_split_is_last_100_per_class_in_file_order(mnist_5k):
   np.testing.assert_array_equal(np.bincount(d.train_labels), [400] * 10)
   np.testing.assert_array_equal(np.bincount(d.test_labels), [100] * 10)
   # Independent reading of the file: rows are pixels then the label.
-  with data.mnist_5k_path().open('rb') as f:
+  with loaders.mnist_5k_path().open('rb') as f:
     rows = np.loadtxt(gzip.open(f), delimiter=',', dtype=np.int64)
   assert rows.shape == (5000, 785)
   for c in range(10):
@@ -37,19 +39,19 @@ def test_mnist_5k_split_is_last_100_per_class_in_file_order(mnist_5k):
 
 
 def test_train_dataset_batches_scaled_and_binarized(mnist_5k):
-  ds = data.train_dataset(mnist_5k.train_images, 300, seed=0)
+  ds = inputs.train_dataset(mnist_5k.train_images, 300, seed=0)
   batches = list(ds)
   assert len(batches) == 4000 // 300  # full batches only
   x = batches[0].numpy()
   assert x.shape == (300, 28, 28, 1) and x.dtype == np.float32
   assert 0 <= x.min() and x.max() <= 1 and 0 < x.mean() < 0.5
-  b1 = next(iter(data.train_dataset(mnist_5k.train_images, 300, 0, True)))
+  b1 = next(iter(inputs.train_dataset(mnist_5k.train_images, 300, 0, True)))
   assert set(np.unique(b1.numpy())) <= {0.0, 1.0}
   # Reshuffled every epoch: the order is a function of (seed, step), so the
   # stream read from the cursor of epoch 2 differs from epoch 1's and is
   # the same every time it is read.
   cursor = tf.Variable(0, dtype=tf.int64)
-  stream = data.train_dataset(mnist_5k.train_images, 300, 0, cursor=cursor)
+  stream = inputs.train_dataset(mnist_5k.train_images, 300, 0, cursor=cursor)
   e1 = next(iter(stream)).numpy()
   cursor.assign(4000 // 300)
   e2, again = [next(iter(stream)).numpy() for _ in range(2)]
@@ -61,8 +63,8 @@ def test_train_dataset_batches_scaled_and_binarized(mnist_5k):
 
 
 def test_eval_images_binarized_once_with_seed(mnist_5k):
-  a = data.eval_images(mnist_5k.test_images[:10], True, seed=1)
-  b = data.eval_images(mnist_5k.test_images[:10], True, seed=1)
+  a = inputs.eval_images(mnist_5k.test_images[:10], True, seed=1)
+  b = inputs.eval_images(mnist_5k.test_images[:10], True, seed=1)
   np.testing.assert_array_equal(a, b)
   assert set(np.unique(a)) <= {0.0, 1.0}
 
@@ -76,7 +78,7 @@ def _prepared():
 def test_tfds_dataset_loads_through_mock_data(tmp_path):
   (tmp_path / 'fashion_mnist').mkdir()  # where TFDS keeps prepared data
   with tfds.testing.mock_data(num_examples=12), _prepared():
-    d = data.load('fashion_mnist', data_dir=str(tmp_path))
+    d = loaders.load('fashion_mnist', data_dir=str(tmp_path))
   assert d.train_images.shape == (12, 28, 28, 1)
   assert d.test_images.shape == (12, 28, 28, 1)
   assert d.train_images.dtype == np.uint8 and d.num_classes == 10
@@ -86,13 +88,13 @@ def test_tfds_dataset_loads_through_mock_data(tmp_path):
 def test_tfds_colour_dataset_through_mock_data(tmp_path):
   (tmp_path / 'cifar10').mkdir()
   with tfds.testing.mock_data(num_examples=4), _prepared():
-    d = data.load('cifar10', data_dir=str(tmp_path))
+    d = loaders.load('cifar10', data_dir=str(tmp_path))
   assert d.image_shape == (32, 32, 3)
 
 
 def test_unprepared_dataset_without_download_says_how_to_fix(tmp_path):
   with pytest.raises(errors.DataError) as e:
-    data.load('mnist', data_dir=str(tmp_path), download=False)
+    loaders.load('mnist', data_dir=str(tmp_path), download=False)
   message = str(e.value)
   assert "'mnist' is not on this machine (no prepared TFDS data in" in message
   assert str(tmp_path) in message and 'downloading is off' in message
@@ -101,12 +103,12 @@ def test_unprepared_dataset_without_download_says_how_to_fix(tmp_path):
 
 def test_unknown_dataset_is_named():
   with pytest.raises(errors.DataError, match="unknown dataset 'not_a_set'"):
-    data.load('not_a_set')
+    loaders.load('not_a_set')
 
 
 def test_subset_takes_classes_in_turn_in_split_order(mnist_5k):
   from tfp_vae.internal import errors  # pylint: disable=g-import-not-at-top
-  small = data.subset(mnist_5k, 500)
+  small = images_lib.subset(mnist_5k, 500)
   assert small.train_images.shape == (500, 28, 28, 1)
   assert np.bincount(small.train_labels, minlength=10).tolist() == [50] * 10
   # Within a class, the first examples of the split, in order.
@@ -114,17 +116,17 @@ def test_subset_takes_classes_in_turn_in_split_order(mnist_5k):
   np.testing.assert_array_equal(small.train_images[small.train_labels == 7],
                                 first_sevens)
   assert small.test_images is mnist_5k.test_images
-  assert data.subset(mnist_5k, 0) is mnist_5k
-  assert len(data.subset(mnist_5k, 13).train_images) == 13
+  assert images_lib.subset(mnist_5k, 0) is mnist_5k
+  assert len(images_lib.subset(mnist_5k, 13).train_images) == 13
   with pytest.raises(errors.ConfigError, match='train_examples'):
-    data.subset(mnist_5k, 4001)
+    images_lib.subset(mnist_5k, 4001)
 
 
 def test_pipelines_run_without_the_autotuner(mnist_5k):
   # An autotuned iterator made the end of an epoch wait up to 8 s for the
-  # autotuner's thread (data._pipeline_options); Keras makes one per epoch.
-  train = data.train_dataset(mnist_5k.train_images[:300], 100, seed=0)
-  evaluation = data.eval_dataset(mnist_5k.test_images[:300], 100)
+  # autotuner's thread (inputs._pipeline_options); Keras makes one per epoch.
+  train = inputs.train_dataset(mnist_5k.train_images[:300], 100, seed=0)
+  evaluation = inputs.eval_dataset(mnist_5k.test_images[:300], 100)
   for ds in (train, evaluation):
     assert ds.options().autotune.enabled is False
     assert [b.shape[0] for b in ds] == [100, 100, 100]

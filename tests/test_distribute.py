@@ -89,12 +89,12 @@ import numpy as np
 import keras
 import tensorflow as tf
 from tfp_vae.config import settings as config
-from tfp_vae.data import inputs as data
+from tfp_vae.data import loaders
 from tfp_vae.runtime import distribute
 from tfp_vae.model import models
 
 devices = distribute.split_cpu(2)
-d = data.load_mnist_5k()
+d = loaders.load_mnist_5k()
 x = d.train_images[:100].astype(np.float32) / 255
 ds = tf.data.Dataset.from_tensors(x)
 name, optimizer_name = sys.argv[1], sys.argv[2]
@@ -318,12 +318,12 @@ import numpy as np
 import keras
 import tensorflow as tf
 from tfp_vae.config import settings as config
-from tfp_vae.data import inputs as data
+from tfp_vae.data import loaders
 from tfp_vae.runtime import distribute
 from tfp_vae.model import models
 
 devices = distribute.split_cpu(2)
-d = data.load_mnist_5k()
+d = loaders.load_mnist_5k()
 # 6 steps of 20: with 4 steps per call the second call runs a partial 2.
 x = (d.train_images[:120].astype(np.float32) / 255).reshape(6, 20, 28, 28, 1)
 # float32 whatever --precision=auto picks here: the comparison is to

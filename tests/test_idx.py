@@ -15,12 +15,13 @@ import pytest
 import tensorflow_datasets as tfds
 
 from tests.helpers import run_cli
-from tfp_vae.data import inputs as data
+from tfp_vae.data import images as images_lib
+from tfp_vae.data import loaders
 from tfp_vae.internal import errors
 from tfp_vae.data import idx
 from tfp_vae.evaluation import plots
 
-FASHION_DIR = data.distribution_dir('fashion_mnist')
+FASHION_DIR = loaders.distribution_dir('fashion_mnist')
 HAVE_FASHION = idx.has_dataset(FASHION_DIR)
 NEEDS_FASHION = pytest.mark.skipif(
     not HAVE_FASHION,
@@ -61,7 +62,7 @@ def write_dataset(directory, train=24, test=12, shape=(28, 28), seed=0,
 @pytest.mark.parametrize('gz', [True, False])
 def test_valid_files_read_back_exactly(tmp_path, gz):
   arrays = write_dataset(tmp_path, gz=gz)
-  d = data.load_idx('toy', str(tmp_path))
+  d = loaders.load_idx('toy', str(tmp_path))
   assert d.train_images.shape == (24, 28, 28, 1) and d.image_shape == (
       28, 28, 1)
   np.testing.assert_array_equal(d.train_images[..., 0], arrays['train'][0])
@@ -73,7 +74,7 @@ def test_valid_files_read_back_exactly(tmp_path, gz):
 
 def test_colour_images_keep_their_channels(tmp_path):
   write_dataset(tmp_path, shape=(8, 8, 3))
-  assert data.load_idx('toy', str(tmp_path)).image_shape == (8, 8, 3)
+  assert loaders.load_idx('toy', str(tmp_path)).image_shape == (8, 8, 3)
 
 
 def _one_file(tmp_path, raw, gz=False):
@@ -118,7 +119,7 @@ def test_mismatched_counts_name_both_files(tmp_path):
   write_dataset(tmp_path)
   write_idx(tmp_path / 'train-labels-idx1-ubyte.gz', np.zeros(23))
   with pytest.raises(errors.DataError) as e:
-    data.load_idx('toy', str(tmp_path))
+    loaders.load_idx('toy', str(tmp_path))
   assert 'holds 24 images but' in str(e.value)
   assert 'train-labels-idx1-ubyte.gz holds 23 labels' in str(e.value)
 
@@ -127,7 +128,7 @@ def test_labels_with_two_dimensions_are_refused(tmp_path):
   write_dataset(tmp_path)
   write_idx(tmp_path / 't10k-labels-idx1-ubyte.gz', np.zeros((12, 2)))
   with pytest.raises(errors.DataError, match='labels must have 1 dimension'):
-    data.load_idx('toy', str(tmp_path))
+    loaders.load_idx('toy', str(tmp_path))
 
 
 # -- lookup order ------------------------------------------------------------
@@ -136,15 +137,15 @@ def test_labels_with_two_dimensions_are_refused(tmp_path):
 @pytest.fixture
 def distribution_root(tmp_path, monkeypatch):
   root = tmp_path / 'share'
-  monkeypatch.setattr(data, 'DISTRIBUTION_ROOT', str(root))
+  monkeypatch.setattr(loaders, 'DISTRIBUTION_ROOT', str(root))
   return root
 
 
 def test_distribution_location_is_used_for_a_tfds_name(tmp_path,
                                                        distribution_root):
   write_dataset(distribution_root / 'fashion-mnist', train=30)
-  d = data.load('fashion_mnist', data_dir=str(tmp_path / 'tfds'),
-                download=False)
+  d = loaders.load('fashion_mnist', data_dir=str(tmp_path / 'tfds'),
+                   download=False)
   assert len(d.train_images) == 30
   assert d.class_names[0] == 'T-shirt/top' and d.class_names[9] == (
       'Ankle boot')
@@ -155,17 +156,17 @@ def test_idx_dir_flag_wins_over_the_distribution_and_serves_any_name(
     tmp_path, distribution_root):
   write_dataset(distribution_root / 'fashion-mnist', train=30)
   write_dataset(tmp_path / 'mine', train=20)
-  d = data.load('fashion_mnist', data_dir=str(tmp_path / 'tfds'),
-                idx_dir=str(tmp_path / 'mine'))
+  d = loaders.load('fashion_mnist', data_dir=str(tmp_path / 'tfds'),
+                   idx_dir=str(tmp_path / 'mine'))
   assert len(d.train_images) == 20
   # A name TFDS does not know loads from IDX files too.
-  d = data.load('kuzushiji_like', idx_dir=str(tmp_path / 'mine'))
+  d = loaders.load('kuzushiji_like', idx_dir=str(tmp_path / 'mine'))
   assert len(d.train_images) == 20 and d.name == 'kuzushiji_like'
 
 
 def test_idx_dir_without_the_files_names_them(tmp_path):
   with pytest.raises(errors.DataError) as e:
-    data.load('fashion_mnist', data_dir=str(tmp_path), idx_dir=str(tmp_path))
+    loaders.load('fashion_mnist', data_dir=str(tmp_path), idx_dir=str(tmp_path))
   assert f'--idx_dir={tmp_path} lacks' in str(e.value)
   assert 't10k-labels-idx1-ubyte.gz' in str(e.value)
 
@@ -176,7 +177,7 @@ def test_prepared_tfds_data_comes_before_idx_files(tmp_path,
   (tmp_path / 'fashion_mnist').mkdir()  # where TFDS keeps prepared data
   with tfds.testing.mock_data(num_examples=7), mock.patch.object(
       tfds.core.DatasetBuilder, 'is_prepared', return_value=True):
-    d = data.load('fashion_mnist', data_dir=str(tmp_path))
+    d = loaders.load('fashion_mnist', data_dir=str(tmp_path))
   assert len(d.train_images) == 7 and d.source.startswith('TFDS data in')
   assert d.class_names[0] == 'T-shirt/top'  # TFDS's own label names
 
@@ -184,9 +185,9 @@ def test_prepared_tfds_data_comes_before_idx_files(tmp_path,
 def test_download_is_the_last_resort_and_goes_through_tfds(
     tmp_path, distribution_root, monkeypatch):
   # The one fault that cannot be made here is a reachable download host.
-  monkeypatch.setattr(data, '_unreachable', lambda *a, **k: '')
+  monkeypatch.setattr(loaders, '_unreachable', lambda *a, **k: '')
   with tfds.testing.mock_data(num_examples=5):
-    d = data.load('fashion_mnist', data_dir=str(tmp_path))
+    d = loaders.load('fashion_mnist', data_dir=str(tmp_path))
   assert len(d.train_images) == 5 and d.image_shape == (28, 28, 1)
 
 
@@ -200,12 +201,12 @@ def _closed_port():
 def test_missing_dataset_fails_in_seconds_naming_both_remedies(
     tmp_path, distribution_root, monkeypatch, download):
   # A real refused connection stands for the unreachable download host.
-  monkeypatch.setattr(data, 'DOWNLOAD_HOST', ('127.0.0.1', _closed_port()))
+  monkeypatch.setattr(loaders, 'DOWNLOAD_HOST', ('127.0.0.1', _closed_port()))
   start = time.perf_counter()
   with pytest.raises(errors.DataError) as e:
-    data.load('fashion_mnist', data_dir=str(tmp_path / 'tfds'),
-              download=download)
-  assert time.perf_counter() - start < 10 + data.DOWNLOAD_PROBE_SECONDS
+    loaders.load('fashion_mnist', data_dir=str(tmp_path / 'tfds'),
+                 download=download)
+  assert time.perf_counter() - start < 10 + loaders.DOWNLOAD_PROBE_SECONDS
   message = str(e.value)
   assert "dataset 'fashion_mnist' is not on this machine" in message
   assert 'apt-get install dataset-fashion-mnist' in message
@@ -216,7 +217,7 @@ def test_missing_dataset_fails_in_seconds_naming_both_remedies(
 
 def test_unknown_name_without_files_is_named(tmp_path, distribution_root):
   with pytest.raises(errors.DataError, match="unknown dataset 'not_a_set'"):
-    data.load('not_a_set', data_dir=str(tmp_path))
+    loaders.load('not_a_set', data_dir=str(tmp_path))
 
 
 @pytest.mark.slow
@@ -241,20 +242,20 @@ def test_latent_plot_names_the_classes(tmp_path):
   labels = np.arange(40) % 10
   fig = plots.latent_scatter(
       codes, labels, 'title', str(tmp_path / 'latent.png'),
-      data.CLASS_NAMES['fashion_mnist'])
+      images_lib.CLASS_NAMES['fashion_mnist'])
   names = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
-  assert names == list(data.CLASS_NAMES['fashion_mnist'])
+  assert names == list(images_lib.CLASS_NAMES['fashion_mnist'])
   assert os.path.getsize(tmp_path / 'latent.png') > 1000
 
 
 @NEEDS_FASHION
 def test_real_fashion_mnist_files():
-  d = data.load('fashion_mnist', data_dir='/nonexistent', download=False)
+  d = loaders.load('fashion_mnist', data_dir='/nonexistent', download=False)
   assert d.train_images.shape == (60000, 28, 28, 1)
   assert d.test_images.shape == (10000, 28, 28, 1)
   assert np.bincount(d.train_labels).tolist() == [6000] * 10
   assert np.bincount(d.test_labels).tolist() == [1000] * 10
-  assert d.class_names == data.CLASS_NAMES['fashion_mnist']
+  assert d.class_names == images_lib.CLASS_NAMES['fashion_mnist']
 
 
 @NEEDS_FASHION

@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from tests.helpers import REPO, bench_module
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import inputs
 from tfp_vae.internal import errors
 from tfp_vae.internal import layout
 from tfp_vae.model import models as models_lib
@@ -38,7 +38,7 @@ BATCH = 20
 
 
 def _batches(mnist_5k):
-  x = data_lib.eval_images(mnist_5k.train_images[:STEPS * BATCH])
+  x = inputs.eval_images(mnist_5k.train_images[:STEPS * BATCH])
   return x.reshape((STEPS, BATCH) + x.shape[1:])
 
 
@@ -222,10 +222,10 @@ common.start()  # what the trainers do before importing TF
 import tensorflow as tf
 from tensorflow.python.util import _pywrap_util_port
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import loaders
 sys.path.insert(0, 'tests')
 import test_performance as t
-d = data_lib.load('mnist_5k')
+d = loaders.load('mnist_5k')
 # float32 whatever --precision=auto picks: rounding is what is compared.
 w = t._fit(config_lib.TrainConfig.create(precision='float32').validate(),
            t._batches(d), 1)

@@ -28,7 +28,7 @@ from tensorflow_serving.apis import prediction_service_pb2_grpc
 
 from tests.helpers import BAD, REPO, Server, free_port, http_call
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data
+from tfp_vae.data import inputs
 from tfp_vae.internal import errors
 from tfp_vae.model import export
 from tfp_vae.model import models
@@ -69,7 +69,7 @@ def served(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def images(mnist_5k):
-  return data.eval_images(mnist_5k.test_images[::100][:5])
+  return inputs.eval_images(mnist_5k.test_images[::100][:5])
 
 
 def _signatures_in_process(loaded, images_, codes):
@@ -442,7 +442,7 @@ def test_sigterm_during_a_request_lets_it_finish(tmp_path, mnist_5k):
                   '--max_batch=1000')
   try:
     # log_likelihood decodes 16 samples per image: seconds of work.
-    x = data.eval_images(mnist_5k.test_images[:1000])
+    x = inputs.eval_images(mnist_5k.test_images[:1000])
     body = json.dumps({'signature_name': 'log_likelihood',
                        'instances': x.tolist()}).encode()
     started = _metric(server.url, 'request_preprocess_seconds_count')
@@ -521,7 +521,7 @@ def _client(*args, timeout=300):
 def test_client_end_to_end_json_and_png(served, tmp_path, mnist_5k):
   from PIL import Image  # pylint: disable=g-import-not-at-top
   server, loaded, _ = served
-  x = data.eval_images(mnist_5k.test_images[:4])
+  x = inputs.eval_images(mnist_5k.test_images[:4])
   # JSON on stdout: the server's reply.
   r = _client(f'--rest={server.url}', '--signature=encode',
               '--from_test_images=4')
@@ -596,7 +596,7 @@ def test_client_connection_and_timeout_errors(served):
 def test_client_speaks_kserve_v2_over_rest_and_grpc(served, tmp_path,
                                                      mnist_5k):
   server, loaded, _ = served
-  x = data.eval_images(mnist_5k.test_images[:4])
+  x = inputs.eval_images(mnist_5k.test_images[:4])
   r = _client('--protocol=v2', f'--rest={server.url}', '--signature=encode',
               '--from_test_images=4')
   assert r.returncode == 0, r.stderr[-2000:]

@@ -16,7 +16,9 @@ import tensorflow_datasets as tfds
 
 from tests.helpers import checkpoint_tensors, run_cli, train_in_process
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data
+from tfp_vae.data import images as images_lib
+from tfp_vae.data import inputs
+from tfp_vae.data import loaders
 from tfp_vae.internal import errors
 from tfp_vae.experiment import evaluate as evaluation
 from tfp_vae.data import sources
@@ -69,13 +71,13 @@ def _arrays(count=60):
 
 def test_folder_class_subfolders_are_labels_and_a_test_split_is_held_out(
     tmp_path):
-  d = data.load(make_folder(tmp_path / 'f'))
+  d = loaders.load(make_folder(tmp_path / 'f'))
   assert d.class_names == ('class_0', 'class_1', 'class_2')
   assert d.num_classes == 3 and d.image_shape == (28, 28, 1)
   assert len(d.train_images) + len(d.test_images) == 60
   assert len(d.test_images) == 6  # 10%
   assert 'held out: 6 of 60 images' in d.test_split
-  again = data.load(str(tmp_path / 'f'))
+  again = loaders.load(str(tmp_path / 'f'))
   np.testing.assert_array_equal(d.test_images, again.test_images)
   # The label of each image is its folder's: the band's row.
   for image, label in zip(d.train_images, d.train_labels):
@@ -85,15 +87,15 @@ def test_folder_class_subfolders_are_labels_and_a_test_split_is_held_out(
 def test_folder_with_train_and_test_subfolders(tmp_path):
   make_folder(tmp_path / 'f' / 'train', 30)
   make_folder(tmp_path / 'f' / 'test', 9)
-  d = data.load(str(tmp_path / 'f'))
+  d = loaders.load(str(tmp_path / 'f'))
   assert (len(d.train_images), len(d.test_images)) == (30, 9)
   assert d.test_split == "the dataset's test split"
   assert list(d.test_labels) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
 
 
 def test_flat_colour_folder_without_labels(tmp_path):
-  d = data.load(make_folder(tmp_path / 'f', classes=0, size=40, channels=3,
-                            suffix='.jpg'))
+  d = loaders.load(make_folder(tmp_path / 'f', classes=0, size=40, channels=3,
+                               suffix='.jpg'))
   assert d.train_labels is None and d.test_labels is None
   assert d.num_classes == 0 and d.image_shape == (40, 40, 3)
 
@@ -104,8 +106,8 @@ def test_flat_colour_folder_without_labels(tmp_path):
     (sources.Transform(16, 3, center_crop=True), (16, 16, 3)),
 ])
 def test_image_size_and_channels(tmp_path, transform, shape):
-  d = data.load(make_folder(tmp_path / 'f', classes=0, size=40, channels=3),
-                transform=transform)
+  d = loaders.load(make_folder(tmp_path / 'f', classes=0, size=40, channels=3),
+                   transform=transform)
   assert d.image_shape == shape and d.test_images.shape[1:] == shape
 
 
@@ -118,7 +120,7 @@ def test_center_crop_keeps_the_middle():
 
 def test_named_datasets_take_the_transform_too(mnist_5k):
   del mnist_5k
-  d = data.load('mnist_5k', transform=sources.Transform(32, 3))
+  d = loaders.load('mnist_5k', transform=sources.Transform(32, 3))
   assert d.image_shape == (32, 32, 3) and d.num_classes == 10
 
 
@@ -126,8 +128,8 @@ def test_npy_uint8_and_float(tmp_path):
   images, _ = _arrays()
   np.save(tmp_path / 'a.npy', images[..., 0])
   np.save(tmp_path / 'b.npy', images.astype(np.float32) / 255)
-  a, b = data.load(str(tmp_path / 'a.npy')), data.load(str(tmp_path /
-                                                           'b.npy'))
+  a, b = loaders.load(str(tmp_path / 'a.npy')), loaders.load(str(tmp_path /
+                                                                 'b.npy'))
   assert a.image_shape == b.image_shape == (28, 28, 1)
   np.testing.assert_array_equal(a.train_images, b.train_images)
   assert a.train_labels is None
@@ -137,7 +139,7 @@ def test_npz_with_labels_and_test_split(tmp_path):
   images, labels = _arrays()
   np.savez(tmp_path / 'd.npz', x_train=images[:50], y_train=labels[:50],
            x_test=images[50:], y_test=labels[50:])
-  d = data.load(str(tmp_path / 'd.npz'))
+  d = loaders.load(str(tmp_path / 'd.npz'))
   assert (len(d.train_images), len(d.test_images)) == (50, 10)
   np.testing.assert_array_equal(d.test_labels, labels[50:])
   assert d.num_classes == 3
@@ -145,7 +147,7 @@ def test_npz_with_labels_and_test_split(tmp_path):
 
 @pytest.mark.parametrize('labelled', [True, False])
 def test_tfrecord_glob(tmp_path, labelled):
-  d = data.load(make_tfrecords(str(tmp_path / 'data'), labelled=labelled))
+  d = loaders.load(make_tfrecords(str(tmp_path / 'data'), labelled=labelled))
   assert len(d.train_images) + len(d.test_images) == 60
   assert (d.train_labels is not None) == labelled
   assert '2 TFRecord file(s)' in d.source
@@ -158,18 +160,18 @@ def test_streamed_reads_what_memory_holds(tmp_path, kind):
           'npy': lambda: np.save(tmp_path / 'a.npy', images) or str(
               tmp_path / 'a.npy'),
           'tfrecords': lambda: make_tfrecords(str(tmp_path / 'r'))}[kind]()
-  memory, streamed = data.load(path, stream='off'), data.load(path,
-                                                              stream='on')
+  memory, streamed = loaders.load(path, stream='off'), loaders.load(path,
+                                                                    stream='on')
   assert streamed.streamed and not memory.streamed
-  np.testing.assert_array_equal(data.in_memory(streamed.train_images),
+  np.testing.assert_array_equal(images_lib.in_memory(streamed.train_images),
                                 memory.train_images)
   # The training stream: the same batches at every step, from any cursor.
   for start in (0, 7):
     cursor = tf.Variable(start, dtype=tf.int64)
-    a = list(data.train_dataset(memory.train_images, 6, seed=3,
-                                cursor=cursor))
-    b = list(data.train_dataset(streamed.train_images, 6, seed=3,
-                                cursor=cursor))
+    a = list(inputs.train_dataset(memory.train_images, 6, seed=3,
+                                  cursor=cursor))
+    b = list(inputs.train_dataset(streamed.train_images, 6, seed=3,
+                                  cursor=cursor))
     assert len(a) == len(b) > 0
     for x, y in zip(a, b):
       np.testing.assert_array_equal(x.numpy(), y.numpy())
@@ -179,26 +181,26 @@ def test_stream_on_is_refused_where_data_is_read_whole(tmp_path, mnist_5k):
   del mnist_5k
   with pytest.raises(errors.ConfigError,
                      match='dataset mnist_5k loads into memory'):
-    data.load('mnist_5k', stream='on')
+    loaders.load('mnist_5k', stream='on')
   images, labels = _arrays()
   np.savez(tmp_path / 'd.npz', images=images, labels=labels)
   with pytest.raises(errors.ConfigError, match='save its images as a .npy'):
-    data.load(str(tmp_path / 'd.npz'), stream='on')
+    loaders.load(str(tmp_path / 'd.npz'), stream='on')
 
 
 def test_auto_streams_past_the_threshold(tmp_path, monkeypatch):
   images, _ = _arrays()
   np.save(tmp_path / 'a.npy', images)
-  assert not data.load(str(tmp_path / 'a.npy')).streamed
-  monkeypatch.setattr(data, 'STREAM_BYTES', 1000)
-  assert data.load(str(tmp_path / 'a.npy')).streamed
+  assert not loaders.load(str(tmp_path / 'a.npy')).streamed
+  monkeypatch.setattr(loaders, 'STREAM_BYTES', 1000)
+  assert loaders.load(str(tmp_path / 'a.npy')).streamed
 
 
 def test_train_sample_is_bounded_and_fixed(tmp_path, monkeypatch):
-  d = data.load(make_folder(tmp_path / 'f'), stream='on')
-  monkeypatch.setattr(data, 'TRAIN_SAMPLE_MAX', 10)
-  images, labels = data.train_sample(d)
-  again, _ = data.train_sample(d)
+  d = loaders.load(make_folder(tmp_path / 'f'), stream='on')
+  monkeypatch.setattr(images_lib, 'TRAIN_SAMPLE_MAX', 10)
+  images, labels = images_lib.train_sample(d)
+  again, _ = images_lib.train_sample(d)
   assert images.shape == (10, 28, 28, 1) and labels.shape == (10,)
   np.testing.assert_array_equal(images, again)
 
@@ -283,7 +285,7 @@ BAD = {
 def test_bad_data_is_one_line_naming_the_file(tmp_path, case):
   path, culprit, why = BAD[case](tmp_path)
   with pytest.raises(errors.DataError) as e:
-    data.load(path)
+    loaders.load(path)
   message = str(e.value)
   assert culprit in message and why in message, message
   assert '\n' not in message
@@ -291,15 +293,15 @@ def test_bad_data_is_one_line_naming_the_file(tmp_path, case):
 
 def test_truncated_image_streamed_is_named_when_read(tmp_path):
   path, culprit, _ = _case_truncated(tmp_path)
-  d = data.load(path, stream='on')  # its header is fine: found on reading
+  d = loaders.load(path, stream='on')  # its header is fine: found on reading
   with pytest.raises(errors.DataError, match='truncated image'):
-    data.in_memory(d.train_images)
+    images_lib.in_memory(d.train_images)
   assert culprit in str(d.train_images.failure)
 
 
 def test_a_path_that_is_nothing_is_named(tmp_path):
   with pytest.raises(errors.DataError, match='no such file or directory'):
-    data.load(str(tmp_path / 'nothing' / 'here'))
+    loaders.load(str(tmp_path / 'nothing' / 'here'))
 
 
 class UnlabelledTrainOnly(tfds.core.GeneratorBasedBuilder):
@@ -321,8 +323,8 @@ class UnlabelledTrainOnly(tfds.core.GeneratorBasedBuilder):
 
 def test_any_tfds_image_dataset_without_labels_or_test_split(tmp_path):
   UnlabelledTrainOnly(data_dir=str(tmp_path)).download_and_prepare()
-  d = data.load('unlabelled_train_only', data_dir=str(tmp_path),
-                download=False)
+  d = loaders.load('unlabelled_train_only', data_dir=str(tmp_path),
+                   download=False)
   assert d.image_shape == (16, 16, 1) and d.train_labels is None
   assert (len(d.train_images), len(d.test_images)) == (36, 4)
   assert 'held out of train: 4 of 40 images' in d.test_split
@@ -348,7 +350,7 @@ def _train_here(args, model_dir):
 
 def mnist_folder(root, count=200):
   """A PNG folder with class subfolders, written from mnist_5k."""
-  digits = data.load('mnist_5k')
+  digits = loaders.load('mnist_5k')
   # mnist_5k's training split is ordered by class: spread the pick over it.
   for i in np.random.default_rng(0).permutation(len(digits.train_labels))[:count]:
     folder = os.path.join(root, str(digits.train_labels[i]))
@@ -475,7 +477,8 @@ import json, sys
 from trainers import common
 common.start()  # what the trainers do before importing TF
 import tensorflow as tf
-from tfp_vae.data import inputs as data
+from tfp_vae.data import inputs
+from tfp_vae.data import loaders
 
 def anon_mb():
   with open('/proc/self/status') as f:
@@ -485,9 +488,9 @@ def anon_mb():
 
 path, stream = sys.argv[1:]
 before = anon_mb()
-d = data.load(path, stream=stream)
+d = loaders.load(path, stream=stream)
 peak, batches = anon_mb(), 0
-for batch in data.train_dataset(d.train_images, 100, seed=0):
+for batch in inputs.train_dataset(d.train_images, 100, seed=0):
   batches += 1
   if batches % 25 == 0:
     peak = max(peak, anon_mb())

@@ -49,8 +49,12 @@ config/
 
 data/
   datasets    named sets as float arrays in a fixed shuffled order
-  inputs      datasets (embedded, TFDS, IDX files, a user's) -> tf.data
-              pipelines, in memory or streamed
+  images      a dataset in memory or streamed (ImageData), and its cuts:
+              subset, validation, held-out test split, training sample
+  loaders     datasets by name (embedded, TFDS, IDX files) or path (a
+              user's) -> ImageData, in memory or streamed
+  inputs      ImageData's arrays -> tf.data pipelines (the training stream,
+              a function of seed and step; evaluation batches)
   sources     a user's data: image folders, .npy/.npz, TFRecord files
   idx         the IDX file format, read and checked
 

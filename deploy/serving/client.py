@@ -370,21 +370,23 @@ def write_pngs(arrays: Mapping[str, np.ndarray], output_dir: str
 def test_images(count: int, dataset: str = 'mnist_5k',
                 data_dir: Optional[str] = None) -> np.ndarray:
   """The first `count` test images of `dataset`, float32 in [0, 1], as the
-  trainers evaluate them (tfp_vae.data.inputs)."""
+  trainers evaluate them (tfp_vae.data.loaders, tfp_vae.data.inputs)."""
   try:
-    from tfp_vae.data import inputs as data  # pylint: disable=g-import-not-at-top
+    from tfp_vae.data import inputs  # pylint: disable=g-import-not-at-top
+    from tfp_vae.data import loaders  # pylint: disable=g-import-not-at-top
     from tfp_vae.internal import errors  # pylint: disable=g-import-not-at-top
   except ImportError as e:
     raise ClientError(f'--from_test_images needs tfp-vae installed ({e}); '
                       'or pass --images=FILE.npy') from None
   try:
-    images = data.load(dataset, data_dir=data_dir, download=False).test_images
+    images = loaders.load(dataset, data_dir=data_dir,
+                          download=False).test_images
   except errors.TfpVaeError as e:
     raise ClientError(str(e)) from None
   if count > len(images):
     raise ClientError(f'--from_test_images={count} is more than the '
                       f'{len(images)} test images of {dataset}')
-  return data.eval_images(images[:count])
+  return inputs.eval_images(images[:count])
 
 
 def _load_npy(path: str, flag: str) -> np.ndarray:

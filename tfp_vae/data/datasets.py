@@ -17,7 +17,8 @@ from typing import Optional
 
 import numpy as np
 
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import inputs
+from tfp_vae.data import loaders
 
 Split = tuple[np.ndarray, Optional[np.ndarray]]
 
@@ -31,7 +32,7 @@ def load_data(name: str = 'mnist_5k', *, seed: int = 0,
 
   Args:
     name: a dataset name (mnist_5k is embedded; fashion_mnist, mnist and
-      other TFDS or IDX datasets as `tfp_vae.data.inputs.load_named` finds them)
+      other TFDS or IDX datasets as `tfp_vae.data.loaders.load_named` finds them)
       or a path (a folder of images, a .npy/.npz file, TFRecord files).
     seed: the shuffling permutation's seed.
     data_dir, idx_dir: where to look for TFDS and IDX data.
@@ -40,13 +41,13 @@ def load_data(name: str = 'mnist_5k', *, seed: int = 0,
   Raises:
     DataError: the data is nowhere, or bad (one line naming the file).
   """
-  data = data_lib.load(name, data_dir=data_dir, download=download,
-                       idx_dir=idx_dir, stream='off')
+  data = loaders.load(name, data_dir=data_dir, download=download,
+                      idx_dir=idx_dir, stream='off')
   rng = np.random.default_rng(seed)
   splits = []
   for images, labels in ((data.train_images, data.train_labels),
                          (data.test_images, data.test_labels)):
     order = rng.permutation(len(images))
-    splits.append((data_lib.eval_images(np.asarray(images)[order]),
+    splits.append((inputs.eval_images(np.asarray(images)[order]),
                    None if labels is None else labels[order]))
   return splits[0], splits[1]

@@ -24,7 +24,8 @@ from typing import Any, Callable
 from absl import logging
 
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import images as images_lib
+from tfp_vae.data import inputs
 from tfp_vae.experiment import evaluate as evaluation
 from tfp_vae.family import members as family
 from tfp_vae.internal import fanout
@@ -150,10 +151,10 @@ def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,
   # once read it from the cache instead of each training it.
   data, _ = training.prepare_data(runs[0].config)
   first = runs[0].config
-  train_images, train_labels = data_lib.train_sample(data)
+  train_images, train_labels = images_lib.train_sample(data)
   frechet.feature_classifier(
-      data_lib.eval_images(train_images, first.data.binarize,
-                           first.trainer.seed),
+      inputs.eval_images(train_images, first.data.binarize,
+                         first.trainer.seed),
       train_labels, data.num_classes, cache_dir=eval_config.cache_dir,
       seed=frechet.CLASSIFIER_SEED)
   jobs = []
@@ -218,8 +219,8 @@ def _figures(run: Run, figures_dir: str) -> dict[str, str]:
   """The first seed's figures of a member, named by kind."""
   model, config, info = rundir.load_trained_model(run.model_dir)
   data, _ = training.prepare_data(config)
-  test_x = data_lib.eval_images(data.test_images, config.data.binarize,
-                                config.trainer.seed)
+  test_x = inputs.eval_images(data.test_images, config.data.binarize,
+                              config.trainer.seed)
   _, terms = metrics_lib.evaluate(model, test_x, seed=config.trainer.seed)
   prefix = f'{specs.run_name(run.label)}_'
   with storage.writing('plots', f'the figures of {run.label}', figures_dir):

@@ -19,7 +19,8 @@ import numpy as np
 
 from tfp_vae.family import components
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import images as images_lib
+from tfp_vae.data import inputs
 from tfp_vae.evaluation import frechet
 from tfp_vae.model import likelihood
 from tfp_vae.evaluation import metrics as metrics_lib
@@ -46,7 +47,7 @@ class Evaluation:
   metrics: dict[str, Any]
   model: Any
   config: config_lib.TrainConfig
-  data: data_lib.ImageData
+  data: images_lib.ImageData
   test_x: np.ndarray
   arrays: dict[str, np.ndarray]
 
@@ -138,9 +139,9 @@ def evaluate_run(model_dir: str,
       idx_dir=runtime.idx_dir if idx_dir is None else idx_dir))
   data, _ = training.prepare_data(config)
   seed, binarize = config.trainer.seed, config.data.binarize
-  test_x = data_lib.eval_images(data.test_images, binarize, seed)
-  train_images, train_labels = data_lib.train_sample(data)
-  train_x = data_lib.eval_images(train_images, binarize, seed)
+  test_x = inputs.eval_images(data.test_images, binarize, seed)
+  train_images, train_labels = images_lib.train_sample(data)
+  train_x = inputs.eval_images(train_images, binarize, seed)
   cache_dir = eval_config.cache_dir or default_cache_dir()
   try:
     os.makedirs(cache_dir, exist_ok=True)

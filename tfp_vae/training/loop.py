@@ -18,7 +18,7 @@ from absl import logging
 import tensorflow as tf
 
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import inputs
 from tfp_vae.evaluation import metrics as metrics_lib
 from tfp_vae.family import members as family
 from tfp_vae.internal import errors
@@ -53,8 +53,8 @@ def fit(the_run: running.Run,
     logging.info('resuming %s from epoch %d of %d%s', the_run.model_dir,
                  done, config.trainer.epochs,
                  f', step {offset} of epoch {done + 1}' if offset else '')
-  per_epoch = data_lib.steps_per_epoch(the_run.plan.data.num_train,
-                                       config.trainer.batch_size)
+  per_epoch = inputs.steps_per_epoch(the_run.plan.data.num_train,
+                                     config.trainer.batch_size)
   state.steps_per_epoch = per_epoch
   state.resume_epoch, state.resume_offset = done, min(offset, per_epoch - 1)
   writer = None
@@ -141,12 +141,12 @@ def _trainer(the_run: running.Run, callbacks: list, cursor: tf.Variable):
   config, model = the_run.config, the_run.model
   batch, seed = config.trainer.batch_size, config.trainer.seed
   validation = the_run.validation_images
-  validation_ds = data_lib.eval_dataset(
+  validation_ds = inputs.eval_dataset(
       validation, batch, config.data.binarize, seed) if len(
           validation) else None
 
   def train(steps, first_epoch, last_epoch):
-    model.fit(data_lib.train_dataset(
+    model.fit(inputs.train_dataset(
         the_run.data.train_images, batch, seed, config.data.binarize,
         cursor=cursor, steps=steps),
               epochs=last_epoch, initial_epoch=first_epoch,

@@ -28,7 +28,9 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import images as images_lib
+from tfp_vae.data import inputs
+from tfp_vae.data import loaders
 from tfp_vae.data import sources
 from tfp_vae.evaluation import metrics as metrics_lib
 from tfp_vae.internal import errors
@@ -159,8 +161,8 @@ def prepare(config: config_lib.TrainConfig) -> running.Run:
   return running.Run(
       config=config, strategy=strategy, chief=chief, own_dir=own_dir,
       data=data, validation_images=validation_images,
-      test_x=data_lib.eval_images(data.test_images, config.data.binarize,
-                                  config.trainer.seed),
+      test_x=inputs.eval_images(data.test_images, config.data.binarize,
+                                config.trainer.seed),
       previous_metrics=rundir.read_metrics(model_dir), plan=the_plan,
       previous_plan=previous_plan)
 
@@ -328,7 +330,7 @@ def _export_unless_current(the_run: running.Run, model,
 
 
 def prepare_data(config: config_lib.TrainConfig
-                 ) -> tuple[data_lib.ImageData, np.ndarray]:
+                 ) -> tuple[images_lib.ImageData, np.ndarray]:
   """The run's data as it trains on it: the dataset, cut to
   `train_examples`, without the `validation_examples` (returned apart, uint8
   images).
@@ -337,13 +339,13 @@ def prepare_data(config: config_lib.TrainConfig
     DataError, ConfigError: the data cannot be loaded or cut as asked.
   """
   runtime, cfg = config.runtime, config.data
-  data = data_lib.subset(
-      data_lib.load(cfg.dataset, runtime.data_dir, runtime.download,
-                    runtime.idx_dir, sources.Transform(
+  data = images_lib.subset(
+      loaders.load(cfg.dataset, runtime.data_dir, runtime.download,
+                   runtime.idx_dir, sources.Transform(
                         cfg.image_size, cfg.channels, cfg.center_crop),
-                    cfg.stream),
+                   cfg.stream),
       cfg.train_examples)
-  return data_lib.split_validation(data, config.data.validation_examples)
+  return images_lib.split_validation(data, config.data.validation_examples)
 
 
 def _check_directories(config: config_lib.TrainConfig) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_vae.config import settings as config_lib
-from tfp_vae.data import inputs as data_lib
+from tfp_vae.data import images as images_lib
 from tfp_vae.evaluation import metrics as metrics_lib
 from tfp_vae.evaluation import plots
 from tfp_vae.internal import files
@@ -30,7 +30,7 @@ class Run:
   strategy: tf.distribute.Strategy
   chief: bool
   own_dir: str
-  data: data_lib.ImageData
+  data: images_lib.ImageData
   validation_images: np.ndarray
   test_x: np.ndarray
   previous_metrics: dict[str, Any]
