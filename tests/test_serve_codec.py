@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tfp_vae.internal import layout
 from tfp_vae.serving import codec
-from tfp_vae.serving import repository
+from tfp_vae.serving import model_config
+from tfp_vae.serving import servable as servable_lib
 from tfp_vae.serving import status
 
 
@@ -167,9 +168,9 @@ def test_model_config_file_policies_labels_and_errors(tmp_path):
                version_labels { key: "stable" value: 1 } }
       config { name: "d" base_path: "/m/d" model_version_policy { all {} } }
     }''')
-  a, b, c, d = repository.read_model_config_file(str(path))
+  a, b, c, d = model_config.read_model_config_file(str(path))
   assert (a.name, a.base_path, a.policy) == (
-      'a', '/m/a', repository.VersionPolicy('latest', 1))
+      'a', '/m/a', model_config.VersionPolicy('latest', 1))
   on_disk = [1, 2, 3, 4]
   assert a.policy.select(on_disk) == [4]
   assert b.policy.select(on_disk) == [3, 4]
@@ -186,8 +187,8 @@ def test_model_config_file_policies_labels_and_errors(tmp_path):
       ('model_config_list { config { name: "a" } }', 'base_path is empty'),
   ):
     path.write_text(text)
-    with pytest.raises(repository.ServingError) as e:
-      repository.read_model_config_file(str(path))
+    with pytest.raises(model_config.ServingError) as e:
+      model_config.read_model_config_file(str(path))
     assert message in str(e.value)
 
 
@@ -208,8 +209,10 @@ def test_the_session_loader_runs_signatures_as_tf_serving_does(tmp_path):
   from tests.half_plus_two import build_half_plus_two_tf1  # pylint: disable=g-import-not-at-top
   path = str(tmp_path / '00000123')
   build_half_plus_two_tf1(path, str(tmp_path / 'assets'))
-  model = repository._SessionModel(  # pylint: disable=protected-access
-      path, repository._signature_defs(path))  # pylint: disable=protected-access
+  # pylint: disable=protected-access
+  model = servable_lib._SessionModel(path,
+                                     servable_lib._signature_defs(path))
+  # pylint: enable=protected-access
   y = model.signatures['serving_default'](
       x=np.array([2.0, 3.0, 4.0], np.float32))['y']  # declared [?, 1]
   assert y.numpy().tolist() == [3.0, 3.5, 4.0]

@@ -6,8 +6,11 @@ KServe's V2 protocol, in one Python process.
 
 Modules, one concept each:
 
-  repository      models, their versions (policy, labels, polling), a
-                  loaded version's signatures
+  model_config    what to serve: models, version policies and labels,
+                  from --export_dir or --model_config_file; ServingError
+  servable        one loaded version: its signatures, run
+  repository      the versions of each model: loaded, polled, looked up by
+                  number or label
   codec           tensors <-> TF Serving's JSON, tf.Example, TensorProto;
                   V2 datatypes (no server needed)
   status          TensorFlow's error codes -> HTTP statuses, gRPC codes
@@ -29,10 +32,10 @@ evaluation, training, experiment (today: internal and config only).
 """
 
 # `serve`, `ExportDirModel` and `ServingError` load the server's modules
-# (KServe, gRPC, uvicorn) on first use, so that `codec` and `repository`
-# can be imported without them.
+# (KServe, gRPC, uvicorn) on first use, so that `codec`, `model_config`,
+# `servable` and `repository` can be imported without them.
 _LAZY = {'serve': 'server', 'ExportDirModel': 'kserve_adapter',
-         'ServingError': 'repository'}
+         'ServingError': 'model_config'}
 
 
 def __getattr__(name):

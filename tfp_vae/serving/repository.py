@@ -21,317 +21,19 @@ import dataclasses
 import errno
 import gc
 import os
-import re
 import threading
-from typing import Any, Callable, Mapping, Optional
+from typing import Callable, Optional
 
 from absl import logging
-import numpy as np
 import tensorflow as tf
-from google.protobuf import text_format
-from tensorflow.core.protobuf import saved_model_pb2
 
-from tfp_vae.internal import errors
 from tfp_vae.internal import layout
-from tfp_vae.internal import tensorflow_internals as tf_internals
+from tfp_vae.serving import model_config
+from tfp_vae.serving import servable as servable_lib
 from tfp_vae.serving import status
 
 # TF Serving retries a failed load (--max_num_load_retries, default 5).
 LOAD_ATTEMPTS = 5
-CLASSIFY_METHOD = 'tensorflow/serving/classify'
-REGRESS_METHOD = 'tensorflow/serving/regress'
-
-
-class ServingError(errors.TfpVaeError):
-  """What is to be served cannot be (a missing or empty base path, nothing
-  loads, a bad --model_config_file)."""
-
-
-# -- configuration -----------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class VersionPolicy:
-  """TF Serving's model_version_policy.
-
-  Attributes:
-    kind: 'latest' (the `num_versions` highest), 'all' or 'specific'.
-    num_versions: for 'latest'.
-    versions: for 'specific'.
-  """
-  kind: str = 'latest'
-  num_versions: int = 1
-  versions: tuple[int, ...] = ()
-
-  def select(self, on_disk: list[int]) -> list[int]:
-    """The versions to serve among those on disk (ascending)."""
-    if self.kind == 'all':
-      return list(on_disk)
-    if self.kind == 'specific':
-      return [v for v in on_disk if v in self.versions]
-    return list(on_disk[-self.num_versions:])
-
-  def describe(self) -> str:
-    if self.kind == 'latest':
-      return f'latest {self.num_versions}'
-    if self.kind == 'specific':
-      return f'specific {list(self.versions)}'
-    return 'all'
-
-
-@dataclasses.dataclass(frozen=True)
-class ModelConfig:
-  """One model: TF Serving's ModelConfig, as far as this server reads it.
-
-  Attributes:
-    name: the NAME in /v1/models/NAME.
-    base_path: the folder holding the version folders.
-    policy: which versions to serve.
-    labels: {label: version} (TF Serving's version_labels).
-  """
-  name: str
-  base_path: str
-  policy: VersionPolicy = VersionPolicy()
-  labels: Mapping[str, int] = dataclasses.field(default_factory=dict)
-
-
-def read_model_config_file(path: str) -> list[ModelConfig]:
-  """The models of a TF Serving --model_config_file (a text
-  ModelServerConfig with a model_config_list).
-
-  Raises:
-    ServingError: the file is missing or does not parse, lists no model,
-      names one twice, names a platform other than tensorflow, has a
-      policy with no versions.
-  """
-  # pylint: disable=g-import-not-at-top
-  from tensorflow_serving.config import model_server_config_pb2
-  # pylint: enable=g-import-not-at-top
-  try:
-    with open(path) as f:
-      text = f.read()
-  except OSError as e:
-    raise ServingError(f'--model_config_file={path}: cannot be read ({e})'
-                       ) from None
-  config = model_server_config_pb2.ModelServerConfig()
-  try:
-    text_format.Parse(text, config)
-  except text_format.ParseError as e:
-    raise ServingError(f'--model_config_file={path} is not a text '
-                       f'ModelServerConfig: {e}') from None
-  if config.WhichOneof('config') != 'model_config_list':
-    raise ServingError(f'--model_config_file={path} has no model_config_list'
-                       ' (custom_model_config is not supported)')
-  models = []
-  for entry in config.model_config_list.config:
-    where = f'--model_config_file={path}, model {entry.name!r}'
-    if not entry.name or any(c in entry.name for c in '/: \t\n'):
-      raise ServingError(f'{where}: the name must be non-empty, without '
-                         "'/', ':' or spaces")
-    if not entry.base_path:
-      raise ServingError(f'{where}: base_path is empty')
-    if entry.model_platform not in ('', 'tensorflow'):
-      raise ServingError(f'{where}: model_platform {entry.model_platform!r} '
-                         "is not served here (only 'tensorflow')")
-    choice = entry.model_version_policy.WhichOneof('policy_choice')
-    if choice == 'all':
-      policy = VersionPolicy('all')
-    elif choice == 'specific':
-      wanted = tuple(sorted(entry.model_version_policy.specific.versions))
-      if not wanted:
-        raise ServingError(f'{where}: the specific policy lists no version')
-      policy = VersionPolicy('specific', versions=wanted)
-    else:  # latest, TF Serving's default of one version
-      latest = entry.model_version_policy.latest.num_versions
-      policy = VersionPolicy('latest', num_versions=latest or 1)
-    models.append(ModelConfig(entry.name, entry.base_path, policy,
-                              dict(entry.version_labels)))
-  if not models:
-    raise ServingError(f'--model_config_file={path} lists no model')
-  names = [m.name for m in models]
-  twice = sorted({n for n in names if names.count(n) > 1})
-  if twice:
-    raise ServingError(f'--model_config_file={path} names {twice} more than '
-                       'once')
-  return models
-
-
-# -- one version -------------------------------------------------------------
-
-
-def signature_error_message(error: tf.errors.OpError) -> str:
-  """The signature's own message in a TensorFlow error, on one line.
-
-  The in-graph checks (`tfp_vae.model.export`) fail with `tf.debugging.Assert`,
-  whose error reads "Graph execution error: ... assertion failed:
-  [<message>] [<data>] ... [[{{node ...}}]]"; this returns "<message>
-  [<data>] ...".  Other errors give their first informative line.
-
-  Args:
-    error: raised by calling a signature.
-
-  Returns:
-    One line, e.g. "images must have values in [0, 1]; got min and max [2]
-    [2]".
-  """
-  lines = [line.strip() for line in error.message.splitlines()]
-  for line in lines:
-    if line.startswith('assertion failed: '):
-      # [message] [data] [data]: the message may hold brackets of its own,
-      # the data items (shapes, scalars) do not.
-      match = re.fullmatch(r'\[(.*?)\]((?: \[[^\[\]]*\])*)',
-                           line[len('assertion failed: '):])
-      if match:
-        return match.group(1) + match.group(2)
-  useful = [line for line in lines if line and not line.startswith((
-      'Graph execution error', 'Detected at node', '<stack traces',
-      '[[{{node'))]
-  first = useful[0] if useful else type(error).__name__
-  return re.sub(r'\s*\[Op:[^\]]*\]$', '', first)
-
-
-def _signature_defs(path: str) -> dict[str, Any]:
-  """The serving MetaGraph's SignatureDefs, as `saved_model_cli show` and
-  TF Serving's metadata read them from saved_model.pb."""
-  saved_model = saved_model_pb2.SavedModel()
-  with tf.io.gfile.GFile(os.path.join(path, 'saved_model.pb'), 'rb') as f:
-    saved_model.ParseFromString(f.read())
-  graphs = [g for g in saved_model.meta_graphs
-            if set(g.meta_info_def.tags) == {'serve'}] or [
-                g for g in saved_model.meta_graphs
-                if 'serve' in g.meta_info_def.tags]
-  if not graphs:
-    raise ServingError(f'{path}/saved_model.pb has no MetaGraph tagged '
-                       '"serve"')
-  return dict(graphs[0].signature_def)
-
-
-class Servable:
-  """One loaded version: its SignatureDefs and signatures.
-
-  Attributes:
-    version: the version folder's number.
-    path: the version folder.
-    signature_defs: {name: SignatureDef proto} of saved_model.pb.
-  """
-
-  def __init__(self, version: int, path: str):
-    """Loads the SavedModel in `path` (raises whatever loading raises).
-
-    `tf.saved_model.load` first; a graph it cannot import (those of early
-    TF 1.x releases, such as TF Serving's own half_plus_three, whose
-    placeholders use the old "empty shape means unknown" convention) is
-    loaded with the TF1 session loader, TF Serving's own path.
-    """
-    self.version = version
-    self.path = path
-    self.signature_defs = _signature_defs(path)
-    self.loader = 'tf.saved_model.load'
-    try:
-      self._module = tf.saved_model.load(path, tags=['serve'])
-      self._signatures = dict(self._module.signatures)
-    except ValueError as e:
-      logging.info('%s: tf.saved_model.load failed (%s); loading it with '
-                   'the TF1 session loader', path, str(e).splitlines()[0])
-      self._module = _SessionModel(path, self.signature_defs)
-      self._signatures = self._module.signatures
-      self.loader = 'tf.compat.v1.saved_model.loader'
-
-  def signature_def(self, name: str):
-    """The SignatureDef `name`.
-
-    Raises:
-      Status: INVALID_ARGUMENT, TF Serving's message plus the names there
-        are.
-    """
-    found = self.signature_defs.get(name)
-    if found is None or name not in self._signatures:
-      raise status.invalid_argument(
-          f'Serving signature name: "{name}" not found in signature def '
-          f'(this model has: {", ".join(sorted(self._signatures))})')
-    return found
-
-  def input_dtypes(self, name: str) -> dict[str, tf.DType]:
-    """{input name: dtype} of signature `name` (see `signature_def`)."""
-    return {k: tf.as_dtype(v.dtype)
-            for k, v in self.signature_def(name).inputs.items()}
-
-  def run(self, name: str, arrays: Mapping[str, np.ndarray],
-          output_filter: Optional[list[str]] = None
-          ) -> dict[str, np.ndarray]:
-    """Calls signature `name` on every one of its inputs.
-
-    Args:
-      name: e.g. 'serving_default'.
-      arrays: {input name: array of the input's dtype}.
-      output_filter: the outputs wanted (default: all).
-
-    Returns:
-      {output name: array}.
-
-    Raises:
-      Status: INVALID_ARGUMENT for an unknown signature or output, or the
-        signature's own checks failing (their message); a TensorFlow error
-        keeps its code (RESOURCE_EXHAUSTED, UNAVAILABLE, ...).
-    """
-    signature_def = self.signature_def(name)
-    wanted = list(output_filter or [])
-    for alias in wanted:
-      if alias not in signature_def.outputs:
-        raise status.invalid_argument(
-            f'output tensor alias not found in signature: {alias} Outputs '
-            f'expected to be in the set {{{",".join(sorted(signature_def.outputs))}}}.')
-    if len(set(wanted)) != len(wanted):
-      raise status.invalid_argument(
-          f'duplicate output tensor alias in output_filter: {wanted}')
-    try:
-      outputs = self._signatures[name](
-          **{k: tf.constant(v) for k, v in arrays.items()})
-      if wanted:
-        outputs = {k: outputs[k] for k in wanted}
-    except tf.errors.OpError as e:
-      raise status.from_tf_error(e.error_code, signature_error_message(e)
-                                 ) from None
-    except (TypeError, ValueError) as e:  # arguments the function refuses
-      raise status.invalid_argument(
-          f'signature {name!r} refused its inputs: '
-          f'{str(e).splitlines()[0]}') from None
-    return {k: t.numpy() for k, t in outputs.items()
-            if not wanted or k in wanted}
-
-
-class _SessionModel:
-  """A SavedModel in a TF1 Session, its signatures run by tensor name as
-  TF Serving's session path runs them.
-
-  A request's value is fed whatever its shape, as TF Serving's C++
-  Session::Run does: Python's Session.run refuses a feed whose shape
-  differs from the tensor's static one (TF Serving's documented
-  `{"instances": [1.0, 2.0, 5.0]}` on half_plus_three's [?, 1] input), so
-  the session's run is called below that check.
-  """
-
-  def __init__(self, path: str, signature_defs: Mapping[str, Any]):
-    self._graph = tf.Graph()
-    self._session = tf.compat.v1.Session(graph=self._graph)
-    tf.compat.v1.saved_model.loader.load(self._session, ['serve'], path)
-    self.signatures = {name: self._signature(sd)
-                       for name, sd in signature_defs.items()
-                       if sd.inputs and sd.outputs}
-
-  def _signature(self, signature_def):
-    inputs = {k: self._graph.get_tensor_by_name(v.name)
-              for k, v in signature_def.inputs.items()}
-    names = sorted(signature_def.outputs)
-    run = tf_internals.session_caller(
-        self._session, inputs,
-        [self._graph.get_tensor_by_name(signature_def.outputs[k].name)
-         for k in names])
-
-    def call(**arrays):
-      return {k: tf.constant(v) for k, v in zip(names, run(**arrays))}
-
-    return call
 
 
 def _freeze_heap() -> None:
@@ -349,9 +51,6 @@ def _freeze_heap() -> None:
   gc.unfreeze()
   gc.collect()
   gc.freeze()
-
-
-# -- the versions of one model -----------------------------------------------
 
 
 @dataclasses.dataclass(frozen=True)
@@ -381,7 +80,7 @@ def _load_error_code(error: Exception) -> str:
 class ModelVersions:
   """The versions of one model, loaded and kept current."""
 
-  def __init__(self, config: ModelConfig,
+  def __init__(self, config: model_config.ModelConfig,
                on_change: Optional[Callable[[], None]] = None,
                on_load: Optional[Callable[[str, str], None]] = None):
     """
@@ -394,7 +93,7 @@ class ModelVersions:
     self.name = config.name
     self.base_path = config.base_path
     # Replaced, never mutated, so readers need no lock.
-    self._loaded: dict[int, Servable] = {}
+    self._loaded: dict[int, servable_lib.Servable] = {}
     self._status: dict[int, VersionStatus] = {}
     self._attempts: dict[int, int] = {}
     self._poll_lock = threading.Lock()
@@ -429,7 +128,7 @@ class ModelVersions:
         self._set_status(VersionStatus(version, 'LOADING'))
         path = os.path.join(self.base_path, folders[version])
         try:
-          servable = Servable(version, path)
+          servable = servable_lib.Servable(version, path)
         except Exception as e:  # pylint: disable=broad-except
           # Whatever a broken folder raises, the other versions stay up.
           attempts = self._attempts[version] = (
@@ -523,7 +222,7 @@ class ModelVersions:
     return version
 
   def get(self, version: Optional[int] = None,
-          label: Optional[str] = None) -> Servable:
+          label: Optional[str] = None) -> servable_lib.Servable:
     """The loaded `version` (or `label`'s), or the latest when neither.
 
     Raises:
@@ -571,7 +270,7 @@ class ModelVersions:
     """
     for label, version in sorted(self.config.labels.items()):
       if version not in self._loaded:
-        raise ServingError(
+        raise model_config.ServingError(
             f'model {self.name!r}: label {label!r} points at version '
             f'{version}, which is not available (loaded: '
             f'{self.loaded() or "none"})')
@@ -580,7 +279,7 @@ class ModelVersions:
 class Repository:
   """Every model the server serves, by name, and their poller."""
 
-  def __init__(self, configs: list[ModelConfig],
+  def __init__(self, configs: list[model_config.ModelConfig],
                on_load: Optional[Callable[[str, str], None]] = None):
     self.models = {c.name: ModelVersions(c, on_load=on_load)
                    for c in configs}
@@ -617,7 +316,7 @@ class Repository:
     """
     for model in self.models.values():
       if not os.path.isdir(model.base_path):
-        raise ServingError(
+        raise model_config.ServingError(
             f'model {model.name!r}: {model.base_path!r} is not a directory: '
             'point --export_dir (or base_path) at the folder holding the '
             'version folders (1/, 2/, ...) that trainers.export writes')
@@ -626,12 +325,12 @@ class Repository:
       if not model.loaded():
         failed = model.failures()
         if not failed:
-          raise ServingError(
+          raise model_config.ServingError(
               f'model {model.name!r}: {model.base_path!r} holds no version '
               f'folder its policy ({model.config.policy.describe()}) '
               'serves (1/, 2/, ...): write one with trainers.export or '
               'trainers.train --export_dir')
-        raise ServingError(
+        raise model_config.ServingError(
             f'model {model.name!r}: no version in {model.base_path!r} loads: '
             + '; '.join(f'version {s.version}: {s.error}' for s in failed))
       model.check_labels()

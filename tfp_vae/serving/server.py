@@ -29,6 +29,7 @@ from tfp_vae.config import settings as config_lib
 from tfp_vae.serving import http
 from tfp_vae.serving import kserve_adapter
 from tfp_vae.serving import monitoring
+from tfp_vae.serving import model_config
 from tfp_vae.serving import repository
 from tfp_vae.serving import tfserving_grpc
 from tfp_vae.serving import tfserving_rest
@@ -38,7 +39,7 @@ DEFAULT_MONITORING_PATH = '/monitoring/prometheus/metrics'
 
 
 def model_configs(config: config_lib.ServeConfig
-                  ) -> list[repository.ModelConfig]:
+                  ) -> list[model_config.ModelConfig]:
   """The models `config` serves: --model_config_file's, or one at
   --export_dir (the latest --max_versions, 0: all).
 
@@ -46,11 +47,11 @@ def model_configs(config: config_lib.ServeConfig
     ServingError: a bad --model_config_file.
   """
   if config.model_config_file:
-    return repository.read_model_config_file(config.model_config_file)
-  policy = (repository.VersionPolicy('latest', config.max_versions)
-            if config.max_versions else repository.VersionPolicy('all'))
-  return [repository.ModelConfig(config.resolved_model_name(),
-                                 config.export_dir, policy)]
+    return model_config.read_model_config_file(config.model_config_file)
+  policy = (model_config.VersionPolicy('latest', config.max_versions)
+            if config.max_versions else model_config.VersionPolicy('all'))
+  return [model_config.ModelConfig(config.resolved_model_name(),
+                                   config.export_dir, policy)]
 
 
 def monitoring_path(config: config_lib.ServeConfig) -> Optional[str]:
@@ -71,7 +72,7 @@ def monitoring_path(config: config_lib.ServeConfig) -> Optional[str]:
     with open(config.monitoring_config_file) as f:
       text_format.Parse(f.read(), parsed)
   except (OSError, text_format.ParseError) as e:
-    raise repository.ServingError(
+    raise model_config.ServingError(
         f'--monitoring_config_file={config.monitoring_config_file}: {e}'
     ) from None
   if not parsed.prometheus_config.enable:
@@ -138,8 +139,8 @@ async def _serve(app, state: http.ServerState,
     v2.add_to_server(grpc_server, state)
     where = f'{config.host}:{config.grpc_port}'
     if not grpc_server.add_insecure_port(where):
-      raise repository.ServingError(f'gRPC cannot listen on {where} '
-                                    '(--host, --grpc_port)')
+      raise model_config.ServingError(f'gRPC cannot listen on {where} '
+                                      '(--host, --grpc_port)')
     await grpc_server.start()
 
   async def stop_grpc():

@@ -27,12 +27,13 @@ from tensorflow_serving.apis import regression_pb2
 
 from tfp_vae.serving import codec
 from tfp_vae.serving import repository
+from tfp_vae.serving import servable as servable_lib
 from tfp_vae.serving import status
 
 CLASSIFY = 'classify'
 REGRESS = 'regress'
-_METHOD_NAMES = {repository.CLASSIFY_METHOD: CLASSIFY,
-                 repository.REGRESS_METHOD: REGRESS}
+_METHOD_NAMES = {servable_lib.CLASSIFY_METHOD: CLASSIFY,
+                 servable_lib.REGRESS_METHOD: REGRESS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,7 +51,7 @@ class Route:
 
 
 def servable(repo: repository.Repository, route: Route
-             ) -> repository.Servable:
+             ) -> servable_lib.Servable:
   """The servable a route names.
 
   Raises:
@@ -63,7 +64,7 @@ def servable(repo: repository.Repository, route: Route
 # -- Predict -----------------------------------------------------------------
 
 
-def predict(serv: repository.Servable, signature: str,
+def predict(serv: servable_lib.Servable, signature: str,
             arrays: dict[str, Any], max_batch: int,
             output_filter: Optional[list[str]] = None
             ) -> dict[str, np.ndarray]:
@@ -96,7 +97,7 @@ def predict_json(versions: repository.ModelVersions, body: Any,
 # -- Classify and Regress ----------------------------------------------------
 
 
-def _examples_signature(serv: repository.Servable, signature: str,
+def _examples_signature(serv: servable_lib.Servable, signature: str,
                         method: str):
   """The SignatureDef, checked to take serialized examples for `method`.
 
@@ -125,7 +126,7 @@ def _examples_signature(serv: repository.Servable, signature: str,
   return signature_def
 
 
-def _run_examples(serv: repository.Servable, signature: str,
+def _run_examples(serv: servable_lib.Servable, signature: str,
                   examples: np.ndarray, max_batch: int,
                   fetch: list[str]) -> dict[str, np.ndarray]:
   if len(examples) > max_batch:
@@ -217,7 +218,7 @@ def examples_tensor(input_proto) -> np.ndarray:
   return codec.serialized_examples(examples, context)
 
 
-def classify(serv: repository.Servable, signature: str,
+def classify(serv: servable_lib.Servable, signature: str,
              examples: np.ndarray, max_batch: int
              ) -> classification_pb2.ClassificationResult:
   """Classify: `signature` on serialized examples.
@@ -233,7 +234,7 @@ def classify(serv: repository.Servable, signature: str,
       len(examples))
 
 
-def regress(serv: repository.Servable, signature: str, examples: np.ndarray,
+def regress(serv: servable_lib.Servable, signature: str, examples: np.ndarray,
             max_batch: int) -> regression_pb2.RegressionResult:
   """Regress: `signature` on serialized examples (see `classify`)."""
   _examples_signature(serv, signature, REGRESS)
@@ -242,7 +243,7 @@ def regress(serv: repository.Servable, signature: str, examples: np.ndarray,
       len(examples))
 
 
-def examples_json(serv: repository.Servable, body: Any, method: str,
+def examples_json(serv: servable_lib.Servable, body: Any, method: str,
                   max_batch: int) -> dict[str, Any]:
   """A REST :classify or :regress body -> TF Serving's reply,
   {"results": [[[label, score], ...], ...]} or {"results": [value, ...]}.
@@ -291,7 +292,7 @@ def multi_inference(repo: repository.Repository,
     if method is None:
       raise status.invalid_argument(
           f'Unsupported signature method_name: {task.method_name!r} (give '
-          f'{repository.CLASSIFY_METHOD} or {repository.REGRESS_METHOD})')
+          f'{servable_lib.CLASSIFY_METHOD} or {servable_lib.REGRESS_METHOD})')
     result = reply.results.add()
     model_spec(result.model_spec, routes[0].model, serv.version, signature)
     if method == CLASSIFY:
@@ -314,7 +315,7 @@ def model_spec(spec, name: str, version: int, signature: str = '') -> None:
 # -- metadata and status -----------------------------------------------------
 
 
-def signature_def_map(serv: repository.Servable
+def signature_def_map(serv: servable_lib.Servable
                       ) -> get_model_metadata_pb2.SignatureDefMap:
   out = get_model_metadata_pb2.SignatureDefMap()
   for name, signature_def in serv.signature_defs.items():
@@ -322,7 +323,7 @@ def signature_def_map(serv: repository.Servable
   return out
 
 
-def metadata_json(name: str, serv: repository.Servable) -> dict[str, Any]:
+def metadata_json(name: str, serv: servable_lib.Servable) -> dict[str, Any]:
   """GetModelMetadataResponse in JSON, as TF Serving's REST API prints it
   (proto field names, default values printed, int64 as strings)."""
   return {
