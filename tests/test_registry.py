@@ -14,6 +14,7 @@ import sys
 import pytest
 
 from tfp_vae.family import components
+from tfp_vae.config import groups as config_groups
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
 from tfp_vae.family import members as family
@@ -39,7 +40,7 @@ def _builtin_names() -> dict[str, str]:
       if cls.__module__.startswith('tfp_vae.'):
         out[name] = '/'.join(filter(None, (out.get(name), reg.kind)))
         out[cls.__name__] = f'{reg.kind} class'
-  config_fields = {f.name for fields in config_lib.group_fields().values()
+  config_fields = {f.name for fields in config_groups.group_fields().values()
                    for f in fields} | {
                        f.name for f in dataclasses.fields(
                            config_lib.EvalConfig)}

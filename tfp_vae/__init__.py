@@ -43,9 +43,13 @@ family/       the extension points, declared (no TensorFlow)
   specs       a member and its settings in one string (`vae:beta=4`), and
               where a comparison runs it
 
-config/
-  settings    typed, validated run settings (model, data, trainer, runtime;
-              evaluation)
+config/       typed, validated settings (no TensorFlow)
+  declare     a setting's declaration: default, help, choices, resumable
+  groups      a run's four groups of settings: model, data, trainer, runtime
+  settings    a training run's settings (the four groups) and its
+              evaluation's
+  serve_settings
+              the model server's settings
 
 data/
   datasets    named sets as float arrays in a fixed shuffled order

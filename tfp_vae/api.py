@@ -34,6 +34,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_vae.family import components
+from tfp_vae.config import groups as config_groups
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
 from tfp_vae.family import members as family
@@ -46,8 +47,8 @@ from tfp_vae.training import rundir
 PACKAGE = 'tfp_vae'
 # ModelConfig's settings (the member's own come from `family`), and the seed.
 MODEL_SETTINGS = tuple(f.name for f in dataclasses.fields(
-    config_lib.ModelConfig) if f.name != 'member')
-DEFAULT_LEARNING_RATE = config_lib.TrainerConfig().learning_rate
+    config_groups.ModelConfig) if f.name != 'member')
+DEFAULT_LEARNING_RATE = config_groups.TrainerConfig().learning_rate
 # Images per call where the API batches work itself.
 BATCH = 500
 
@@ -66,7 +67,7 @@ def _config(member: str, settings: dict[str, Any], seed: int
     if key not in own and key not in family.all_settings():
       where = ('is a training setting: pass it to compile() or fit()'
                if any(key == f.name for fields in
-                      config_lib.group_fields().values() for f in fields)
+                      config_groups.group_fields().values() for f in fields)
                else 'is not a setting of the model')
       raise errors.ConfigError(key, value, where)
   config = config_lib.TrainConfig.create(model=member, seed=seed, **settings)

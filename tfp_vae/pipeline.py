@@ -24,7 +24,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfp_vae import api
-from tfp_vae.config import settings as config_lib
+from tfp_vae.config import groups as config_groups
 from tfp_vae.internal import errors
 from tfp_vae.family import members as family
 from tfp_vae.training import rundir
@@ -40,7 +40,7 @@ NOT_SETTINGS = ('dataset', 'model_dir', 'seed')
 
 def _settings() -> set[str]:
   return {f.name for group in RUN_GROUPS
-          for f in config_lib.group_fields()[group]} - set(NOT_SETTINGS)
+          for f in config_groups.group_fields()[group]} - set(NOT_SETTINGS)
 
 
 def _split(value: Any, what: str) -> tuple[np.ndarray, Optional[np.ndarray]]:
@@ -142,7 +142,7 @@ def _check_call(model: Any, model_dir: Any, settings: dict) -> None:
 
 
 def fit(model: api.Model, data: Any = 'mnist_5k', *, model_dir: str,
-        epochs: int = config_lib.TrainerConfig().epochs,
+        epochs: int = config_groups.TrainerConfig().epochs,
         test_data: Any = None, export_dir: Optional[str] = None,
         verbose: bool = True, **settings: Any) -> dict[str, Any]:
   """Trains `model` as `python -m trainers.train` does, into `model_dir`.

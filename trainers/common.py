@@ -26,6 +26,8 @@ from absl import logging
 
 import tfp_vae
 from tfp_vae.internal import checks
+from tfp_vae.config import groups as config_groups
+from tfp_vae.config import serve_settings
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
 from tfp_vae.family import members as family
@@ -184,14 +186,14 @@ def _define(field, group: str, name: Optional[str] = None) -> None:
     define('string', name, default, help_text, group)
 
 
-def define_config_flags(groups=config_lib.GROUPS, members=None,
+def define_config_flags(groups=config_groups.GROUPS, members=None,
                         exclude=()) -> None:
   """Defines a flag for every field of the config `groups` and every
   setting of the family `members` (default: all registered, plugins
   included), except `exclude`."""
   defined = set()
   for group in groups:
-    for field in config_lib.group_fields()[group]:
+    for field in config_groups.group_fields()[group]:
       if field.name not in exclude:
         _define(field, group)
     if group == 'model':
@@ -215,16 +217,16 @@ def define_train_flags() -> None:
 
 
 def define_serve_flags() -> None:
-  """The flags of `trainers.serve`, one per `config.ServeConfig` field."""
-  for field in dataclasses.fields(config_lib.ServeConfig):
+  """The flags of `trainers.serve`, one per `ServeConfig` field."""
+  for field in dataclasses.fields(serve_settings.ServeConfig):
     _define(field, 'command')
 
 
-def serve_config_from_flags() -> config_lib.ServeConfig:
+def serve_config_from_flags() -> serve_settings.ServeConfig:
   """The ServeConfig of the parsed flags (not yet validated)."""
-  return config_lib.ServeConfig(**{
+  return serve_settings.ServeConfig(**{
       f.name: FLAGS[f.name].value
-      for f in dataclasses.fields(config_lib.ServeConfig)})
+      for f in dataclasses.fields(serve_settings.ServeConfig)})
 
 
 def _setting_value(field, flag: str) -> Any:
@@ -257,7 +259,7 @@ def member_settings_from_flags() -> dict[str, Any]:
 def _config_values() -> dict[str, Any]:
   """Every config field that has a flag, at the flag's value."""
   values = {}
-  for fields in config_lib.group_fields().values():
+  for fields in config_groups.group_fields().values():
     for field in fields:
       if field.name in FLAGS:
         values[field.name] = FLAGS[field.name].value
@@ -317,10 +319,10 @@ def compare_configs_from_flags(models: list[str], seeds: int = 1,
   checks.positive_int('seeds', seeds)
   checks.positive_int('parallel', parallel)
   base = config_lib.TrainConfig.create(**_config_values())
-  if base.trainer.seed + seeds - 1 > config_lib.MAX_SEED:
+  if base.trainer.seed + seeds - 1 > config_groups.MAX_SEED:
     raise errors.ConfigError('seeds', seeds, f'with --seed='
                              f'{base.trainer.seed} goes past the largest '
-                             f'seed {config_lib.MAX_SEED}')
+                             f'seed {config_groups.MAX_SEED}')
   members = specs.parse_all(models, member_settings_from_flags())
   for _, member in members:
     base.with_member(member).validate()

@@ -53,6 +53,7 @@ import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from tfp_vae.config import groups as config_groups
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import faults
 from tfp_vae.internal import files
@@ -65,7 +66,7 @@ from tfp_vae.model import models as models_lib
 tfd = tfp.distributions
 
 MAX_SAMPLES = 10000
-MAX_SEED = config_lib.MAX_SEED
+MAX_SEED = config_groups.MAX_SEED
 LOG_LIKELIHOOD_SAMPLES = 16
 # Images per step of log_likelihood: 64 images x 16 draws = 1,024 decodes.
 LOG_LIKELIHOOD_CHUNK = 64

@@ -32,6 +32,7 @@ from typing import Any, Optional
 from absl import logging
 
 from tfp_vae.family import components
+from tfp_vae.config import groups as config_groups
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
 from tfp_vae.family import members as family
@@ -140,7 +141,7 @@ def recorded_member(recorded: dict[str, Any]) -> family.Member:
                        **member.get('settings', {}))
 
 
-def resolve_member(model: config_lib.ModelConfig, image_shape: ImageShape
+def resolve_member(model: config_groups.ModelConfig, image_shape: ImageShape
                    ) -> tuple[family.Member, list[str]]:
   """The member with its data-dependent defaults filled in, and notes about
   what was resolved (`family.Member.resolve`)."""

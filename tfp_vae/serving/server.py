@@ -25,7 +25,7 @@ from starlette import responses
 from starlette import routing
 import uvicorn
 
-from tfp_vae.config import settings as config_lib
+from tfp_vae.config import serve_settings
 from tfp_vae.serving import http
 from tfp_vae.serving import kserve_adapter
 from tfp_vae.serving import monitoring
@@ -38,7 +38,7 @@ from tfp_vae.serving import v2
 DEFAULT_MONITORING_PATH = '/monitoring/prometheus/metrics'
 
 
-def model_configs(config: config_lib.ServeConfig
+def model_configs(config: serve_settings.ServeConfig
                   ) -> list[model_config.ModelConfig]:
   """The models `config` serves: --model_config_file's, or one at
   --export_dir (the latest --max_versions, 0: all).
@@ -54,7 +54,7 @@ def model_configs(config: config_lib.ServeConfig
                                    config.export_dir, policy)]
 
 
-def monitoring_path(config: config_lib.ServeConfig) -> Optional[str]:
+def monitoring_path(config: serve_settings.ServeConfig) -> Optional[str]:
   """Where TF Serving's Prometheus page goes: --monitoring_config_file's
   prometheus_config (None when it is disabled there), else the default.
 
@@ -124,7 +124,7 @@ class _RestServer(uvicorn.Server):
 
 
 async def _serve(app, state: http.ServerState,
-                 config: config_lib.ServeConfig) -> None:
+                 config: serve_settings.ServeConfig) -> None:
   stopping = asyncio.Event()
   rest = _RestServer(uvicorn.Config(
       app, host=config.host, port=config.rest_api_port, log_config=None,
@@ -156,7 +156,7 @@ async def _serve(app, state: http.ServerState,
   await asyncio.gather(rest.serve(), stop_grpc())
 
 
-def serve(config: config_lib.ServeConfig,
+def serve(config: serve_settings.ServeConfig,
           model_class: Optional[type] = None) -> None:
   """Serves what `config` names until SIGTERM or SIGINT.
 
