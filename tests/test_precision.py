@@ -64,7 +64,9 @@ def test_sensitive_tensors_are_float32_under_mixed_precision(policy, combo):
   likelihood = model.decode(codes)
   assert likelihood.mean().dtype == tf.float32, where
   assert likelihood.log_prob(x).dtype == tf.float32, where
-  for name, value in likelihood.distribution.parameters.items():
+  # tfd.Independent's per-pixel distribution, or the PixelCNN's own.
+  pixels = getattr(likelihood, 'distribution', likelihood)
+  for name, value in pixels.parameters.items():
     if tf.is_tensor(value):
       assert value.dtype == tf.float32, (where, name)
   prior = model.prior_distribution()

@@ -128,6 +128,23 @@ class Bernoulli(Likelihood):
     return decoders.BernoulliDecoder(network, name='decoder')
 
 
+@LIKELIHOODS.register
+class PixelCNN(Likelihood):
+  name = 'pixel_cnn'
+  summary = ('autoregressive Bernoulli: masked convolutions over the image '
+             "on top of the architecture's logit map, a decoder flexible "
+             'enough to model images without the code')
+  binary = True
+
+  def pixel_weight(self, scale):
+    del scale
+    return 1.0  # a cross-entropy sum, as the Bernoulli likelihood's
+
+  def decoder(self, network, image_shape, scale):
+    from tfp_vae.nn import pixelcnn  # pylint: disable=g-import-not-at-top
+    return pixelcnn.PixelCNNDecoder(network, image_shape, name='decoder')
+
+
 class _Gaussian(Likelihood):
   uses_scale = True
 
