@@ -28,6 +28,7 @@ nn/           the model library: pure TensorFlow/TFP pieces
   networks    Keras layer stacks, tensors in and out
   encoders    networks -> q(z|x) distributions
   decoders    networks -> p(x|z) likelihoods
+  pixelcnn    an autoregressive p(x|z): masked convolutions over the image
   priors      p(z): standard normal, learned mixture, VampPrior
   losses      pure functions over distributions: rate, distortion, MMD, bounds
   precision   the mixed-precision policy: what stays float32 under 16-bit
