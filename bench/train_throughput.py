@@ -25,7 +25,8 @@ and noise: another seed shows how far the test loss moves by chance, the
 yardstick for precision's), and for plain jit=1 (the step compiled by
 XLA), keep (for the trainer: the parts of tfp_vae/nn/precision.py kept in
 float32 under a 16-bit precision, e.g. keep=distributions against the
-policy's keep=outputs+distributions).
+policy's keep=outputs+distributions), likelihood (its --likelihood: the
+cost per image of `pixel_cnn` against the conv decoder's `bernoulli`).
 
 Images/s exclude the first epoch (tracing).  "whole run" is images trained
 over the process's wall time from the start of training, including per-epoch
@@ -81,12 +82,13 @@ def _parse_variant(text: str) -> dict:
   for option in options:
     key, _, value = option.partition('=')
     if key not in ('spe', 'onednn', 'precision', 'jit', 'xla', 'seed',
-                   'keep') or (
+                   'keep', 'likelihood') or (
         not value) or (key == 'jit' and loop != 'plain') or (
             key in ('xla', 'keep') and loop == 'plain') or (
                 key == 'keep' and loop == 'before'):
       raise app.UsageError(f'--variants: {text!r}: unknown option {option!r} '
                            f'(spe=N, onednn=0|1, precision=NAME, seed=N, '
+                           f'likelihood=NAME, '
                            f'for the trainer xla=on|off|auto and (not '
                            f'before) keep=PART+PART, for plain jit=0|1)')
     if key == 'keep':
@@ -95,6 +97,12 @@ def _parse_variant(text: str) -> dict:
         precision.checked(value.split('+'))
       except ValueError as e:
         raise app.UsageError(f'--variants: {text!r}: {e}') from None
+    if key == 'likelihood':
+      from tfp_vae.family import components  # pylint: disable=g-import-not-at-top
+      if value not in components.LIKELIHOODS.names():
+        raise app.UsageError(
+            f'--variants: {text!r}: likelihood must be one of '
+            f'{", ".join(components.LIKELIHOODS.names())}')
     variant[key] = value
   return variant
 
@@ -189,6 +197,8 @@ def _config(model: str, variant: dict) -> dict:
     config['xla'] = variant['xla']
   if 'seed' in variant:
     config['seed'] = int(variant['seed'])
+  if 'likelihood' in variant:
+    config['likelihood'] = variant['likelihood']
   return config
 
 

@@ -74,6 +74,9 @@ def test_a_bad_variant_is_refused_before_measuring():
   proc = _run('train_throughput.py', '--variants=trainer:keep=outputs')
   assert proc.returncode != 0
   assert 'distributions part cannot be dropped' in proc.stderr
+  proc = _run('train_throughput.py', '--variants=trainer:likelihood=poisson')
+  assert proc.returncode != 0
+  assert 'likelihood must be one of bernoulli, pixel_cnn' in proc.stderr
 
 
 @pytest.mark.slow
