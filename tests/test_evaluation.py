@@ -98,7 +98,7 @@ def test_compare_writes_report_with_every_figure_and_both_models(
   assert 'test_neg_elbo' in metrics['models']['vae']['seeds']['0']
   # The information metrics each encoder defines, with intervals' inputs.
   for key in ('test_mutual_information', 'test_marginal_kl',
-              'test_code_gain'):
+              'test_code_gain', 'test_code_variance'):
     assert key in metrics['models']['vae']['summary'], key
   assert 'test_code_gain' in metrics['models']['mmd_vae']['summary']
   assert 'test_mutual_information' not in metrics['models']['mmd_vae'][

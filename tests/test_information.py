@@ -124,7 +124,7 @@ def test_each_encoder_reports_what_is_defined_for_it(images):
                                                        rel=1e-4)
   # A point mass has no density: no mutual information, no marginal KL.
   out, _ = metrics.evaluate(_model('mmd_vae'), images, seed=0)
-  assert 'test_code_gain' in out
+  assert 'test_code_gain' in out and out['test_code_variance'] > 0
   for key in ('test_mutual_information', 'test_marginal_kl',
               'test_kl_per_unit'):
     assert key not in out
@@ -132,6 +132,18 @@ def test_each_encoder_reports_what_is_defined_for_it(images):
   out, _ = metrics.evaluate(_model('vae', prior='mixture'), images, seed=0)
   assert 'test_mutual_information' in out
   assert 'test_kl_per_unit' not in out
+
+
+def test_the_aggregate_variance_of_a_linear_gaussian_encoder():
+  # q(z) = N(0, (gain^2 + noise^2) I): 2.25 + 0.25 per unit.
+  codes, means, stddevs, _ = _linear_gaussian(20000, 3, 1.5, 0.5, seed=5)
+  np.testing.assert_allclose(information.aggregate_variance(means, stddevs),
+                             [2.5] * 3, rtol=0.03)
+  # A point mass: the codes' own variance; the encoder's codes equal to the
+  # prior's draws read 1.
+  draws = np.random.default_rng(6).normal(size=(20000, 2))
+  np.testing.assert_allclose(information.aggregate_variance(draws), [1, 1],
+                             rtol=0.03)
 
 
 def test_a_sample_of_the_codes_estimates_the_same_split():

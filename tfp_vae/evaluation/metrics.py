@@ -161,7 +161,8 @@ def evaluate(model: models_lib.LatentVariableModel, images: np.ndarray,
 def information_metrics(model: models_lib.LatentVariableModel,
                         images: np.ndarray, terms: dict[str, np.ndarray],
                         seed: int = 0) -> dict[str, Any]:
-  """test_code_gain for every encoder; test_mutual_information and
+  """test_code_gain and test_code_variance for every encoder;
+  test_mutual_information and
   test_marginal_kl for Gaussian encoders; test_kl_per_unit for Gaussian
   encoders under the standard normal prior (`tfp_vae.nn.information`)."""
   n = len(images)
@@ -184,6 +185,8 @@ def information_metrics(model: models_lib.LatentVariableModel,
   out: dict[str, Any] = {
       'test_code_gain': information.code_gain(terms['distortion'],
                                               other_nll)}
+  out['test_code_variance'] = float(np.mean(information.aggregate_variance(
+      terms['code_mean'], terms.get('code_stddev'))))
   if 'code_stddev' not in terms:
     return out  # a point-mass encoder: no density (module doc)
   prior = model.prior_distribution()

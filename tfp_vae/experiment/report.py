@@ -30,6 +30,8 @@ METRICS = (
      'Gaussian encoders)', 'lower'),
     ('test_code_gain', "nats/image the decoder gains from the image's own "
      "code over another image's", 'higher'),
+    ('test_code_variance', "q(z)'s variance per unit, averaged (the standard "
+     'normal prior: 1)', ''),
     ('test_mmd_to_prior', 'MMD^2 between q(z) and p(z)', 'lower'),
     ('test_active_units', 'active units (Cov_x E[z_u] > 0.01)', 'higher'),
     ('test_knn_accuracy', 'latent probe: 5-NN accuracy', 'higher'),

@@ -36,6 +36,11 @@ j a fixed random derangement of the test set (a seeded cycle).  It is
 zero when the decoder ignores its code, and grows with what the code
 carries that the decoder uses.
 
+code_variance is defined for every encoder: each unit's variance under
+q(z) (exact for the mixture of the test set's posteriors), averaged over
+the units; the standard normal prior's is 1.  The tutorial's Problem 2
+says the ELBO spreads q(z) wider than p(z) on small data.
+
 kl_per_unit (a Gaussian encoder and the standard normal prior): each
 unit's closed-form KL(q(z_u|x) || N(0, 1)) averaged over the test set;
 collapsed units read as 0.
@@ -118,6 +123,23 @@ def kl_per_unit(means: np.ndarray, stddevs: np.ndarray) -> np.ndarray:
   means, stddevs = (np.asarray(a, np.float64) for a in (means, stddevs))
   return np.mean(0.5 * (np.square(means) + np.square(stddevs) - 1.0)
                  - np.log(stddevs), axis=0)
+
+
+def aggregate_variance(codes: np.ndarray,
+                       stddevs: Optional[np.ndarray] = None) -> np.ndarray:
+  """[latent]: each unit's variance under the aggregate posterior q(z).
+
+  With `stddevs` (a Gaussian encoder; `codes` its means), the law of total
+  variance: Var_n(mean_nu) + mean_n(stddev_nu^2), exact for the mixture
+  1/N sum_n q(z|x_n).  Without (a point mass), the variance of the codes.
+  The standard normal prior's is 1 per unit: above it, q(z) spreads wider
+  than p(z) (the InfoVAE tutorial's "variance over-estimation")."""
+  codes = np.asarray(codes, np.float64)
+  variance = np.var(codes, axis=0)
+  if stddevs is not None:
+    variance = variance + np.mean(np.square(np.asarray(stddevs, np.float64)),
+                                  axis=0)
+  return variance
 
 
 def code_gain(own_nll: np.ndarray, other_nll: np.ndarray) -> float:
