@@ -57,9 +57,10 @@ experiment-small: install
 
 # Two worker processes: most tests are single-threaded Python or wait on
 # subprocesses, so two overlap on 2 cores (timings, with their machine and
-# date: docs/performance.md, "The test suite").
+# date: docs/performance.md, "The test suite").  Each run ends with its
+# ten slowest tests (a fixture's build is the setup of its first user).
 test: install
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup --durations=10
 
 # The inner loop: the suite without the tests marked slow (end-to-end runs
 # of real processes and data).
