@@ -69,7 +69,7 @@ class MaskedConv2D(keras.layers.Layer):
     channels = int(input_shape[-1])
     self.kernel = self.add_weight(
         shape=(self.kernel_size, self.kernel_size, channels, self.filters),
-        initializer='glorot_uniform', name='kernel')
+        initializer='glorot_uniform', name='masked_kernel')
     self.bias = self.add_weight(shape=(self.filters,), initializer='zeros',
                                 name='bias')
     self.mask = tf.constant(causal_mask(self.kernel_size, channels,
