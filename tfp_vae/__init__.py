@@ -60,7 +60,8 @@ data/
               user's) -> ImageData, in memory or streamed
   inputs      ImageData's arrays -> tf.data pipelines (the training stream,
               a function of seed and step; evaluation batches)
-  sources     a user's data: image folders, .npy/.npz, TFRecord files
+  sources     a user's data: image folders, .npy/.npz, TFRecord files (a
+              package: the shared reader and registry, a module per source)
   idx         the IDX file format, read and checked
 
 runtime/      where and how a run runs
