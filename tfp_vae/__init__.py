@@ -66,6 +66,12 @@ data/
 
 runtime/      where and how a run runs
   hardware    what machine this is, and what `auto` picks on it
+  measurements
+              what `auto` rests on: bfloat16, steps per call and XLA
+              measured per machine class, with their provenance
+  bfloat16_guard
+              the guard that decides, from a class's measured rows,
+              whether a member trains in mixed_bfloat16
   plan        a run's decisions, made once at its start and recorded
   budget      the memory a run would need, before it is built
   distribute  tf.distribute strategies and the cluster bootstrap
