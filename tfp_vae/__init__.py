@@ -37,8 +37,10 @@ nn/           the model library: pure TensorFlow/TFP pieces
               prior, the code's gain, each unit's rate
 
 family/       the extension points, declared (no TensorFlow)
-  members     the members (VAE, MMD-VAE, InfoVAE, IWAE): settings, objective
-              and what generic code needs of them
+  members     a member, declared: its settings, objective and what generic
+              code needs of it; the registry of members
+  objectives  the built-in members (VAE, MMD-VAE, InfoVAE, IWAE) and the
+              building blocks of their objectives
   components  the other parts, declared: encoders, likelihoods, priors,
               architectures
   specs       a member and its settings in one string (`vae:beta=4`), and

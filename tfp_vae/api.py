@@ -391,17 +391,17 @@ def _member_class(member: str, class_name: str, doc: str) -> type:
   return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
 
-VAE = _member_class('vae', 'VAE', """The VAE (`family.VAE`): distortion +
+VAE = _member_class('vae', 'VAE', """The VAE (`objectives.VAE`): distortion +
   beta * rate, the ELBO at beta = 1.  Settings: beta, kl_estimator and the
   model's (see `Model`).""")
 MMDVAE = _member_class('mmd_vae', 'MMDVAE', """The MMD-VAE
-  (`family.MMDVAE`): a deterministic encoder, distortion + mmd_weight *
+  (`objectives.MMDVAE`): a deterministic encoder, distortion + mmd_weight *
   MMD(q(z), p(z)).  Settings: mmd_weight, kernel, kernel_scales,
   unbiased_mmd and the model's (see `Model`).  It has no ELBO.""")
 InfoVAE = _member_class('info_vae', 'InfoVAE', """The InfoVAE
-  (`family.InfoVAE`).  Settings: alpha, info_lambda, kl_estimator, kernel,
+  (`objectives.InfoVAE`).  Settings: alpha, info_lambda, kl_estimator, kernel,
   kernel_scales, unbiased_mmd and the model's (see `Model`).""")
-IWAE = _member_class('iwae', 'IWAE', """The IWAE (`family.IWAE`): the
+IWAE = _member_class('iwae', 'IWAE', """The IWAE (`objectives.IWAE`): the
   k-sample importance-weighted bound.  Settings: iwae_samples and the
   model's (see `Model`).""")
 BUILT_IN = {cls.member_name: cls for cls in (VAE, MMDVAE, InfoVAE, IWAE)}
