@@ -110,13 +110,13 @@ serving/      TF Serving's REST and gRPC APIs over an export directory,
 
 The top: the public API
   api         the model as one Keras class per member, built from the
-              data, with checked inputs; build, load (a run or a .keras
-              file)
+              data, with checked inputs; build
+  loading     load: a trained model from a run directory or a .keras file
   pipeline    fit: the command line's training run from Python
               (checkpoints, exact resume, TensorBoard, plots, export)
 
 The public API (`__all__`: `VAE`, `MMDVAE`, `InfoVAE`, `IWAE`, `Model`,
-`build`, `load` from `api`; `fit` from `pipeline`; the modules
+`build` from `api`; `load` from `loading`; `fit` from `pipeline`; the modules
 `datasets`, `errors`, `plots`, i.e. `data.datasets`, `internal.errors`,
 `evaluation.plots`) is loaded on first use, so `import tfp_vae`
 does not import TensorFlow and the command lines check their flags before
@@ -128,18 +128,21 @@ from typing import Any
 
 __version__ = '0.1.0'
 
-_API = ('VAE', 'MMDVAE', 'InfoVAE', 'IWAE', 'Model', 'build', 'load')
+_API = ('VAE', 'MMDVAE', 'InfoVAE', 'IWAE', 'Model', 'build')
+_LOADING = ('load',)
 _PIPELINE = ('fit',)
 # The public modules, by where they live.
 _MODULES = {'datasets': 'tfp_vae.data.datasets',
             'errors': 'tfp_vae.internal.errors',
             'plots': 'tfp_vae.evaluation.plots'}
-__all__ = [*_API, *_PIPELINE, *_MODULES, '__version__']
+__all__ = [*_API, *_LOADING, *_PIPELINE, *_MODULES, '__version__']
 
 
 def __getattr__(name: str) -> Any:
   if name in _API:
     return getattr(importlib.import_module('tfp_vae.api'), name)
+  if name in _LOADING:
+    return getattr(importlib.import_module('tfp_vae.loading'), name)
   if name in _PIPELINE:
     return getattr(importlib.import_module('tfp_vae.pipeline'), name)
   if name in _MODULES:
