@@ -86,7 +86,7 @@ deploy-test: install
 docs: install
 	$(BIN)/python docs/generate.py
 
-# What the per-machine-class decisions (tfp_vae/runtime/hardware.py) are measured
+# What the per-machine-class decisions (tfp_vae/runtime/measurements.py) are measured
 # with, the profile, serving, and the PyTorch peer when the peers extra is
 # installed (docs/testing.md).
 bench: install

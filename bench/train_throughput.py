@@ -20,7 +20,7 @@ A variant is `loop[:key=value...]` with keys spe (steps per execution),
 onednn (TF_ENABLE_ONEDNN_OPTS for that process; unset: the trainer
 command's choice for trainer, TensorFlow's default for plain), precision,
 for the trainer xla=on|off|auto (its --xla; `trainer,trainer:xla=on` is how
-to measure a machine class for `hardware.XLA`), seed (weights, data order
+to measure a machine class for `measurements.XLA`), seed (weights, data order
 and noise: another seed shows how far the test loss moves by chance, the
 yardstick for precision's), and for plain jit=1 (the step compiled by
 XLA), keep (for the trainer: the parts of tfp_vae/nn/precision.py kept in

@@ -9,7 +9,7 @@ from tfp_vae.family import components
 from tfp_vae.nn import decoders
 from tfp_vae.nn import encoders
 from tfp_vae.internal import errors
-from tfp_vae.family import members as family
+from tfp_vae.family import objectives
 from tfp_vae.model import models
 from tfp_vae.nn import networks
 
@@ -82,7 +82,7 @@ def test_sample_codes_is_the_reparameterised_gaussian_draw():
   loc = tf.constant([[0.0, 1.0], [2.0, -1.0]])
   scale = tf.constant([[1.0, 0.5], [2.0, 0.1]])
   q = tfd.MultivariateNormalDiag(loc, scale)
-  model = models.LatentVariableModel(family.VAE(), None, None, None,
+  model = models.LatentVariableModel(objectives.VAE(), None, None, None,
                                      latent_dim=2)
   seed = tf.constant([3, 4], tf.int32)
   z = model.sample_codes(q, seed)

@@ -66,7 +66,8 @@ def test_the_generated_pages_equal_what_the_code_prints():
 
 def test_the_package_docstring_lists_every_module():
   """Each subpackage (`name/` at the start of a line) with its modules
-  (two spaces in) under it, the package's own modules under `The top`;
+  (two spaces in) under it, a package inside a subpackage (data/sources/)
+  as one of its modules, the package's own modules under `The top`;
   serving/'s own docstring lists its modules."""
   import tfp_vae  # pylint: disable=g-import-not-at-top
   root = os.path.dirname(tfp_vae.__file__)
@@ -82,7 +83,7 @@ def test_the_package_docstring_lists_every_module():
       listed.update(package + name
                     for name in re.findall(r'^  (\w+)(?: |$)', line))
   modules = set()
-  for dirpath, _, names in os.walk(root):
+  for dirpath, dirs, names in os.walk(root):
     folder = os.path.relpath(dirpath, root)
     if folder == '.':
       folder = ''
@@ -94,6 +95,9 @@ def test_the_package_docstring_lists_every_module():
     if folder != 'serving/':
       modules |= {folder + n[:-3] for n in names
                   if n.endswith('.py') and n != '__init__.py'}
+      # A package inside a subpackage (data/sources/) is one of its modules.
+      modules |= {folder + d for d in dirs if folder and os.path.exists(
+          os.path.join(dirpath, d, '__init__.py'))}
   assert modules - listed == set()
   assert listed - modules == set()
 

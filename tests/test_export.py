@@ -189,8 +189,9 @@ def test_models_config_parses_with_tensorflow_serving_protos(exported):
 
 
 def _client():
+  """The client's protocol library (deploy/serving/protocols.py)."""
   spec = importlib.util.spec_from_file_location(
-      'client', os.path.join(REPO, 'deploy', 'serving', 'client.py'))
+      'protocols', os.path.join(REPO, 'deploy', 'serving', 'protocols.py'))
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
   return module

@@ -9,7 +9,9 @@ import re
 import pytest
 
 from tfp_vae.internal import errors
+from tfp_vae.runtime import bfloat16_guard
 from tfp_vae.runtime import hardware
+from tfp_vae.runtime import measurements
 from tfp_vae.nn.precision import POLICY
 
 
@@ -46,14 +48,14 @@ def test_auto_precision_for_each_machine_class(flags, gpus, precision, why):
 
 
 def _rows(changes, spread=0.0, speed=(100.0, 130.0), kept=POLICY, epochs=20,
-          models=hardware.GUARD_MODELS, seeds=(0, 1)):
+          models=bfloat16_guard.GUARD_MODELS, seeds=(0, 1)):
   """Rows of a measurement: float32 losses 260 (seed 0) and 260 * (1 +
   spread) (seed 1); bfloat16 changes them by changes[model]."""
   rows = []
   for model in models:
     for seed in seeds:
       f32 = 260.0 * (1 + spread * seed)
-      rows.append(hardware.PrecisionRow(
+      rows.append(measurements.PrecisionRow(
           model, seed, epochs, speed, (f32, f32 * (1 + changes[model])),
           frozenset(kept)))
   return rows
@@ -92,22 +94,22 @@ def _rows(changes, spread=0.0, speed=(100.0, 130.0), kept=POLICY, epochs=20,
 ])
 def test_the_guard_picks_bfloat16_only_when_both_models_keep_their_loss(
     rows, pick, why):
-  picked, reason = hardware.judge_bfloat16(rows, POLICY)
+  picked, reason = bfloat16_guard.judge_bfloat16(rows, POLICY)
   assert picked == pick and why in reason, reason
 
 
 def test_the_guard_reads_negative_losses_the_right_way_round():
   # A Gaussian likelihood's test loss can be negative: -95 is worse than
   # -100 by 5%.
-  rows = [hardware.PrecisionRow(model, seed, 20, (1.0, 2.0), (-100.0, f),
+  rows = [measurements.PrecisionRow(model, seed, 20, (1.0, 2.0), (-100.0, f),
                                 POLICY)
-          for model in hardware.GUARD_MODELS for seed in (0, 1)
+          for model in bfloat16_guard.GUARD_MODELS for seed in (0, 1)
           for f in ((-95.0 if model == 'mmd_vae' else -100.0),)]
-  picked, reason = hardware.judge_bfloat16(rows, POLICY)
+  picked, reason = bfloat16_guard.judge_bfloat16(rows, POLICY)
   assert not picked and '+5.00% in bfloat16' in reason, reason
   better = [dataclasses.replace(r, test_loss=(-100.0, -100.05))
             for r in rows]
-  assert hardware.judge_bfloat16(better, POLICY)[0]
+  assert bfloat16_guard.judge_bfloat16(better, POLICY)[0]
 
 
 @pytest.mark.parametrize('changes,kwargs,member,pick,why', [
@@ -126,13 +128,13 @@ def test_the_guard_reads_negative_losses_the_right_way_round():
 ])
 def test_the_guard_decides_per_member(changes, kwargs, member, pick, why):
   rows = _rows(changes, **kwargs)
-  picked, reason = hardware.judge_member(rows, POLICY, member)
+  picked, reason = bfloat16_guard.judge_member(rows, POLICY, member)
   assert picked == pick and why in reason, reason
   # A comparison of both members is one precision: bfloat16 only where
   # each of them passes.
-  both, _ = hardware.judge_bfloat16(rows, POLICY, ('vae', 'mmd_vae'))
-  assert both == (hardware.judge_member(rows, POLICY, 'vae')[0] and
-                  hardware.judge_member(rows, POLICY, 'mmd_vae')[0])
+  both, _ = bfloat16_guard.judge_bfloat16(rows, POLICY, ('vae', 'mmd_vae'))
+  assert both == (bfloat16_guard.judge_member(rows, POLICY, 'vae')[0] and
+                  bfloat16_guard.judge_member(rows, POLICY, 'mmd_vae')[0])
 
 
 @pytest.mark.parametrize('models,precision,why', [
@@ -159,16 +161,16 @@ def test_the_recorded_avx512_bf16_rows_fail_the_guard():
   give what was decided then, float32: the VAE's +0.27% (seed 0) is
   already outside its seeds' spread of 0.24%, the MMD-VAE's +0.52% and
   +0.60% far outside its 0.1%."""
-  _, rows = hardware.BFLOAT16_ROWS['cpu-avx512-bf16']
-  picked, reason = hardware.judge_bfloat16(rows, {'distributions'})
+  _, rows = measurements.BFLOAT16_ROWS['cpu-avx512-bf16']
+  picked, reason = bfloat16_guard.judge_bfloat16(rows, {'distributions'})
   assert not picked and (
       "vae's test loss after 20 epochs was +0.27% in bfloat16 (seed 0; rows "
       "of 2026-11-26), outside 0.24%") in reason, reason
   mmd_only = [r for r in rows if r.model == 'mmd_vae'] + [
-      hardware.PrecisionRow('vae', seed, 20, (1.0, 2.0), (1.0, 1.0),
+      measurements.PrecisionRow('vae', seed, 20, (1.0, 2.0), (1.0, 1.0),
                             frozenset({'distributions'}))
       for seed in (0, 1)]
-  picked, reason = hardware.judge_bfloat16(mmd_only, {'distributions'})
+  picked, reason = bfloat16_guard.judge_bfloat16(mmd_only, {'distributions'})
   assert not picked and ('+0.60% in bfloat16 (seed 0; rows of 2026-11-26), '
                          'outside 0.10%') in reason, reason
 
@@ -199,7 +201,7 @@ def test_auto_steps_per_call_quotes_its_record(flags, gpus, setup, steps,
     assert reason == (f'class {machine.measured_class} with {setup}: not '
                       f'measured: default 10'), reason
     return
-  decision = hardware.STEPS_PER_CALL[recorded]
+  decision = measurements.STEPS_PER_CALL[recorded]
   assert decision.pick == picked
   assert reason.startswith(f'class {recorded[0]} with {setup}: '), reason
   for ratio in decision.ratios:
@@ -211,9 +213,9 @@ def test_auto_steps_per_call_quotes_its_record(flags, gpus, setup, steps,
 
 
 def test_the_recorded_ratios_are_quoted_with_their_brackets():
-  quoted = hardware.STEPS_PER_CALL[('cpu-avx512-bf16', _SEVERAL)].quote()
+  quoted = measurements.STEPS_PER_CALL[('cpu-avx512-bf16', _SEVERAL)].quote()
   assert '0.91x [0.73, 1.10] (vae)' in quoted and 'not faster' in quoted
-  quoted = hardware.STEPS_PER_CALL[('cpu-avx2', _ONE)].quote()
+  quoted = measurements.STEPS_PER_CALL[('cpu-avx2', _ONE)].quote()
   assert '1.04x [per-run values not recorded] (vae)' in quoted
 
 
@@ -226,31 +228,32 @@ def test_multi_worker_steps_per_call_are_fixed():
 def _recorded_rows():
   rows = [(f'BFLOAT16_ROWS[{cls}] {r.model} seed {r.seed} {r.epochs} '
            f'epochs', r.provenance)
-          for cls, (_, rs) in hardware.BFLOAT16_ROWS.items() for r in rs]
+          for cls, (_, rs) in measurements.BFLOAT16_ROWS.items() for r in rs]
   rows += [(f'STEPS_PER_CALL{key}', d.provenance)
-           for key, d in hardware.STEPS_PER_CALL.items()]
-  rows += [(f'XLA[{key}]', d.provenance) for key, d in hardware.XLA.items()]
+           for key, d in measurements.STEPS_PER_CALL.items()]
+  rows += [(f'XLA[{key}]', d.provenance) for key, d in measurements.XLA.items()]
   return rows
 
 
 @pytest.mark.parametrize('name,provenance', _recorded_rows())
 def test_every_recorded_row_names_its_date_machine_and_command(name,
                                                                provenance):
-  assert isinstance(provenance, hardware.Provenance), name
-  assert provenance.date == hardware.NOT_RECORDED or re.fullmatch(
+  assert isinstance(provenance, measurements.Provenance), name
+  assert provenance.date == measurements.NOT_RECORDED or re.fullmatch(
       r'\d{4}-\d{2}-\d{2}', provenance.date), (name, provenance)
   assert provenance.machine, name
-  assert provenance.command == hardware.NOT_RECORDED or (
+  assert provenance.command == measurements.NOT_RECORDED or (
       provenance.command.startswith('bench/')), (name, provenance)
 
 
 def test_a_row_that_kept_only_a_ratio_stores_it_as_a_ratio():
-  (row,) = hardware.BFLOAT16_ROWS['cpu-amx'][1]
+  (row,) = measurements.BFLOAT16_ROWS['cpu-amx'][1]
   assert row.images_per_second is None and row.speedup == row.ratio == 1.48
   with pytest.raises(ValueError, match='exactly one'):
-    hardware.PrecisionRow('vae', 0, 4, (1.0, 1.48), None, POLICY, ratio=1.48)
+    measurements.PrecisionRow('vae', 0, 4, (1.0, 1.48), None, POLICY,
+                              ratio=1.48)
   with pytest.raises(ValueError, match='exactly one'):
-    hardware.PrecisionRow('vae', 0, 4, None, None, POLICY)
+    measurements.PrecisionRow('vae', 0, 4, None, None, POLICY)
 
 
 def test_explicit_steps_per_call_are_kept():
@@ -308,8 +311,8 @@ _BF16 = ('avx2', 'avx512f', 'avx512_bf16')
 
 
 @pytest.mark.parametrize('flags,gpus,setup,on,why', [
-    (_BF16, (), _ONE, hardware.XLA['cpu-avx512-bf16'].pick,
-     str(hardware.XLA['cpu-avx512-bf16'].ratios[0])),
+    (_BF16, (), _ONE, measurements.XLA['cpu-avx512-bf16'].pick,
+     str(measurements.XLA['cpu-avx512-bf16'].ratios[0])),
     (('avx2', 'fma'), (), _ONE, False, 'never measured'),
     (('avx2',), (('A100', (8, 0)),), _ONE, False,
      'class gpu was never measured'),
@@ -322,15 +325,16 @@ def test_auto_xla_for_each_machine_class(flags, gpus, setup, on, why):
 
 
 def test_auto_xla_follows_the_measured_table(monkeypatch):
-  decision = hardware.Decision(
-      True, 'XLA against without', (hardware.Ratio('vae', 1.5, (1.4, 1.6)),),
-      'some data', hardware.Provenance('2027-01-02', 'Some GPU', 'bench/x'))
-  monkeypatch.setitem(hardware.XLA, 'gpu', decision)
+  decision = measurements.Decision(
+      True, 'XLA against without',
+      (measurements.Ratio('vae', 1.5, (1.4, 1.6)),), 'some data',
+      measurements.Provenance('2027-01-02', 'Some GPU', 'bench/x'))
+  monkeypatch.setitem(measurements.XLA, 'gpu', decision)
   machine = _machine(('avx2',), (('A100', (8, 0)),))
   assert hardware.resolve_xla('auto', _ONE, machine) == (
       True, 'class gpu: XLA against without, images/s ratio 1.50x [1.40, '
-      '1.60] (vae) (some data; 2027-01-02); on (tfp_vae/runtime/hardware.py XLA, '
-      'docs/performance.md)')
+      '1.60] (vae) (some data; 2027-01-02); on '
+      '(tfp_vae/runtime/measurements.py XLA, docs/performance.md)')
   assert not hardware.resolve_xla('auto', _SEVERAL, machine)[0]
 
 

@@ -7,7 +7,9 @@ import pytest
 
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
+from tfp_vae.runtime import bfloat16_guard
 from tfp_vae.runtime import hardware
+from tfp_vae.runtime import measurements
 from tfp_vae.runtime import plan
 from tfp_vae.nn import precision
 
@@ -22,11 +24,11 @@ AMX = hardware.Machine('Intel Xeon', frozenset({'amx_tile', 'amx_bf16',
 def amx_picks_bfloat16(monkeypatch):
   """A class whose auto is bfloat16: AMX with rows that pass the guard under
   today's policy (what a measurement there would record)."""
-  rows = [hardware.PrecisionRow(model, seed, hardware.GUARD_EPOCHS,
+  rows = [measurements.PrecisionRow(model, seed, bfloat16_guard.GUARD_EPOCHS,
                                 (100.0, 150.0), (260.0, 260.1),
                                 precision.POLICY)
-          for model in hardware.GUARD_MODELS for seed in (0, 1)]
-  monkeypatch.setitem(hardware.BFLOAT16_ROWS, 'cpu-amx',
+          for model in bfloat16_guard.GUARD_MODELS for seed in (0, 1)]
+  monkeypatch.setitem(measurements.BFLOAT16_ROWS, 'cpu-amx',
                       ('Intel Xeon with AMX (test rows)', rows))
 
 def _runtime(machine, previous=None, **settings):
@@ -136,7 +138,7 @@ def test_the_float32_parts_are_recorded_and_a_change_is_said():
   assert 'earlier' not in same.reasons['precision']
 
 
-# The class measured on 2026-12-07 (hardware.BFLOAT16_ROWS): auto is
+# The class measured on 2026-12-07 (measurements.BFLOAT16_ROWS): auto is
 # bfloat16 for the VAE alone and float32 for the MMD-VAE, so float32 for a
 # comparison of both.
 AVX512_BF16 = hardware.Machine('AMD EPYC', frozenset(

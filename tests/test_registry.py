@@ -24,9 +24,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where parts are declared and implemented: they name themselves.
 # The modules that declare the built-in parts; the public API declares one
 # Keras class per built-in member (api.py) and exports them (__init__.py).
-DECLARING = ('family/members.py', 'family/components.py', 'nn/encoders.py',
-             'nn/decoders.py', 'nn/priors.py', 'nn/networks.py', 'api.py',
-             '__init__.py')
+DECLARING = ('family/members.py', 'family/objectives.py',
+             'family/components.py', 'nn/encoders.py', 'nn/decoders.py',
+             'nn/priors.py', 'nn/networks.py', 'api.py', '__init__.py')
 REGISTRIES = (family.MEMBERS, components.LIKELIHOODS, components.PRIORS,
               components.ARCHITECTURES, components.ENCODERS)
 

@@ -14,6 +14,8 @@ from tfp_vae.serving import codec
 from tfp_vae.serving import model_config
 from tfp_vae.serving import servable as servable_lib
 from tfp_vae.serving import status
+from tfp_vae.serving import tensor_protos
+from tfp_vae.serving import tf_examples
 
 
 def _refused(fn, *args) -> str:
@@ -94,11 +96,11 @@ def test_predict_reply_formats_and_bytes_outputs():
 
 
 def test_examples_and_context_are_merged_as_tf_serving_does():
-  signature, examples, context = codec.parse_examples_body({
+  signature, examples, context = tf_examples.parse_examples_body({
       'signature_name': 'regress', 'context': {'x': 1.0, 'tag': 'ctx'},
       'examples': [{}, {'x': 2.0, 'n': [1, 2], 'flag': True}]}, 'regress')
   assert signature == 'regress'
-  tensor = codec.serialized_examples(examples, context)
+  tensor = tf_examples.serialized_examples(examples, context)
   parsed = tf.io.parse_example(tensor, {
       'x': tf.io.FixedLenFeature([1], tf.float32),
       'tag': tf.io.FixedLenFeature([1], tf.string),
@@ -114,18 +116,20 @@ def test_examples_and_context_are_merged_as_tf_serving_does():
       ({'examples': [{'x': [1, 2.5]}]}, "feature 'x' mixes int64 and float"),
       ({'examples': [{'x': None}]}, 'unexpected JSON type'),
       ({'examples': [{}], 'context': []}, "'context' must be a JSON object")):
-    assert message in _refused(codec.parse_examples_body, body, 'classify')
+    assert message in _refused(tf_examples.parse_examples_body, body,
+                               'classify')
 
 
 def test_tensor_proto_uses_typed_fields_like_tf_serving():
-  proto = codec.tensor_proto(np.array([[1.5, 2.0]], np.float32))
+  proto = tensor_protos.tensor_proto(np.array([[1.5, 2.0]], np.float32))
   assert list(proto.float_val) == [1.5, 2.0] and not proto.tensor_content
   assert [d.size for d in proto.tensor_shape.dim] == [1, 2]
   np.testing.assert_array_equal(tf.make_ndarray(proto), [[1.5, 2.0]])
-  proto = codec.tensor_proto(np.array([b'a', b'b'], object))
+  proto = tensor_protos.tensor_proto(np.array([b'a', b'b'], object))
   assert list(proto.string_val) == [b'a', b'b']
-  assert list(codec.tensor_proto(np.array([3], np.int64)).int64_val) == [3]
-  assert list(codec.tensor_proto(np.array(True)).bool_val) == [True]
+  assert list(tensor_protos.tensor_proto(
+      np.array([3], np.int64)).int64_val) == [3]
+  assert list(tensor_protos.tensor_proto(np.array(True)).bool_val) == [True]
 
 
 def test_v2_tensor_metadata():

@@ -37,8 +37,10 @@ nn/           the model library: pure TensorFlow/TFP pieces
               prior, the code's gain, each unit's rate
 
 family/       the extension points, declared (no TensorFlow)
-  members     the members (VAE, MMD-VAE, InfoVAE, IWAE): settings, objective
-              and what generic code needs of them
+  members     a member, declared: its settings, objective and what generic
+              code needs of it; the registry of members
+  objectives  the built-in members (VAE, MMD-VAE, InfoVAE, IWAE) and the
+              building blocks of their objectives
   components  the other parts, declared: encoders, likelihoods, priors,
               architectures
   specs       a member and its settings in one string (`vae:beta=4`), and
@@ -60,11 +62,18 @@ data/
               user's) -> ImageData, in memory or streamed
   inputs      ImageData's arrays -> tf.data pipelines (the training stream,
               a function of seed and step; evaluation batches)
-  sources     a user's data: image folders, .npy/.npz, TFRecord files
+  sources     a user's data: image folders, .npy/.npz, TFRecord files (a
+              package: the shared reader and registry, a module per source)
   idx         the IDX file format, read and checked
 
 runtime/      where and how a run runs
   hardware    what machine this is, and what `auto` picks on it
+  measurements
+              what `auto` rests on: bfloat16, steps per call and XLA
+              measured per machine class, with their provenance
+  bfloat16_guard
+              the guard that decides, from a class's measured rows,
+              whether a member trains in mixed_bfloat16
   plan        a run's decisions, made once at its start and recorded
   budget      the memory a run would need, before it is built
   distribute  tf.distribute strategies and the cluster bootstrap
@@ -101,13 +110,13 @@ serving/      TF Serving's REST and gRPC APIs over an export directory,
 
 The top: the public API
   api         the model as one Keras class per member, built from the
-              data, with checked inputs; build, load (a run or a .keras
-              file)
+              data, with checked inputs; build
+  loading     load: a trained model from a run directory or a .keras file
   pipeline    fit: the command line's training run from Python
               (checkpoints, exact resume, TensorBoard, plots, export)
 
 The public API (`__all__`: `VAE`, `MMDVAE`, `InfoVAE`, `IWAE`, `Model`,
-`build`, `load` from `api`; `fit` from `pipeline`; the modules
+`build` from `api`; `load` from `loading`; `fit` from `pipeline`; the modules
 `datasets`, `errors`, `plots`, i.e. `data.datasets`, `internal.errors`,
 `evaluation.plots`) is loaded on first use, so `import tfp_vae`
 does not import TensorFlow and the command lines check their flags before
@@ -119,18 +128,21 @@ from typing import Any
 
 __version__ = '0.1.0'
 
-_API = ('VAE', 'MMDVAE', 'InfoVAE', 'IWAE', 'Model', 'build', 'load')
+_API = ('VAE', 'MMDVAE', 'InfoVAE', 'IWAE', 'Model', 'build')
+_LOADING = ('load',)
 _PIPELINE = ('fit',)
 # The public modules, by where they live.
 _MODULES = {'datasets': 'tfp_vae.data.datasets',
             'errors': 'tfp_vae.internal.errors',
             'plots': 'tfp_vae.evaluation.plots'}
-__all__ = [*_API, *_PIPELINE, *_MODULES, '__version__']
+__all__ = [*_API, *_LOADING, *_PIPELINE, *_MODULES, '__version__']
 
 
 def __getattr__(name: str) -> Any:
   if name in _API:
     return getattr(importlib.import_module('tfp_vae.api'), name)
+  if name in _LOADING:
+    return getattr(importlib.import_module('tfp_vae.loading'), name)
   if name in _PIPELINE:
     return getattr(importlib.import_module('tfp_vae.pipeline'), name)
   if name in _MODULES:

@@ -20,13 +20,13 @@ TensorShape([3, 2])
 
 They are the command line's model (`models.LatentVariableModel`, built
 by `models.assemble`): the same networks, objective, metrics and
-checkpoints, so `load` opens a run directory that `trainers.train` wrote.
+checkpoints, so `tfp_vae.load` (`tfp_vae.loading`) opens a run directory
+that `trainers.train` wrote.
 Images are checked where they enter (`check_images`): float32 in [0, 1] for
 a Bernoulli likelihood, [N, H, W, C], the shape the model was built for.
 """
 
 import dataclasses
-import os
 from typing import Any, ClassVar, Optional
 
 import keras
@@ -42,7 +42,6 @@ from tfp_vae.model import likelihood as likelihood_lib
 from tfp_vae.nn import losses
 from tfp_vae.model import models
 from tfp_vae.runtime import plan as plan_lib
-from tfp_vae.training import rundir
 
 PACKAGE = 'tfp_vae'
 # ModelConfig's settings (the member's own come from `family`), and the seed.
@@ -125,7 +124,8 @@ def _eager(value: Any) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class Run:
-  """A run directory a model was loaded from (`load`).
+  """A run directory a model was trained into (`tfp_vae.fit`) or loaded
+  from (`tfp_vae.load`).
 
   Attributes:
     model_dir: its path.
@@ -391,17 +391,17 @@ def _member_class(member: str, class_name: str, doc: str) -> type:
   return keras.saving.register_keras_serializable(package=PACKAGE)(cls)
 
 
-VAE = _member_class('vae', 'VAE', """The VAE (`family.VAE`): distortion +
+VAE = _member_class('vae', 'VAE', """The VAE (`objectives.VAE`): distortion +
   beta * rate, the ELBO at beta = 1.  Settings: beta, kl_estimator and the
   model's (see `Model`).""")
 MMDVAE = _member_class('mmd_vae', 'MMDVAE', """The MMD-VAE
-  (`family.MMDVAE`): a deterministic encoder, distortion + mmd_weight *
+  (`objectives.MMDVAE`): a deterministic encoder, distortion + mmd_weight *
   MMD(q(z), p(z)).  Settings: mmd_weight, kernel, kernel_scales,
   unbiased_mmd and the model's (see `Model`).  It has no ELBO.""")
 InfoVAE = _member_class('info_vae', 'InfoVAE', """The InfoVAE
-  (`family.InfoVAE`).  Settings: alpha, info_lambda, kl_estimator, kernel,
+  (`objectives.InfoVAE`).  Settings: alpha, info_lambda, kl_estimator, kernel,
   kernel_scales, unbiased_mmd and the model's (see `Model`).""")
-IWAE = _member_class('iwae', 'IWAE', """The IWAE (`family.IWAE`): the
+IWAE = _member_class('iwae', 'IWAE', """The IWAE (`objectives.IWAE`): the
   k-sample importance-weighted bound.  Settings: iwae_samples and the
   model's (see `Model`).""")
 BUILT_IN = {cls.member_name: cls for cls in (VAE, MMDVAE, InfoVAE, IWAE)}
@@ -417,42 +417,3 @@ def build(name: str, **settings: Any) -> Model:
   if name in BUILT_IN:
     return BUILT_IN[name](**settings)
   return Model(name, **settings)
-
-
-def settings_of(config: config_lib.TrainConfig) -> dict[str, Any]:
-  """The API settings of a run's config: the model's and the member's."""
-  out = {k: getattr(config.model, k) for k in MODEL_SETTINGS}
-  out.update({f.name: getattr(config.model.member, f.name)
-              for f in dataclasses.fields(config.model.member)})
-  return out
-
-
-def load(path: str) -> Model:
-  """A trained model: from a run directory written by `trainers.train`
-  (its latest checkpoint; `model.run` holds its config, data info and test
-  metrics) or from a `.keras` file written by `model.save`.
-
-  Raises:
-    CheckpointError: nothing readable at `path`.
-  """
-  if os.path.isfile(path):
-    return keras.models.load_model(path)
-  try:
-    config = rundir.read_config(path)
-    info = rundir.read_data_info(path)
-  except errors.CheckpointError as e:
-    raise errors.CheckpointError(
-        f'{path} is neither a .keras file nor a readable training run ({e})'
-    ) from e
-  model = build(config.model.name, seed=config.trainer.seed,
-                **settings_of(config))
-  model.build((None, *info['image_shape']))
-  restored = rundir.restore_latest(
-      tf.train.Checkpoint(model=model),
-      rundir.path(path, rundir.CHECKPOINT_SUBDIR), partial=True)
-  if restored is None:
-    raise errors.CheckpointError(
-        f'model_dir {path} has no checkpoint yet; train at least one epoch '
-        f'with trainers.train')
-  model.run = Run(path, config, info, rundir.read_metrics(path))
-  return model

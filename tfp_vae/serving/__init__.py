@@ -11,8 +11,11 @@ Modules, one concept each:
   servable        one loaded version: its signatures, run
   repository      the versions of each model: loaded, polled, looked up by
                   number or label
-  codec           tensors <-> TF Serving's JSON, tf.Example, TensorProto;
-                  V2 datatypes (no server needed)
+  codec           tensors <-> TF Serving's JSON; V2 datatypes (no server
+                  needed)
+  tf_examples     classify and regress bodies -> serialized tf.Examples
+  tensor_protos   arrays <-> TensorProtos, as TF Serving's gRPC API
+                  carries them
   status          TensorFlow's error codes -> HTTP statuses, gRPC codes
   tfserving       TF Serving's methods (predict, classify, regress,
                   multi-inference, metadata, status) on the repository

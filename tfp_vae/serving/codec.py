@@ -1,5 +1,6 @@
-"""Tensors to and from TF Serving's JSON, tf.Example protos and TensorProtos,
-and the dtypes of KServe's V2 protocol: pure functions, no server.
+"""Tensors to and from TF Serving's JSON, and the dtypes of KServe's V2
+protocol: pure functions, no server (classify and regress bodies are
+`tf_examples`, TensorProtos `tensor_protos`).
 
 TF Serving's REST API ("RESTful API", g3doc/api_rest.md, and its parser
 util/json_tensor.cc):
@@ -10,10 +11,6 @@ util/json_tensor.cc):
   {"predictions": ...} or {"outputs": ...}, a lone output unnamed.
 - DT_STRING values are JSON strings or {"b64": "<base64>"} objects; outputs
   whose name ends in `_bytes` are written as {"b64": ...}.
-- classify and regress: "examples" (a list of objects, feature -> value or
-  list) and an optional "context" shared by every example; each becomes a
-  serialized tf.Example, the context's features merged in as TF Serving
-  does (the serialized context, then the example).
 
 Every refusal is a `status.Status` (INVALID_ARGUMENT) whose message names
 the input and shows the bad value.
@@ -21,12 +18,10 @@ the input and shows the bad value.
 
 import base64
 import binascii
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping
 
 import numpy as np
 import tensorflow as tf
-from tensorflow.core.framework import tensor_pb2
-from tensorflow.core.framework import tensor_shape_pb2
 
 from tfp_vae.serving import status
 
@@ -58,7 +53,7 @@ def is_b64(value: Any) -> bool:
           isinstance(value.get('b64'), str))
 
 
-def _b64_decode(name: str, value: dict) -> bytes:
+def b64_decode(name: str, value: dict) -> bytes:
   try:
     return base64.b64decode(value['b64'], validate=True)
   except (binascii.Error, ValueError):
@@ -70,7 +65,7 @@ def _string_leaf(name: str, value: Any) -> bytes:
   if isinstance(value, str):
     return value.encode('utf-8')
   if is_b64(value):
-    return _b64_decode(name, value)
+    return b64_decode(name, value)
   if isinstance(value, dict):
     raise status.invalid_argument(
         f'input {name!r}: {preview(value)} is not formatted correctly for '
@@ -342,143 +337,6 @@ def predict_reply(outputs: Mapping[str, np.ndarray], row_format: bool
   return {'predictions': [{n: values[n][i] for n in names}
                           for i in range(sizes.pop())]}
 
-
-# -- classify and regress: tf.Example from JSON ------------------------------
-
-
-def _feature(name: str, content: Any) -> tf.train.Feature:
-  """One feature of an example: a value or a list of values of one kind."""
-  feature = tf.train.Feature()
-  kind = None
-  for value in content if isinstance(content, list) else [content]:
-    if isinstance(value, bool):
-      this, value = 'int64_list', int(value)
-    elif isinstance(value, int):
-      if not -2**63 <= value < 2**63:
-        raise status.invalid_argument(
-            f'feature {name!r} has {value}, outside int64')
-      this = 'int64_list'
-    elif isinstance(value, float):
-      this = 'float_list'
-    elif isinstance(value, str):
-      this, value = 'bytes_list', value.encode('utf-8')
-    elif is_b64(value):
-      this, value = 'bytes_list', _b64_decode(name, value)
-    else:
-      raise status.invalid_argument(
-          f'feature {name!r} has an element of unexpected JSON type: '
-          f'{preview(value)} (numbers, strings, booleans or {{"b64": ...}})')
-    if kind is not None and this != kind:
-      raise status.invalid_argument(
-          f'feature {name!r} mixes {kind.split("_")[0]} and '
-          f'{this.split("_")[0]} values: {preview(content)}')
-    kind = this
-    getattr(feature, this).value.append(value)
-  return feature
-
-
-def example_from_json(value: Any, where: str) -> tf.train.Example:
-  """A JSON object (feature -> value or list) as a tf.Example.
-
-  Raises:
-    Status: not an object, or a feature of an unexpected kind.
-  """
-  if not isinstance(value, dict):
-    raise status.invalid_argument(
-        f'{where} must be a JSON object (feature -> value or list); got '
-        f'{preview(value)}')
-  example = tf.train.Example()
-  for name, content in value.items():
-    example.features.feature[name].CopyFrom(_feature(name, content))
-  return example
-
-
-def parse_examples_body(body: Any, method: str
-                        ) -> tuple[str, list[tf.train.Example],
-                                   Optional[tf.train.Example]]:
-  """A REST :classify or :regress body -> (signature name, examples,
-  context or None).
-
-  Raises:
-    Status: INVALID_ARGUMENT: not an object, no "examples" list, an empty
-      one, an example or context that is not an object of features.
-  """
-  signature = signature_name_of(body)
-  if 'examples' not in body:
-    raise status.invalid_argument(
-        f"a {method} request needs 'examples' (a list of objects, feature -> "
-        f'value); got keys {sorted(body)}')
-  examples = body['examples']
-  if not isinstance(examples, list):
-    raise status.invalid_argument(
-        f"'examples' must be a list; got {preview(examples)}")
-  if not examples:
-    raise status.invalid_argument("'examples' is an empty list")
-  context = None
-  if 'context' in body:
-    context = example_from_json(body['context'], "'context'")
-  return signature, [example_from_json(e, f'example {i}')
-                     for i, e in enumerate(examples)], context
-
-
-def serialized_examples(examples: list[tf.train.Example],
-                        context: Optional[tf.train.Example]) -> np.ndarray:
-  """The examples as the string tensor a classify or regress signature
-  takes: each serialized after the context's serialization, so that the
-  context's features are merged in (an example's own feature of the same
-  name wins), as TF Serving does (servables/tensorflow/util.cc)."""
-  prefix = context.SerializeToString() if context is not None else b''
-  out = np.empty(len(examples), dtype=object)
-  out[:] = [prefix + e.SerializeToString() for e in examples]
-  return out
-
-
-# -- TensorProto -------------------------------------------------------------
-
-_FIELDS = {
-    np.dtype(np.float32): 'float_val', np.dtype(np.float64): 'double_val',
-    np.dtype(np.int32): 'int_val', np.dtype(np.int16): 'int_val',
-    np.dtype(np.int8): 'int_val', np.dtype(np.uint8): 'int_val',
-    np.dtype(np.uint16): 'int_val', np.dtype(np.int64): 'int64_val',
-    np.dtype(np.uint32): 'uint32_val', np.dtype(np.uint64): 'uint64_val',
-    np.dtype(np.bool_): 'bool_val',
-}
-
-
-def tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
-  """An array as a TensorProto with its values in the typed fields
-  (float_val, int64_val, string_val, ...), as TF Serving writes replies
-  by default (Tensor::AsProtoField)."""
-  array = np.asarray(array)
-  proto = tensor_pb2.TensorProto()
-  if array.dtype.kind in 'OSU':
-    proto.dtype = tf.string.as_datatype_enum
-    proto.string_val.extend(
-        v if isinstance(v, bytes) else str(v).encode('utf-8')
-        for v in array.ravel())
-  elif array.dtype in _FIELDS:
-    proto.dtype = tf.as_dtype(array.dtype).as_datatype_enum
-    getattr(proto, _FIELDS[array.dtype]).extend(array.ravel().tolist())
-  else:  # float16, bfloat16, complex: TensorFlow's own encoding
-    return tf.make_tensor_proto(array)
-  proto.tensor_shape.CopyFrom(tensor_shape_pb2.TensorShapeProto(
-      dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=d)
-           for d in array.shape]))
-  return proto
-
-
-def from_tensor_proto(name: str, proto: tensor_pb2.TensorProto
-                      ) -> np.ndarray:
-  """A request's TensorProto as an array.
-
-  Raises:
-    Status: INVALID_ARGUMENT naming the input when it cannot be read.
-  """
-  try:
-    return tf.make_ndarray(proto)
-  except (TypeError, ValueError) as e:
-    raise status.invalid_argument(
-        f'input {name!r}: the TensorProto cannot be read ({e})') from None
 
 
 # -- KServe V2 metadata ------------------------------------------------------

@@ -29,6 +29,7 @@ from tfp_vae.serving import codec
 from tfp_vae.serving import repository
 from tfp_vae.serving import servable as servable_lib
 from tfp_vae.serving import status
+from tfp_vae.serving import tf_examples
 
 CLASSIFY = 'classify'
 REGRESS = 'regress'
@@ -215,7 +216,7 @@ def examples_tensor(input_proto) -> np.ndarray:
   examples, context = _examples_of(input_proto)
   if not examples:
     raise status.invalid_argument('Input is empty.')
-  return codec.serialized_examples(examples, context)
+  return tf_examples.serialized_examples(examples, context)
 
 
 def classify(serv: servable_lib.Servable, signature: str,
@@ -249,10 +250,10 @@ def examples_json(serv: servable_lib.Servable, body: Any, method: str,
   {"results": [[[label, score], ...], ...]} or {"results": [value, ...]}.
 
   Raises:
-    Status: see codec.parse_examples_body, classify, regress.
+    Status: see tf_examples.parse_examples_body, classify, regress.
   """
-  signature, examples, context = codec.parse_examples_body(body, method)
-  tensor = codec.serialized_examples(examples, context)
+  signature, examples, context = tf_examples.parse_examples_body(body, method)
+  tensor = tf_examples.serialized_examples(examples, context)
   if method == CLASSIFY:
     result = classify(serv, signature, tensor, max_batch)
     return {'results': [[[c.label, c.score] for c in row.classes]

@@ -26,6 +26,7 @@ from tfp_vae.serving import codec
 from tfp_vae.serving import http
 from tfp_vae.serving import kserve_adapter
 from tfp_vae.serving import status
+from tfp_vae.serving import tensor_protos
 from tfp_vae.serving import tfserving
 
 
@@ -86,7 +87,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     del context
     serv = self._servable(request.model_spec)
     signature = request.model_spec.signature_name or codec.DEFAULT_SIGNATURE
-    arrays = {k: codec.from_tensor_proto(k, v)
+    arrays = {k: tensor_protos.from_tensor_proto(k, v)
               for k, v in request.inputs.items()}
     outputs = await _run(tfserving.predict, serv, signature, arrays,
                          self.state.max_batch, list(request.output_filter))
@@ -94,7 +95,7 @@ class PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer):
     tfserving.model_spec(reply.model_spec, request.model_spec.name,
                          serv.version, signature)
     for name, array in outputs.items():
-      reply.outputs[name].CopyFrom(codec.tensor_proto(array))
+      reply.outputs[name].CopyFrom(tensor_protos.tensor_proto(array))
     return reply
 
   async def _on_examples(self, request, method, response_class):
