@@ -56,7 +56,7 @@ ONE_JOB = ('tfp_vae', 'trainers', 'deploy')
 # Modules still over the limit, to be split along their jobs (#38).  Keep
 # this shrinking: a module listed here that fits is an error too.
 LONG_MODULES_LEFT = frozenset({
-    'tfp_vae/api.py', 'tfp_vae/training/rundir.py',
+    'tfp_vae/api.py',
     'tfp_vae/serving/codec.py', 'tfp_vae/family/members.py',
     'deploy/serving/client.py', 'tfp_vae/data/sources.py',
     'tfp_vae/runtime/hardware.py'})

@@ -42,6 +42,7 @@ from tfp_vae.model import likelihood as likelihood_lib
 from tfp_vae.nn import losses
 from tfp_vae.model import models
 from tfp_vae.runtime import plan as plan_lib
+from tfp_vae.training import checkpoints
 from tfp_vae.training import rundir
 
 PACKAGE = 'tfp_vae'
@@ -196,8 +197,9 @@ class Model(models.LatentVariableModel):
           f'{shape}{hint}')
     image_shape = tuple(int(d) for d in shape[1:])
     try:
-      the_plan = plan_lib.for_model(self.train_config, image_shape,
-                                    precision='float32')
+      the_plan = plan_lib.make(self.train_config, image_shape,
+                               plan_lib.one_device(self.train_config,
+                                                   'float32'))
     except errors.ConfigError as e:
       raise errors.InputError(f'images of shape {image_shape}: {e}') from e
     with models.seeded(self.seed):
@@ -447,7 +449,7 @@ def load(path: str) -> Model:
   model = build(config.model.name, seed=config.trainer.seed,
                 **settings_of(config))
   model.build((None, *info['image_shape']))
-  restored = rundir.restore_latest(
+  restored = checkpoints.restore_latest(
       tf.train.Checkpoint(model=model),
       rundir.path(path, rundir.CHECKPOINT_SUBDIR), partial=True)
   if restored is None:
