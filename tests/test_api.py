@@ -149,8 +149,8 @@ def test_a_command_line_run_loads(tmp_path, digits):
 
 
 def models_of_run(model_dir):
-  from tfp_vae.training import rundir  # pylint: disable=g-import-not-at-top
-  return rundir.load_trained_model(model_dir)
+  from tfp_vae.training import trained  # pylint: disable=g-import-not-at-top
+  return trained.load_trained_model(model_dir)
 
 
 # -- refusals at the boundary ----------------------------------------------

@@ -17,6 +17,7 @@ from tfp_vae.model import export
 from tfp_vae.internal import layout
 from tfp_vae.model import models
 from tfp_vae.training import rundir
+from tfp_vae.training import trained as trained_lib
 from tfp_vae.training import run as training
 
 # One worker runs this file: its module fixtures (trained runs, servers)
@@ -253,7 +254,7 @@ def test_trainers_export_from_a_checkpoint(tmp_path, mnist_5k):
               f'--export_dir={export_dir}')
   assert r.returncode == 0, r.stderr[-2000:]
   assert r.stdout.strip().endswith(os.path.join('digits', '1'))
-  trained, _, _ = rundir.load_trained_model(model_dir)
+  trained, _, _ = trained_lib.load_trained_model(model_dir)
   loaded = tf.saved_model.load(os.path.join(export_dir, '1'))
   x = tf.constant(mnist_5k.test_images[:3].astype(np.float32) / 255)
   np.testing.assert_allclose(

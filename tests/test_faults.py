@@ -285,7 +285,8 @@ def test_a_hostile_value_is_one_line_from_the_real_command(tmp_path):
 
 def test_the_memory_estimate_is_checked_against_what_is_available():
   config = config_lib.TrainConfig.create(latent_dim=64).validate()
-  the_plan = plan.for_model(config, (28, 28, 1), precision='float32')
+  the_plan = plan.make(config, (28, 28, 1),
+                       plan.one_device(config, 'float32'))
   needed = budget.check(config, the_plan)
   with pytest.raises(errors.ConfigError, match='would need about'):
     budget.check(config, the_plan, available=int(needed))
@@ -330,7 +331,8 @@ def test_the_memory_estimate_grows_as_a_run_measures():
     peaks[batch] = json.loads(r.stdout.strip().splitlines()[-1])['peak_mb']
     config = config_lib.TrainConfig.create(
         latent_dim=64, batch_size=batch).validate()
-    the_plan = plan.for_model(config, (28, 28, 1), precision='float32')
+    the_plan = plan.make(config, (28, 28, 1),
+                         plan.one_device(config, 'float32'))
     counted[batch] = sum(budget.estimate(config, the_plan).values()) / 2**20
     checked[batch] = budget.check(config, the_plan, available=0) / 2**20
   measured = peaks[1000] - peaks[50]

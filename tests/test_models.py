@@ -83,7 +83,7 @@ def test_fit_reduces_the_loss(images, name):
 def test_in_float32_keeps_the_weights_and_computes_in_float32():
   config = config_lib.TrainConfig.create(precision='mixed_bfloat16',
                                          latent_dim=3).validate()
-  the_plan = plan.for_model(config, (28, 28, 1))
+  the_plan = plan.make(config, (28, 28, 1))
   assert the_plan.precision == 'mixed_bfloat16'
   trained = models.build_model(config, the_plan=the_plan)
   copy = models.in_float32(trained, config, the_plan)
@@ -97,5 +97,5 @@ def test_in_float32_keeps_the_weights_and_computes_in_float32():
                              atol=0.05)
   float32 = config.replace(precision='float32')
   model = models.build_model(float32, (28, 28, 1))
-  assert models.in_float32(model, float32, plan.for_model(
+  assert models.in_float32(model, float32, plan.make(
       float32, (28, 28, 1))) is model

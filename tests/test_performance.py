@@ -31,6 +31,7 @@ from tfp_vae.internal import errors
 from tfp_vae.internal import layout
 from tfp_vae.model import models as models_lib
 from tfp_vae.training import rundir
+from tfp_vae.training import trained as trained_lib
 from tfp_vae.training import run as training
 
 STEPS = 6
@@ -140,7 +141,7 @@ _CURVE = dict(epochs=4, train_examples=500, batch_size=10)
 
 def _serves_float32(run_dir, export_root):
   """Evaluation and export compute in float32 with the trained weights."""
-  model, _, _ = rundir.load_trained_model(str(run_dir))
+  model, _, _ = trained_lib.load_trained_model(str(run_dir))
   assert model.encoder.network.layers[0].compute_dtype == 'float32'
   version = layout.versions(str(export_root))[-1]
   loaded = tf.saved_model.load(str(export_root / str(version)))

@@ -68,7 +68,8 @@ def test_a_run_recorded_with_the_kernels_old_name_is_the_same_run():
   """A run recorded before --kernel=sources was renamed gaussian_dim
   resumes: its recorded plan is read with today's name."""
   config = config_lib.TrainConfig.create(model='mmd_vae').validate()
-  the_plan = plan.for_model(config, (28, 28, 1), precision='float32')
+  the_plan = plan.make(config, (28, 28, 1),
+                       plan.one_device(config, 'float32'))
   recorded = json.loads(json.dumps(the_plan.to_dict()))
   assert recorded['member']['settings']['kernel'] == 'gaussian_dim'
   recorded['member']['settings']['kernel'] = 'sources'
@@ -77,20 +78,21 @@ def test_a_run_recorded_with_the_kernels_old_name_is_the_same_run():
 
 def test_the_member_is_resolved_once_and_compared_resolved():
   config = config_lib.TrainConfig.create(model='mmd_vae').validate()
-  the_plan = plan.for_model(config, (28, 28, 1), precision='float32')
+  the_plan = plan.make(config, (28, 28, 1),
+                       plan.one_device(config, 'float32'))
   assert the_plan.member.mmd_weight == 784.0
   recorded = json.loads(json.dumps(the_plan.to_dict()))
   assert plan.recorded_member(recorded) == the_plan.member
   # The default given explicitly is the same run; another value is not.
   same = config_lib.TrainConfig.create(model='mmd_vae', mmd_weight=784.0)
-  assert plan.differences(recorded, plan.for_model(
-      same, (28, 28, 1), precision='float32')) == []
+  assert plan.differences(recorded, plan.make(
+      same, (28, 28, 1), plan.one_device(same, 'float32'))) == []
   other = config_lib.TrainConfig.create(model='mmd_vae', mmd_weight=10.0)
-  assert plan.differences(recorded, plan.for_model(
-      other, (28, 28, 1), precision='float32')) == [
+  assert plan.differences(recorded, plan.make(
+      other, (28, 28, 1), plan.one_device(other, 'float32'))) == [
           ('mmd_weight', 784.0, 10.0)]
-  assert plan.differences(recorded, plan.for_model(
-      config, (32, 32, 1), precision='float32')) == [
+  assert plan.differences(recorded, plan.make(
+      config, (32, 32, 1), plan.one_device(config, 'float32'))) == [
           ('mmd_weight', 784.0, 1024.0),
           ('image_shape', [28, 28, 1], [32, 32, 1])]
 

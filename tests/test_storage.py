@@ -32,6 +32,7 @@ from tests.helpers import REPO, checkpoint_tensors
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
 from tfp_vae.internal import files
+from tfp_vae.training import lock as lock_lib
 from tfp_vae.training import rundir
 from tfp_vae.internal import storage
 from tfp_vae.training import run as training
@@ -375,11 +376,11 @@ def test_a_folder_made_read_only_mid_run_is_one_line(reference, shared_root,
 def test_a_lock_on_a_full_disk_is_not_left_behind(tmp_path, monkeypatch):
   def full(*args, **kwargs):
     raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-  monkeypatch.setattr(rundir.json, 'dump', full)
+  monkeypatch.setattr(lock_lib.json, 'dump', full)
   with pytest.raises(errors.StorageUnavailable, match="the run's lock"):
-    with rundir.RunLock(str(tmp_path)):
+    with lock_lib.RunLock(str(tmp_path)):
       pass
-  assert not os.path.exists(tmp_path / rundir.LOCK_FILE)
+  assert not os.path.exists(tmp_path / lock_lib.LOCK_FILE)
 
 
 def test_a_lock_naming_this_very_pid_is_taken_over(tmp_path):
@@ -387,10 +388,10 @@ def test_a_lock_naming_this_very_pid_is_taken_over(tmp_path):
   the lock: the holder cannot be alive (it would be this process)."""
   import json  # pylint: disable=g-import-not-at-top
   import socket  # pylint: disable=g-import-not-at-top
-  with open(tmp_path / rundir.LOCK_FILE, 'w') as f:
+  with open(tmp_path / lock_lib.LOCK_FILE, 'w') as f:
     json.dump({'pid': os.getpid(), 'host': socket.gethostname(),
                'what': 'training', 'since': 'before the restart'}, f)
-  with rundir.RunLock(str(tmp_path)) as lock:
+  with lock_lib.RunLock(str(tmp_path)) as lock:
     assert lock.held
 
 

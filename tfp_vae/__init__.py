@@ -74,7 +74,8 @@ runtime/      where and how a run runs
   bfloat16_guard
               the guard that decides, from a class's measured rows,
               whether a member trains in mixed_bfloat16
-  plan        a run's decisions, made once at its start and recorded
+  plan        a run's decisions, made once at its start and recorded, and
+              the one check that a model_dir holds the same run
   budget      the memory a run would need, before it is built
   distribute  tf.distribute strategies and the cluster bootstrap
 
@@ -96,7 +97,11 @@ training/
   loop        the fit loop: Keras fit over the data stream, resumable at any
               step; stops on a non-finite loss, SIGTERM or a lost peer
   callbacks   Keras callbacks of a run, one job each
-  rundir      a run directory's layout, files and trained model
+  rundir      a run directory's layout and records (config.json read once
+              per start, data_info, metrics, history)
+  checkpoints a run's checkpoints, restored so that they can be trusted
+  lock        one writer per run directory
+  trained     a trained run read back: its model and resolved member
 
 experiment/   runs evaluated and compared
   evaluate    every metric of a run

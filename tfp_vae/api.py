@@ -196,8 +196,9 @@ class Model(models.LatentVariableModel):
           f'{shape}{hint}')
     image_shape = tuple(int(d) for d in shape[1:])
     try:
-      the_plan = plan_lib.for_model(self.train_config, image_shape,
-                                    precision='float32')
+      the_plan = plan_lib.make(self.train_config, image_shape,
+                               plan_lib.one_device(self.train_config,
+                                                   'float32'))
     except errors.ConfigError as e:
       raise errors.InputError(f'images of shape {image_shape}: {e}') from e
     with models.seeded(self.seed):

@@ -13,6 +13,7 @@ import tensorflow as tf
 from tfp_vae import api
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
+from tfp_vae.training import checkpoints
 from tfp_vae.training import rundir
 
 
@@ -44,7 +45,7 @@ def load(path: str) -> api.Model:
   model = api.build(config.model.name, seed=config.trainer.seed,
                     **settings_of(config))
   model.build((None, *info['image_shape']))
-  restored = rundir.restore_latest(
+  restored = checkpoints.restore_latest(
       tf.train.Checkpoint(model=model),
       rundir.path(path, rundir.CHECKPOINT_SUBDIR), partial=True)
   if restored is None:

@@ -38,8 +38,8 @@ def export_run(model_dir: str, export_dir: str, model_name=None,
                max_batch: int = config_lib.MAX_BATCH) -> str:
   """Exports model_dir's latest checkpoint; returns the version's path."""
   from tfp_vae.model import export as export_lib  # pylint: disable=g-import-not-at-top
-  from tfp_vae.training import rundir  # pylint: disable=g-import-not-at-top
-  model, _, info = rundir.load_trained_model(model_dir)
+  from tfp_vae.training import trained  # pylint: disable=g-import-not-at-top
+  model, _, info = trained.load_trained_model(model_dir)
   start = time.perf_counter()
   logging.info('writing the SavedModel (a few seconds)')
   path = export_lib.export_savedmodel(model, tuple(info['image_shape']),

@@ -69,7 +69,12 @@ class ModelConfig:
     self.member.validate()
     for name in ('likelihood', 'architecture', 'prior'):
       checks.text(name, getattr(self, name), 'a name')
-    encoder, _, prior, _ = self.parts()
+    # The declarations' class attributes: the parts themselves are looked
+    # up once, by the run's plan (`plan.make`).
+    encoder = components.ENCODERS.get(self.member.encoder)
+    prior = components.PRIORS.get(self.prior)
+    components.LIKELIHOODS.get(self.likelihood)
+    components.ARCHITECTURES.get(self.architecture)
     checks.positive_int('prior_components', self.prior_components)
     checks.positive_int('latent_dim', self.latent_dim)
     checks.positive_float('gaussian_scale', self.gaussian_scale)

@@ -40,6 +40,7 @@ from tfp_vae.family import specs
 from tfp_vae.experiment import stats
 from tfp_vae.internal import storage
 from tfp_vae.training import run as training
+from tfp_vae.training import trained
 
 SCHEMA = 2
 
@@ -217,7 +218,7 @@ def summarise(runs: list[Run], per_run: dict[tuple[str, int], dict],
 
 def _figures(run: Run, figures_dir: str) -> dict[str, str]:
   """The first seed's figures of a member, named by kind."""
-  model, config, info = rundir.load_trained_model(run.model_dir)
+  model, config, info = trained.load_trained_model(run.model_dir)
   data, _ = training.prepare_data(config)
   test_x = inputs.eval_images(data.test_images, config.data.binarize,
                               config.trainer.seed)
@@ -263,7 +264,7 @@ def _warn_unlike_precisions(runs: list[Run]) -> dict[str, list[str]]:
   machine classes that decide auto differently)."""
   found: dict[str, list[str]] = {}
   for run in runs:
-    recorded = (rundir.read_plan(run.model_dir) or {}).get(
+    recorded = (rundir.read_records(run.model_dir).plan or {}).get(
         'runtime', {}).get('precision')
     if recorded:
       found.setdefault(recorded, []).append(f'{run.label} seed {run.seed}')
@@ -322,7 +323,7 @@ def compare(base: config_lib.TrainConfig,
         'runs': {label: {str(s): t for (l, s), t in seconds.items()
                          if l == label} for label, _ in members}})
   _warn_unlike_precisions(runs)
-  resolved = {label: rundir.resolved_member(run.model_dir)
+  resolved = {label: trained.resolved_member(run.model_dir)
               for label, run in {r.label: r for r in runs[::-1]}.items()}
   results = summarise(runs, {(r.label, r.seed): rundir.read_metrics(
       r.model_dir) for r in runs}, resolved)

@@ -25,8 +25,10 @@ from tfp_vae.evaluation import frechet
 from tfp_vae.model import likelihood
 from tfp_vae.evaluation import metrics as metrics_lib
 from tfp_vae.evaluation import probes
+from tfp_vae.training import lock
 from tfp_vae.training import rundir
 from tfp_vae.training import run as training
+from tfp_vae.training import trained
 
 _EVAL_DEFAULTS = config_lib.EvalConfig()
 NO_LABELS = ('skipped: the data has no labels (the Frechet features come '
@@ -131,7 +133,7 @@ def evaluate_run(model_dir: str,
     DataError, ConfigError: the run's data cannot be loaded.
   """
   eval_config.validate()
-  model, config, _ = rundir.load_trained_model(model_dir)
+  model, config, _ = trained.load_trained_model(model_dir)
   runtime = config.runtime
   config = dataclasses.replace(config, runtime=dataclasses.replace(
       runtime, data_dir=runtime.data_dir if data_dir is None else data_dir,
@@ -155,7 +157,7 @@ def evaluate_run(model_dir: str,
       seed=seed)
   results[rundir.EVALUATED_EPOCH_KEY] = int(
       rundir.read_metrics(model_dir).get('epochs_completed', 0))
-  with rundir.RunLock(model_dir, 'trainers.evaluate'):
+  with lock.RunLock(model_dir, 'trainers.evaluate'):
     merged = rundir.update_metrics(model_dir, results)
   return Evaluation(merged, model, config, data, test_x, arrays)
 

@@ -292,6 +292,17 @@ def in_float32(model: 'LatentVariableModel', config: config_lib.TrainConfig,
   figures stay comparable between machines, and an export does not need
   16-bit units where it is served (bfloat16 is emulated, and far slower,
   on CPUs without them: docs/performance.md).  The weights are float32 either way.
+
+  Why a second build and not the trained model switched to float32 in
+  place: a Keras layer's compute dtype is its dtype policy, set when the
+  layer is made (`precision.scope` in `assemble`), and `precision.apply`
+  then sets the float32 parts layer by layer; every function already
+  traced for the trained model (Keras's train, test and predict functions,
+  `cached_function`'s evaluation and plots, run after each epoch) holds the
+  16-bit graph and would keep computing in 16 bits.  Switching policies in
+  place would have to reach every layer and every traced function, and the
+  training model stays the checkpoint's (its optimizer's slots point at its
+  variables).  A float32 run builds once: this returns `model` itself.
   """
   if the_plan.precision == 'float32':
     return model
@@ -346,7 +357,7 @@ def assemble(config: config_lib.TrainConfig, the_plan: plan_lib.Plan
   depend on the seed only)."""
   model_config, image_shape = config.model, the_plan.image_shape
   latent = model_config.latent_dim
-  encoder_kind, likelihood, prior, architecture = model_config.parts()
+  encoder_kind, likelihood, prior, architecture = the_plan.parts
   with precision.scope(the_plan.precision):
     encoder_net = architecture.encoder(image_shape,
                                        encoder_kind.outputs(latent))
@@ -383,8 +394,9 @@ def build_model(config: config_lib.TrainConfig,
     seed: the seed of the weights and of the training noise; defaults to
       the trainer's seed.
     the_plan: the run's plan (`tfp_vae.runtime.plan`): its resolved member,
-      image shape and precision.  Without one, `plan.for_model` makes one for
-      this config and image shape.
+      parts, image shape and precision.  Without one (a model built outside
+      a run), `plan.make` makes one for this config and image shape on
+      `plan.one_device`.
 
   Returns:
     A built, uncompiled LatentVariableModel whose `member` has its defaults
@@ -398,7 +410,7 @@ def build_model(config: config_lib.TrainConfig,
       raise errors.ConfigError(
           'image_shape', image_shape,
           'must be given (H, W, C) when there is no plan')
-    the_plan = plan_lib.for_model(config, image_shape)
+    the_plan = plan_lib.make(config, image_shape)
   seed = config.trainer.seed if seed is None else seed
   with seeded(seed):
     parts = assemble(config, the_plan)

@@ -96,7 +96,7 @@ def estimate(config: config_lib.TrainConfig,
   'batch_size' when they multiply it."""
   model, image_shape, member = config.model, the_plan.image_shape, (
       the_plan.member)
-  encoder, _, prior, _ = model.parts()
+  encoder, _, prior, _ = the_plan.parts
   p1, act, enc_act = _network_sizes(model.architecture, image_shape, 1,
                                     encoder.outputs(1))
   p2, _, _ = _network_sizes(model.architecture, image_shape, 2,

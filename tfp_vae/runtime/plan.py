@@ -5,19 +5,26 @@
   member        the family member with its data-dependent defaults filled
                 in (the MMD weight from the pixel count, the KL estimator
                 a prior allows)
+  parts         the encoder, likelihood, prior and architecture
+                (`ModelConfig.parts()`, looked up once)
   data          the dataset, its source and shapes
   paths         the run, this process's own and the export directories
 
 This module is the only place where an `auto` setting is decided (from the
 measured tables of `tfp_vae.runtime.hardware`) and where a member's defaults are
-resolved (`resolve_member`).  `training` makes the plan in `prepare`, logs
-it, records it in config.json beside the flags (key `plan`), and every
-later step (building the model, its float32 copy for metrics and export,
-the memory estimate, the report) reads it and never decides again.
+resolved (`resolve_member`).  `make` is the one function that makes a
+plan: `training` calls it in `prepare`, logs the plan, records it in
+config.json beside the flags (key `plan`), and every later step (building
+the model, its float32 copy for metrics and export, the memory estimate,
+the NaN remedy) receives it and never decides again.  Outside a run (the
+Python API, a trained model loaded for evaluation, tests) callers make one
+with `make` too, on `one_device`.
 
-Resuming compares what the checkpoint depends on, not the flags that
-produced it: the precision, the resolved member and the image shape.  A run
-started in float32 continues in float32 on any machine, whatever
+`check_same_run` is the one answer to "is model_dir's run this run?".  It
+compares what the checkpoint depends on, not the flags that produced it:
+the precision, the resolved member and the image shape (`differences`),
+and the other flags outside the resumable ones (`TrainConfig.differences`).
+A run started in float32 continues in float32 on any machine, whatever
 `--precision=auto` would pick there (the log says so); an explicit
 `--precision` that differs from the recorded one is refused in one line.
 The runtime decisions (strategy, XLA, steps per call) are made again on
@@ -72,9 +79,25 @@ class Data:
   num_classes: int
 
 
+Parts = tuple[components.Encoder, components.Likelihood, components.Prior,
+              components.Architecture]
+
+
+@dataclasses.dataclass(frozen=True)
+class Recorded:
+  """What model_dir's config.json recorded when the run started, read once
+  per start (`tfp_vae.training.rundir.read_records`)."""
+  config: Optional[config_lib.TrainConfig] = None  # None: no run there
+  # The plan as `Plan.to_dict` wrote it; None without a run, or for a run
+  # recorded before plans were.
+  plan: Optional[dict[str, Any]] = None
+  # config.json is there but cannot be read as a config.
+  unreadable: Optional[errors.CheckpointError] = None
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
-  """Every decision of one run (module doc)."""
+  """Every decision of one run (module doc); made by `make` only."""
   runtime: Runtime
   member: family.Member
   notes: tuple[str, ...]  # what resolving the member changed, worth a word
@@ -82,6 +105,7 @@ class Plan:
   model_dir: str
   own_dir: str
   export_dir: Optional[str]
+  parts: Parts
 
   @property
   def precision(self) -> str:
@@ -141,11 +165,13 @@ def recorded_member(recorded: dict[str, Any]) -> family.Member:
                        **member.get('settings', {}))
 
 
-def resolve_member(model: config_groups.ModelConfig, image_shape: ImageShape
+def resolve_member(model: config_groups.ModelConfig, image_shape: ImageShape,
+                   parts: Optional[Parts] = None
                    ) -> tuple[family.Member, list[str]]:
   """The member with its data-dependent defaults filled in, and notes about
-  what was resolved (`family.Member.resolve`)."""
-  _, likelihood, prior, _ = model.parts()
+  what was resolved (`family.Member.resolve`); `parts`: the model's
+  (default: `model.parts()`)."""
+  _, likelihood, prior, _ = parts or model.parts()
   h, w, c = image_shape
   return model.member.resolve(family.Context(
       num_pixels=h * w * c,
@@ -168,8 +194,11 @@ def resolve_runtime(config: config_lib.TrainConfig, strategy: str,
 
   Raises:
     ConfigError: --xla=on with several replicas or workers.
-    CheckpointError: --precision differs from the one the run started in.
+    CheckpointError: --precision differs from the one the run started in
+      (`check_same_run`).
   """
+  # Before deciding: a precision the run was not started in is refused.
+  check_same_run(config, Recorded(plan=previous))
   machine = machine or hardware.this_machine()
   runtime = config.runtime
   xla, why_xla = hardware.resolve_xla(runtime.xla, setup, machine)
@@ -225,53 +254,109 @@ def _precision(config: config_lib.TrainConfig,
   member = precision_members(config)
   if recorded is None:
     return hardware.resolve_precision(asked, machine, member)
-  if asked == 'auto':
-    auto, why = hardware.resolve_precision('auto', machine, member)
-    if auto == recorded:
-      return recorded, why
-    return recorded, (f'recorded when the run started; on this machine auto '
-                      f'would pick {auto} ({why}), which takes a new '
-                      f'--model_dir')
-  if asked != recorded:
-    raise errors.CheckpointError(
-        f'model_dir {config.runtime.model_dir} was trained in {recorded}: '
-        f'--precision={asked} would continue it in another precision; use '
-        f'--precision={recorded} or auto to resume, or another --model_dir')
-  return recorded, 'asked for'
+  if asked != 'auto':  # the recorded one (`check_same_run` refused others)
+    return recorded, 'asked for'
+  auto, why = hardware.resolve_precision('auto', machine, member)
+  if auto == recorded:
+    return recorded, why
+  return recorded, (f'recorded when the run started; on this machine auto '
+                    f'would pick {auto} ({why}), which takes a new '
+                    f'--model_dir')
 
 
-def make(config: config_lib.TrainConfig, runtime: Runtime, data: Data,
-         own_dir: str) -> Plan:
-  """The run's plan, from its runtime decisions and its data.
+def make(config: config_lib.TrainConfig, data: Data | ImageShape,
+         runtime: Optional[Runtime] = None,
+         own_dir: Optional[str] = None) -> Plan:
+  """The plan: the one function that makes one (module doc).
+
+  Args:
+    config: the validated run.
+    data: the data as loaded; or only its image shape (H, W, C), to build
+      a model outside a run.
+    runtime: this process's decisions (`resolve_runtime`); default:
+      `one_device(config)`.
+    own_dir: where this process writes (default: the model_dir).
 
   Raises:
     ConfigError: the architecture cannot take the data's image shape.
   """
+  if not isinstance(data, Data):
+    data = Data(dataset=config.data.dataset, source='', image_shape=tuple(
+        int(d) for d in data), num_train=0, num_validation=0, num_test=0,
+                num_classes=0)
   components.check_architecture(config.model.architecture, data.image_shape)
-  member, notes = resolve_member(config.model, data.image_shape)
-  return Plan(runtime=runtime, member=member, notes=tuple(notes), data=data,
-              model_dir=config.runtime.model_dir, own_dir=own_dir,
-              export_dir=config.runtime.export_dir)
+  parts = config.model.parts()
+  member, notes = resolve_member(config.model, data.image_shape, parts)
+  return Plan(runtime=runtime or one_device(config), member=member,
+              notes=tuple(notes), data=data,
+              model_dir=config.runtime.model_dir,
+              own_dir=own_dir or config.runtime.model_dir,
+              export_dir=config.runtime.export_dir, parts=parts)
 
 
-def for_model(config: config_lib.TrainConfig, image_shape: ImageShape,
-              precision: Optional[str] = None) -> Plan:
-  """A plan for building a model outside a run (the Python API, tests):
-  one device, `precision` (default: what the config's precision resolves
-  to), no data beyond its image shape."""
+def one_device(config: config_lib.TrainConfig,
+               precision: Optional[str] = None) -> Runtime:
+  """The runtime of a model built outside a run (the Python API, a trained
+  model loaded for evaluation, tests): one device, `precision` (default:
+  what the config's precision resolves to here)."""
   if precision is None:
     precision, why = hardware.resolve_precision(
         config.trainer.precision, models=precision_members(config))
   else:
     why = 'asked for'
-  runtime = Runtime(strategy='default strategy', setup='one device',
-                    replicas=1, task='', chief=True, precision=precision,
-                    xla=False, steps_per_execution=1,
-                    reasons={'precision': why})
-  data = Data(dataset=config.data.dataset, source='', image_shape=tuple(
-      int(d) for d in image_shape), num_train=0, num_validation=0,
-              num_test=0, num_classes=0)
-  return make(config, runtime, data, config.runtime.model_dir)
+  return Runtime(strategy='default strategy', setup='one device',
+                 replicas=1, task='', chief=True, precision=precision,
+                 xla=False, steps_per_execution=1,
+                 reasons={'precision': why})
+
+
+# -- is this the same run? ----------------------------------------------------
+
+
+def check_same_run(config: config_lib.TrainConfig, recorded: Recorded,
+                   the_plan: Optional[Plan] = None) -> None:
+  """Refuses a model_dir whose config.json records a different run: the
+  one place that answers "is this the same run?" (module doc).
+
+  Without `the_plan` (`resolve_runtime`, before the data are read) only the
+  precision is compared; with it, everything: an explicit --precision
+  other than the recorded one, a setting outside the resumable ones
+  (`TrainConfig.differences`), or what the checkpoint depends on (the
+  resolved member, the image shape: `differences`) against the plan
+  recorded there.
+
+  Raises:
+    CheckpointError: config.json is unreadable; or naming the differing
+      precision, or each differing setting with both values.
+  """
+  asked = config.trainer.precision
+  started = (recorded.plan or {}).get('runtime', {}).get('precision')
+  if started is not None and asked not in ('auto', started):
+    raise errors.CheckpointError(
+        f'model_dir {config.runtime.model_dir} was trained in {started}: '
+        f'--precision={asked} would continue it in another precision; use '
+        f'--precision={started} or auto to resume, or another --model_dir')
+  if the_plan is None:
+    return
+  if recorded.unreadable is not None:
+    raise errors.CheckpointError(
+        f'{recorded.unreadable}; use another --model_dir or remove that '
+        f'file') from recorded.unreadable
+  if recorded.config is None:
+    return
+  if recorded.plan:  # resolved values instead of the flags that led to them
+    diffs = recorded.config.differences(config, ignore_member_settings=True,
+                                        ignore=('precision',))
+    diffs += differences(recorded.plan, the_plan)
+  else:
+    diffs = recorded.config.differences(config)
+  if diffs:
+    listed = ', '.join(f'--{name}={new!r} (checkpoint has {old!r})'
+                       for name, old, new in diffs)
+    raise errors.CheckpointError(
+        f'model_dir {config.runtime.model_dir} holds a checkpoint of a '
+        f'different configuration: {listed}; use another --model_dir or the '
+        f'same flags')
 
 
 def differences(previous: Optional[dict[str, Any]], plan: Plan

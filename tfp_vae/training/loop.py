@@ -232,7 +232,7 @@ def _non_finite_remedy(config: config_lib.TrainConfig,
     value = getattr(member, name)
     scales.append(f'--{family.public_name(fields[name])}' + (
         f'={value:g}' if value is not None else ''))
-  _, likelihood, _, _ = config.model.parts()
+  _, likelihood, _, _ = the_plan.parts
   if likelihood.uses_scale:
     scales.append(f'--gaussian_scale={config.model.gaussian_scale:g} '
                   f'(a smaller scale weighs pixels by 1/scale^2)')

@@ -42,6 +42,8 @@ from tfp_vae.runtime import budget
 from tfp_vae.runtime import distribute
 from tfp_vae.runtime import plan as plan_lib
 from tfp_vae.training import callbacks as callbacks_lib
+from tfp_vae.training import checkpoints
+from tfp_vae.training import lock
 from tfp_vae.training import loop
 from tfp_vae.training import rundir
 from tfp_vae.training import running
@@ -88,12 +90,12 @@ def execute(config: config_lib.TrainConfig,
   """
   the_run = prepare(config)
   the_run.start_from = start_from
-  with (rundir.RunLock(the_run.model_dir) if the_run.chief
+  with (lock.RunLock(the_run.model_dir) if the_run.chief
         else contextlib.nullcontext()), _guarded(the_run.model_dir):
     if the_run.chief:
       for path in rundir.remove_leftovers(the_run.model_dir):
         logging.info('removed %s, left by an interrupted run', path)
-    rundir.check_same_run(config, the_run.plan)
+    plan_lib.check_same_run(config, the_run.recorded, the_run.plan)
     build(the_run)
     loop.fit(the_run, on_epoch)
     the_run.metrics = finish(the_run)
@@ -112,8 +114,9 @@ def _guarded(model_dir: str):
 
 
 def prepare(config: config_lib.TrainConfig) -> running.Run:
-  """Validates, builds the strategy, checks the model_dir, loads the data
-  and makes the run's plan (`tfp_vae.runtime.plan`), which it logs."""
+  """Validates, builds the strategy, reads the model_dir's records (once:
+  the run carries them), checks the model_dir, loads the data and makes
+  the run's plan (`tfp_vae.runtime.plan`), which it logs."""
   config.validate()
   if config.runtime.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -132,13 +135,13 @@ def prepare(config: config_lib.TrainConfig) -> running.Run:
         f'{distribute.describe(strategy)}')
   chief = distribute.is_chief(strategy)
   task_type, task_id = distribute.task(strategy)
-  previous_plan = rundir.read_plan(config.runtime.model_dir)
+  recorded = rundir.read_records(config.runtime.model_dir)
   # Before the data: a setting that cannot work here is refused first.
   runtime = plan_lib.resolve_runtime(
       config, distribute.describe(strategy),
       distribute.replica_setup(strategy), replicas,
       f'{task_type}:{task_id}' if task_type is not None else '', chief,
-      previous_plan)
+      recorded.plan)
   _check_directories(config)
   data, validation_images = prepare_data(config)
   if batch_size > len(data.train_images):
@@ -149,12 +152,12 @@ def prepare(config: config_lib.TrainConfig) -> running.Run:
   model_dir = config.runtime.model_dir
   own_dir = model_dir if chief else os.path.join(
       model_dir, f'.worker-{task_type}-{task_id}')
-  the_plan = plan_lib.make(config, runtime, plan_lib.Data(
+  the_plan = plan_lib.make(config, plan_lib.Data(
       dataset=data.name, source=data.source, image_shape=data.image_shape,
       num_train=len(data.train_images),
       num_validation=len(validation_images),
       num_test=len(data.test_images), num_classes=data.num_classes),
-                           own_dir)
+                           runtime, own_dir)
   budget.check(config, the_plan)
   os.makedirs(own_dir, exist_ok=True)
   the_plan.log()
@@ -164,7 +167,7 @@ def prepare(config: config_lib.TrainConfig) -> running.Run:
       test_x=inputs.eval_images(data.test_images, config.data.binarize,
                                 config.trainer.seed),
       previous_metrics=rundir.read_metrics(model_dir), plan=the_plan,
-      previous_plan=previous_plan)
+      recorded=recorded)
 
 
 def build(the_run: running.Run) -> None:
@@ -200,7 +203,7 @@ def build(the_run: running.Run) -> None:
                                    epoch=epoch_var,
                                    epoch_steps=epoch_steps_var,
                                    **stopping.variables())
-  restored = rundir.restore_latest(checkpoint, os.path.join(
+  restored = checkpoints.restore_latest(checkpoint, os.path.join(
       the_run.model_dir, rundir.CHECKPOINT_SUBDIR))
   if restored is None and the_run.start_from is not None:
     _start_from(model, the_run.start_from, the_plan)
@@ -248,7 +251,7 @@ def finish(the_run: running.Run) -> dict[str, float]:
   part in the export's collective ops and clean up.  Returns the metrics."""
   config, model, stopping = the_run.config, the_run.model, the_run.stopping
   if stopping.stopped():
-    rundir.restore(tf.train.Checkpoint(model=model),
+    checkpoints.restore(tf.train.Checkpoint(model=model),
                    tf.train.latest_checkpoint(os.path.join(
                        the_run.model_dir, rundir.BEST_CHECKPOINT_SUBDIR)),
                    partial=True)

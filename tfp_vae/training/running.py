@@ -35,7 +35,9 @@ class Run:
   test_x: np.ndarray
   previous_metrics: dict[str, Any]
   plan: plan_lib.Plan
-  previous_plan: Optional[dict[str, Any]]  # recorded when the run started
+  # config.json as the run's start read it (once): the flags and the plan
+  # recorded when the run started.
+  recorded: plan_lib.Recorded
   state: callbacks_lib.RunState = dataclasses.field(
       default_factory=callbacks_lib.RunState)
   model: Optional[models_lib.LatentVariableModel] = None
