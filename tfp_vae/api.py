@@ -322,8 +322,10 @@ class Model(models.LatentVariableModel):
           f'use (fit, encode or call it on images), or load a trained one')
 
   def sample(self, n: int, seed: Optional[int] = None) -> np.ndarray:
-    """n images decoded from z ~ p(z): the decoder's means, float32
-    [n, H, W, C].  A seed makes the draw repeatable."""
+    """n images decoded from z ~ p(z): the likelihood's `mean()` (for
+    `pixel_cnn`, the image generated feeding each pixel's probability
+    forward: docs/models.md), float32 [n, H, W, C].  A seed makes the draw
+    repeatable."""
     self._require_built('sample')
     prior = self.prior_distribution()
     codes = (prior.sample(n) if seed is None

@@ -102,8 +102,9 @@ class Likelihood(registry.Registrable):
     raise NotImplementedError
 
   def decoder(self, network, image_shape: ImageShape, scale: float):
-    """The Keras layer: codes -> tfd.Independent(..., 3) (batch [B], event
-    [H, W, C])."""
+    """The Keras layer: codes -> a distribution over whole images (batch
+    [B], event [H, W, C]): tfd.Independent(..., 3) of per-pixel ones, or
+    an autoregressive one (`pixel_cnn`)."""
     raise NotImplementedError
 
 

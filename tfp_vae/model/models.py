@@ -120,8 +120,10 @@ class LatentVariableModel(keras.Model):
     return self.prior.distribution()
 
   def build(self, input_shape):
-    # Sub-layers build on first use; one pass creates every weight.
-    self.call(tf.zeros([1, *input_shape[1:]]))
+    # Sub-layers build on first use; one pass creates every weight (the
+    # likelihood itself, not its mean: an autoregressive decoder's mean
+    # generates pixel by pixel).
+    self.decode(self.encode(tf.zeros([1, *input_shape[1:]])).mean())
 
   def call(self, images: tf.Tensor, training: bool = False) -> tf.Tensor:
     """Mean reconstruction E[p(x | z = E[q(z|x)])], [B, H, W, C]."""

@@ -5,8 +5,8 @@ in raster order (van den Oord et al. 2016, "Conditional Image Generation
 with PixelCNN Decoders"). The architecture's decoder network turns the code
 into a map of logits, as for `--likelihood=bernoulli`; a stack of masked
 convolutions over the image itself adds what the pixels above and to the
-left say. With the masked weights at zero it is the Bernoulli decoder; with
-them it can model the image without the code, which is the regime where
+left say. With its output layer at zero it is the Bernoulli decoder; otherwise
+it can model the image without the code, which is the regime where
 the InfoVAE tutorial says the ELBO leaves the code uninformative.
 
 Written in Keras 3 (masked kernels, as the paper's mask 'A' for the first
@@ -130,7 +130,12 @@ class PixelCNNDecoder(keras.layers.Layer):
     if not tf.executing_eagerly():
       return self._generate_loop(context, seed)
     if self not in _GRAPHS:
-      _GRAPHS[self] = tf.function(self._generate_loop, reduce_retracing=True)
+      # A weak reference: the cached function must not keep the decoder
+      # (its network, variables and graphs) alive.
+      this = weakref.ref(self)
+      _GRAPHS[self] = tf.function(
+          lambda context, seed: this()._generate_loop(context, seed),
+          reduce_retracing=True)
     return _GRAPHS[self](context, seed)
 
   def _generate_loop(self, context: tf.Tensor, seed) -> tf.Tensor:
@@ -143,8 +148,9 @@ class PixelCNNDecoder(keras.layers.Layer):
     def draw(logits, i):
       if seed is None:
         return tf.sigmoid(logits)
-      u = tf.random.stateless_uniform(tf.shape(logits),
-                                      seed=tf.cast(seed, tf.int32) + [0, i])
+      u = tf.random.stateless_uniform(
+          tf.shape(logits), seed=tf.random.experimental.stateless_fold_in(
+              tf.cast(seed, tf.int32), i))
       return tf.cast(u < tf.sigmoid(logits), tf.float32)
 
     def body(i, x):
@@ -218,7 +224,14 @@ class AutoregressiveBernoulli(tfd.Distribution):
   def _sample_n(self, n, seed=None) -> tf.Tensor:
     """[n, B, H, W, C] binary images drawn pixel by pixel (stateless draws
     from `seed`)."""
-    n = int(tf.get_static_value(n))
+    static = tf.get_static_value(n)
+    if static is None:
+      raise ValueError('AutoregressiveBernoulli.sample needs a number of '
+                       'samples known when traced (a Python int)')
+    n = int(static)
+    if n == 0:
+      return tf.zeros(tf.concat([[0], tf.shape(self.context)[:1],
+                                 self.decoder.image_shape], 0))
     seeds = tfp.random.split_seed(
         tfp.random.sanitize_seed(seed, salt='AutoregressiveBernoulli'), n)
     return tf.stack([self.decoder.generate(self.context, seeds[k])
