@@ -63,7 +63,8 @@ experiment-flexible: install
 	$(BIN)/python -m trainers.compare --dataset=mnist_5k --likelihood=pixel_cnn \
 	  --latent_dim=16 --batch_size=100 --epochs=20 --plot_every=0 --seeds=3 \
 	  --parallel=$(PARALLEL) --eval_iwae_samples=0 \
-	  --models=vae,info_vae,mmd_vae --output_dir=$(RUNS)/pixel_cnn_mnist
+	  --models=vae,info_vae,info_vae:alpha=1,mmd_vae \
+	  --output_dir=$(RUNS)/pixel_cnn_mnist
 
 # The beta sweep of the VAE and the lambda sweep of the InfoVAE on the
 # rate-distortion plane: mnist_5k, latent 16, 10 epochs, 3 seeds.
