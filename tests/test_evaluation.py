@@ -137,6 +137,35 @@ def test_compare_writes_report_with_every_figure_and_both_models(
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_compare_with_the_flexible_decoder_writes_the_information_and_plane(
+    tmp_path):
+  """--likelihood=pixel_cnn through a whole comparison: every information
+  metric each encoder defines, and the rate-distortion figure."""
+  out = str(tmp_path / 'flexible')
+  result = run_cli('trainers.compare', f'--output_dir={out}',
+                   '--likelihood=pixel_cnn', '--models=vae,mmd_vae',
+                   '--latent_dim=3', '--epochs=1', '--train_examples=100',
+                   '--batch_size=50', '--eval_iwae_samples=2')
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(out, 'metrics.json')) as f:
+    metrics = json.load(f)
+  for name, keys in (('vae', ('test_mutual_information', 'test_marginal_kl',
+                              'test_code_gain', 'test_code_variance',
+                              'test_iwae_log_likelihood')),
+                     ('mmd_vae', ('test_code_gain', 'test_code_variance',
+                                  'test_iwae_log_likelihood'))):
+    run = metrics['models'][name]['seeds']['0']
+    for key in keys:
+      assert np.isfinite(run[key]), (name, key)
+    with open(os.path.join(out, name, 'config.json')) as f:
+      assert json.load(f)['model']['likelihood'] == 'pixel_cnn'
+  with open(os.path.join(out, 'vae', 'metrics.json')) as f:
+    assert len(json.load(f)['test_kl_per_unit']) == 3
+  assert os.path.getsize(os.path.join(out, 'figures',
+                                      'rate_distortion.png')) > 1000
+
+
 def test_compare_refuses_bad_flags_before_training(tmp_path):
   result = run_cli('trainers.compare', f'--output_dir={tmp_path}',
                    '--train_examples=5000')

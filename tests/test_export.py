@@ -96,6 +96,33 @@ def test_every_signature_in_a_tensorflow_only_process(exported, tmp_path,
 
 
 @pytest.mark.slow
+def test_pixel_cnn_signatures_in_a_tensorflow_only_process(tmp_path,
+                                                          mnist_5k):
+  """The autoregressive likelihood's generation (a while loop over pixels)
+  and its log-probability, served from the SavedModel without TFP."""
+  config = config_lib.TrainConfig.create(
+      model='vae', likelihood='pixel_cnn', latent_dim=3).validate()
+  model = models.build_model(config, SHAPE)
+  path = export.export_savedmodel(model, SHAPE, str(tmp_path / 'vae'))
+  images = mnist_5k.test_images[::100][:6].astype(np.float32) / 255
+  codes = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+  np.savez(tmp_path / 'in.npz', images=images, codes=codes)
+  r = subprocess.run(
+      [sys.executable, '-c', _LOADER, path, str(tmp_path / 'in.npz'),
+       str(tmp_path / 'out.npz')], capture_output=True, text=True,
+      timeout=600)
+  assert r.returncode == 0, r.stderr[-3000:]
+  out = np.load(tmp_path / 'out.npz')
+  close = lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
+  close(out['decode/images'], model.decode(tf.constant(codes)).mean())
+  prior_codes = model.prior_distribution().sample(5, seed=(7, 0))
+  close(out['sample/images'], model.decode(prior_codes).mean())
+  assert out['reconstruct/reconstructions'].shape == (6,) + SHAPE
+  close(out['log_likelihood/log_likelihood'],
+        export.log_likelihood(model, tf.constant(images)))
+
+
+@pytest.mark.slow
 def test_log_likelihood_estimates_are_sound(exported, mnist_5k):
   model, _, _ = exported
   x = tf.constant(mnist_5k.test_images[:4].astype(np.float32) / 255)

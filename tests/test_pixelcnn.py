@@ -92,6 +92,13 @@ def test_generation_is_exact_on_its_windows(decoder):
   assert abs(first.mean() - p_first) < 3 * np.sqrt(
       p_first * (1 - p_first) / 400) + 1e-3, (first.mean(), p_first)
   assert p.sample(0, seed=(1, 2)).shape == (0, 3) + SHAPE
+  # On binary images, log p is TFP's Bernoulli log-probability of each
+  # pixel at its logit (the soft-label cross-entropy is the same formula).
+  binary = drawn[1]
+  np.testing.assert_allclose(
+      p.log_prob(binary),
+      tfd.Independent(tfd.Bernoulli(logits=decoder.logits(
+          binary, p.context)), 3).log_prob(binary), rtol=1e-5)
 
 
 def test_with_its_output_layer_at_zero_it_is_the_bernoulli_decoder(decoder):
