@@ -51,6 +51,22 @@ print(json.dumps(sorted(m.signatures.keys())))
 '''
 
 
+def _run_loader(path, tmp_path, mnist_5k, timeout):
+  """Six test images and four codes through every signature of the
+  SavedModel at `path`, in a process that imports TensorFlow only:
+  (images, codes, {signature/output: array}, the signatures' names)."""
+  images = mnist_5k.test_images[::100][:6].astype(np.float32) / 255
+  codes = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+  np.savez(tmp_path / 'in.npz', images=images, codes=codes)
+  r = subprocess.run(
+      [sys.executable, '-c', _LOADER, path, str(tmp_path / 'in.npz'),
+       str(tmp_path / 'out.npz')], capture_output=True, text=True,
+      timeout=timeout)
+  assert r.returncode == 0, r.stderr[-3000:]
+  names = json.loads(r.stdout.strip().splitlines()[-1])
+  return images, codes, np.load(tmp_path / 'out.npz'), names
+
+
 @pytest.fixture(scope='module', params=['vae', 'mmd_vae'])
 def exported(request, tmp_path_factory):
   config = config_lib.TrainConfig.create(model=request.param, latent_dim=3).validate()
@@ -64,18 +80,10 @@ def exported(request, tmp_path_factory):
 def test_every_signature_in_a_tensorflow_only_process(exported, tmp_path,
                                                       mnist_5k):
   model, path, _ = exported
-  images = mnist_5k.test_images[::100][:6].astype(np.float32) / 255
-  codes = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
-  np.savez(tmp_path / 'in.npz', images=images, codes=codes)
-  r = subprocess.run(
-      [sys.executable, '-c', _LOADER, path, str(tmp_path / 'in.npz'),
-       str(tmp_path / 'out.npz')], capture_output=True, text=True,
-      timeout=300)
-  assert r.returncode == 0, r.stderr[-3000:]
-  assert json.loads(r.stdout.strip().splitlines()[-1]) == sorted(
+  images, codes, out, names = _run_loader(path, tmp_path, mnist_5k, 300)
+  assert names == sorted(
       ['decode', 'encode', 'log_likelihood', 'reconstruct', 'sample',
        'serving_default'])
-  out = np.load(tmp_path / 'out.npz')
   x = tf.constant(images)
   posterior = model.encode(x)
   close = lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
@@ -104,15 +112,7 @@ def test_pixel_cnn_signatures_in_a_tensorflow_only_process(tmp_path,
       model='vae', likelihood='pixel_cnn', latent_dim=3).validate()
   model = models.build_model(config, SHAPE)
   path = export.export_savedmodel(model, SHAPE, str(tmp_path / 'vae'))
-  images = mnist_5k.test_images[::100][:6].astype(np.float32) / 255
-  codes = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
-  np.savez(tmp_path / 'in.npz', images=images, codes=codes)
-  r = subprocess.run(
-      [sys.executable, '-c', _LOADER, path, str(tmp_path / 'in.npz'),
-       str(tmp_path / 'out.npz')], capture_output=True, text=True,
-      timeout=600)
-  assert r.returncode == 0, r.stderr[-3000:]
-  out = np.load(tmp_path / 'out.npz')
+  images, codes, out, _ = _run_loader(path, tmp_path, mnist_5k, 600)
   close = lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5)
   close(out['decode/images'], model.decode(tf.constant(codes)).mean())
   prior_codes = model.prior_distribution().sample(5, seed=(7, 0))

@@ -8,13 +8,12 @@ import os
 from typing import Any
 
 import keras
-import tensorflow as tf
 
 from tfp_vae import api
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
-from tfp_vae.training import checkpoints
 from tfp_vae.training import rundir
+from tfp_vae.training import trained
 
 
 def settings_of(config: config_lib.TrainConfig) -> dict[str, Any]:
@@ -45,12 +44,6 @@ def load(path: str) -> api.Model:
   model = api.build(config.model.name, seed=config.trainer.seed,
                     **settings_of(config))
   model.build((None, *info['image_shape']))
-  restored = checkpoints.restore_latest(
-      tf.train.Checkpoint(model=model),
-      rundir.path(path, rundir.CHECKPOINT_SUBDIR), partial=True)
-  if restored is None:
-    raise errors.CheckpointError(
-        f'model_dir {path} has no checkpoint yet; train at least one epoch '
-        f'with trainers.train')
+  trained.restore_weights(model, path)
   model.run = api.Run(path, config, info, rundir.read_metrics(path))
   return model

@@ -37,6 +37,16 @@ def load_trained_model(model_dir: str
   model = models_lib.build_model(config, the_plan=plan_lib.make(
       config, tuple(info['image_shape']),
       plan_lib.one_device(config, 'float32')))
+  restore_weights(model, model_dir)
+  return model, config, info
+
+
+def restore_weights(model, model_dir: str) -> None:
+  """The weights of model_dir's latest checkpoint into the built `model`.
+
+  Raises:
+    CheckpointError: model_dir has no checkpoint yet, or it is unreadable.
+  """
   restored = checkpoints.restore_latest(
       tf.train.Checkpoint(model=model),
       os.path.join(model_dir, rundir.CHECKPOINT_SUBDIR), partial=True)
@@ -44,7 +54,6 @@ def load_trained_model(model_dir: str
     raise errors.CheckpointError(
         f'model_dir {model_dir} has no checkpoint yet; train at least one '
         f'epoch with trainers.train')
-  return model, config, info
 
 
 def resolved_member(model_dir: str) -> family.Member:
