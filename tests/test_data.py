@@ -1,5 +1,6 @@
 """The embedded split is as documented; TFDS loading through mock_data."""
 
+import dataclasses
 import gzip
 from unittest import mock
 
@@ -120,6 +121,25 @@ def test_subset_takes_classes_in_turn_in_split_order(mnist_5k):
   assert len(images_lib.subset(mnist_5k, 13).train_images) == 13
   with pytest.raises(errors.ConfigError, match='train_examples'):
     images_lib.subset(mnist_5k, 4001)
+
+
+def test_test_split_subset_takes_classes_in_turn_and_keeps_training(
+    mnist_5k):
+  small = images_lib.subset_test_split(mnist_5k, 30)
+  assert small.test_images.shape == (30, 28, 28, 1)
+  assert np.bincount(small.test_labels, minlength=10).tolist() == [3] * 10
+  np.testing.assert_array_equal(
+      small.test_images[small.test_labels == 4],
+      mnist_5k.test_images[mnist_5k.test_labels == 4][:3])
+  assert small.train_images is mnist_5k.train_images
+  assert images_lib.subset_test_split(mnist_5k, 0) is mnist_5k
+  unlabelled = images_lib.subset_test_split(
+      dataclasses.replace(mnist_5k, test_labels=None), 7)
+  np.testing.assert_array_equal(unlabelled.test_images,
+                                mnist_5k.test_images[:7])
+  with pytest.raises(errors.ConfigError,
+                     match='test_examples.*must not exceed the 1000 test'):
+    images_lib.subset_test_split(mnist_5k, 1001)
 
 
 def test_pipelines_run_without_the_autotuner(mnist_5k):

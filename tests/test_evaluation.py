@@ -146,7 +146,8 @@ def test_compare_with_the_flexible_decoder_writes_the_information_and_plane(
   result = run_cli('trainers.compare', f'--output_dir={out}',
                    '--likelihood=pixel_cnn', '--models=vae,mmd_vae',
                    '--latent_dim=3', '--epochs=1', '--train_examples=100',
-                   '--batch_size=50', '--eval_iwae_samples=2')
+                   '--batch_size=50', '--eval_iwae_samples=2',
+                   '--test_examples=100')
   assert result.returncode == 0, result.stderr[-3000:]
   with open(os.path.join(out, 'metrics.json')) as f:
     metrics = json.load(f)
@@ -158,6 +159,7 @@ def test_compare_with_the_flexible_decoder_writes_the_information_and_plane(
     run = metrics['models'][name]['seeds']['0']
     for key in keys:
       assert np.isfinite(run[key]), (name, key)
+    assert run['evaluated_test_examples'] == 100
     with open(os.path.join(out, name, 'config.json')) as f:
       assert json.load(f)['model']['likelihood'] == 'pixel_cnn'
   with open(os.path.join(out, 'vae', 'metrics.json')) as f:
@@ -221,3 +223,19 @@ def test_a_fanned_out_run_trains_what_one_process_trains(compared_fanned_out,
   for key in ('test_loss', 'test_reconstruction_nll', 'test_mmd_to_prior',
               'train_loss', 'epochs_completed'):
     assert trained[key] == fanned[key], key
+
+
+def test_an_evaluation_on_other_test_examples_is_not_reused(tmp_path):
+  """trainers.compare reuses a run's evaluation only when it measured the
+  same part of the test split (--test_examples)."""
+  from tfp_vae.experiment import comparison  # pylint: disable=g-import-not-at-top
+  evaluated = {'epochs_completed': 2, 'evaluated_epoch': 2,
+               'test_knn_accuracy': 0.5, 'evaluated_test_examples': 100}
+  rundir.write_json(str(tmp_path / rundir.METRICS_FILE), evaluated)
+  on = lambda n: config_lib.EvalConfig(iwae_samples=0, test_examples=n)
+  assert comparison._evaluated(str(tmp_path), on(100))
+  assert not comparison._evaluated(str(tmp_path), on(0))
+  del evaluated['evaluated_test_examples']  # no key: the whole split
+  rundir.write_json(str(tmp_path / rundir.METRICS_FILE), evaluated)
+  assert comparison._evaluated(str(tmp_path), on(0))
+  assert not comparison._evaluated(str(tmp_path), on(100))

@@ -237,6 +237,8 @@ class EvalConfig:
       a point-mass (MMD-VAE) code.
     images_per_call: latent samples decoded per call of the IWAE estimate
       (a memory/throughput knob).
+    test_examples: evaluate on only this many test examples, class by class
+      in turn (0: the whole test split).
     cache_dir: where the Frechet feature classifier is cached (None: the
       default cache, $TFP_VAE_CACHE or ~/.cache/tfp_vae).
   """
@@ -252,6 +254,11 @@ class EvalConfig:
   cache_dir: Optional[str] = declare.field(
       None, 'Where the Frechet feature classifier is cached (default '
       '$TFP_VAE_CACHE or ~/.cache/tfp_vae).')
+  test_examples: int = declare.field(
+      0, 'Evaluate on only this many test examples, class by class in turn '
+      '(0: the whole test split); for a decoder that generates pixel by '
+      'pixel (--likelihood=pixel_cnn), whose evaluation draws one sample '
+      'per test image.')
 
   def validate(self) -> 'EvalConfig':
     """Raises ConfigError naming the first invalid setting."""
@@ -260,4 +267,5 @@ class EvalConfig:
                                'must be >= 0 (0 skips the IWAE estimate)')
     checks.positive_float('proposal_scale', self.proposal_scale)
     checks.positive_int('images_per_call', self.images_per_call)
+    checks.non_negative_int('test_examples', self.test_examples)
     return self

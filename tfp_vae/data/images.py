@@ -131,13 +131,29 @@ def train_sample(data: ImageData) -> tuple[np.ndarray, Optional[np.ndarray]]:
           _labels_at(data.train_labels, picked))
 
 
-def subset(data: ImageData, num_examples: int) -> ImageData:
-  """The first `num_examples` training examples taken class by class in turn.
+def _class_by_class(labels: Optional[np.ndarray], num_classes: int,
+                    num_examples: int) -> np.ndarray:
+  """Indices of the first `num_examples` examples taken class by class in
+  turn: within a class the order is kept; classes are visited in label
+  order, round robin (classes that run out are skipped).  Without labels,
+  the first `num_examples`."""
+  if labels is None:
+    return np.arange(num_examples)
+  by_class = [np.flatnonzero(labels == c) for c in range(num_classes)]
+  picked = []
+  rank = 0
+  while len(picked) < num_examples:
+    for indices in by_class:
+      if rank < len(indices) and len(picked) < num_examples:
+        picked.append(indices[rank])
+    rank += 1
+  return np.array(picked, dtype=np.int64)
 
-  Within a class the split's order is kept; classes are visited in label
-  order, round robin, until `num_examples` are taken (classes that run out
-  are skipped), and the result is in that round-robin order.  The test split
-  is unchanged.  0 keeps everything.
+
+def subset(data: ImageData, num_examples: int) -> ImageData:
+  """The first `num_examples` training examples taken class by class in turn
+  (`_class_by_class`), in that round-robin order.  The test split is
+  unchanged.  0 keeps everything.
 
   Raises:
     ConfigError: num_examples exceeds the training split.
@@ -149,22 +165,31 @@ def subset(data: ImageData, num_examples: int) -> ImageData:
     raise errors.ConfigError(
         'train_examples', num_examples,
         f'must not exceed the {total} training examples of {data.name}')
-  if data.train_labels is None:
-    return dataclasses.replace(
-        data, train_images=take(data.train_images, np.arange(num_examples)))
-  by_class = [np.flatnonzero(data.train_labels == c)
-              for c in range(data.num_classes)]
-  picked = []
-  rank = 0
-  while len(picked) < num_examples:
-    for indices in by_class:
-      if rank < len(indices) and len(picked) < num_examples:
-        picked.append(indices[rank])
-    rank += 1
-  picked = np.array(picked)
+  picked = _class_by_class(data.train_labels, data.num_classes, num_examples)
   return dataclasses.replace(data,
                              train_images=take(data.train_images, picked),
-                             train_labels=data.train_labels[picked])
+                             train_labels=_labels_at(data.train_labels, picked))
+
+
+def subset_test_split(data: ImageData, num_examples: int) -> ImageData:
+  """The first `num_examples` test examples taken class by class in turn
+  (`_class_by_class`), for an evaluation on part of the test split.  0 keeps
+  everything.
+
+  Raises:
+    ConfigError: num_examples exceeds the test split.
+  """
+  total = len(data.test_images)
+  if not num_examples or num_examples == total:
+    return data
+  if num_examples > total:
+    raise errors.ConfigError(
+        'test_examples', num_examples,
+        f'must not exceed the {total} test examples of {data.name}')
+  picked = _class_by_class(data.test_labels, data.num_classes, num_examples)
+  return dataclasses.replace(data,
+                             test_images=take(data.test_images, picked),
+                             test_labels=_labels_at(data.test_labels, picked))
 
 
 def split_validation(data: ImageData, num_examples: int

@@ -99,6 +99,9 @@ def _evaluated(model_dir: str, eval_config: config_lib.EvalConfig) -> bool:
   if metrics.get(rundir.EVALUATED_EPOCH_KEY) != metrics.get(
       'epochs_completed') or 'test_knn_accuracy' not in metrics:
     return False
+  if metrics.get(rundir.EVALUATED_TEST_EXAMPLES_KEY,
+                 0) != eval_config.test_examples:
+    return False
   if not eval_config.iwae_samples:
     return True
   return metrics.get('test_iwae_samples') == eval_config.iwae_samples and (
@@ -140,7 +143,8 @@ def _eval_flags(eval_config: config_lib.EvalConfig) -> list[str]:
   return [f'--eval_iwae_samples={eval_config.iwae_samples}',
           f'--proposal_scale={eval_config.proposal_scale}',
           f'--images_per_call={eval_config.images_per_call}',
-          f'--cache_dir={eval_config.cache_dir}']
+          f'--cache_dir={eval_config.cache_dir}',
+          f'--test_examples={eval_config.test_examples}']
 
 
 def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,

@@ -140,6 +140,7 @@ def evaluate_run(model_dir: str,
       download=runtime.download if download is None else download,
       idx_dir=runtime.idx_dir if idx_dir is None else idx_dir))
   data, _ = training.prepare_data(config)
+  data = images_lib.subset_test_split(data, eval_config.test_examples)
   seed, binarize = config.trainer.seed, config.data.binarize
   test_x = inputs.eval_images(data.test_images, binarize, seed)
   train_images, train_labels = images_lib.train_sample(data)
@@ -157,6 +158,7 @@ def evaluate_run(model_dir: str,
       seed=seed)
   results[rundir.EVALUATED_EPOCH_KEY] = int(
       rundir.read_metrics(model_dir).get('epochs_completed', 0))
+  results[rundir.EVALUATED_TEST_EXAMPLES_KEY] = eval_config.test_examples
   with lock.RunLock(model_dir, 'trainers.evaluate'):
     merged = rundir.update_metrics(model_dir, results)
   return Evaluation(merged, model, config, data, test_x, arrays)

@@ -124,19 +124,29 @@ class PixelCNNDecoder(keras.layers.Layer):
   def generate(self, context: tf.Tensor, seed=None) -> tf.Tensor:
     """[B, H, W, C] generated pixel after pixel from the code's logit map:
     each pixel's probability fed forward (`seed` None), or binary draws
-    from a stateless seed pair.  Called eagerly, the loop runs as one
-    graph traced once per decoder (784 eager steps take several times
-    longer)."""
+    from a stateless seed pair.  Called eagerly, the loop runs as a graph
+    traced once per decoder for means and once for draws, at any batch
+    size (784 eager steps take several times longer)."""
     if not tf.executing_eagerly():
       return self._generate_loop(context, seed)
     if self not in _GRAPHS:
-      # A weak reference: the cached function must not keep the decoder
-      # (its network, variables and graphs) alive.
+      # A weak reference: the cached functions must not keep the decoder
+      # (its network, variables and graphs) alive.  Signatures with any
+      # batch size: one trace each for the mean and for draws, whatever
+      # the number of images asked.
       this = weakref.ref(self)
-      _GRAPHS[self] = tf.function(
-          lambda context, seed: this()._generate_loop(context, seed),
-          reduce_retracing=True)
-    return _GRAPHS[self](context, seed)
+      images = tf.TensorSpec([None, *self.image_shape], tf.float32)
+      _GRAPHS[self] = (
+          tf.function(lambda context: this()._generate_loop(context, None),
+                      input_signature=[images]),
+          tf.function(lambda context, seed: this()._generate_loop(
+              context, seed), input_signature=[
+                  images, tf.TensorSpec([2], tf.int32)]))
+    mean, draws = _GRAPHS[self]
+    context = tf.convert_to_tensor(context, tf.float32)
+    if seed is None:
+      return mean(context)
+    return draws(context, tf.cast(seed, tf.int32))
 
   def _generate_loop(self, context: tf.Tensor, seed) -> tf.Tensor:
     """Pixel (r, c)'s logits depend on rows r - reach .. r and columns

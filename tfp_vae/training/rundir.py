@@ -36,6 +36,8 @@ DATA_INFO_FILE = 'data_info.json'
 METRICS_FILE = 'metrics.json'
 # metrics.json key: the epoch trainers.evaluate measured.
 EVALUATED_EPOCH_KEY = 'evaluated_epoch'
+# --test_examples of that evaluation (0: the whole test split).
+EVALUATED_TEST_EXAMPLES_KEY = 'evaluated_test_examples'
 HISTORY_FILE = 'history.jsonl'
 CHECKPOINT_SUBDIR = 'checkpoints'
 BEST_CHECKPOINT_SUBDIR = 'best_checkpoint'
