@@ -145,7 +145,10 @@ def test_log_likelihood_estimates_are_sound(exported, mnist_5k):
 
 @pytest.mark.slow
 def test_saved_model_cli_show_and_run(exported, tmp_path):
-  _, path, _ = exported
+  """TF's own tool reads every signature of both members and runs their
+  encoders; the decoder and the input check, the same code in every
+  member, run for the VAE only (each run is a TensorFlow start)."""
+  model, path, _ = exported
   cli = os.path.join(os.path.dirname(sys.executable), 'saved_model_cli')
   shown = subprocess.run([cli, 'show', '--dir', path, '--all'],
                          capture_output=True, text=True, timeout=120)
@@ -162,13 +165,18 @@ def test_saved_model_cli_show_and_run(exported, tmp_path):
           "        shape: (-1, 28, 28, 1)") in text
   np.save(tmp_path / 'images.npy', np.full((2, 28, 28, 1), 0.5, np.float32))
   np.save(tmp_path / 'codes.npy', np.zeros((2, 3), np.float32))
-  for sig, arg in (('encode', f'images={tmp_path}/images.npy'),
-                   ('decode', f'codes={tmp_path}/codes.npy')):
+  runs = [('encode', f'images={tmp_path}/images.npy'),
+          ('decode', f'codes={tmp_path}/codes.npy')]
+  if model.member.name != 'vae':
+    runs = runs[:1]
+  for sig, arg in runs:
     r = subprocess.run([cli, 'run', '--dir', path, '--tag_set', 'serve',
                         '--signature_def', sig, '--inputs', arg],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     assert 'Result for output key' in r.stdout
+  if model.member.name != 'vae':
+    return
   np.save(tmp_path / 'bad.npy', np.zeros((2, 28, 28), np.float32))
   r = subprocess.run([cli, 'run', '--dir', path, '--tag_set', 'serve',
                       '--signature_def', 'encode', '--inputs',

@@ -142,10 +142,11 @@ def test_a_run_with_it_resumes_exactly_and_exports(digits, tmp_path):
   x_train, x_test = digits
   data = (x_train, np.arange(len(x_train)) % 10)
   run = dict(batch_size=50, plot_every=0, verbose=False)
-  straight = tfp_vae.VAE(latent_dim=2, likelihood='pixel_cnn', seed=3)
+  # Latent 3: the final plots draw traversals, not the 400-image grid.
+  straight = tfp_vae.VAE(latent_dim=3, likelihood='pixel_cnn', seed=3)
   tfp_vae.fit(straight, data, epochs=2, model_dir=str(tmp_path / 'a'),
               export_dir=str(tmp_path / 'export'), **run)
-  resumed = tfp_vae.VAE(latent_dim=2, likelihood='pixel_cnn', seed=3)
+  resumed = tfp_vae.VAE(latent_dim=3, likelihood='pixel_cnn', seed=3)
   tfp_vae.fit(resumed, data, epochs=1, model_dir=str(tmp_path / 'b'), **run)
   tfp_vae.fit(resumed, data, epochs=2, model_dir=str(tmp_path / 'b'), **run)
   for a, b in zip(straight.get_weights(), resumed.get_weights()):
