@@ -140,6 +140,11 @@ def test_tfjob_workers_train_and_the_chief_exports(runs_dir, tag_as,
   _check_chief_wrote(runs_dir, results, pods[0][0])
 
 
+def _log_of(run_docker, name: str) -> str:
+  logs = run_docker('logs', name, check=False)
+  return (logs.stdout + logs.stderr)[-2000:]
+
+
 def test_tfjob_worker_killed_chief_exits_retryable_and_relaunch_resumes(
     runs_dir, tag_as, run_docker):
   """SIGKILL to worker 1 after the first checkpoint: the chief exits 143
@@ -153,8 +158,19 @@ def test_tfjob_worker_killed_chief_exits_retryable_and_relaunch_resumes(
       run_docker(*docker_args)
     deadline = time.time() + 600
     while not state.exists():
-      assert time.time() < deadline, 'no checkpoint after 600 s'
-      time.sleep(0.2)
+      # A pod that stopped, or the deadline: fail now, with every pod's log.
+      stopped = [name for name, _ in pods if run_docker(
+          'inspect', '-f', '{{.State.Running}}', name,
+          check=False).stdout.strip() != 'true']
+      if stopped or time.time() > deadline:
+        logs = '\n'.join(
+            f'--- {name}:\n' + _log_of(run_docker, name)
+            for name, _ in pods)
+        raise AssertionError(
+            f'no checkpoint yet; stopped pods: {stopped or "none"}, '
+            f'{"past" if time.time() > deadline else "before"} the 600 s '
+            f'deadline\n{logs}')
+      time.sleep(0.5)
     run_docker('kill', pods[1][0])
     chief = int(run_docker('wait', pods[0][0], timeout=600).stdout)
     logs = run_docker('logs', pods[0][0], check=False)
