@@ -10,17 +10,13 @@ needed to share it, so the tests that use it spread over both workers.
 Tests must not change what these fixtures return: copy a run before
 training it further or breaking it (`shutil.copytree`)."""
 
-import contextlib
-import fcntl
 import os
-import shutil
-import traceback
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pytest  # pylint: disable=g-import-not-at-top
 
-from tests.helpers import COMPARE_PAIR, FANNED_OUT_MODELS, run_cli  # pylint: disable=g-import-not-at-top
+from tests.helpers import COMPARE_PAIR, FANNED_OUT_MODELS, once, run_cli  # pylint: disable=g-import-not-at-top
 
 
 @pytest.fixture(autouse=True)
@@ -52,37 +48,6 @@ def shared_dir(tmp_path_factory):
   root = (base.parent if worker else base) / 'shared'
   root.mkdir(exist_ok=True)
   return root
-
-
-@contextlib.contextmanager
-def _locked(path):
-  with open(path, 'a') as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def once(shared_dir, name, build):
-  """shared_dir/name, made by `build(path)` once per pytest run whichever
-  worker asks first; a build that failed fails every test that asks, with
-  the first attempt's error, without building again."""
-  path = shared_dir / name
-  done, failed = shared_dir / f'{name}.done', shared_dir / f'{name}.failed'
-  with _locked(shared_dir / f'{name}.lock'):
-    if failed.exists():
-      pytest.fail(f'shared fixture {name} failed to build:\n'
-                  f'{failed.read_text()}')
-    if not done.exists():
-      shutil.rmtree(path, ignore_errors=True)
-      try:
-        build(str(path))
-      except BaseException:
-        failed.write_text(traceback.format_exc()[-6000:])
-        raise
-      done.touch()
-  return str(path)
 
 
 def _run_ok(module, *args, timeout=1200):

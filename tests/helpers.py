@@ -5,16 +5,21 @@ inputs.
 
 Test files import from here, never from each other."""
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
 
 import numpy as np
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -213,3 +218,34 @@ def train_in_process(*args: str, env: dict | None = None
     common._fail = saved_fail  # pylint: disable=protected-access
     os.environ.clear()
     os.environ.update(saved_env)
+
+
+@contextlib.contextmanager
+def _locked(path):
+  with open(path, 'a') as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def once(shared_dir, name, build):
+  """shared_dir/name, made by `build(path)` once per pytest run whichever
+  worker asks first; a build that failed fails every test that asks, with
+  the first attempt's error, without building again."""
+  path = shared_dir / name
+  done, failed = shared_dir / f'{name}.done', shared_dir / f'{name}.failed'
+  with _locked(shared_dir / f'{name}.lock'):
+    if failed.exists():
+      pytest.fail(f'shared fixture {name} failed to build:\n'
+                  f'{failed.read_text()}')
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)
+      try:
+        build(str(path))
+      except BaseException:
+        failed.write_text(traceback.format_exc()[-6000:])
+        raise
+      done.touch()
+  return str(path)

@@ -224,8 +224,7 @@ import tensorflow as tf
 from tensorflow.python.util import _pywrap_util_port
 from tfp_vae.config import settings as config_lib
 from tfp_vae.data import loaders
-sys.path.insert(0, 'tests')
-import test_performance as t
+from tests.e2e import test_speed_paths as t
 d = loaders.load('mnist_5k')
 # float32 whatever --precision=auto picks: rounding is what is compared.
 w = t._fit(config_lib.TrainConfig.create(precision='float32').validate(),

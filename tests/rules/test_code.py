@@ -85,18 +85,50 @@ def test_the_length_check_finds_a_long_module(tmp_path):
       f'deploy/sub/long.py ({MAX_MODULE_LINES + 1} lines)']
 
 
-def test_test_files_do_not_import_each_other():
+# An import of a test module or a conftest: `from tests.x import test_y`,
+# `from tests.x.test_y import z`, `import tests.x.test_y`, a relative
+# `from .test_y import z`, or a bare `import test_y` off a sys.path entry.
+_TEST_IMPORT = re.compile(
+    r'\s*(?:from\s+(?:tests\.|\.+)?(?:\w+\.)*(?P<a>test_\w+|conftest)\b'
+    r'|from\s+(?:tests|\.+)(?:\.\w+)*\s+import\s+(?P<b>test_\w+|conftest)\b'
+    r'|import\s+(?:\w+\.)*(?P<c>test_\w+|conftest)\b)')
+
+
+def crossing_imports(root: str = REPO) -> list[str]:
+  """Each line under root/tests that imports a test module or a conftest
+  other than the file's own (a file may run itself in a child process)."""
   crossing = []
-  for name in sorted(os.listdir(os.path.join(REPO, 'tests'))):
-    if name.endswith('.py'):
-      with open(os.path.join(REPO, 'tests', name)) as f:
+  tests = os.path.join(root, 'tests')
+  for dirpath, dirs, files in os.walk(tests):
+    dirs[:] = sorted(d for d in dirs if d != '__pycache__')
+    for name in sorted(files):
+      if not name.endswith('.py'):
+        continue
+      path = os.path.join(dirpath, name)
+      with open(path) as f:
         for line in f:
-          found = re.match(r'\s*(?:from tests\.|from |import )'
-                           r'(test_\w+|conftest)\b', line)
-          # A file may run itself in a child process.
-          if found and found.group(1) != name[:-3]:
-            crossing.append(f'{name}: {line.strip()}')
-  assert crossing == []
+          found = _TEST_IMPORT.match(line)
+          if found and found.group(found.lastgroup) != name[:-3]:
+            crossing.append(
+                f'{os.path.relpath(path, root)}: {line.strip()}')
+  return crossing
+
+
+def test_test_files_do_not_import_each_other(tmp_path):
+  (tmp_path / 'tests' / 'a').mkdir(parents=True)
+  (tmp_path / 'tests' / 'a' / 'test_x.py').write_text(
+      'from tests.helpers import REPO\n'
+      'from tests.a import test_x as me\n'
+      'from tests.b.test_y import helper\n'
+      'import tests.b.test_y\n'
+      '  from tests import conftest\n'
+      'from .test_z import other\n')
+  assert crossing_imports(str(tmp_path)) == [
+      'tests/a/test_x.py: from tests.b.test_y import helper',
+      'tests/a/test_x.py: import tests.b.test_y',
+      'tests/a/test_x.py: from tests import conftest',
+      'tests/a/test_x.py: from .test_z import other']
+  assert crossing_imports() == []
 
 
 _IMPORT_EVERYTHING = '''

@@ -1,5 +1,6 @@
 """The deployment paths run as containers of the project's image (marker
-`deploy`): `make deploy-test` builds the image and runs these with
+`deploy`, given to every test under tests/containers/; the unit tests of
+deploy/'s code are in tests/deploy/ and run with the suite): `make deploy-test` builds the image and runs these with
 TFP_VAE_DEPLOY_TESTS=1; anywhere else they skip, so `make test` leaves them
 out.  TFP_VAE_DEPLOY_IMAGE names the image (deploy/local/deploy-test.sh's
 tag); TFP_VAE_DEPLOY_SKIP says why Docker could not run, when it could not.

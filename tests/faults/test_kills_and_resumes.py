@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests import conftest
-from tests.helpers import REPO, run_cli, train_in_process
+from tests.helpers import REPO, once, run_cli, train_in_process
 from tfp_vae.runtime import budget
 from tfp_vae.config import settings as config_lib
 from tfp_vae.internal import errors
@@ -70,7 +69,7 @@ def _train_reference(model_dir):
 def uninterrupted(shared_dir):
   """The run every fault below is measured against, trained once for the
   suite (tests/conftest.py); tests copy it before changing it."""
-  return conftest.once(shared_dir, 'faults_reference', _train_reference)
+  return once(shared_dir, 'faults_reference', _train_reference)
 
 
 # The points, drawn once from a fixed seed: a kill between steps, a SIGTERM

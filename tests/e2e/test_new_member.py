@@ -116,7 +116,7 @@ def plugin_path(tmp_path_factory):
   (info / 'METADATA').write_text(
       'Metadata-Version: 2.1\nName: tfp-vae-test-plugin\nVersion: 0.1\n')
   (info / 'entry_points.txt').write_text('[tfp_vae.plugins]\n' + ''.join(
-      f'{name} = tests.test_new_member:{cls.__name__}\n'
+      f'{name} = {__name__}:{cls.__name__}\n'
       for name, cls in PLUGINS.items()))
   return f'{root}{os.pathsep}{REPO}'
 
@@ -254,7 +254,7 @@ def _install_plugin(tmp_path, monkeypatch, name: str, entry_point: str):
 def test_a_plugin_reusing_a_setting_differently_is_named_where_it_matters(
     tmp_path, monkeypatch):
   _install_plugin(tmp_path, monkeypatch, 'beta-plugin',
-                  'six = tests.test_new_member:BetaSixVAE')
+                  f'six = {__name__}:BetaSixVAE')
   try:
     with pytest.raises(errors.ConfigError,
                        match=r"failed to load \(ValueError: BetaSixVAE "

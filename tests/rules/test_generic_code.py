@@ -2,8 +2,9 @@
 that never names a particular member, likelihood, prior, architecture or
 encoder (nor a setting only some members have).
 
-`named_parts` is the check; run as a script it prints what it finds in
-another checkout (`python tests/test_registry.py /path/to/checkout`).
+`named_parts` is the check; run as a module it prints what it finds in
+another checkout
+(`python -m tests.rules.test_generic_code /path/to/checkout`).
 """
 
 import ast
@@ -13,6 +14,7 @@ import sys
 
 import pytest
 
+from tests.helpers import REPO
 from tfp_vae.family import components
 from tfp_vae.config import groups as config_groups
 from tfp_vae.config import settings as config_lib
@@ -20,7 +22,6 @@ from tfp_vae.internal import errors
 from tfp_vae.family import members as family
 from tfp_vae.internal import registry
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # Where parts are declared and implemented: they name themselves.
 # The modules that declare the built-in parts; the public API declares one
 # Keras class per built-in member (api.py) and exports them (__init__.py).
