@@ -90,7 +90,7 @@ test-fast: install
 # The suite's family test on every allowed (model, prior, likelihood,
 # architecture) combination, not only the pairs (docs/testing.md).
 test-all-combinations: install
-	TFP_VAE_ALL_COMBINATIONS=1 $(BIN)/python -m pytest -q -n 2 tests/family/test_objectives.py
+	TFP_VAE_ALL_COMBINATIONS=1 $(BIN)/python -m pytest -q -n 2 tests/family/test_components.py
 
 # The deployment paths run for real on this machine (docs/kubeflow.md, "Run
 # it here"): Docker and debootstrap from apt if missing, a daemon started

@@ -41,6 +41,25 @@ def mnist_5k():
 
 
 @pytest.fixture(scope='session')
+def digits():
+  """The first 300 training digits of mnist_5k as tfp_vae.datasets
+  shuffles them, their labels, and the first 40 test digits: what the
+  Python API's tests fit and score."""
+  import tfp_vae  # pylint: disable=g-import-not-at-top
+  (x_train, y_train), (x_test, _) = tfp_vae.datasets.load_data('mnist_5k')
+  return x_train[:300], y_train[:300], x_test[:40]
+
+
+@pytest.fixture(scope='session')
+def images(mnist_5k):
+  """The first 48 training digits of mnist_5k in [0, 1], as one tensor: what
+  the family's objectives and priors are computed on."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.constant(mnist_5k.train_images[:48].astype(np.float32) / 255)
+
+
+@pytest.fixture(scope='session')
 def shared_dir(tmp_path_factory):
   """A folder every xdist worker of this pytest run sees."""
   base = tmp_path_factory.getbasetemp()

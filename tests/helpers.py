@@ -96,6 +96,15 @@ def checkpoint_tensors(model_dir: str, keep=lambda name: True) -> dict:
           if keep(n)}
 
 
+def build_model(image_shape=(28, 28, 1), **settings):
+  """The model a run with these settings builds for images of image_shape
+  (the family's tests, untrained)."""
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import models  # pylint: disable=g-import-not-at-top
+  return models.build_model(
+      config_lib.TrainConfig.create(**settings).validate(), image_shape)
+
+
 def allowed_combinations() -> list[tuple[str, str, str, str]]:
   """Every (member, prior, likelihood, architecture) that a run accepts."""
   import itertools  # pylint: disable=g-import-not-at-top
@@ -146,6 +155,16 @@ def http_call(url, body=None, timeout=120):
 # `python -m trainers.serve` as a real process: bench/benchlib.py's (it
 # imports nothing heavy), so the bench and the tests start it the same way.
 Server = bench_module('benchlib').ServerProcess
+
+
+def refused(fn, *args) -> str:
+  """The message of the INVALID_ARGUMENT status fn(*args) raises (the
+  serving codecs' refusals)."""
+  from tfp_vae.serving import status  # pylint: disable=g-import-not-at-top
+  with pytest.raises(status.Status) as e:
+    fn(*args)
+  assert e.value.code == 'INVALID_ARGUMENT'
+  return e.value.message
 
 
 # Bad inputs of the serving signatures at latent 3: (signature, inputs,

@@ -1,38 +1,16 @@
-"""tfp_vae/internal/keras_internals.py, tensorflow_internals.py and
-deploy/kubernetes_internals.py: every use of a dependency's internals,
-exercised against the installed version, so that an upgrade that moves or
-changes one fails here, by name."""
+"""tfp_vae/internal/tensorflow_internals.py: every use of TensorFlow's
+internals, exercised against the installed version, so that an upgrade that
+moves or changes one fails here, by name.  Keras's and the Kubernetes
+client's are in tests/internal/test_keras_internals.py and
+tests/deploy/test_kubernetes_internals.py."""
 
 import errno
 import os
-import sys
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tests.helpers import REPO
-from tfp_vae.internal import keras_internals as keras_internals
 from tfp_vae.internal import tensorflow_internals as tf_internals
-
-sys.path.insert(0, os.path.join(REPO, 'deploy'))
-import kubernetes_internals  # pylint: disable=g-import-not-at-top,wrong-import-position
-
-
-def test_keras_reduces_per_replica_outputs_to_their_mean():
-  strategy = tf.distribute.MirroredStrategy(['/cpu:0'])
-  outputs = strategy.run(lambda: {'loss': tf.constant(3.0)})
-  reduced = keras_internals.reduce_per_replica(outputs, strategy)
-  assert float(reduced['loss']) == 3.0
-
-
-def test_keras_global_seed_state_is_read_and_put_back():
-  keras.utils.set_random_seed(7)
-  saved = keras_internals.global_seed_state()
-  assert len(saved) == 2 and 7 in saved.values()
-  keras.utils.set_random_seed(8)
-  keras_internals.restore_global_seed_state(saved)
-  assert keras_internals.global_seed_state() == saved
 
 
 def test_tensorflow_op_seed_state_is_read_and_put_back():
@@ -69,17 +47,3 @@ def test_the_errno_of_a_tensorflow_file_error_is_read_from_its_text():
   assert tf_internals.errno_in_text(
       f'write failed: {os.strerror(errno.ENOSPC)}') == errno.ENOSPC
   assert tf_internals.errno_of(ValueError('No space left on device')) is None
-
-
-def test_the_kubernetes_client_builds_and_refuses_its_models_from_dicts():
-  from kubernetes import client  # pylint: disable=g-import-not-at-top
-  api = client.ApiClient()
-  job = kubernetes_internals.deserialize(
-      api, {'metadata': {'name': 'x'}, 'spec': {'template': {}}}, 'V1Job')
-  assert isinstance(job, client.V1Job) and job.metadata.name == 'x'
-  try:
-    kubernetes_internals.deserialize(api, {'spec': {}}, 'V1Job')
-  except (ValueError, TypeError) as e:
-    assert 'template' in str(e)
-  else:
-    raise AssertionError('a JobSpec without its template was accepted')

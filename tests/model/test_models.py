@@ -4,11 +4,15 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from tfp_vae.config import settings as config_lib
 from tfp_vae.nn import losses
 from tfp_vae.model import models
 from tfp_vae.runtime import plan
+from tfp_vae.family import objectives
+
+tfd = tfp.distributions
 
 
 @pytest.fixture(scope='session')
@@ -99,3 +103,17 @@ def test_in_float32_keeps_the_weights_and_computes_in_float32():
   model = models.build_model(float32, (28, 28, 1))
   assert models.in_float32(model, float32, plan.make(
       float32, (28, 28, 1))) is model
+
+
+def test_sample_codes_is_the_reparameterised_gaussian_draw():
+  loc = tf.constant([[0.0, 1.0], [2.0, -1.0]])
+  scale = tf.constant([[1.0, 0.5], [2.0, 0.1]])
+  q = tfd.MultivariateNormalDiag(loc, scale)
+  model = models.LatentVariableModel(objectives.VAE(), None, None, None,
+                                     latent_dim=2)
+  seed = tf.constant([3, 4], tf.int32)
+  z = model.sample_codes(q, seed)
+  eps = tf.random.stateless_normal([2, 2], seed=seed)
+  np.testing.assert_allclose(z, loc + scale * eps, rtol=1e-6)
+  point = tfd.VectorDeterministic(loc)
+  np.testing.assert_array_equal(model.sample_codes(point, seed), loc)

@@ -5,13 +5,19 @@ instead of importing each other, no work at import, and tfp_vae's
 subpackages importing only from their own layer and below."""
 
 import ast
+import importlib
 import json
 import os
+import pkgutil
 import re
 import subprocess
 import sys
 
+import matplotlib
+
 from tests.helpers import REPO
+import tfp_vae
+from tfp_vae.evaluation import plots
 
 MAX_FUNCTION_LINES = 70
 CHECKED = ('tfp_vae', 'trainers', 'deploy', 'bench', 'docs')
@@ -353,3 +359,15 @@ def test_each_subpackage_says_what_it_owns_and_imports_nothing():
     assert ast.get_docstring(tree), path
     if layer != 'serving':
       assert len(tree.body) == 1, f'{path}: a docstring only'
+
+
+def test_importing_every_module_keeps_the_matplotlib_backend():
+  before = matplotlib.get_backend()
+  matplotlib.use('svg')
+  try:
+    for info in pkgutil.walk_packages(tfp_vae.__path__, 'tfp_vae.'):
+      importlib.import_module(info.name)
+    importlib.reload(plots)  # imported long before this test, maybe
+    assert matplotlib.get_backend() == 'svg'
+  finally:
+    matplotlib.use(before)
