@@ -102,7 +102,8 @@ deploy-test: install
 	PYTHON=$(BIN)/python deploy/local/deploy-test.sh
 
 # Rewrites the generated docs (docs/flags.md, docs/architecture.md's module
-# list) from what the code prints; tests/test_docs.py checks they are current.
+# list) from what the code prints; tests/docs/test_docs.py checks they are
+# current.
 docs: install
 	$(BIN)/python docs/generate.py
 

@@ -4,10 +4,10 @@ for the whole suite (helpers that are not fixtures live in
 tests/helpers.py).
 
 `make test` runs the suite in two xdist worker processes.  A fixture built
-through `once` is made by whichever worker asks first, under a file lock
-in the folder both workers share, and read by the other: no xdist group is
-needed to share it, so the tests that use it spread over both workers.
-Tests must not change what these fixtures return: copy a run before
+through `once` (tests/helpers.py) is made by whichever worker asks first,
+under a file lock in the folder both workers share, and read by the other:
+no xdist group is needed to share it, so the tests that use it spread over
+both workers.  Tests must not change what these fixtures return: copy a run before
 training it further or breaking it (`shutil.copytree`)."""
 
 import os
@@ -79,8 +79,8 @@ def _run_ok(module, *args, timeout=1200):
 def compared_pair(shared_dir):
   """`trainers.compare` at its defaults (the sources' pair, one seed, the
   runs trained in its own process) on tiny data: (output_dir, the
-  command's stdout, its stderr).  Shared by tests/test_evaluation.py (the
-  report, the reuse) and tests/test_cli.py (progress lines)."""
+  command's stdout, its stderr).  Shared by
+  tests/e2e/test_evaluate_and_compare.py (the report, the reuse) and tests/e2e/test_cli.py (progress lines)."""
 
   def build(out):
     r = _run_ok('trainers.compare', f'--output_dir={out}', *COMPARE_PAIR)

@@ -1,7 +1,8 @@
 """What several test files share: the repository root, a CLI runner, free
 ports, waiting on processes, a run's checkpointed tensors, the allowed
-combinations of the family's parts, and the serving signatures' bad
-inputs.
+combinations of the family's parts and an untrained model of them, the
+serving codecs' refusals and the serving signatures' bad inputs, and
+`once`, which builds a shared fixture once for all xdist workers.
 
 Test files import from here, never from each other."""
 
@@ -35,7 +36,7 @@ def run_cli(module: str, *args: str, timeout: float = 600,
 
 
 # trainers.compare at its defaults on tiny data (tests/conftest.py's
-# compared_pair, and its rerun in tests/test_evaluation.py).
+# compared_pair, and its rerun in tests/e2e/test_evaluate_and_compare.py).
 COMPARE_PAIR = ('--epochs=2', '--train_examples=200', '--batch_size=50',
                 '--eval_iwae_samples=3')
 
@@ -209,7 +210,7 @@ def train_in_process(*args: str, env: dict | None = None
   args`, run in this process: the command's own flag parsing, config,
   library call and error wording (`common.describe_error`), without its
   process (TensorFlow's start, the quiet stderr, `os._exit`), which each
-  command's real-process tests check (tests/test_cli.py and the e2e files).
+  command's real-process tests check (tests/e2e/).
   `env` is set for the call only.  Saves a TensorFlow start per error
   path."""
   from absl import flags  # pylint: disable=g-import-not-at-top

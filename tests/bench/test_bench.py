@@ -52,7 +52,7 @@ def _bench(script, *args):
 @pytest.mark.slow
 def test_train_throughput_runs_the_plain_loop_and_the_trainer():
   """The bench's variant options reach the trainer (XLA's training is
-  tests/test_performance.py's: compiling it here too doubled this test)."""
+  tests/e2e/test_speed_paths.py's: compiling it here too doubled this test)."""
   out = _bench('train_throughput.py', '--epochs=2', '--repeats=1',
                '--models=vae',
                '--variants=plain,trainer:spe=1:seed=1:keep=outputs+'

@@ -1,9 +1,10 @@
 """The deployment paths run as containers of the project's image (marker
 `deploy`, given to every test under tests/containers/; the unit tests of
-deploy/'s code are in tests/deploy/ and run with the suite): `make deploy-test` builds the image and runs these with
-TFP_VAE_DEPLOY_TESTS=1; anywhere else they skip, so `make test` leaves them
-out.  TFP_VAE_DEPLOY_IMAGE names the image (deploy/local/deploy-test.sh's
-tag); TFP_VAE_DEPLOY_SKIP says why Docker could not run, when it could not.
+deploy/'s code are in tests/deploy/ and run with the suite): `make
+deploy-test` builds the image and runs these with TFP_VAE_DEPLOY_TESTS=1;
+anywhere else they skip, so `make test` leaves them out.
+TFP_VAE_DEPLOY_IMAGE names the image (deploy/local/deploy-test.sh's tag);
+TFP_VAE_DEPLOY_SKIP says why Docker could not run, when it could not.
 
 The manifests and pipelines name the published image
 (ghcr.io/tfp-vae/tfp-vae:...); the local image is tagged with that name for

@@ -379,7 +379,8 @@ def test_each_source_trains_evaluates_and_exports(tmp_path, source):
   model_dir = str(tmp_path / 'run')
   code, line = _train_here(args, model_dir)
   assert code == 0, line
-  # What trainers.evaluate calls (the command itself: test_evaluation.py).
+  # What trainers.evaluate calls (the command itself:
+  # tests/e2e/test_evaluate_and_compare.py).
   evaluation.evaluate_run(model_dir, config_lib.EvalConfig(
       iwae_samples=4, cache_dir=str(tmp_path / 'cache')).validate())
   with open(os.path.join(model_dir, 'metrics.json')) as f:

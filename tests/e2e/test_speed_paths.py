@@ -11,7 +11,7 @@
 * Each mixed-precision policy trains: the networks compute in 16 bits with
   float32 weights, the loss falls, bfloat16's loss curve follows float32's
   over 200 steps, and the SavedModel serves float32 (the policy's dtypes
-  are tests/test_precision.py's).
+  are tests/nn/test_precision.py's).
 """
 
 import json

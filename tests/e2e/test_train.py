@@ -161,8 +161,8 @@ def test_bad_flags_fail_fast_naming_the_flag(tmp_path, flag, expected):
 
 # The error paths below run in-process (the command's own main and error
 # wording, tests/helpers.py's train_in_process); the real process's one
-# line, exit code and stderr are checked by test_cli.py's and
-# test_faults.py's real-process cases.
+# line, exit code and stderr are checked by tests/e2e/test_cli.py's and
+# tests/faults/test_kills_and_resumes.py's real-process cases.
 def test_batch_larger_than_training_set(tmp_path):
   code, line = train_in_process('--batch_size=5000',
                                 f'--model_dir={tmp_path}/r')

@@ -176,7 +176,8 @@ def test_rerunning_a_finished_run_keeps_the_evaluation(uninterrupted,
                                                        tmp_path):
   model_dir = str(tmp_path / 'run')
   shutil.copytree(uninterrupted, model_dir)
-  # What trainers.evaluate calls (the command: tests/test_evaluation.py).
+  # What trainers.evaluate calls (the command:
+  # tests/e2e/test_evaluate_and_compare.py).
   evaluation.evaluate_run(model_dir, config_lib.EvalConfig(
       iwae_samples=2, cache_dir=f'{tmp_path}/cache').validate())
   evaluated = rundir.read_metrics(model_dir)

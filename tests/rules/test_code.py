@@ -187,7 +187,7 @@ _PRIVATE = re.compile(r'keras\.src|tensorflow\.python|_as_tf_output|'
 def test_dependencies_internals_are_used_in_their_modules_only():
   """tfp_vae/internal/keras_internals.py and tensorflow_internals.py (and
   deploy/kubernetes_internals.py) hold every use of a dependency's
-  internals; tests/test_internals.py exercises them."""
+  internals; tests/internal/test_<module>.py exercises them."""
   found = []
   for folder in ('tfp_vae', 'trainers', 'deploy'):
     for dirpath, _, names in os.walk(os.path.join(REPO, folder)):

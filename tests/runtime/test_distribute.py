@@ -236,8 +236,9 @@ def test_a_batch_the_replicas_cannot_split(tmp_path):
      "names task type 'master'"),
 ])
 def test_bad_distribution_input(tmp_path, args, env, message):
-  # In-process (the command's main and error wording); tests/test_cli.py
-  # and test_faults.py check the real process's one line and exit code.
+  # In-process (the command's main and error wording); tests/e2e/test_cli.py
+  # and tests/faults/test_kills_and_resumes.py check the real process's one
+  # line and exit code.
   code, line = train_in_process(*args, f'--model_dir={tmp_path}/r', env=env)
   assert code == 1 and message in line, line
 
