@@ -90,7 +90,7 @@ test-fast: install
 # The suite's family test on every allowed (model, prior, likelihood,
 # architecture) combination, not only the pairs (docs/testing.md).
 test-all-combinations: install
-	TFP_VAE_ALL_COMBINATIONS=1 $(BIN)/python -m pytest -q -n 2 tests/test_family.py
+	TFP_VAE_ALL_COMBINATIONS=1 $(BIN)/python -m pytest -q -n 2 tests/family/test_components.py
 
 # The deployment paths run for real on this machine (docs/kubeflow.md, "Run
 # it here"): Docker and debootstrap from apt if missing, a daemon started
@@ -102,7 +102,8 @@ deploy-test: install
 	PYTHON=$(BIN)/python deploy/local/deploy-test.sh
 
 # Rewrites the generated docs (docs/flags.md, docs/architecture.md's module
-# list) from what the code prints; tests/test_docs.py checks they are current.
+# list) from what the code prints; tests/docs/test_docs.py checks they are
+# current.
 docs: install
 	$(BIN)/python docs/generate.py
 

@@ -1,8 +1,8 @@
 """How close a killed-and-resumed run ends to an uninterrupted one, with and
 without `--deterministic`.
 
-tests/test_faults.py asserts that a run killed at a step and resumed ends
-with exactly the uninterrupted run's weights, under `--deterministic`.
+tests/faults/test_kills_and_resumes.py asserts that a run killed at a step
+and resumed ends with exactly the uninterrupted run's weights, under `--deterministic`.
 Runs without it (the trainers' default, and `make experiment*`) are not
 covered by that test; this prints what a resume gives there.  For each
 model and each setting of `--deterministic` it runs `trainers.train`:

@@ -3,7 +3,8 @@ public API: `ApiClient`'s deserialiser (name-mangled `__deserialize`),
 which builds the client's model classes from a dict and so checks required
 fields the way the client itself does.  The client's public
 `ApiClient.deserialize` takes an HTTP response, not a dict.
-tests/test_internals.py exercises it against the installed client.
+tests/deploy/test_kubernetes_internals.py exercises it against the installed
+client.
 """
 
 from typing import Any

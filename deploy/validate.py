@@ -52,7 +52,7 @@ IGNORED_DIRS = ('schemas',)
 def manifest_files(root: str = DEPLOY) -> list[str]:
   """Every Kubernetes manifest under deploy/ (not the CRD schemas, not the
   compiled pipelines, which are KFP PipelineSpecs checked by KFP's own
-  protos: tests/test_deploy.py)."""
+  protos: tests/deploy/test_deploy.py)."""
   out = []
   for dirpath, dirnames, filenames in os.walk(root):
     dirnames[:] = sorted(d for d in dirnames if d not in IGNORED_DIRS)

@@ -34,7 +34,7 @@ def help_text(command: str) -> str:
 def flags_page() -> str:
   parts = ['# Flags of every command\n',
            'Generated from each command\'s `--help` by `docs/generate.py` '
-           '(`make docs`); `tests/test_docs.py` keeps it current.\n']
+           '(`make docs`); `tests/docs/test_docs.py` keeps it current.\n']
   for command in COMMANDS:
     parts.append(f'## trainers.{command}\n\n```text\n'
                  f'{help_text(command).rstrip()}\n```\n')

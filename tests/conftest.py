@@ -4,23 +4,19 @@ for the whole suite (helpers that are not fixtures live in
 tests/helpers.py).
 
 `make test` runs the suite in two xdist worker processes.  A fixture built
-through `once` is made by whichever worker asks first, under a file lock
-in the folder both workers share, and read by the other: no xdist group is
-needed to share it, so the tests that use it spread over both workers.
-Tests must not change what these fixtures return: copy a run before
+through `once` (tests/helpers.py) is made by whichever worker asks first,
+under a file lock in the folder both workers share, and read by the other:
+no xdist group is needed to share it, so the tests that use it spread over
+both workers.  Tests must not change what these fixtures return: copy a run before
 training it further or breaking it (`shutil.copytree`)."""
 
-import contextlib
-import fcntl
 import os
-import shutil
-import traceback
 
 os.environ.setdefault('TF_CPP_MIN_LOG_LEVEL', '2')
 
 import pytest  # pylint: disable=g-import-not-at-top
 
-from tests.helpers import COMPARE_PAIR, FANNED_OUT_MODELS, run_cli  # pylint: disable=g-import-not-at-top
+from tests.helpers import COMPARE_PAIR, FANNED_OUT_MODELS, once, run_cli  # pylint: disable=g-import-not-at-top
 
 
 @pytest.fixture(autouse=True)
@@ -45,6 +41,25 @@ def mnist_5k():
 
 
 @pytest.fixture(scope='session')
+def digits():
+  """The first 300 training digits of mnist_5k as tfp_vae.datasets
+  shuffles them, their labels, and the first 40 test digits: what the
+  Python API's tests fit and score."""
+  import tfp_vae  # pylint: disable=g-import-not-at-top
+  (x_train, y_train), (x_test, _) = tfp_vae.datasets.load_data('mnist_5k')
+  return x_train[:300], y_train[:300], x_test[:40]
+
+
+@pytest.fixture(scope='session')
+def images(mnist_5k):
+  """The first 48 training digits of mnist_5k in [0, 1], as one tensor: what
+  the family's objectives and priors are computed on."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  return tf.constant(mnist_5k.train_images[:48].astype(np.float32) / 255)
+
+
+@pytest.fixture(scope='session')
 def shared_dir(tmp_path_factory):
   """A folder every xdist worker of this pytest run sees."""
   base = tmp_path_factory.getbasetemp()
@@ -52,37 +67,6 @@ def shared_dir(tmp_path_factory):
   root = (base.parent if worker else base) / 'shared'
   root.mkdir(exist_ok=True)
   return root
-
-
-@contextlib.contextmanager
-def _locked(path):
-  with open(path, 'a') as f:
-    fcntl.flock(f, fcntl.LOCK_EX)
-    try:
-      yield
-    finally:
-      fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def once(shared_dir, name, build):
-  """shared_dir/name, made by `build(path)` once per pytest run whichever
-  worker asks first; a build that failed fails every test that asks, with
-  the first attempt's error, without building again."""
-  path = shared_dir / name
-  done, failed = shared_dir / f'{name}.done', shared_dir / f'{name}.failed'
-  with _locked(shared_dir / f'{name}.lock'):
-    if failed.exists():
-      pytest.fail(f'shared fixture {name} failed to build:\n'
-                  f'{failed.read_text()}')
-    if not done.exists():
-      shutil.rmtree(path, ignore_errors=True)
-      try:
-        build(str(path))
-      except BaseException:
-        failed.write_text(traceback.format_exc()[-6000:])
-        raise
-      done.touch()
-  return str(path)
 
 
 def _run_ok(module, *args, timeout=1200):
@@ -95,8 +79,8 @@ def _run_ok(module, *args, timeout=1200):
 def compared_pair(shared_dir):
   """`trainers.compare` at its defaults (the sources' pair, one seed, the
   runs trained in its own process) on tiny data: (output_dir, the
-  command's stdout, its stderr).  Shared by tests/test_evaluation.py (the
-  report, the reuse) and tests/test_cli.py (progress lines)."""
+  command's stdout, its stderr).  Shared by
+  tests/e2e/test_evaluate_and_compare.py (the report, the reuse) and tests/e2e/test_cli.py (progress lines)."""
 
   def build(out):
     r = _run_ok('trainers.compare', f'--output_dir={out}', *COMPARE_PAIR)

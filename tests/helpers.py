@@ -1,20 +1,26 @@
 """What several test files share: the repository root, a CLI runner, free
 ports, waiting on processes, a run's checkpointed tensors, the allowed
-combinations of the family's parts, and the serving signatures' bad
-inputs.
+combinations of the family's parts and an untrained model of them, the
+serving codecs' refusals and the serving signatures' bad inputs, and
+`once`, which builds a shared fixture once for all xdist workers.
 
 Test files import from here, never from each other."""
 
+import contextlib
+import fcntl
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
+import traceback
 import urllib.error
 import urllib.request
 
 import numpy as np
+import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,7 +36,7 @@ def run_cli(module: str, *args: str, timeout: float = 600,
 
 
 # trainers.compare at its defaults on tiny data (tests/conftest.py's
-# compared_pair, and its rerun in tests/test_evaluation.py).
+# compared_pair, and its rerun in tests/e2e/test_evaluate_and_compare.py).
 COMPARE_PAIR = ('--epochs=2', '--train_examples=200', '--batch_size=50',
                 '--eval_iwae_samples=3')
 
@@ -91,6 +97,15 @@ def checkpoint_tensors(model_dir: str, keep=lambda name: True) -> dict:
           if keep(n)}
 
 
+def build_model(image_shape=(28, 28, 1), **settings):
+  """The model a run with these settings builds for images of image_shape
+  (the family's tests, untrained)."""
+  from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
+  from tfp_vae.model import models  # pylint: disable=g-import-not-at-top
+  return models.build_model(
+      config_lib.TrainConfig.create(**settings).validate(), image_shape)
+
+
 def allowed_combinations() -> list[tuple[str, str, str, str]]:
   """Every (member, prior, likelihood, architecture) that a run accepts."""
   import itertools  # pylint: disable=g-import-not-at-top
@@ -143,6 +158,16 @@ def http_call(url, body=None, timeout=120):
 Server = bench_module('benchlib').ServerProcess
 
 
+def refused(fn, *args) -> str:
+  """The message of the INVALID_ARGUMENT status fn(*args) raises (the
+  serving codecs' refusals)."""
+  from tfp_vae.serving import status  # pylint: disable=g-import-not-at-top
+  with pytest.raises(status.Status) as e:
+    fn(*args)
+  assert e.value.code == 'INVALID_ARGUMENT'
+  return e.value.message
+
+
 # Bad inputs of the serving signatures at latent 3: (signature, inputs,
 # the in-graph check's message, the values it shows).
 BAD = [
@@ -185,7 +210,7 @@ def train_in_process(*args: str, env: dict | None = None
   args`, run in this process: the command's own flag parsing, config,
   library call and error wording (`common.describe_error`), without its
   process (TensorFlow's start, the quiet stderr, `os._exit`), which each
-  command's real-process tests check (tests/test_cli.py and the e2e files).
+  command's real-process tests check (tests/e2e/).
   `env` is set for the call only.  Saves a TensorFlow start per error
   path."""
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -213,3 +238,34 @@ def train_in_process(*args: str, env: dict | None = None
     common._fail = saved_fail  # pylint: disable=protected-access
     os.environ.clear()
     os.environ.update(saved_env)
+
+
+@contextlib.contextmanager
+def _locked(path):
+  with open(path, 'a') as f:
+    fcntl.flock(f, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def once(shared_dir, name, build):
+  """shared_dir/name, made by `build(path)` once per pytest run whichever
+  worker asks first; a build that failed fails every test that asks, with
+  the first attempt's error, without building again."""
+  path = shared_dir / name
+  done, failed = shared_dir / f'{name}.done', shared_dir / f'{name}.failed'
+  with _locked(shared_dir / f'{name}.lock'):
+    if failed.exists():
+      pytest.fail(f'shared fixture {name} failed to build:\n'
+                  f'{failed.read_text()}')
+    if not done.exists():
+      shutil.rmtree(path, ignore_errors=True)
+      try:
+        build(str(path))
+      except BaseException:
+        failed.write_text(traceback.format_exc()[-6000:])
+        raise
+      done.touch()
+  return str(path)

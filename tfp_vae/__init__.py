@@ -1,7 +1,7 @@
 """tfp_vae: variational autoencoders on TensorFlow Probability.
 
 Subpackages in layers, bottom first: a module imports only from its own
-subpackage and the ones listed before it (tests/test_code.py checks it).
+subpackage and the ones listed before it (tests/rules/test_code.py checks it).
 One responsibility per module:
 
 internal/     what every layer uses (no TensorFlow Probability)
@@ -20,7 +20,7 @@ internal/     what every layer uses (no TensorFlow Probability)
   testing     helpers for tests of registered parts
   keras_internals
               every use of Keras's internals, and why (one module per
-              dependency; tests/test_internals.py exercises them)
+              dependency; tests/internal/test_<module>.py exercises each)
   tensorflow_internals
               every use of TensorFlow's internals, and why
 

@@ -11,7 +11,7 @@
 #      `docker import`, once (kept while the image exists);
 #   4. the project's image $IMAGE from deploy/docker/Dockerfile on it, pip
 #      reaching the index this machine's pip uses (--network=host);
-#   5. the tests marked `deploy` (tests/deploy/), which skip unless
+#   5. the tests marked `deploy` (tests/containers/), which skip unless
 #      TFP_VAE_DEPLOY_TESTS=1 (set here).
 #
 # Variables: PYTHON (the venv's python), IMAGE, BASE_IMAGE, DEPLOY_STATE (the
@@ -173,7 +173,7 @@ main() {
   TFP_VAE_DEPLOY_TESTS=1 TFP_VAE_DEPLOY_IMAGE="$IMAGE" \
     TFP_VAE_DEPLOY_SKIP="$skip" \
     PYTHONPATH="$pythonpath${PYTHONPATH:+:$PYTHONPATH}" \
-    "$PYTHON" -m pytest -q -p no:cacheprovider -m deploy tests/deploy ${PYTEST_ARGS:-}
+    "$PYTHON" -m pytest -q -p no:cacheprovider -m deploy tests/containers ${PYTEST_ARGS:-}
 }
 
 main "$@"

@@ -19,10 +19,10 @@ ModelService on the same port), or to add routes before its own.  The
 server is uvicorn and grpc.aio as KServe's is (tfp_vae.serving.server).
 
 What is not KServe's public API and is done here, each checked by
-tests/test_serve_kserve.py so that a KServe upgrade that breaks it fails a
-test: `kserve.model_server` parses sys.argv with its own argparse flags
-when it is imported (and fails on an ambiguous prefix of one), so this
-program's flags are hidden while kserve is imported; `Model.__call__`
+tests/serving/test_kserve_adapter.py so that a KServe upgrade that breaks it
+fails a test: `kserve.model_server` parses sys.argv with its own argparse
+flags when it is imported (and fails on an ambiguous prefix of one), so
+this program's flags are hidden while kserve is imported; `Model.__call__`
 returns (response, response headers) in KServe 0.21 and the response alone
 in earlier releases.
 """
