@@ -22,6 +22,8 @@ import urllib.request
 import numpy as np
 import pytest
 
+from tfp_vae.internal import testing
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -76,15 +78,6 @@ def wait_all(procs, timeout: float) -> list[tuple[int, str, str]]:
       raise
     outs.append((p.returncode, out, err))
   return outs
-
-
-def bench_module(name: str):
-  """bench/<name>.py as a module (the benchmarks' own helpers, e.g. the
-  plain training step both the bench and the tests compare against)."""
-  path = os.path.join(REPO, 'bench')
-  if path not in sys.path:
-    sys.path.insert(0, path)
-  return __import__(name)
 
 
 def checkpoint_tensors(model_dir: str, keep=lambda name: True) -> dict:
@@ -153,9 +146,9 @@ def http_call(url, body=None, timeout=120):
     return e.code, json.loads(e.read())
 
 
-# `python -m trainers.serve` as a real process: bench/benchlib.py's (it
-# imports nothing heavy), so the bench and the tests start it the same way.
-Server = bench_module('benchlib').ServerProcess
+# `python -m trainers.serve` as a real process, started the same way by the
+# bench and the tests (it imports nothing heavy).
+Server = testing.ServerProcess
 
 
 def refused(fn, *args) -> str:

@@ -24,11 +24,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.helpers import REPO, bench_module
+from tests.helpers import REPO
 from tfp_vae.config import settings as config_lib
 from tfp_vae.data import inputs
 from tfp_vae.internal import errors
 from tfp_vae.internal import layout
+from tfp_vae.internal import testing
 from tfp_vae.model import models as models_lib
 from tfp_vae.training import rundir
 from tfp_vae.training import trained as trained_lib
@@ -60,7 +61,7 @@ def _plain_loop(config, batches):
   """A plain loop over the same batches."""
   model = models_lib.build_model(config, batches.shape[2:])
   # The bench's baseline step: an independent reference outside Keras fit.
-  step = bench_module('benchlib').plain_train_step(
+  step = testing.plain_train_step(
       model, keras.optimizers.Adam(config.trainer.learning_rate))
   for x in batches:
     step(tf.constant(x))
