@@ -17,7 +17,8 @@ internal/     what every layer uses (no TensorFlow Probability)
   progress    progress lines for long steps
   fanout      commands run k at a time as child processes
   faults      named fault points for tests (inert unless TFP_VAE_FAULT is set)
-  testing     helpers for tests of registered parts
+  testing     helpers for tests and the bench: undoing a registration, the
+              plain training step, the model server as a process
   keras_internals
               every use of Keras's internals, and why (one module per
               dependency; tests/internal/test_<module>.py exercises each)
