@@ -30,7 +30,7 @@ quickstart: install
 	  --model_dir=$(RUNS)/mmd_vae --export_dir=$(RUNS)/export/mmd_vae
 	@echo "Done: see $(RUNS)/vae and $(RUNS)/mmd_vae (metrics.json, plots/)"
 
-# The sources' experiment: the protocol of "Representation learning with
+# The articles' experiment: the protocol of "Representation learning with
 # MMD-VAE" (latent 2, batch 100, Adam 1e-4, 50 epochs) for the VAE and the
 # MMD-VAE on Fashion-MNIST (60,000 training images; apt-get install
 # dataset-fashion-mnist), over SEEDS seeds with 95% intervals, side by side

@@ -77,7 +77,7 @@ def _run_ok(module, *args, timeout=1200):
 
 @pytest.fixture(scope='session')
 def compared_pair(shared_dir):
-  """`trainers.compare` at its defaults (the sources' pair, one seed, the
+  """`trainers.compare` at its defaults (the articles' pair, one seed, the
   runs trained in its own process) on tiny data: (output_dir, the
   command's stdout, its stderr).  Shared by
   tests/e2e/test_evaluate_and_compare.py (the report, the reuse) and tests/e2e/test_cli.py (progress lines)."""

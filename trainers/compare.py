@@ -3,7 +3,7 @@ r"""Trains family members side by side and writes a report.
   python -m trainers.compare --dataset=mnist_5k --epochs=30 \
       --output_dir=runs/compare
 
-compares the sources' pair, the VAE and the MMD-VAE.  --models takes any
+compares the articles' pair, the VAE and the MMD-VAE.  --models takes any
 registered members, each with its own settings after ':' (`name:key=value`,
 several ':'-separated; a tuple setting's values '/'-separated):
 
@@ -34,7 +34,7 @@ common.define('string', 'output_dir', None,
 common.define('list', 'models', list(family.COMPARED_PAIR),
               'The compared members: registered --model names, each with '
               'its own settings as name:key=value[:key=value]; default the '
-              "sources' pair.")
+              "articles' pair.")
 common.define('integer', 'seeds', 1,
               'Seeds per member: --seed and the next ones, the same for every '
               'member, so that differences are paired; metrics get 95% t '

@@ -75,7 +75,7 @@ def test_evaluate_cli_bad_input_is_one_clear_line(tiny_run, tmp_path, args,
 @pytest.mark.slow
 def test_compare_writes_report_with_every_figure_and_both_models(
     compared_pair):
-  """The defaults: the sources' pair at one seed."""
+  """The defaults: the articles' pair at one seed."""
   # The rerun at the end writes the same files into the shared folder
   # (what it checks); the other user of the fixture reads its stderr only.
   out, stdout, stderr = compared_pair

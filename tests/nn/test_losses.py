@@ -93,14 +93,14 @@ def test_gaussian_distortion_matches_scipy_and_squared_error():
   expected = -stats.norm.logpdf(x, loc, s).reshape(2, -1).sum(-1)
   got = losses.distortion(lik, x).numpy()
   np.testing.assert_allclose(got, expected, rtol=1e-5)
-  # The documented correspondence with the sources' squared error.
+  # The documented correspondence with the articles' squared error.
   sse = ((x - loc)**2).reshape(2, -1).sum(-1)
   const = 9 * np.log(s * np.sqrt(2 * np.pi))
   np.testing.assert_allclose(got, sse / (2 * s * s) + const, rtol=1e-5)
 
 
 def _numpy_sources_mmd(x, y):
-  """Port of the sources' compute_kernel/compute_mmd (tiled, NumPy)."""
+  """Port of the articles' compute_kernel/compute_mmd (tiled, NumPy)."""
 
   def kernel(a, b):
     diff = a[:, None, :] - b[None, :, :]

@@ -16,7 +16,7 @@ image (lower negative ELBO is better).
   an unbiased estimate of -ELBO.  Not defined for the MMD-VAE, whose
   point-mass posterior has infinite KL to the prior, so the key is left out
   there.
-* test_mmd_to_prior: MMD^2 (sources' kernel, biased estimate) between one
+* test_mmd_to_prior: MMD^2 (the articles' kernel, biased estimate) between one
   code per test image (z ~ q(z|x)) and as many prior samples: how well the
   aggregate posterior q(z) matches p(z).  Near 0 means q(z) fills the prior.
   On test sets larger than MMD_MAX_CODES images, that many random codes

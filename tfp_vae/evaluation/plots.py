@@ -1,10 +1,10 @@
-"""Matplotlib figures of a trained model: the sources' plots and a few more.
+"""Matplotlib figures of a trained model: the articles' plots and a few more.
 
-* samples: images decoded from z ~ p(z) (the sources' "generated" figure);
+* samples: images decoded from z ~ p(z) (the articles' "generated" figure);
 * latent: the test set in latent space coloured by class (for latent_dim > 2,
   the first two principal components of the code means, and the title says
   so);
-* grid: decoded images over a grid of latent values (the sources' "morphing"
+* grid: decoded images over a grid of latent values (the articles' "morphing"
   figure, latent_dim = 2 only), spaced at standard-normal quantiles;
 * traversals: for latent_dim > 2, one row per unit decoded across its prior
   range with the others held at a test image's code;

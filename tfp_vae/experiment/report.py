@@ -174,13 +174,13 @@ def _difference_rows(results: dict[str, Any]) -> str:
   return ''.join(rows)
 
 
-# The sources' three figures, shown over training.
+# The articles' three figures, shown over training.
 OVER_TRAINING = ('samples', 'latent', 'grid')
 
 
 def _over_training(epoch_figures: dict[str, dict[int, dict[str, str]]],
                    head: str) -> str:
-  """For each of the sources' figures, a row per plotted epoch with the
+  """For each of the articles' figures, a row per plotted epoch with the
   models side by side."""
   models = list(epoch_figures)
   epochs = sorted({e for by_epoch in epoch_figures.values()

@@ -97,7 +97,7 @@ class Likelihood(registry.Registrable):
 
   def pixel_weight(self, scale: float) -> float:
     """w in -log p(x|z) = w * sum_pixels (x - x_hat)^2 + const: how one
-    pixel's squared error counts (the default MMD weight keeps the sources'
+    pixel's squared error counts (the default MMD weight keeps the articles'
     balance of reconstruction and MMD with it: `family`)."""
     raise NotImplementedError
 

@@ -194,10 +194,10 @@ def _check_shared_settings(cls: type) -> None:
             f'--model={name} does')
 
 
-# The member a run trains when none is named: the sources' VAE.
+# The member a run trains when none is named: the articles' VAE.
 MEMBERS = registry.Registry('model', 'model', Member, 'vae')
 DEFAULT = MEMBERS.default
-# What trainers.compare compares when not told: the sources' question.
+# What trainers.compare compares when not told: the articles' question.
 COMPARED_PAIR = ('vae', 'mmd_vae')
 register = MEMBERS.register
 names = MEMBERS.names

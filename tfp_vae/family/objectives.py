@@ -2,7 +2,7 @@
 what a member is): the VAE (the ELBO, or the beta-VAE), the MMD-VAE, the
 InfoVAE and the IWAE, each with its settings and its objective, and the
 building blocks their objectives share (distortion and rate, the MMD term,
-the sources' default MMD weight).
+the articles' default MMD weight).
 
 This module does not import TensorFlow at load time (objectives import it
 when they run).
@@ -27,13 +27,13 @@ RENAMED_KERNELS = {'sources': 'gaussian_dim'}
 
 
 def _default_mmd_weight(context: family.Context) -> float:
-  """The sources' balance of reconstruction and MMD.
+  """The articles' balance of reconstruction and MMD.
 
-  The sources' MMD-VAE minimises `mean((x - x_hat)^2) + MMD`, the mean over
+  The articles' MMD-VAE minimises `mean((x - x_hat)^2) + MMD`, the mean over
   the D pixel values of a batch.  A likelihood whose -log p(x|z) is w *
   sum((x - x_hat)^2) + const (`components.Likelihood.pixel_weight`: w = 1 /
   (2 s^2) for a Gaussian of scale s) makes that D w * mean(...) + const per
-  image, so weight D w reproduces the sources' objective up to a constant
+  image, so weight D w reproduces the articles' objective up to a constant
   factor and offset.  The Bernoulli likelihood's w is 1, the same balance
   with the cross-entropy sum in place of the squared-error sum (equivalent
   to s^2 = 1/2).  Learned scales start at s.
@@ -98,7 +98,7 @@ _KERNEL_HELP = ("MMD kernel: gaussian_dim (the MMD-VAE article's Gaussian, "
                 '--kernel_scales).')
 _SCALES_HELP = ('rbf: one bandwidth (default 1); imq: scales (default '
                 '0.1,0.2,0.5,1,2,5,10).')
-_UNBIASED_HELP = ("Unbiased (U-statistic) MMD instead of the sources' biased "
+_UNBIASED_HELP = ("Unbiased (U-statistic) MMD instead of the articles' biased "
                   'estimate.')
 _KL_HELP = ('Rate: analytic KL, or sampled: log q(z|x) - log p(z) at the '
             "drawn z (the MMD-VAE article's VAE estimate).")
@@ -155,7 +155,7 @@ class _MMDMember(family.Member):
 @dataclasses.dataclass(frozen=True)
 class VAE(family.Member):
   """Gaussian encoder trained on distortion + beta * rate: the negative ELBO
-  at beta = 1 (the sources' VAE), the beta-VAE otherwise."""
+  at beta = 1 (the articles' VAE), the beta-VAE otherwise."""
   name: ClassVar[str] = 'vae'
   summary: ClassVar[str] = 'the ELBO (the beta-VAE with --beta)'
   encoder: ClassVar[str] = 'gaussian'
@@ -183,7 +183,7 @@ class VAE(family.Member):
 @dataclasses.dataclass(frozen=True)
 class MMDVAE(_MMDMember):
   """Deterministic encoder trained on distortion + mmd_weight *
-  MMD(q(z), p(z)), with the sources' Gaussian kernel by default."""
+  MMD(q(z), p(z)), with the articles' Gaussian kernel by default."""
   name: ClassVar[str] = 'mmd_vae'
   summary: ClassVar[str] = 'reconstruction + MMD to the prior (--mmd_weight)'
   encoder: ClassVar[str] = 'point_mass'
@@ -192,7 +192,7 @@ class MMDVAE(_MMDMember):
   loss_scales: ClassVar[tuple[str, ...]] = ('mmd_weight',)
 
   mmd_weight: Optional[float] = family.setting(
-      None, "Weight of MMD(q(z), p(z)); default: the sources' balance "
+      None, "Weight of MMD(q(z), p(z)); default: the articles' balance "
       '(number of pixels D; D / (2 s^2) for a Gaussian likelihood).',
       _check_optional_weight)
 

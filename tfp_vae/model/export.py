@@ -27,7 +27,7 @@ num_samples in [0, 10000], seed in [0, 2^31 - 1] for reproducible draws or
 -1 for fresh ones (the clock and a stateful draw, so they differ between
 calls and between server processes).
 
-`encode` is the default because the codes are what the sources' question is
+`encode` is the default because the codes are what the articles' question is
 about and what downstream users embed with; the other signatures are one
 `signature_name` away.
 

@@ -9,7 +9,7 @@ be a proposal (its density ratio is undefined), so r = N(f(x), s^2 I) around
 the code f(x), s = the proposal scale.  Any proposal gives a lower bound in
 expectation that tightens to log p(x) as k grows; the proposal only changes
 how fast.  With the Bernoulli likelihood on grey-level pixels p(x|z) is the
-sources' cross-entropy, not a normalised density: compare these numbers
+articles' cross-entropy, not a normalised density: compare these numbers
 between models, not with binarised-MNIST literature.
 """
 

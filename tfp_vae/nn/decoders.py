@@ -3,11 +3,11 @@
 Each returns `tfd.Independent(..., reinterpreted_batch_ndims=3)`: batch shape
 [B], event shape [H, W, C], so `log_prob(images)` is one number per image.
 
-The sources' MMD-VAE minimises a mean squared error.  A Gaussian with fixed
+The articles' MMD-VAE minimises a mean squared error.  A Gaussian with fixed
 scale s gives -log p(x|z) = sum((x - mu)^2) / (2 s^2) + D log(s sqrt(2 pi)),
 so the squared error is this likelihood up to a factor and a constant; see
 `components.Likelihood.pixel_weight` for how the MMD weight keeps the
-sources' balance.
+articles' balance.
 """
 
 import keras
@@ -48,7 +48,7 @@ class BernoulliDecoder(Decoder):
 
   Parameterised by logits (numerically stable log_prob, as the source's
   sigmoid_cross_entropy_with_logits).  Grey-level pixels in [0, 1] are
-  accepted as soft labels, which is what the sources train on.
+  accepted as soft labels, which is what the articles train on.
   """
 
   def pixel_distribution(self, outputs):

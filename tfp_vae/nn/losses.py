@@ -136,7 +136,7 @@ def mmd(x: tf.Tensor, y: tf.Tensor,
 
   MMD^2 = E[k(x, x')] + E[k(y, y')] - 2 E[k(x, y)].  The biased
   (V-statistic) estimate takes each expectation as a mean over all pairs
-  including i == j, exactly as the sources compute it; it is >= 0.  The
+  including i == j, exactly as the articles compute it; it is >= 0.  The
   unbiased (U-statistic) estimate leaves the i == j terms out of the first
   two means; its expectation is the true MMD^2 (0 when x and y come from the
   same distribution), so it can be slightly negative.  More than

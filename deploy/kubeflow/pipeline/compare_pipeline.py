@@ -17,7 +17,7 @@ list, and the compare step names the same ones):
 writes compare_pipeline.yaml beside this file; upload it in the Kubeflow
 Pipelines UI or `kfp pipeline create -p tfp-vae-compare
 compare_pipeline.yaml`.  The shared flags (data, architecture, budget) are
-SHARED_FLAGS below: the sources' protocol on Fashion-MNIST.
+SHARED_FLAGS below: the articles' protocol on Fashion-MNIST.
 """
 
 import argparse
@@ -42,7 +42,7 @@ MOUNT = train_pipeline.MOUNT
 OUTPUT_DIR = f'{MOUNT}/compare'
 DEFAULT_MODELS = ('vae', 'mmd_vae')
 DEFAULT_SEEDS = 3
-# The sources' protocol: Fashion-MNIST, latent 2, batch 100, Adam 1e-4.
+# The articles' protocol: Fashion-MNIST, latent 2, batch 100, Adam 1e-4.
 SHARED_FLAGS = ('--dataset=fashion_mnist', '--latent_dim=2',
                 '--batch_size=100', '--learning_rate=1e-4', '--epochs=50',
                 '--plot_every=10')
