@@ -38,6 +38,13 @@ def test_defaults_validate_and_round_trip():
   assert config_lib.TrainConfig.from_dict(c.to_dict()) == c
   with pytest.raises(errors.ConfigError, match='unknown keys'):
     config_lib.TrainConfig.from_dict({**c.to_dict(), 'lattent_dim': 3})
+  # Settings outside their groups (a flat config) are not a config.
+  with pytest.raises(errors.ConfigError,
+                     match=r"unknown keys: a config holds the groups model, "
+                     r"data, trainer, runtime .*got \['latent_dim'\]"):
+    config_lib.TrainConfig.from_dict({'model': 'vae', 'latent_dim': 3})
+  with pytest.raises(errors.ConfigError, match='config is empty'):
+    config_lib.TrainConfig.from_dict({})
 
 
 def test_differences_ignore_resumable_fields():

@@ -150,38 +150,35 @@ class TrainConfig:
 
   @classmethod
   def from_dict(cls, values: dict[str, Any]) -> 'TrainConfig':
-    """The inverse of `to_dict`; also reads the flat config.json of runs
-    written before the settings were grouped.
+    """The inverse of `to_dict`.
 
     Raises:
-      ConfigError: unknown keys or settings.
+      ConfigError: not an object of the groups, unknown keys or settings.
     """
     if not isinstance(values, dict):
       raise errors.ConfigError('config', values, 'must be a JSON object')
     # config.json also records the run's plan (`tfp_vae.runtime.plan`), which is
     # not a setting.
     values = {k: v for k, v in values.items() if k != 'plan'}
-    if set(values) <= set(config_groups.GROUPS) and values:
-      flat: dict[str, Any] = {}
-      for group, body in values.items():
-        if not isinstance(body, dict):
-          raise errors.ConfigError(group, body, 'must be a JSON object')
-        body = dict(body)
-        if group == 'model':
-          flat['model'] = body.pop('name', family.DEFAULT)
-          flat.update(body.pop('settings', {}))
-        unknown = sorted(set(body) - set(config_groups.fields_of(group)))
-        if unknown:
-          raise errors.ConfigError(group, unknown, 'has unknown keys')
-        flat.update(body)
-    else:
-      flat = dict(values)
-      known = (set(config_groups.group_of_fields()) |
-               set(family.all_settings()) | {'model'})
-      unknown = sorted(set(flat) - known)
+    unknown = sorted(set(values) - set(config_groups.GROUPS))
+    if unknown or not values:
+      raise errors.ConfigError(
+          'config', unknown or values,
+          f'{"has unknown keys" if unknown else "is empty"}: a config holds '
+          f'the groups {", ".join(config_groups.GROUPS)} '
+          f'(`TrainConfig.to_dict`)')
+    flat: dict[str, Any] = {}
+    for group, body in values.items():
+      if not isinstance(body, dict):
+        raise errors.ConfigError(group, body, 'must be a JSON object')
+      body = dict(body)
+      if group == 'model':
+        flat['model'] = body.pop('name', family.DEFAULT)
+        flat.update(body.pop('settings', {}))
+      unknown = sorted(set(body) - set(config_groups.fields_of(group)))
       if unknown:
-        raise errors.ConfigError('config', unknown, 'has unknown keys')
-      flat = _legacy_member_settings(flat)
+        raise errors.ConfigError(group, unknown, 'has unknown keys')
+      flat.update(body)
     return cls.create(**flat)
 
   def differences(self, other: 'TrainConfig',
@@ -209,21 +206,6 @@ def _public_fields(member: family.Member) -> dict[str, Any]:
   return {f.name: getattr(member, f.name)
           for f in dataclasses.fields(member)}
 
-
-def _legacy_member_settings(flat: dict[str, Any]) -> dict[str, Any]:
-  """A flat config.json of the earlier layout stored every member's setting
-  at its default; keep only those the run's member declares."""
-  name = flat.get('model', family.DEFAULT)
-  try:
-    own = {f.name: f for f in dataclasses.fields(family.get(name))}
-  except errors.ConfigError:
-    return flat
-  out = {}
-  for key, value in flat.items():
-    if key in family.all_settings() and key not in own:
-      continue
-    out[key] = value
-  return out
 
 
 @dataclasses.dataclass
