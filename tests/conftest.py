@@ -99,10 +99,12 @@ def compared_pair(shared_dir):
 @pytest.fixture(scope='session')
 def compared_fanned_out(shared_dir):
   """The output_dir of `trainers.compare --parallel=2` over
-  FANNED_OUT_MODELS and two seeds on tiny data.  Shared by the report's
-  browser test and the fan-out's results test."""
+  FANNED_OUT_MODELS and two seeds on tiny data, each evaluation on 500 test
+  images.  Shared by the report's browser test and the fan-out's results
+  test."""
   return once(shared_dir, 'compared_fanned_out', lambda out: _run_ok(
       'trainers.compare', f'--output_dir={out}', '--epochs=2',
       '--plot_every=1', '--train_examples=200', '--batch_size=50',
       '--eval_iwae_samples=2', f'--models={",".join(FANNED_OUT_MODELS)}',
-      '--seeds=2', '--parallel=2', '--latent_dim=3', '--deterministic'))
+      '--seeds=2', '--parallel=2', '--latent_dim=3', '--deterministic',
+      '--test_examples=500'))

@@ -199,6 +199,8 @@ def test_the_fanned_out_runs_are_paired_over_the_same_seeds(
     knn = model['summary']['test_knn_accuracy']
     assert knn['n'] == 2 and knn['low'] <= knn['mean'] <= knn['high']
     assert model['seeds']['1']['epochs_completed'] == 2
+    # --test_examples reached each trainers.evaluate child.
+    assert model['seeds']['1']['evaluated_test_examples'] == 500
   n = len(FANNED_OUT_MODELS)
   assert len(metrics['differences']) == n * (n - 1) // 2
 
