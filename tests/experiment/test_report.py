@@ -9,7 +9,7 @@ from tfp_vae.experiment import report
 def test_a_members_own_terms_reach_the_report(tmp_path):
   members = {'vae': family.create('vae'), 'mmd_vae': family.create('mmd_vae')}
   base = config_lib.TrainConfig.create()
-  runs = [comparison.Run(label, seed, base) for label in members
+  runs = [comparison.ComparedRun(label, seed, base) for label in members
           for seed in (0, 1)]
   per_run = {(r.label, r.seed): {'test_reconstruction_nll': 90.0 + r.seed,
                                  'test_loss': 95.0 + r.seed}

@@ -65,7 +65,7 @@ def _summary(per_seed):
   from tfp_vae.experiment import comparison  # pylint: disable=g-import-not-at-top
   from tfp_vae.config import settings as config_lib  # pylint: disable=g-import-not-at-top
   from tfp_vae.family import members as family  # pylint: disable=g-import-not-at-top
-  runs = [comparison.Run(label, seed, config_lib.TrainConfig.create())
+  runs = [comparison.ComparedRun(label, seed, config_lib.TrainConfig.create())
           for label in per_seed for seed in per_seed[label]]
   flat = {(label, seed): m for label, by in per_seed.items()
           for seed, m in by.items()}

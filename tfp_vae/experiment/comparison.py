@@ -46,7 +46,7 @@ SCHEMA = 2
 
 
 @dataclasses.dataclass(frozen=True)
-class Run:
+class ComparedRun:
   """One (member, seed) of a comparison."""
   label: str
   seed: int
@@ -59,7 +59,7 @@ class Run:
 
 def plan_runs(base: config_lib.TrainConfig,
               members: list[tuple[str, family.Member]], output_dir: str,
-              seeds: int) -> list[Run]:
+              seeds: int) -> list[ComparedRun]:
   """Every (member, seed) run, validated: seeds base.seed .. + seeds - 1.
 
   Raises:
@@ -88,7 +88,7 @@ def plan_runs(base: config_lib.TrainConfig,
     config = dataclasses.replace(config, runtime=dataclasses.replace(
         config.runtime, model_dir=specs.run_dir(output_dir, label, seed, first),
         export_dir=None, verbose=False)).validate()
-    runs.append(Run(label, seed, config))
+    runs.append(ComparedRun(label, seed, config))
   return runs
 
 
@@ -109,7 +109,8 @@ def _evaluated(model_dir: str, eval_config: config_lib.EvalConfig) -> bool:
       == eval_config.proposal_scale)
 
 
-def _in_process(runs: list[Run], eval_config: config_lib.EvalConfig, bar,
+def _in_process(runs: list[ComparedRun],
+                eval_config: config_lib.EvalConfig, bar,
                 log: Callable[[str], None]) -> dict[tuple[str, int], float]:
   """Trains and evaluates every run here, one after another; returns each
   one's wall seconds."""
@@ -147,7 +148,7 @@ def _eval_flags(eval_config: config_lib.EvalConfig) -> list[str]:
           f'--test_examples={eval_config.test_examples}']
 
 
-def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,
+def _in_children(runs: list[ComparedRun], eval_config: config_lib.EvalConfig,
                  parallel: int, log: Callable[[str], None]
                  ) -> dict[tuple[str, int], float]:
   """Trains and evaluates the runs `parallel` at a time, each as the
@@ -180,7 +181,7 @@ def _in_children(runs: list[Run], eval_config: config_lib.EvalConfig,
   return {(r.label, r.seed): job.seconds for r, job in zip(runs, jobs)}
 
 
-def summarise(runs: list[Run], per_run: dict[tuple[str, int], dict],
+def summarise(runs: list[ComparedRun], per_run: dict[tuple[str, int], dict],
               members: dict[str, family.Member]) -> dict[str, Any]:
   """metrics.json of a comparison: every seed's metrics, each metric's mean and
   t interval over seeds, and each pair's paired difference with its verdict
@@ -220,7 +221,7 @@ def summarise(runs: list[Run], per_run: dict[tuple[str, int], dict],
   return out
 
 
-def _figures(run: Run, figures_dir: str) -> dict[str, str]:
+def _figures(run: ComparedRun, figures_dir: str) -> dict[str, str]:
   """The first seed's figures of a member, named by kind."""
   model, config, info = trained.load_trained_model(run.model_dir)
   data, _ = training.prepare_data(config)
@@ -244,8 +245,8 @@ def _figures(run: Run, figures_dir: str) -> dict[str, str]:
   return paths
 
 
-def _shared_figures(runs: list[Run], labels: list[str],
-                    firsts: dict[str, Run], figures_dir: str
+def _shared_figures(runs: list[ComparedRun], labels: list[str],
+                    firsts: dict[str, ComparedRun], figures_dir: str
                     ) -> dict[str, str]:
   """The figures drawn across members: the first seeds' training curves,
   and every run on the rate-distortion plane."""
@@ -262,7 +263,7 @@ def _shared_figures(runs: list[Run], labels: list[str],
   return {'training_curves': curves, 'rate_distortion': plane}
 
 
-def _warn_unlike_precisions(runs: list[Run]) -> dict[str, list[str]]:
+def _warn_unlike_precisions(runs: list[ComparedRun]) -> dict[str, list[str]]:
   """{precision: [run]} as the runs recorded them; a warning when they
   differ (runs started before they carried compared_models, or trained on
   machine classes that decide auto differently)."""

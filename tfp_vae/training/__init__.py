@@ -1,4 +1,4 @@
-"""One training run (`run`: a `running.Run` trained by `loop`), its Keras
+"""One training run (`run`: a `running.ActiveRun` trained by `loop`), its Keras
 callbacks (`callbacks`) and its run directory (`rundir`).
 
 May import: tfp_vae.internal, nn, family, config, data, runtime, model,

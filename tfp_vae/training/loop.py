@@ -30,7 +30,7 @@ from tfp_vae.training import rundir
 from tfp_vae.training import running
 
 
-def fit(the_run: running.Run,
+def fit(the_run: running.ActiveRun,
         on_epoch: Optional[Callable[[int, dict], None]] = None) -> None:
   """Trains the remaining steps, if any.
 
@@ -86,7 +86,7 @@ def fit(the_run: running.Run,
   _raise_if_stopped(the_run)
 
 
-def _draw_missed_plots(the_run: running.Run, done: int) -> None:
+def _draw_missed_plots(the_run: running.ActiveRun, done: int) -> None:
   """The periodic plots of the checkpointed epoch, when the process that
   trained it stopped before drawing them (a full disk, a kill)."""
   every = the_run.config.runtime.plot_every
@@ -98,7 +98,7 @@ def _draw_missed_plots(the_run: running.Run, done: int) -> None:
     the_run.draw(done)
 
 
-def _epochs_left(the_run: running.Run, done: int) -> bool:
+def _epochs_left(the_run: running.ActiveRun, done: int) -> bool:
   """Whether the run has epochs to train (it may have stopped early or be
   finished); says why not."""
   config = the_run.config
@@ -116,7 +116,7 @@ def _epochs_left(the_run: running.Run, done: int) -> bool:
   return True
 
 
-def _callbacks(the_run: running.Run, cursor: tf.Variable, writer,
+def _callbacks(the_run: running.ActiveRun, cursor: tf.Variable, writer,
                on_epoch: Optional[Callable[[int, dict], None]]) -> list:
   """The run's callbacks, in the order `tfp_vae.training.callbacks` needs."""
   config, chief, state = the_run.config, the_run.chief, the_run.state
@@ -135,7 +135,7 @@ def _callbacks(the_run: running.Run, cursor: tf.Variable, writer,
               the_run.draw)]
 
 
-def _trainer(the_run: running.Run, callbacks: list, cursor: tf.Variable):
+def _trainer(the_run: running.ActiveRun, callbacks: list, cursor: tf.Variable):
   """train(steps, first_epoch, last_epoch): Keras fit over the run's data
   stream from the cursor."""
   config, model = the_run.config, the_run.model
@@ -157,7 +157,7 @@ def _trainer(the_run: running.Run, callbacks: list, cursor: tf.Variable):
   return train
 
 
-def _raise_if_stopped(the_run: running.Run) -> None:
+def _raise_if_stopped(the_run: running.ActiveRun) -> None:
   """After training: SIGTERM saves a checkpoint and raises Preempted; a
   non-finite loss raises NonFiniteLossError with what to change."""
   state = the_run.state

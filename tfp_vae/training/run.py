@@ -1,6 +1,6 @@
 """One training run: config -> data + model -> fit -> checkpoints, metrics,
 plots, SavedModel, in four steps (`prepare`, `build`, `loop.fit`,
-`finish`) over a `running.Run`.
+`finish`) over a `running.ActiveRun`.
 
 Resuming: the checkpoint holds model, optimizer and the number of finished
 epochs.  Running the same configuration again continues from the last
@@ -75,8 +75,8 @@ def run(config: config_lib.TrainConfig,
 
 def execute(config: config_lib.TrainConfig,
             on_epoch: Optional[Callable[[int, dict], None]] = None,
-            start_from: Optional[keras.Model] = None) -> running.Run:
-  """`run`, returning the finished `running.Run`: its trained model
+            start_from: Optional[keras.Model] = None) -> running.ActiveRun:
+  """`run`, returning the finished `running.ActiveRun`: its trained model
   (float32) and the metrics written to metrics.json (its `metrics`).
 
   Args:
@@ -113,7 +113,7 @@ def _guarded(model_dir: str):
     storage.unguard(model_dir)
 
 
-def prepare(config: config_lib.TrainConfig) -> running.Run:
+def prepare(config: config_lib.TrainConfig) -> running.ActiveRun:
   """Validates, builds the strategy, reads the model_dir's records (once:
   the run carries them), checks the model_dir, loads the data and makes
   the run's plan (`tfp_vae.runtime.plan`), which it logs."""
@@ -161,7 +161,7 @@ def prepare(config: config_lib.TrainConfig) -> running.Run:
   budget.check(config, the_plan)
   os.makedirs(own_dir, exist_ok=True)
   the_plan.log()
-  return running.Run(
+  return running.ActiveRun(
       config=config, strategy=strategy, chief=chief, own_dir=own_dir,
       data=data, validation_images=validation_images,
       test_x=inputs.eval_images(data.test_images, config.data.binarize,
@@ -170,7 +170,7 @@ def prepare(config: config_lib.TrainConfig) -> running.Run:
       recorded=recorded)
 
 
-def build(the_run: running.Run) -> None:
+def build(the_run: running.ActiveRun) -> None:
   """Builds model and optimizer in the strategy's scope, restores the
   latest checkpoint and, on the chief, writes config.json (with the plan)
   and data_info.json."""
@@ -245,7 +245,7 @@ def _start_from(model: keras.Model, start: keras.Model,
   model.set_weights(weights)
 
 
-def finish(the_run: running.Run) -> dict[str, float]:
+def finish(the_run: running.ActiveRun) -> dict[str, float]:
   """Restores the best weights after early stopping, then on the chief
   writes metrics.json, the final plots and the export; other workers take
   part in the export's collective ops and clean up.  Returns the metrics."""
@@ -313,7 +313,7 @@ def finish(the_run: running.Run) -> dict[str, float]:
   return merged
 
 
-def _export_unless_current(the_run: running.Run, model,
+def _export_unless_current(the_run: running.ActiveRun, model,
                            export_dir: str) -> None:
   """A new version, unless the latest one holds these weights already (it
   recorded this epoch, or it recorded none and nothing was trained now)."""
@@ -390,7 +390,7 @@ def _learning_rate(config: config_lib.TrainConfig, steps_per_epoch: int):
   return config.trainer.learning_rate
 
 
-def _throughput(the_run: running.Run) -> float:
+def _throughput(the_run: running.ActiveRun) -> float:
   """Training images per second, excluding the first (tracing) epoch when
   more than one epoch ran; from the history's epoch times when nothing was
   trained in this process."""

@@ -1,4 +1,4 @@
-"""A run in progress (`Run`): what `run.prepare` found and `run.build`
+"""A run in progress (`ActiveRun`): what `run.prepare` found and `run.build`
 made, which `loop.fit` trains and `run.finish` measures, draws and exports.
 """
 
@@ -24,7 +24,7 @@ from tfp_vae.training import rundir
 
 
 @dataclasses.dataclass
-class Run:
+class ActiveRun:
   """A run in progress: what `prepare` found and `build` made."""
   config: config_lib.TrainConfig
   strategy: tf.distribute.Strategy
