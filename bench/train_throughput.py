@@ -178,7 +178,7 @@ def _plain_loop(config, data, jit_compile: bool = False):
     float(loss)  # wait for the last step
     seconds.append(time.perf_counter() - start)
   timed = seconds[1:] or seconds
-  results, _ = metrics_lib.evaluate(
+  results, _ = metrics_lib.test_set_metrics(
       model, inputs.eval_images(data.test_images), seed=config.trainer.seed)
   results['train_images_per_second'] = images * len(timed) / sum(timed)
   return results

@@ -76,7 +76,7 @@ def test_a_members_own_terms_reach_the_test_metrics():
   family.register(_TermsVAE)
   try:
     model = _model('terms_vae')
-    out, terms = metrics.evaluate(model, images, seed=3)
+    out, terms = metrics.test_set_metrics(model, images, seed=3)
   finally:
     testing.unregister(family.MEMBERS, 'terms_vae')
   norms = np.sum(np.square(model.encode(images).mean().numpy()), -1)
@@ -95,11 +95,11 @@ def test_a_members_own_terms_reach_the_test_metrics():
 def test_the_mmd_vaes_mmd_term_is_a_test_metric():
   images = np.random.default_rng(1).uniform(size=(30, 8, 8, 1)).astype(
       np.float32)
-  out, _ = metrics.evaluate(_model('mmd_vae'), images, seed=0)
+  out, _ = metrics.test_set_metrics(_model('mmd_vae'), images, seed=0)
   # loss = distortion + mmd_weight * MMD: the weighted term, as training
   # reports train_mmd.
   np.testing.assert_allclose(out['test_loss'],
                              out['test_reconstruction_nll'] + out['test_mmd'],
                              rtol=1e-5)
   assert out['test_mmd'] > 0
-  assert 'test_mmd' not in metrics.evaluate(_model('vae'), images)[0]
+  assert 'test_mmd' not in metrics.test_set_metrics(_model('vae'), images)[0]

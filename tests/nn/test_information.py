@@ -104,18 +104,18 @@ def images():
 
 def test_a_decoder_that_ignores_its_code_gains_nothing_from_it(images):
   model = _model('vae')
-  out, _ = metrics.evaluate(model, images, seed=1)
+  out, _ = metrics.test_set_metrics(model, images, seed=1)
   assert abs(out['test_code_gain']) > 1e-3  # this decoder reads its code
   first = next(layer for layer in model.decoder.network.layers
                if layer.weights)
   kernel, *rest = first.get_weights()
   first.set_weights([np.zeros_like(kernel), *rest])
-  out, _ = metrics.evaluate(model, images, seed=1)
+  out, _ = metrics.test_set_metrics(model, images, seed=1)
   assert out['test_code_gain'] == pytest.approx(0, abs=1e-4)
 
 
 def test_each_encoder_reports_what_is_defined_for_it(images):
-  out, _ = metrics.evaluate(_model('vae'), images, seed=0)
+  out, _ = metrics.test_set_metrics(_model('vae'), images, seed=0)
   assert 0 <= out['test_mutual_information'] <= math.log(len(images))
   assert out['test_marginal_kl'] > -0.1  # an estimate of a KL
   # Each unit's rate adds up to the closed-form rate.
@@ -123,13 +123,14 @@ def test_each_encoder_reports_what_is_defined_for_it(images):
   assert sum(out['test_kl_per_unit']) == pytest.approx(out['test_rate'],
                                                        rel=1e-4)
   # A point mass has no density: no mutual information, no marginal KL.
-  out, _ = metrics.evaluate(_model('mmd_vae'), images, seed=0)
+  out, _ = metrics.test_set_metrics(_model('mmd_vae'), images, seed=0)
   assert 'test_code_gain' in out and out['test_code_variance'] > 0
   for key in ('test_mutual_information', 'test_marginal_kl',
               'test_kl_per_unit'):
     assert key not in out
   # A prior that is not the standard normal: no per-unit split of the rate.
-  out, _ = metrics.evaluate(_model('vae', prior='mixture'), images, seed=0)
+  out, _ = metrics.test_set_metrics(_model('vae', prior='mixture'), images,
+                                    seed=0)
   assert 'test_mutual_information' in out
   assert 'test_kl_per_unit' not in out
 

@@ -128,8 +128,9 @@ def active_units(code_means: np.ndarray,
   return int(np.sum(variances > threshold)), variances
 
 
-def evaluate(model: models_lib.LatentVariableModel, images: np.ndarray,
-             seed: int = 0) -> tuple[dict[str, float], dict[str, np.ndarray]]:
+def test_set_metrics(model: models_lib.LatentVariableModel,
+                     images: np.ndarray, seed: int = 0
+                     ) -> tuple[dict[str, float], dict[str, np.ndarray]]:
   """The test metrics of the module doc and the per-image arrays behind
   them."""
   terms = encode_all(model, images, seed=seed)

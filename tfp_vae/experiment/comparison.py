@@ -227,7 +227,8 @@ def _figures(run: ComparedRun, figures_dir: str) -> dict[str, str]:
   data, _ = training.prepare_data(config)
   test_x = inputs.eval_images(data.test_images, config.data.binarize,
                               config.trainer.seed)
-  _, terms = metrics_lib.evaluate(model, test_x, seed=config.trainer.seed)
+  _, terms = metrics_lib.test_set_metrics(model, test_x,
+                                          seed=config.trainer.seed)
   prefix = f'{specs.run_name(run.label)}_'
   with storage.writing('plots', f'the figures of {run.label}', figures_dir):
     paths = plots.draw_all(model, test_x, data.test_labels,

@@ -1,7 +1,7 @@
 """Evaluating finished runs.
 
 `evaluate_run` loads a run's latest checkpoint and adds the costly metrics to
-its metrics.json (`evaluate_all`): the importance-weighted log-likelihood
+its metrics.json (`all_test_metrics`): the importance-weighted log-likelihood
 (`tfp_vae.model.likelihood`), the latent probes (`tfp_vae.evaluation.probes`),
 the classifier Frechet distance (`tfp_vae.evaluation.frechet`), on top of the
 cheap test metrics (`tfp_vae.evaluation.metrics`).  `config.EvalConfig` states
@@ -54,7 +54,7 @@ class Evaluation:
   arrays: dict[str, np.ndarray]
 
 
-def evaluate_all(model, train_images: np.ndarray, train_labels: np.ndarray,
+def all_test_metrics(model, train_images: np.ndarray, train_labels: np.ndarray,
                  test_images: np.ndarray, test_labels: np.ndarray,
                  num_classes: int,
                  eval_config: config_lib.EvalConfig = _EVAL_DEFAULTS,
@@ -78,7 +78,7 @@ def evaluate_all(model, train_images: np.ndarray, train_labels: np.ndarray,
     ('code_mean', 'code_sample', 'distortion', 'log_likelihood' (the IWAE
     estimate), 'train_code_mean', 'generated').
   """
-  out, terms = metrics_lib.evaluate(model, test_images, seed=seed)
+  out, terms = metrics_lib.test_set_metrics(model, test_images, seed=seed)
   if eval_config.iwae_samples:
     iwae = likelihood.iwae_log_likelihood(
         model, test_images, eval_config.iwae_samples, seed=seed,
@@ -152,7 +152,7 @@ def evaluate_run(model_dir: str,
     logging.warning('cannot cache the feature classifier in %s (%s); '
                     'training it without a cache', cache_dir, e)
     cache_dir = None
-  results, arrays = evaluate_all(
+  results, arrays = all_test_metrics(
       model, train_x, train_labels, test_x, data.test_labels,
       data.num_classes, dataclasses.replace(eval_config, cache_dir=cache_dir),
       seed=seed)

@@ -13,7 +13,7 @@ defaults, help texts and checks) and whose methods are its objective:
 
 `models.LatentVariableModel` reduces the two the same way in training (a
 batch, replicas included), in validation and on the test set
-(`metrics.evaluate`), so the test loss is the model's own objective.
+(`metrics.test_set_metrics`), so the test loss is the model's own objective.
 
 Besides its objective a member declares what generic code needs of it: `summary`
 (its --model help), `encoder` (a `components.ENCODERS` name), `loss_scales` (the

@@ -124,7 +124,8 @@ def _callbacks(the_run: running.ActiveRun, cursor: tf.Variable, writer,
   record = callbacks_lib.EpochRecord(
       state, the_run.epoch_var, the_run.epoch_steps_var, the_run.manager,
       model_dir=the_run.model_dir if chief else None,
-      evaluate=(lambda: metrics_lib.evaluate(model, the_run.test_x, seed))
+      evaluate=(lambda: metrics_lib.test_set_metrics(model, the_run.test_x,
+                                                     seed))
       if chief else None,
       writer=writer, preview=the_run.test_x[:8],
       on_epoch=on_epoch if chief else None)

@@ -273,7 +273,7 @@ def finish(the_run: running.ActiveRun) -> dict[str, float]:
   # holds the test images and codes whatever the source
   # (bench/data_sources.py reads this line).
   logging.info('peak memory after training: %d MB', budget.peak_rss_mb())
-  results, terms = metrics_lib.evaluate(model, the_run.test_x,
+  results, terms = metrics_lib.test_set_metrics(model, the_run.test_x,
                                         seed=config.trainer.seed)
   results['epochs_completed'] = the_run.epochs_done
   if config.data.validation_examples:

@@ -64,7 +64,7 @@ class ActiveRun:
     """The run's figures into plots/ (the final ones), or after `epoch`
     into plots/epoch_NNNN/; test arrays computed if not given."""
     if terms is None:
-      _, terms = metrics_lib.evaluate(self.model, self.test_x,
+      _, terms = metrics_lib.test_set_metrics(self.model, self.test_x,
                                       seed=self.config.trainer.seed)
     where = os.path.join(self.model_dir, rundir.PLOTS_SUBDIR,
                          '' if epoch is None else rundir.epoch_plots(epoch))
