@@ -150,6 +150,32 @@ def _class_by_class(labels: Optional[np.ndarray], num_classes: int,
   return np.array(picked, dtype=np.int64)
 
 
+_SPLIT_NAMES = {'train': 'training', 'test': 'test'}
+
+
+def _first_of(data: ImageData, split: str, num_examples: int) -> ImageData:
+  """`data` with split ('train' or 'test') cut to its first `num_examples`
+  examples taken class by class (`_class_by_class`); 0 keeps everything.
+
+  Raises:
+    ConfigError: num_examples exceeds the split (named by --<split>_examples).
+  """
+  images, labels = getattr(data, f'{split}_images'), getattr(
+      data, f'{split}_labels')
+  total = len(images)
+  if not num_examples or num_examples == total:
+    return data
+  if num_examples > total:
+    raise errors.ConfigError(
+        f'{split}_examples', num_examples,
+        f'must not exceed the {total} {_SPLIT_NAMES[split]} examples of '
+        f'{data.name}')
+  picked = _class_by_class(labels, data.num_classes, num_examples)
+  return dataclasses.replace(data, **{
+      f'{split}_images': take(images, picked),
+      f'{split}_labels': _labels_at(labels, picked)})
+
+
 def subset(data: ImageData, num_examples: int) -> ImageData:
   """The first `num_examples` training examples taken class by class in turn
   (`_class_by_class`), in that round-robin order.  The test split is
@@ -158,17 +184,7 @@ def subset(data: ImageData, num_examples: int) -> ImageData:
   Raises:
     ConfigError: num_examples exceeds the training split.
   """
-  total = len(data.train_images)
-  if not num_examples or num_examples == total:
-    return data
-  if num_examples > total:
-    raise errors.ConfigError(
-        'train_examples', num_examples,
-        f'must not exceed the {total} training examples of {data.name}')
-  picked = _class_by_class(data.train_labels, data.num_classes, num_examples)
-  return dataclasses.replace(data,
-                             train_images=take(data.train_images, picked),
-                             train_labels=_labels_at(data.train_labels, picked))
+  return _first_of(data, 'train', num_examples)
 
 
 def subset_test_split(data: ImageData, num_examples: int) -> ImageData:
@@ -179,17 +195,7 @@ def subset_test_split(data: ImageData, num_examples: int) -> ImageData:
   Raises:
     ConfigError: num_examples exceeds the test split.
   """
-  total = len(data.test_images)
-  if not num_examples or num_examples == total:
-    return data
-  if num_examples > total:
-    raise errors.ConfigError(
-        'test_examples', num_examples,
-        f'must not exceed the {total} test examples of {data.name}')
-  picked = _class_by_class(data.test_labels, data.num_classes, num_examples)
-  return dataclasses.replace(data,
-                             test_images=take(data.test_images, picked),
-                             test_labels=_labels_at(data.test_labels, picked))
+  return _first_of(data, 'test', num_examples)
 
 
 def split_validation(data: ImageData, num_examples: int
